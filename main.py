@@ -1,0 +1,132 @@
+"""Entry point `main`: download -> process -> train_basic | train_automl -> register.
+
+Each step runs as its own MLflow project run, nested under this one; steps hand each other run
+and model URIs only. A finished step is reused when its entry point, normalised parameters, code
+version and input data digest all match (`-P use_cache=false` turns that off).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import click
+
+from tabular_pipeline.errors import PipelineError
+from tabular_pipeline.fingerprints import code_version
+from tabular_pipeline.params import format_param_string, parse_extra_options, parse_param_string, validate_hyperparameters
+from tabular_pipeline.registry import validate_alias, validate_model_name
+from tabular_pipeline.step_runs import TAG_CODE_VERSION, run_step
+from tabular_pipeline.workflow import StepRunner, StepSpec, format_summary, parent_env_manager, source_digest
+
+PROJECT_DIR = Path(__file__).resolve().parent
+AUTOML_TOOLS = ("flaml", "autosklearn")
+log = logging.getLogger("main")
+
+
+def collect_hyperparameters(params: str, search_params: str, extra_args: list[str]) -> tuple[dict, dict]:
+    """Parse `params`, `search_params` and undeclared `--name value` overrides (which win over `params`).
+
+    Returns:
+        (fixed parameters including overrides, search parameters).
+    """
+    fixed = parse_param_string(params, "params")
+    fixed.update(parse_extra_options(extra_args))
+    return fixed, parse_param_string(search_params, "search_params")
+
+
+def check_training_choice(options: dict, hyperparameters: dict) -> str:
+    """Validate the algorithm or AutoML tool, and hyperparameter names, before any step runs."""
+    from tabular_pipeline.modeling import allowed_hyperparameters, normalise_algorithm
+
+    tool = options["tool"].strip().lower()
+    if tool:
+        if tool not in AUTOML_TOOLS:
+            raise PipelineError(f"tool '{options['tool']}' is not supported; expected flaml or autosklearn")
+        return "train_automl"
+    algorithm = normalise_algorithm(options["algorithm"])
+    # The task is known only after `process`; any name valid for either task passes here.
+    allowed = {**allowed_hyperparameters(algorithm, "regression"), **allowed_hyperparameters(algorithm, "binary")}
+    validate_hyperparameters(hyperparameters, allowed, algorithm)
+    return "train_basic"
+
+
+def training_spec(entry_point: str, options: dict, fixed: dict, search: dict, data_uri: str, data_digest: str | None) -> StepSpec:
+    """The train step's parameters; the data URI is left out of its cache key (its digest counts)."""
+    if entry_point == "train_automl":
+        key_params = {"tool": options["tool"].strip().lower(), "params": format_param_string(fixed), "label_column": options["label_column"], "time_budget": options["time_budget"]}
+    else:
+        key_params = {
+            "algorithm": options["algorithm"].strip().lower(),
+            "params": format_param_string(fixed),
+            "search_params": format_param_string(search),
+            "label_column": options["label_column"],
+            "task": options["task"],
+            "seed": options["seed"],
+            "cv": options["cv"],
+            "test_size": options["test_size"],
+        }
+    return StepSpec(entry_point, {"data_path": data_uri, **key_params}, key_params, data_digest)
+
+
+def run_pipeline(options: dict, extra_args: list[str], run) -> None:
+    """Run (or reuse) every step in order and print where the results are."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    started = time.monotonic()
+    client = MlflowClient()
+    fixed, search = collect_hyperparameters(options["params"], options["search_params"], extra_args)
+    train_entry_point = check_training_choice(options, {**fixed, **search})
+    model_name = validate_model_name(options["model_name"]) if options["model_name"].strip() else ""
+    alias = validate_alias(options["alias"].strip())
+    env_manager = parent_env_manager(client.get_run(run.info.run_id).data.tags)
+    code = code_version(PROJECT_DIR)
+    mlflow.set_tags({TAG_CODE_VERSION: code, "pipeline.env_manager": env_manager, "pipeline.use_cache": str(options["use_cache"]).lower()})
+    log.info("code %s, env manager %s, cache %s", code, env_manager, "on" if options["use_cache"] else "off")
+    runner = StepRunner(client, PROJECT_DIR, run.info.experiment_id, env_manager, code, options["use_cache"])
+
+    data_path = options["data_path"].strip()
+    download = runner.run(StepSpec("download", {"source": data_path}, {}, source_digest(data_path, PROJECT_DIR)))
+    split_params = {"label_column": options["label_column"], "test_size": options["test_size"], "seed": options["seed"], "task": options["task"]}
+    process = runner.run(StepSpec("process", {"data_path": download.output_uri, **split_params}, split_params, download.output_digest))
+    train = runner.run(training_spec(train_entry_point, options, fixed, search, process.output_uri, process.output_digest))
+    results = [download, process, train]
+    if model_name:
+        register_params = {"model_uri": train.output_uri, "model_name": model_name, "alias": alias}
+        results.append(runner.run(StepSpec("register", register_params, register_params, None, cacheable=False)))
+    else:
+        log.info("%-12s skipped  (model_name is empty)", "register")
+
+    for result in results:
+        mlflow.set_tag(f"pipeline.step.{result.entry_point}", f"{result.run_id} ({'reused' if result.reused else 'ran'})")
+    mlflow.log_metrics(train.metrics)
+    summary = format_summary(results, run, mlflow.get_tracking_uri(), model_name, alias, time.monotonic() - started)
+    click.echo(summary)
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--algorithm", default="lightgbm", show_default=True, help="lr, svm, lightgbm or xgboost (any case).")
+@click.option("--tool", default="", help="flaml or autosklearn; when given, AutoML replaces --algorithm.")
+@click.option("--data_path", default="data/breast_cancer.csv", show_default=True, help="A .csv file, a folder with train.csv and test.csv, or a URI.")
+@click.option("--label_column", default="label", show_default=True)
+@click.option("--params", default="", help="Hyperparameters: name=value;name=value.")
+@click.option("--search_params", default="", help="Search space: name=[v1, v2];...")
+@click.option("--model_name", default="", help="Registered model name; empty means don't register.")
+@click.option("--alias", default="production", show_default=True)
+@click.option("--task", default="auto", show_default=True, help="auto, binary, multiclass or regression.")
+@click.option("--test_size", type=float, default=0.25, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--cv", type=int, default=3, show_default=True)
+@click.option("--time_budget", type=float, default=60.0, show_default=True, help="AutoML budget in seconds.")
+@click.option("--use_cache", type=click.BOOL, default=True, show_default=True, help="Reuse finished steps whose inputs match.")
+@click.pass_context
+def main(ctx: click.Context, **options) -> None:
+    """Run the whole pipeline. Undeclared `-P name=value` pairs arrive as `--name value` and are
+    taken as hyperparameter overrides."""
+    run_step("main", lambda run: run_pipeline(options, list(ctx.args), run))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Entry points of the MLproject: thin click commands, one per step."""

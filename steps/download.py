@@ -1,0 +1,55 @@
+"""Entry point `download`: fetch the raw table and log it, with its digest, under `raw/`."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import click
+
+from tabular_pipeline.fingerprints import digest_path
+from tabular_pipeline.sources import fetch_source
+from tabular_pipeline.step_runs import TAG_OUTPUT_DIGEST, TAG_OUTPUT_URI, run_step
+from tabular_pipeline.tables import locate_table, read_table
+
+RAW_ARTIFACT_PATH = "raw"
+log = logging.getLogger("download")
+
+
+def download_table(source: str, timeout_s: float, max_mb: float, run) -> None:
+    """Fetch `source`, check it is a table, and log it as the run's `raw/` artifacts."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as scratch:
+        staging = Path(scratch) / RAW_ARTIFACT_PATH
+        staging.mkdir()
+        fetched = fetch_source(source, Path(scratch), Path.cwd(), timeout_s, int(max_mb * 2**20))
+        location = locate_table(fetched)
+        files = [location.train, location.test] if location.is_split else [location.single]
+        for file in files:
+            table = read_table(file)
+            shutil.copyfile(file, staging / file.name)
+            digest = digest_path(staging / file.name)
+            dataset = mlflow.data.from_pandas(table, source=source, name=file.stem, digest=digest[7:39])
+            mlflow.log_input(dataset, context="raw")
+            log.info("%s: %d rows x %d columns, %s", file.name, table.shape[0], table.shape[1], digest)
+        output_digest = digest_path(staging)
+        mlflow.log_artifacts(str(staging), RAW_ARTIFACT_PATH)
+    output_uri = f"runs:/{run.info.run_id}/{RAW_ARTIFACT_PATH}"
+    mlflow.set_tags({TAG_OUTPUT_URI: output_uri, TAG_OUTPUT_DIGEST: output_digest})
+    log.info("raw table logged at %s", output_uri)
+
+
+@click.command()
+@click.option("--source", default="data/breast_cancer.csv", show_default=True, help="Path, file://, http(s):// or MLflow artifact URI.")
+@click.option("--timeout_s", type=float, default=60.0, show_default=True, help="HTTP time limit in seconds.")
+@click.option("--max_mb", type=float, default=1024.0, show_default=True, help="Size cap for downloads and archives.")
+def download(source: str, timeout_s: float, max_mb: float) -> None:
+    """Fetch a raw table and log it as an artifact and an MLflow dataset input."""
+    run_step("download", lambda run: download_table(source, timeout_s, max_mb, run))
+
+
+if __name__ == "__main__":
+    download()

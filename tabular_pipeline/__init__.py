@@ -1,0 +1,1 @@
+"""Reusable building blocks of the tabular MLflow pipeline: one module per concern."""

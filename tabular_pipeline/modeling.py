@@ -1,0 +1,200 @@
+"""Building the scikit-learn Pipeline for an algorithm and task, and its search space."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+from tabular_pipeline.errors import PipelineError
+from tabular_pipeline.params import ParamValue, Scalar, validate_hyperparameters
+
+ALGORITHMS = ("lr", "svm", "lightgbm", "xgboost")
+# Randomised search replaces an exhaustive grid above this many candidates.
+MAX_GRID_CANDIDATES = 20
+
+
+def normalise_algorithm(name: str) -> str:
+    """Map a user's algorithm name (any case, e.g. "LightGBM", "XGboost") to one of `ALGORITHMS`."""
+    key = (name or "").strip().lower()
+    if key not in ALGORITHMS:
+        raise PipelineError(f"algorithm '{name}' is not supported; expected one of lr, svm, lightgbm, xgboost")
+    return key
+
+
+def base_estimator(algorithm: str, task: str, seed: int):
+    """Return the untrained estimator with this project's defaults.
+
+    Args:
+        algorithm: one of `ALGORITHMS`.
+        task: "binary", "multiclass" or "regression".
+        seed: the random seed for estimators that use one.
+
+    Returns:
+        A scikit-learn compatible estimator.
+    """
+    regression = task == "regression"
+    if algorithm == "lr":
+        from sklearn.linear_model import LogisticRegression, Ridge
+
+        return Ridge() if regression else LogisticRegression(max_iter=2000)
+    if algorithm == "svm":
+        from sklearn.svm import SVC, SVR
+
+        return SVR() if regression else SVC(probability=True, random_state=seed)
+    if algorithm == "lightgbm":
+        from lightgbm import LGBMClassifier, LGBMRegressor
+
+        cls = LGBMRegressor if regression else LGBMClassifier
+        return cls(random_state=seed, verbose=-1, n_jobs=2)
+    from xgboost import XGBClassifier, XGBRegressor
+
+    cls = XGBRegressor if regression else XGBClassifier
+    return cls(random_state=seed, tree_method="hist", n_jobs=2)
+
+
+def allowed_hyperparameters(algorithm: str, task: str) -> dict[str, object]:
+    """The estimator's own parameters and defaults: the allowlist for user hyperparameters."""
+    return {
+        name: value
+        for name, value in base_estimator(algorithm, task, seed=0).get_params(deep=False).items()
+        if "__" not in name
+    }
+
+
+def check_hyperparameters(params: Mapping[str, ParamValue], algorithm: str, task: str) -> None:
+    """Validate hyperparameter names and value types for the algorithm, without training."""
+    validate_hyperparameters(params, allowed_hyperparameters(algorithm, task), algorithm)
+
+
+@dataclass(frozen=True)
+class FeatureColumns:
+    """The feature columns, by how they are preprocessed."""
+
+    numeric: list[str]
+    categorical: list[str]
+
+
+def split_feature_columns(features: pd.DataFrame) -> FeatureColumns:
+    """Sort feature columns into numeric and categorical (text, category and boolean)."""
+    numeric, categorical = [], []
+    for name, series in features.items():
+        if ptypes.is_bool_dtype(series) or not ptypes.is_numeric_dtype(series):
+            categorical.append(str(name))
+        else:
+            numeric.append(str(name))
+    return FeatureColumns(numeric=numeric, categorical=categorical)
+
+
+def build_preprocessor(algorithm: str, columns: FeatureColumns):
+    """Return the ColumnTransformer that turns raw columns into model input.
+
+    Linear models and SVMs get median imputation with missing indicators and scaling; tree
+    boosters take NaN natively. Categories are one-hot encoded and unseen ones are ignored.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+    from tabular_pipeline.estimators import to_text
+
+    if algorithm in ("lr", "svm"):
+        numeric = make_pipeline(SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True), StandardScaler())
+    else:
+        numeric = "passthrough"
+    categorical = make_pipeline(
+        FunctionTransformer(to_text, feature_names_out="one-to-one"),
+        OneHotEncoder(handle_unknown="ignore", min_frequency=5, max_categories=50),
+    )
+    transformers = []
+    if columns.numeric:
+        transformers.append(("numeric", numeric, columns.numeric))
+    if columns.categorical:
+        transformers.append(("categorical", categorical, columns.categorical))
+    return ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0, verbose_feature_names_out=False)
+
+
+def build_pipeline(algorithm: str, task: str, fixed_params: Mapping[str, Scalar], columns: FeatureColumns, seed: int):
+    """Assemble preprocessing and the estimator into one Pipeline.
+
+    Args:
+        algorithm: one of `ALGORITHMS`.
+        task: "binary", "multiclass" or "regression".
+        fixed_params: validated hyperparameters for the estimator.
+        columns: the feature columns by kind.
+        seed: the random seed.
+
+    Returns:
+        An unfitted `sklearn.pipeline.Pipeline` with steps "preprocess" and "model".
+    """
+    from sklearn.pipeline import Pipeline
+
+    from tabular_pipeline.estimators import LabelEncodedClassifier
+
+    estimator = base_estimator(algorithm, task, seed).set_params(**dict(fixed_params))
+    model = estimator if task == "regression" else LabelEncodedClassifier(estimator)
+    return Pipeline([("preprocess", build_preprocessor(algorithm, columns)), ("model", model)])
+
+
+def estimator_param_prefix(task: str) -> str:
+    """The Pipeline parameter prefix that reaches the estimator's own hyperparameters."""
+    return "model__" if task == "regression" else "model__estimator__"
+
+
+def effective_hyperparameters(pipeline, task: str) -> dict[str, object]:
+    """All hyperparameters the fitted estimator used, defaults included, as loggable values."""
+    prefix = estimator_param_prefix(task)
+    params = pipeline.get_params(deep=True)
+    return {name[len(prefix):]: value for name, value in params.items() if name.startswith(prefix) and "__" not in name[len(prefix):]}
+
+
+def scoring_for_task(task: str) -> str:
+    """The primary cross-validation score: ROC AUC, macro F1 or (negated) RMSE."""
+    return {"binary": "roc_auc", "multiclass": "f1_macro", "regression": "neg_root_mean_squared_error"}[task]
+
+
+def count_candidates(grid: Mapping[str, list]) -> int:
+    """How many combinations an exhaustive search over `grid` would fit."""
+    return int(np.prod([len(values) for values in grid.values()]))
+
+
+def build_search(pipeline, grid: Mapping[str, list], task: str, cv: int, seed: int, n_jobs: int = 1):
+    """Wrap the pipeline in a cross-validated search over `grid`.
+
+    An exhaustive grid is used up to `MAX_GRID_CANDIDATES` candidates, a randomised search beyond.
+
+    Args:
+        pipeline: the unfitted pipeline.
+        grid: estimator hyperparameter names mapped to the values to try.
+        task: the learning task (picks the scoring and the fold splitter).
+        cv: the number of folds (at least 2).
+        seed: the random seed of folds and sampling.
+        n_jobs: parallel fits.
+
+    Returns:
+        An unfitted GridSearchCV or RandomizedSearchCV.
+    """
+    from sklearn.model_selection import GridSearchCV, KFold, RandomizedSearchCV, StratifiedKFold
+
+    if cv < 2:
+        raise PipelineError(f"cv is {cv}; expected at least 2 folds for a search")
+    prefix = estimator_param_prefix(task)
+    space = {prefix + name: values for name, values in grid.items()}
+    folds = KFold(cv, shuffle=True, random_state=seed) if task == "regression" else StratifiedKFold(cv, shuffle=True, random_state=seed)
+    candidates = count_candidates(grid)
+    common = dict(scoring=scoring_for_task(task), cv=folds, n_jobs=n_jobs, refit=True, error_score="raise")
+    if candidates <= MAX_GRID_CANDIDATES:
+        return GridSearchCV(pipeline, space, **common)
+    return RandomizedSearchCV(pipeline, space, n_iter=MAX_GRID_CANDIDATES, random_state=seed, **common)
+
+
+def search_results_table(search) -> pd.DataFrame:
+    """One row per candidate: its parameters, mean and std score, and rank."""
+    results = pd.DataFrame(search.cv_results_)
+    keep = [c for c in results.columns if c.startswith("param_")] + ["mean_test_score", "std_test_score", "rank_test_score", "mean_fit_time"]
+    table = results[keep].rename(columns=lambda c: c.rsplit("__", 1)[-1] if c.startswith("param_") else c)
+    return table.sort_values("rank_test_score").reset_index(drop=True)

@@ -1,0 +1,109 @@
+"""Registering a model version and pointing an alias (and the matching legacy stage) at it."""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+
+from tabular_pipeline.errors import PipelineError
+
+log = logging.getLogger("registry")
+
+TAG_SOURCE_MODEL_URI = "pipeline.model_uri"
+_ALIAS_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,254}$")
+# Aliases that also set the legacy stage, so `models:/<name>/Production` URIs keep resolving.
+_STAGE_FOR_ALIAS = {"production": "Production", "staging": "Staging"}
+MAX_MODEL_NAME_LENGTH = 256
+
+
+def validate_model_name(name: str) -> str:
+    """Return the stripped name if the registry will accept it, else raise a clear error."""
+    stripped = name.strip()
+    if not stripped:
+        raise PipelineError("model_name is empty; expected a registered model name such as 'churn-model'")
+    if len(stripped) > MAX_MODEL_NAME_LENGTH:
+        raise PipelineError(f"model_name is {len(stripped)} characters; at most {MAX_MODEL_NAME_LENGTH} are allowed")
+    bad = sorted({c for c in stripped if c in "/:%?#\\" or not c.isprintable()})
+    if bad:
+        raise PipelineError(f"model_name {stripped!r} contains {''.join(bad)!r}; expected letters, digits, spaces, '.', '_' or '-'")
+    return stripped
+
+
+def validate_alias(alias: str) -> str:
+    """Return the alias if MLflow accepts it (not `latest`, not like a version `v3`)."""
+    if not _ALIAS_PATTERN.match(alias) or alias.lower() == "latest" or re.match(r"^[vV]\d+$", alias):
+        raise PipelineError(f"alias {alias!r} is not valid; expected letters, digits, '_' or '-', not 'latest' or 'v<number>'")
+    return alias
+
+
+def stage_for_alias(alias: str) -> str | None:
+    """The legacy stage that mirrors `alias` (production -> Production), or None."""
+    return _STAGE_FOR_ALIAS.get(alias.lower())
+
+
+def find_existing_version(client, name: str, model_uri: str):
+    """The version of `name` already registered from `model_uri`, if any (keeps reruns idempotent)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    matches = [v for v in versions if (v.tags or {}).get(TAG_SOURCE_MODEL_URI) == model_uri]
+    return max(matches, key=lambda v: int(v.version)) if matches else None
+
+
+def promote(client, name: str, version: str, alias: str) -> None:
+    """Point `alias` at the version and move the matching stage there, archiving the previous one."""
+    client.set_registered_model_alias(name, alias, version)
+    stage = stage_for_alias(alias)
+    if stage:
+        with warnings.catch_warnings():
+            # Stages are deprecated in MLflow 3, but DolphinScheduler serves `models:/<name>/Production`.
+            warnings.simplefilter("ignore", FutureWarning)
+            client.transition_model_version_stage(name, version, stage, archive_existing_versions=True)
+
+
+def register_and_promote(client, model_uri: str, name: str, alias: str, extra_tags: dict[str, str] | None = None):
+    """Register `model_uri` under `name` and promote it, or roll the new version back on failure.
+
+    A rerun with the same model URI reuses its version instead of registering a duplicate.
+
+    Args:
+        client: an `MlflowClient`.
+        model_uri: the logged model (``models:/m-...`` or ``runs:/<id>/model``).
+        name: the registered model name.
+        alias: the alias to point at the version.
+        extra_tags: tags to put on the version (e.g. lineage).
+
+    Returns:
+        (the `ModelVersion`, whether it was newly created).
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    existing = find_existing_version(client, name, model_uri)
+    created = existing is None
+    try:
+        if existing is None:
+            version = mlflow.register_model(model_uri, name, await_registration_for=300, tags={TAG_SOURCE_MODEL_URI: model_uri, **(extra_tags or {})})
+        else:
+            version = existing
+            log.info("model %s is already version %s of '%s'; reusing it", model_uri, version.version, name)
+    except MlflowException as error:
+        raise PipelineError(f"could not register {model_uri} as '{name}' ({error.message.splitlines()[0][:300]})") from None
+    try:
+        if version.status != "READY":
+            raise PipelineError(f"version {version.version} of '{name}' is {version.status}, not READY")
+        promote(client, name, version.version, alias)
+    except (MlflowException, PipelineError) as error:
+        if created:
+            # Never leave a half-registered version behind: it would look usable but carry no alias.
+            try:
+                client.delete_model_version(name, version.version)
+            except MlflowException:
+                log.warning("could not roll back version %s of '%s'", version.version, name)
+        reason = error.message if isinstance(error, MlflowException) else str(error)
+        raise PipelineError(f"could not promote version {version.version} of '{name}' to '{alias}' ({reason.splitlines()[0][:300]})") from None
+    return client.get_model_version(name, version.version), created

@@ -1,0 +1,109 @@
+"""The MLflow run around every step: logging set-up, tags, and turning errors into a FAILED run
+with one clear line instead of a bare traceback."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+
+from tabular_pipeline.errors import PipelineError
+
+TAG_ENTRY_POINT = "pipeline.entry_point"
+TAG_OUTPUT_URI = "pipeline.output_uri"
+TAG_OUTPUT_DIGEST = "pipeline.output_digest"
+TAG_INPUT_DIGEST = "pipeline.input_digest"
+TAG_CACHE_KEY = "pipeline.cache_key"
+TAG_CODE_VERSION = "pipeline.code_version"
+TAG_ERROR = "pipeline.error"
+TAG_TASK = "pipeline.task"
+
+EXIT_USER_ERROR = 2
+EXIT_BUG = 1
+EXIT_TERMINATED = 143
+
+_QUIET_LOGGERS = ("mlflow", "urllib3", "alembic", "git", "matplotlib", "py.warnings")
+
+
+def configure_logging() -> None:
+    """One timestamped line per event on stderr; MLflow's own chatter at warning level."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s [%(name)s] %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+        force=True,
+    )
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def run_page_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """A link to the run in the MLflow UI (for a local store, the UI started on port 5000)."""
+    base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+class StepTerminated(BaseException):
+    """Raised in the step's process when it receives SIGTERM, so the run ends as KILLED."""
+
+
+def _raise_terminated(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise StepTerminated()
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of an exception's message, prefixed by its type for unexpected errors."""
+    text = (str(error).strip().splitlines() or [""])[0]
+    return text if isinstance(error, PipelineError) else f"unexpected {type(error).__name__}: {text}"
+
+
+def run_step(entry_point: str, body: Callable[[object], None]) -> None:
+    """Run `body(run)` inside the step's MLflow run and end it FINISHED, FAILED or KILLED.
+
+    A `PipelineError` is printed as ``error: <entry point>: <message>`` and exits with 2; any other
+    exception also prints its traceback and exits with 1. Either way the run is FAILED and the
+    message is stored in the run's ``pipeline.error`` tag for the orchestrating `main`.
+
+    Args:
+        entry_point: the step's name, used in logs and tags.
+        body: the step's work; it receives the active `mlflow.ActiveRun`.
+    """
+    import mlflow
+
+    configure_logging()
+    log = logging.getLogger(entry_point)
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    started = time.monotonic()
+    try:
+        run = mlflow.start_run()
+    except Exception as error:  # noqa: BLE001 - the tracking server is the usual culprit
+        print(f"error: {entry_point}: could not start an MLflow run at {mlflow.get_tracking_uri()} ({one_line(error)})", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+    mlflow.set_tag(TAG_ENTRY_POINT, entry_point)
+    log.info("started run %s", run_page_url(mlflow.get_tracking_uri(), run.info.experiment_id, run.info.run_id))
+    status, code, message = "FINISHED", 0, ""
+    try:
+        body(run)
+    except PipelineError as error:
+        status, code, message = "FAILED", EXIT_USER_ERROR, one_line(error)
+    except StepTerminated:
+        status, code, message = "KILLED", EXIT_TERMINATED, "terminated by SIGTERM"
+    except Exception as error:  # noqa: BLE001 - report any bug as a FAILED run with one clear line
+        traceback.print_exc()
+        status, code, message = "FAILED", EXIT_BUG, one_line(error)
+    if status != "FINISHED":
+        try:
+            mlflow.set_tag(TAG_ERROR, message[:4000])
+        except Exception:  # noqa: BLE001 - the message still reaches stderr below
+            pass
+    mlflow.end_run(status)
+    elapsed = time.monotonic() - started
+    if code:
+        print(f"error: {entry_point}: {message}", file=sys.stderr)
+        log.info("%s after %.1f s", status.lower(), elapsed)
+        sys.exit(code)
+    log.info("finished in %.1f s", elapsed)
