@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from tabular_pipeline.cli_options import WHOLE_NUMBER
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.fingerprints import code_version
 from tabular_pipeline.params import format_param_string, parse_extra_options, parse_param_string, validate_hyperparameters
@@ -55,7 +56,12 @@ def check_training_choice(options: dict, hyperparameters: dict) -> str:
 def training_spec(entry_point: str, options: dict, fixed: dict, search: dict, data_uri: str, data_digest: str | None) -> StepSpec:
     """The train step's parameters; the data URI is left out of its cache key (its digest counts)."""
     if entry_point == "train_automl":
-        key_params = {"tool": options["tool"].strip().lower(), "params": format_param_string(fixed), "label_column": options["label_column"], "time_budget": options["time_budget"]}
+        key_params = {
+            "tool": options["tool"].strip().lower(),
+            "params": format_param_string(fixed),
+            "label_column": options["label_column"],
+            "time_budget": options["time_budget"],
+        }
     else:
         key_params = {
             "algorithm": options["algorithm"].strip().lower(),
@@ -117,8 +123,8 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
 @click.option("--alias", default="production", show_default=True)
 @click.option("--task", default="auto", show_default=True, help="auto, binary, multiclass or regression.")
 @click.option("--test_size", type=float, default=0.25, show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--cv", type=int, default=3, show_default=True)
+@click.option("--seed", type=WHOLE_NUMBER, default=1, show_default=True)
+@click.option("--cv", type=WHOLE_NUMBER, default=3, show_default=True)
 @click.option("--time_budget", type=float, default=60.0, show_default=True, help="AutoML budget in seconds.")
 @click.option("--use_cache", type=click.BOOL, default=True, show_default=True, help="Reuse finished steps whose inputs match.")
 @click.pass_context

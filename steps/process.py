@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from tabular_pipeline.cli_options import WHOLE_NUMBER
 from tabular_pipeline.fingerprints import digest_path
 from tabular_pipeline.sources import fetch_table
 from tabular_pipeline.step_runs import TAG_OUTPUT_DIGEST, TAG_OUTPUT_URI, TAG_TASK, run_step
@@ -44,7 +45,7 @@ def process_table(data_path: str, label_column: str, test_size: float, seed: int
 @click.option("--data_path", required=True, help="A .csv file, a folder with train.csv and test.csv, or a run URI from download.")
 @click.option("--label_column", default="label", show_default=True)
 @click.option("--test_size", type=float, default=0.25, show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--seed", type=WHOLE_NUMBER, default=1, show_default=True)
 @click.option("--task", default="auto", show_default=True, help="auto, binary, multiclass or regression.")
 def process(data_path: str, label_column: str, test_size: float, seed: int, task: str) -> None:
     """Validate and split a table into train and test Parquet files."""

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import click
 
+from tabular_pipeline.cli_options import WHOLE_NUMBER
 from tabular_pipeline.evaluation import PRIMARY_METRIC, evaluate_model
 from tabular_pipeline.model_logging import log_pipeline_model
 from tabular_pipeline.modeling import (
+    MAX_GRID_CANDIDATES,
     build_pipeline,
     build_search,
-    MAX_GRID_CANDIDATES,
     check_hyperparameters,
     count_candidates,
     effective_hyperparameters,
@@ -82,8 +83,8 @@ def train_model(options: dict, run) -> None:
 @click.option("--label_column", default="label", show_default=True)
 @click.option("--model_name", default="", help="Recorded only; registration happens in the register step.")
 @click.option("--task", default="auto", show_default=True, help="auto, binary, multiclass or regression.")
-@click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--cv", type=int, default=3, show_default=True, help="Folds for the search.")
+@click.option("--seed", type=WHOLE_NUMBER, default=1, show_default=True)
+@click.option("--cv", type=WHOLE_NUMBER, default=3, show_default=True, help="Folds for the search.")
 @click.option("--test_size", type=float, default=0.25, show_default=True, help="Test fraction when data_path is a single raw file.")
 def train_basic(**options) -> None:
     """Train LogisticRegression, SVM, LightGBM or XGBoost on a table and log the model."""

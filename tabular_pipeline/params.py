@@ -11,12 +11,11 @@ import ast
 import math
 import re
 from collections.abc import Iterable, Mapping
-from typing import Union
 
 from tabular_pipeline.errors import PipelineError
 
-Scalar = Union[int, float, bool, str, None]
-ParamValue = Union[Scalar, list]
+Scalar = int | float | bool | str | None
+ParamValue = Scalar | list
 
 MAX_PARAM_STRING_LENGTH = 4096
 MAX_VALUE_LENGTH = 1024

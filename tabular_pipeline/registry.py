@@ -42,6 +42,42 @@ def stage_for_alias(alias: str) -> str | None:
     return _STAGE_FOR_ALIAS.get(alias.lower())
 
 
+def parse_model_uri(model_uri: str) -> tuple[str, str, str]:
+    """Split a model URI into (kind, id, path): ("logged", model id, "") or ("run", run id, path).
+
+    Registered-model URIs (``models:/<name>/<version>``) come back as ("registered", uri, "").
+    """
+    if model_uri.startswith("models:/m-") and "/" not in model_uri[len("models:/") :]:
+        return "logged", model_uri[len("models:/") :], ""
+    if model_uri.startswith("runs:/"):
+        run_id, _, path = model_uri[len("runs:/") :].partition("/")
+        if run_id and path:
+            return "run", run_id, path.strip("/")
+    if model_uri.startswith("models:/"):
+        return "registered", model_uri, ""
+    raise PipelineError(f"model_uri {model_uri!r} is not a model URI; expected models:/<model id> or runs:/<run id>/<path>")
+
+
+def check_model_exists(client, model_uri: str) -> None:
+    """Fail fast, before anything is registered, when `model_uri` points at nothing."""
+    from mlflow.exceptions import MlflowException
+
+    kind, identifier, path = parse_model_uri(model_uri)
+    try:
+        if kind == "logged":
+            client.get_logged_model(identifier)
+        elif kind == "run":
+            client.get_run(identifier)
+            if not client.list_artifacts(identifier, path):
+                experiment_id = client.get_run(identifier).info.experiment_id
+                models = client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{identifier}' AND name = '{path}'")
+                if not models:
+                    raise PipelineError(f"run {identifier} has no model at '{path}'; expected the model URI that train_basic logged")
+    except MlflowException as error:
+        reason = error.message.splitlines()[0][:200]
+        raise PipelineError(f"model {model_uri} does not exist ({reason}); expected the model URI that train_basic logged") from None
+
+
 def find_existing_version(client, name: str, model_uri: str):
     """The version of `name` already registered from `model_uri`, if any (keeps reruns idempotent)."""
     from mlflow.exceptions import MlflowException
@@ -52,6 +88,28 @@ def find_existing_version(client, name: str, model_uri: str):
         return None
     matches = [v for v in versions if (v.tags or {}).get(TAG_SOURCE_MODEL_URI) == model_uri]
     return max(matches, key=lambda v: int(v.version)) if matches else None
+
+
+def registered_model_exists(client, name: str) -> bool:
+    """Whether a registered model of this name exists already."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+        return True
+    except MlflowException:
+        return False
+
+
+def drop_if_empty(client, name: str) -> None:
+    """Delete a registered model that holds no version; called only for a name this step created."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if not client.search_model_versions(f"name = '{name}'"):
+            client.delete_registered_model(name)
+    except MlflowException:
+        log.warning("could not remove the empty registered model '%s'", name)
 
 
 def promote(client, name: str, version: str, alias: str) -> None:
@@ -83,6 +141,8 @@ def register_and_promote(client, model_uri: str, name: str, alias: str, extra_ta
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    check_model_exists(client, model_uri)
+    name_existed = registered_model_exists(client, name)
     existing = find_existing_version(client, name, model_uri)
     created = existing is None
     try:
@@ -92,6 +152,8 @@ def register_and_promote(client, model_uri: str, name: str, alias: str, extra_ta
             version = existing
             log.info("model %s is already version %s of '%s'; reusing it", model_uri, version.version, name)
     except MlflowException as error:
+        if not name_existed:
+            drop_if_empty(client, name)
         raise PipelineError(f"could not register {model_uri} as '{name}' ({error.message.splitlines()[0][:300]})") from None
     try:
         if version.status != "READY":
@@ -104,6 +166,8 @@ def register_and_promote(client, model_uri: str, name: str, alias: str, extra_ta
                 client.delete_model_version(name, version.version)
             except MlflowException:
                 log.warning("could not roll back version %s of '%s'", version.version, name)
+            if not name_existed:
+                drop_if_empty(client, name)
         reason = error.message if isinstance(error, MlflowException) else str(error)
         raise PipelineError(f"could not promote version {version.version} of '{name}' to '{alias}' ({reason.splitlines()[0][:300]})") from None
     return client.get_model_version(name, version.version), created

@@ -6,7 +6,6 @@ has been checked to stay inside the destination folder.
 
 from __future__ import annotations
 
-import shutil
 import stat
 import tarfile
 import time

@@ -133,7 +133,10 @@ class StepRunner:
             found = find_reusable_run(self.client, self.experiment_id, key)
             if found is not None and found.data.tags.get(TAG_OUTPUT_URI):
                 result = self._result(spec, found, reused=True, seconds=time.monotonic() - started)
-                log.info("%-12s reused   run %s (same parameters, code and input) in %.1f s -> %s", spec.entry_point, result.run_id, result.seconds, result.output_uri)
+                log.info(
+                    "%-12s reused   run %s (same parameters, code and input) in %.1f s -> %s",
+                    spec.entry_point, result.run_id, result.seconds, result.output_uri,
+                )
                 return result
         reason = "cache off" if not self.use_cache else ("no earlier run matches" if key else "input cannot be fingerprinted")
         log.info("%-12s started  (%s)", spec.entry_point, reason)

@@ -1,0 +1,133 @@
+"""Shared fixtures: a real `mlflow server` on a free loopback port, and a helper that runs the
+project's entry points with `mlflow run` as a subprocess against it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+BIN_DIR = Path(sys.executable).parent
+SERVER_START_TIMEOUT_S = 120
+RUN_TIMEOUT_S = 900
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"mlflow server exited early with code {process.returncode}")
+        try:
+            if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"mlflow server at {url} did not answer /health within {timeout_s} s")
+
+
+def subprocess_env(tracking_uri: str, **extra: str) -> dict[str, str]:
+    """The environment for `mlflow run`: this venv first on PATH, no run context leaking in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PATH"] = os.pathsep.join([str(BIN_DIR), str(Path.home() / ".pyenv/bin"), str(Path.home() / ".pyenv/shims"), env.get("PATH", "")])
+    env["MLFLOW_TRACKING_URI"] = tracking_uri
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(tmp_path_factory) -> str:
+    """Start `mlflow server` (SQLite, served artifacts) for the whole session."""
+    root = tmp_path_factory.mktemp("tracking")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_file = (root / "server.log").open("w")
+    process = subprocess.Popen(
+        [
+            str(BIN_DIR / "mlflow"), "server",
+            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+            "--serve-artifacts", "--artifacts-destination", str(root / "artifacts"),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+        ],
+        stdout=log_file, stderr=subprocess.STDOUT, env=subprocess_env(""), cwd=root,
+    )
+    try:
+        wait_until_healthy(url, process, SERVER_START_TIMEOUT_S)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log_file.close()
+
+
+@pytest.fixture()
+def client(tracking_uri):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+@pytest.fixture()
+def experiment_name() -> str:
+    """A fresh experiment per test, so runs (and the step cache) never leak between tests."""
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class ProjectResult:
+    returncode: int
+    output: str
+
+    def error_lines(self) -> list[str]:
+        return [line for line in self.output.splitlines() if line.startswith("error: ")]
+
+
+@pytest.fixture()
+def run_project(tracking_uri, experiment_name):
+    """Run an entry point with `mlflow run` in a subprocess and return its exit code and output."""
+
+    def run(
+        entry_point: str = "main",
+        params: dict[str, object] | None = None,
+        env_manager: str | None = "local",
+        experiment: str | None = None,
+        uri: str | None = None,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        timeout_s: float = RUN_TIMEOUT_S,
+    ) -> ProjectResult:
+        command = [str(BIN_DIR / "mlflow"), "run", uri or str(PROJECT_DIR), "-e", entry_point]
+        for name, value in (params or {}).items():
+            command += ["-P", f"{name}={value}"]
+        command += [f"--experiment-name={experiment or experiment_name}"]
+        if env_manager:
+            command += ["--env-manager", env_manager]
+        command += extra_args or []
+        completed = subprocess.run(
+            command, capture_output=True, text=True, errors="replace", timeout=timeout_s,
+            env=subprocess_env(tracking_uri, **(env or {})), cwd=PROJECT_DIR,
+        )
+        output = completed.stdout + completed.stderr
+        sys.stdout.write(output[-6000:])
+        return ProjectResult(completed.returncode, output)
+
+    return run

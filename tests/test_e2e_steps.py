@@ -1,0 +1,118 @@
+"""End to end: each step as its own entry point, handing over run and model URIs."""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+import zipfile
+
+import mlflow
+import pandas as pd
+import pytest
+from conftest import BIN_DIR, PROJECT_DIR
+from helpers import runs_of
+from local_http import serve_routes
+from mlflow.exceptions import MlflowException
+
+pytestmark = pytest.mark.e2e
+SAMPLE = PROJECT_DIR / "data" / "breast_cancer.csv"
+
+
+def only_run(client, experiment_name, entry_point):
+    [run] = runs_of(client, experiment_name, entry_point)
+    return run
+
+
+def test_steps_one_by_one_hand_over_uris(run_project, client, experiment_name, tracking_uri, monkeypatch):
+    assert run_project("download").returncode == 0
+    download = only_run(client, experiment_name, "download")
+    raw_uri = f"runs:/{download.info.run_id}/raw"
+    assert download.data.tags["pipeline.output_uri"] == raw_uri
+
+    # A notebook calls the same entry point through the Python API.
+    monkeypatch.setenv("PATH", f"{BIN_DIR}{os.pathsep}{os.environ['PATH']}")
+    mlflow.set_tracking_uri(tracking_uri)
+    submitted = mlflow.projects.run(
+        str(PROJECT_DIR), entry_point="process", parameters={"data_path": raw_uri, "test_size": 0.3},
+        experiment_name=experiment_name, env_manager="local",
+    )
+    assert submitted.get_status() == "FINISHED"
+    process = client.get_run(submitted.run_id)
+    assert process.data.metrics["test_rows"] == 171
+
+    result = run_project("train_basic", {"data_path": process.data.tags["pipeline.output_uri"], "algorithm": "svm", "search_params": "C=[0.5, 1.0]"})
+    assert result.returncode == 0, result.output
+    train = only_run(client, experiment_name, "train_basic")
+    assert train.data.params["best.C"] in {"0.5", "1.0"}
+    assert train.data.metrics["test_roc_auc"] > 0.9
+    model_uri = train.data.tags["pipeline.output_uri"]
+
+    name = f"steps-{uuid.uuid4().hex[:8]}"
+    result = run_project("register", {"model_uri": model_uri, "model_name": name, "alias": "staging"})
+    assert result.returncode == 0, result.output
+    version = client.get_model_version_by_alias(name, "staging")
+    assert version.current_stage == "Staging" and version.run_id == train.info.run_id
+    frame = pd.read_csv(SAMPLE).drop(columns=["label"]).astype("float64").head(3)
+    assert len(mlflow.pyfunc.load_model(f"models:/{name}/Staging").predict(frame)) == 3
+
+
+def test_train_basic_accepts_a_raw_csv(run_project, client, experiment_name):
+    result = run_project("train_basic", {"data_path": SAMPLE, "algorithm": "xgboost", "params": "n_estimators=20"})
+    assert result.returncode == 0, result.output
+    train = only_run(client, experiment_name, "train_basic")
+    assert train.data.tags["pipeline.task"] == "binary" and train.data.metrics["test_roc_auc"] > 0.9
+
+
+def zip_bytes(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        for name, body in entries.items():
+            bundle.writestr(name, body)
+    return buffer.getvalue()
+
+
+def test_download_reads_http_archives_and_file_uris(tmp_path, run_project, client, experiment_name):
+    table = SAMPLE.read_bytes()
+    split = zip_bytes({"train.csv": table, "test.csv": table})
+    with serve_routes({"/table.csv": table, "/split.zip": split}) as base:
+        assert run_project("download", {"source": f"{base}/table.csv"}).returncode == 0
+        assert run_project("download", {"source": f"{base}/split.zip"}).returncode == 0
+        missing = run_project("download", {"source": f"{base}/missing.csv"})
+    assert run_project("download", {"source": SAMPLE.as_uri()}).returncode == 0
+    assert missing.returncode != 0 and any("HTTP 404" in line for line in missing.error_lines())
+    artifacts = sorted(
+        tuple(a.path for a in client.list_artifacts(run.info.run_id, "raw"))
+        for run in runs_of(client, experiment_name, "download") if run.info.status == "FINISHED"
+    )
+    assert artifacts == [("raw/breast_cancer.csv",), ("raw/table.csv",), ("raw/test.csv", "raw/train.csv")]
+
+
+def test_zip_slip_archive_is_refused(tmp_path, run_project, client, experiment_name):
+    archive = tmp_path / "evil.zip"
+    archive.write_bytes(zip_bytes({"train.csv": b"a,label\n1,0\n", "../../escaped.csv": b"x"}))
+    result = run_project("download", {"source": archive})
+    assert result.returncode != 0
+    assert any("outside the extraction folder" in line for line in result.error_lines())
+    assert only_run(client, experiment_name, "download").info.status == "FAILED"
+    assert not list(tmp_path.parent.rglob("escaped.csv"))
+
+
+def test_train_automl_fails_with_one_clear_line(run_project, client, experiment_name):
+    result = run_project("train_automl", {"tool": "FLAML", "data_path": SAMPLE})
+    assert result.returncode != 0
+    [line] = result.error_lines()
+    assert "AutoML with flaml is not available" in line and "Traceback" not in result.output
+    assert only_run(client, experiment_name, "train_automl").info.status == "FAILED"
+
+
+def test_register_refuses_a_missing_model_and_bad_names(run_project, client, experiment_name):
+    name = f"missing-{uuid.uuid4().hex[:8]}"
+    result = run_project("register", {"model_uri": "models:/m-0000000000000000000000000000dead", "model_name": name})
+    assert result.returncode != 0
+    assert any(line.startswith("error: register: model models:/m-") and "does not exist" in line for line in result.error_lines())
+    with pytest.raises(MlflowException):
+        client.get_registered_model(name)
+    bad = run_project("register", {"model_uri": "models:/m-x", "model_name": "a/b"})
+    assert bad.returncode != 0 and any("contains '/'" in line for line in bad.error_lines())
+    assert {r.info.status for r in runs_of(client, experiment_name, "register")} == {"FAILED"}

@@ -1,0 +1,93 @@
+"""Unit tests of pipeline building: every algorithm and task on a tiny mixed table."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from fixtures import mixed_frame
+
+from tabular_pipeline.errors import PipelineError
+from tabular_pipeline.evaluation import PRIMARY_METRIC, evaluate_model
+from tabular_pipeline.modeling import (
+    ALGORITHMS,
+    build_pipeline,
+    build_search,
+    check_hyperparameters,
+    effective_hyperparameters,
+    normalise_algorithm,
+    search_results_table,
+    split_feature_columns,
+)
+from tabular_pipeline.tables import harmonise_dtypes
+
+
+@pytest.mark.parametrize(("given", "expected"), [("LR", "lr"), ("SVM", "svm"), ("LightGBM", "lightgbm"), ("XGboost", "xgboost"), (" xgboost ", "xgboost")])
+def test_algorithm_names_in_any_case(given, expected):
+    assert normalise_algorithm(given) == expected
+
+
+def test_unknown_algorithm_is_refused():
+    with pytest.raises(PipelineError, match="expected one of lr, svm, lightgbm, xgboost"):
+        normalise_algorithm("randomforest")
+
+
+def features_and_label(task):
+    frame = harmonise_dtypes(mixed_frame(120, task), "label")
+    return frame.drop(columns=["label"]), frame["label"]
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_every_algorithm_fits_and_predicts_raw_rows(algorithm, task):
+    x, y = features_and_label(task)
+    model = build_pipeline(algorithm, task, {}, split_feature_columns(x), seed=1).fit(x, y)
+    unseen = x.head(2).copy()
+    unseen.loc[:, "colour"] = ["purple", None]
+    unseen.loc[:, "x1"] = np.nan
+    predictions = model.predict(unseen)
+    assert len(predictions) == 2
+    if task != "regression":
+        assert set(predictions) <= set(y)
+        assert set(model.classes_) == set(y)
+    metrics = evaluate_model(model, x, y, task)
+    assert PRIMARY_METRIC[task] in metrics
+
+
+def test_fixed_hyperparameters_reach_the_estimator():
+    x, y = features_and_label("binary")
+    model = build_pipeline("lightgbm", "binary", {"n_estimators": 7}, split_feature_columns(x), seed=1).fit(x, y)
+    assert effective_hyperparameters(model, "binary")["n_estimators"] == 7
+
+
+def test_hyperparameters_checked_against_the_algorithm():
+    check_hyperparameters({"C": 0.5}, "lr", "binary")
+    with pytest.raises(PipelineError, match="unknown hyperparameter 'alpha' for algorithm 'lr'"):
+        check_hyperparameters({"alpha": 1.0}, "lr", "binary")
+    check_hyperparameters({"alpha": 1.0}, "lr", "regression")
+
+
+def test_small_grid_is_exhaustive_and_large_one_randomised():
+    x, y = features_and_label("binary")
+    pipeline = build_pipeline("lr", "binary", {}, split_feature_columns(x), seed=1)
+    search = build_search(pipeline, {"C": [0.1, 1.0]}, "binary", cv=3, seed=1)
+    assert type(search).__name__ == "GridSearchCV"
+    search.fit(x, y)
+    table = search_results_table(search)
+    assert list(table["C"]) and {"mean_test_score", "std_test_score"} <= set(table.columns)
+    assert len(table) == 2
+    large = build_search(pipeline, {"C": list(np.linspace(0.1, 2, 30))}, "binary", cv=3, seed=1)
+    assert type(large).__name__ == "RandomizedSearchCV"
+    with pytest.raises(PipelineError, match="at least 2 folds"):
+        build_search(pipeline, {"C": [1, 2]}, "binary", cv=1, seed=1)
+
+
+def test_feature_columns_split_by_kind():
+    x, _ = features_and_label("binary")
+    columns = split_feature_columns(x)
+    assert set(columns.categorical) == {"colour", "member"}
+    assert "x1" in columns.numeric
+
+
+def test_string_labels_round_trip_through_xgboost():
+    x, y = features_and_label("binary")
+    model = build_pipeline("xgboost", "binary", {"n_estimators": 5}, split_feature_columns(x), seed=1).fit(x, y)
+    assert set(pd.unique(model.predict(x))) <= {"good", "bad"}

@@ -1,0 +1,41 @@
+"""Unit tests of the workflow's pure parts: input digests, env manager hand-down, summaries."""
+
+from types import SimpleNamespace
+
+from tabular_pipeline.workflow import StepResult, failed_run_id, format_summary, parent_env_manager, source_digest
+
+
+def test_source_digest_by_kind(tmp_path):
+    (tmp_path / "t.csv").write_text("a,label\n1,0\n")
+    assert source_digest("t.csv", tmp_path).startswith("sha256:")
+    assert source_digest(str(tmp_path / "t.csv"), tmp_path) == source_digest("t.csv", tmp_path)
+    assert source_digest("runs:/abc/raw", tmp_path) == "uri:runs:/abc/raw"
+    assert source_digest("https://example.invalid/t.csv", tmp_path) is None
+    assert source_digest("missing.csv", tmp_path) is None
+
+
+def test_children_inherit_the_parent_env_manager():
+    assert parent_env_manager({"mlflow.project.env": "virtualenv"}) == "virtualenv"
+    assert parent_env_manager({}) == "local"
+
+
+def test_failed_run_id_from_mlflow_message():
+    assert failed_run_id("Run (ID 'abc123') failed") == "abc123"
+    assert failed_run_id("something else") is None
+
+
+def test_summary_lists_steps_model_and_ui():
+    run = SimpleNamespace(info=SimpleNamespace(experiment_id="3", run_id="r0"))
+    results = [
+        StepResult("download", "r1", "3", "runs:/r1/raw", "sha256:1", True, 0.1),
+        StepResult("train_basic", "r2", "3", "models:/m-1", None, False, 5.0, {"pipeline.primary_metric": "test_roc_auc"}, {"test_roc_auc": 0.97}),
+        StepResult("register", "r3", "3", "models:/demo/2", None, False, 1.0),
+    ]
+    text = format_summary(results, run, "http://127.0.0.1:5000", "demo", "production", 6.1)
+    assert "http://127.0.0.1:5000/#/experiments/3/runs/r0" in text
+    assert "runs:/r1/raw  (reused" in text
+    assert "test_roc_auc = 0.9700" in text
+    assert "models:/demo/2" in text and "models:/demo@production" in text
+    local = format_summary(results[:2], run, "sqlite:////p/mlflow.db", "", "production", 1.0)
+    assert "mlflow ui --backend-store-uri sqlite:////p/mlflow.db" in local
+    assert "Not registered" in local
