@@ -8,7 +8,7 @@ export PATH := $(BIN):$(HOME)/.pyenv/bin:$(HOME)/.pyenv/shims:$(PATH)
 EXPERIMENT ?= tabular-pipeline
 MODEL_NAME ?= breast-cancer-classifier
 
-.PHONY: install run test clean
+.PHONY: install run test lint clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf mlflow.db mlruns mlartifacts .pytest_cache

@@ -27,18 +27,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_healthy(url: str, process: subprocess.Popen, timeout_s: float) -> None:
+def wait_until_healthy(url: str, process: subprocess.Popen, timeout_s: float, path: str = "/health") -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"mlflow server exited early with code {process.returncode}")
+            raise RuntimeError(f"server for {url} exited early with code {process.returncode}")
         try:
-            if requests.get(f"{url}/health", timeout=2).status_code == 200:
+            if requests.get(f"{url}{path}", timeout=2).status_code == 200:
                 return
         except requests.RequestException:
             pass
         time.sleep(0.5)
-    raise RuntimeError(f"mlflow server at {url} did not answer /health within {timeout_s} s")
+    raise RuntimeError(f"server at {url} did not answer {path} within {timeout_s} s")
 
 
 def subprocess_env(tracking_uri: str, **extra: str) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import uuid
 import zipfile
@@ -10,10 +11,12 @@ import zipfile
 import mlflow
 import pandas as pd
 import pytest
+import requests
 from conftest import BIN_DIR, PROJECT_DIR
 from helpers import runs_of
 from local_http import serve_routes
 from mlflow.exceptions import MlflowException
+from serving import served_model
 
 pytestmark = pytest.mark.e2e
 SAMPLE = PROJECT_DIR / "data" / "breast_cancer.csv"
@@ -55,6 +58,17 @@ def test_steps_one_by_one_hand_over_uris(run_project, client, experiment_name, t
     assert version.current_stage == "Staging" and version.run_id == train.info.run_id
     frame = pd.read_csv(SAMPLE).drop(columns=["label"]).astype("float64").head(3)
     assert len(mlflow.pyfunc.load_model(f"models:/{name}/Staging").predict(frame)) == 3
+
+    # The registered model serves raw rows over HTTP, a missing value included.
+    frame.iloc[0, 0] = None
+    with served_model(f"models:/{name}/Staging", tracking_uri) as url:
+        split = requests.post(f"{url}/invocations", json={"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}, timeout=60)
+        records = requests.post(f"{url}/invocations", json={"dataframe_records": json.loads(frame.to_json(orient="records"))}, timeout=60)
+        garbage = requests.post(f"{url}/invocations", data="not json", headers={"Content-Type": "application/json"}, timeout=60)
+    assert split.status_code == 200 and records.status_code == 200
+    assert split.json()["predictions"] == records.json()["predictions"]
+    assert set(split.json()["predictions"]) <= {0, 1} and len(split.json()["predictions"]) == 3
+    assert garbage.status_code == 400 and "Invalid input" in garbage.json()["message"]
 
 
 def test_train_basic_accepts_a_raw_csv(run_project, client, experiment_name):

@@ -1,0 +1,28 @@
+"""Start `mlflow models serve` on a free loopback port for a test, and stop it afterwards."""
+
+from __future__ import annotations
+
+import subprocess
+from contextlib import contextmanager
+
+from conftest import BIN_DIR, free_port, subprocess_env, wait_until_healthy
+
+
+@contextmanager
+def served_model(model_uri: str, tracking_uri: str, env_manager: str = "local", timeout_s: float = 300):
+    """Yield the base URL of a scoring server for `model_uri`, once `/ping` answers."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(BIN_DIR / "mlflow"), "models", "serve", "-m", model_uri, "--port", str(port), "-h", "127.0.0.1", "--env-manager", env_manager],
+        env=subprocess_env(tracking_uri), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, process, timeout_s, path="/ping")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
