@@ -73,7 +73,9 @@ def training_spec(entry_point: str, options: dict, fixed: dict, search: dict, da
             "cv": options["cv"],
             "test_size": options["test_size"],
         }
-    return StepSpec(entry_point, {"data_path": data_uri, **key_params}, key_params, data_digest)
+    run_params = {"n_jobs": options["n_jobs"]} if entry_point == "train_basic" else {}
+    # n_jobs changes how fast the search runs, not what it finds, so it stays out of the cache key.
+    return StepSpec(entry_point, {"data_path": data_uri, **key_params, **run_params}, key_params, data_digest)
 
 
 def run_pipeline(options: dict, extra_args: list[str], run) -> None:
@@ -100,7 +102,14 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
     train = runner.run(training_spec(train_entry_point, options, fixed, search, process.output_uri, process.output_digest))
     results = [download, process, train]
     if model_name:
-        register_params = {"model_uri": train.output_uri, "model_name": model_name, "alias": alias}
+        register_params = {
+            "model_uri": train.output_uri,
+            "model_name": model_name,
+            "alias": alias,
+            "min_score": options["min_score"],
+            "min_delta": options["min_delta"],
+            "force": str(options["force"]).lower(),
+        }
         results.append(runner.run(StepSpec("register", register_params, register_params, None, cacheable=False)))
     else:
         log.info("%-12s skipped  (model_name is empty)", "register")
@@ -127,6 +136,10 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
 @click.option("--cv", type=WHOLE_NUMBER, default=3, show_default=True)
 @click.option("--time_budget", type=float, default=60.0, show_default=True, help="AutoML budget in seconds.")
 @click.option("--use_cache", type=click.BOOL, default=True, show_default=True, help="Reuse finished steps whose inputs match.")
+@click.option("--min_score", default="", help="Gate: minimum primary metric (maximum for RMSE); empty for none.")
+@click.option("--min_delta", type=float, default=0.0, show_default=True, help="Gate: how much a new version must beat production by.")
+@click.option("--force", type=click.BOOL, default=False, show_default=True, help="Gate: promote whatever the scores say.")
+@click.option("--n_jobs", type=WHOLE_NUMBER, default=1, show_default=True, help="Parallel fits during a search.")
 @click.pass_context
 def main(ctx: click.Context, **options) -> None:
     """Run the whole pipeline. Undeclared `-P name=value` pairs arrive as `--name value` and are

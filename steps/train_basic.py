@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from tabular_pipeline.cli_options import WHOLE_NUMBER
-from tabular_pipeline.evaluation import PRIMARY_METRIC, evaluate_model
+from tabular_pipeline.evaluation_report import log_evaluation
+from tabular_pipeline.feature_screening import screen_columns
 from tabular_pipeline.model_logging import log_pipeline_model
 from tabular_pipeline.modeling import (
     MAX_GRID_CANDIDATES,
@@ -17,7 +18,9 @@ from tabular_pipeline.modeling import (
     build_search,
     check_hyperparameters,
     count_candidates,
+    data_dependent_defaults,
     effective_hyperparameters,
+    fit_params_for,
     normalise_algorithm,
     search_results_table,
     split_feature_columns,
@@ -31,47 +34,66 @@ log = logging.getLogger("train_basic")
 MAX_PARAM_VALUE_LENGTH = 500
 
 
-def train_model(options: dict, run) -> None:
+def log_screening(dropped: dict[str, str]) -> None:
+    """Record which columns were left out of training and why."""
+    import mlflow
+
+    mlflow.log_param("dropped_columns", ",".join(dropped)[:MAX_PARAM_VALUE_LENGTH] or "none")
+    if dropped:
+        mlflow.log_dict(dropped, "features/dropped_columns.json")
+        for name, reason in dropped.items():
+            log.info("dropping column %r: %s", name, reason)
+
+
+def fit_model(pipeline, grid: dict, train_x, train_y, task: str, algorithm: str, fit_params: dict, options: dict):
+    """Fit the pipeline, or search `grid` with cross-validation and log the results table."""
+    import mlflow
+
+    if not grid:
+        log.info("fitting on %d rows", len(train_x))
+        return pipeline.fit(train_x, train_y, **fit_params)
+    search = build_search(pipeline, grid, task, algorithm, options["cv"], options["seed"], n_jobs=options["n_jobs"])
+    candidates = min(count_candidates(grid), MAX_GRID_CANDIDATES)
+    log.info("searching %d candidates with %d-fold cross-validation (%s, n_jobs=%d)", candidates, options["cv"], search.scoring, options["n_jobs"])
+    search.fit(train_x, train_y, **fit_params)
+    with tempfile.TemporaryDirectory() as scratch:
+        results = Path(scratch) / "cv_results.csv"
+        search_results_table(search).to_csv(results, index=False)
+        mlflow.log_artifact(str(results), "search")
+    mlflow.log_metric("cv_best_score", float(search.best_score_))
+    best = {name.rsplit("__", 1)[-1]: value for name, value in search.best_params_.items()}
+    mlflow.log_params({f"best.{name}": str(value)[:MAX_PARAM_VALUE_LENGTH] for name, value in best.items()})
+    log.info("best parameters %s (cv score %.4f)", best, search.best_score_)
+    return search.best_estimator_
+
+
+def train_model(options: dict, run) -> None:  # noqa: ARG001 - same signature as the other steps
     """Fit, evaluate and log the model described by the step's options."""
     import mlflow
 
     algorithm = normalise_algorithm(options["algorithm"])
     hyperparameters = {**parse_param_string(options["params"], "params"), **parse_param_string(options["search_params"], "search_params")}
+    label = options["label_column"]
     with tempfile.TemporaryDirectory() as scratch:
         location = fetch_table(options["data_path"], Path(scratch))
-        splits, task = prepare_splits(location, options["label_column"], options["test_size"], options["seed"], options["task"])
+        splits, task = prepare_splits(location, label, options["test_size"], options["seed"], options["task"])
     check_hyperparameters(hyperparameters, algorithm, task)
+    mlflow.set_tags({TAG_TASK: task, "pipeline.algorithm": algorithm})
+    mlflow.log_params({"task_detected": task, "n_jobs_used": options["n_jobs"]})
     fixed, grid = split_search_space(hyperparameters)
-    label = options["label_column"]
     train_x, train_y = splits.train.drop(columns=[label]), splits.train[label]
-    test_x, test_y = splits.test.drop(columns=[label]), splits.test[label]
-    pipeline = build_pipeline(algorithm, task, fixed, split_feature_columns(train_x), options["seed"])
+    kept, dropped = screen_columns(train_x)
+    log_screening(dropped)
+    columns = split_feature_columns(train_x[kept])
+    defaults = data_dependent_defaults(algorithm, task, train_y, columns)
+    pipeline = build_pipeline(algorithm, task, fixed, columns, options["seed"], defaults)
     mlflow.log_input(mlflow.data.from_pandas(splits.train, name="train", targets=label), context="training")
     mlflow.log_input(mlflow.data.from_pandas(splits.test, name="test", targets=label), context="testing")
-    if grid:
-        search = build_search(pipeline, grid, task, options["cv"], options["seed"])
-        candidates = min(count_candidates(grid), MAX_GRID_CANDIDATES)
-        log.info("searching %d candidates with %d-fold cross-validation (%s)", candidates, options["cv"], search.scoring)
-        search.fit(train_x, train_y)
-        model = search.best_estimator_
-        with tempfile.TemporaryDirectory() as scratch:
-            results = Path(scratch) / "cv_results.csv"
-            search_results_table(search).to_csv(results, index=False)
-            mlflow.log_artifact(str(results), "search")
-        mlflow.log_metric("cv_best_score", float(search.best_score_))
-        best = {name.rsplit("__", 1)[-1]: value for name, value in search.best_params_.items()}
-        mlflow.log_params({f"best.{name}": str(value)[:MAX_PARAM_VALUE_LENGTH] for name, value in best.items()})
-        log.info("best parameters %s (cv score %.4f)", best, search.best_score_)
-    else:
-        log.info("fitting %s on %d rows", algorithm, len(train_x))
-        model = pipeline.fit(train_x, train_y)
-    metrics = evaluate_model(model, test_x, test_y, task)
-    mlflow.log_metrics(metrics)
-    mlflow.log_params({f"hp.{name}": str(value)[:MAX_PARAM_VALUE_LENGTH] for name, value in effective_hyperparameters(model, task).items()})
-    model_info = log_pipeline_model(model, train_x)
-    mlflow.set_tags({TAG_OUTPUT_URI: model_info.model_uri, TAG_TASK: task, "pipeline.primary_metric": PRIMARY_METRIC[task], "pipeline.algorithm": algorithm})
-    shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-    log.info("test metrics: %s", shown)
+    model = fit_model(pipeline, grid, train_x, train_y, task, algorithm, fit_params_for(algorithm, columns), options)
+    log_evaluation(model, splits.test, label, task, options["seed"])
+    mlflow.log_params({f"hp.{name}": str(value)[:MAX_PARAM_VALUE_LENGTH] for name, value in effective_hyperparameters(model, task, algorithm).items()})
+    model_info = log_pipeline_model(model, train_x, algorithm)
+    mlflow.set_tag(TAG_OUTPUT_URI, model_info.model_uri)
     log.info("model logged at %s", model_info.model_uri)
 
 
@@ -86,6 +108,7 @@ def train_model(options: dict, run) -> None:
 @click.option("--seed", type=WHOLE_NUMBER, default=1, show_default=True)
 @click.option("--cv", type=WHOLE_NUMBER, default=3, show_default=True, help="Folds for the search.")
 @click.option("--test_size", type=float, default=0.25, show_default=True, help="Test fraction when data_path is a single raw file.")
+@click.option("--n_jobs", type=WHOLE_NUMBER, default=1, show_default=True, help="Parallel fits during a search.")
 def train_basic(**options) -> None:
     """Train LogisticRegression, SVM, LightGBM or XGBoost on a table and log the model."""
     run_step("train_basic", lambda run: train_model(options, run))

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
+from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 
 
@@ -51,3 +52,63 @@ class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
     @property
     def feature_importances_(self):
         return self.estimator_.feature_importances_
+
+
+class EarlyStoppedBooster(BaseEstimator):
+    """Fit a LightGBM or XGBoost model on most rows and stop adding trees once a held-out share stops
+    improving; the fitted booster predicts with its best iteration.
+
+    Args:
+        estimator: an LGBM*/XGB* classifier or regressor.
+        validation_fraction: the share of training rows held out for stopping.
+        stopping_rounds: rounds without improvement before stopping; 0 turns stopping off.
+        min_rows: below this many rows the model is fitted on everything, without stopping.
+        random_state: seed of the hold-out split.
+    """
+
+    def __init__(self, estimator=None, validation_fraction=0.1, stopping_rounds=30, min_rows=200, random_state=None):
+        self.estimator = estimator
+        self.validation_fraction = validation_fraction
+        self.stopping_rounds = stopping_rounds
+        self.min_rows = min_rows
+        self.random_state = random_state
+
+    def _holdout(self, X, y):
+        stratify = y if is_classifier(self.estimator) and np.unique(y, return_counts=True)[1].min() >= 2 else None
+        return train_test_split(X, y, test_size=self.validation_fraction, random_state=self.random_state, stratify=stratify)
+
+    def fit(self, X, y, **fit_params):
+        booster = clone(self.estimator)
+        if not self.stopping_rounds or len(y) < self.min_rows:
+            booster.fit(X, y, **fit_params)
+        else:
+            fit_x, stop_x, fit_y, stop_y = self._holdout(X, y)
+            if type(booster).__module__.startswith("xgboost"):
+                booster.set_params(early_stopping_rounds=self.stopping_rounds)
+                booster.fit(fit_x, fit_y, eval_set=[(stop_x, stop_y)], verbose=False, **fit_params)
+            else:
+                import lightgbm
+
+                stop = lightgbm.early_stopping(self.stopping_rounds, verbose=False)
+                booster.fit(fit_x, fit_y, eval_set=[(stop_x, stop_y)], callbacks=[stop], **fit_params)
+        self.estimator_ = booster
+        self.n_features_in_ = getattr(booster, "n_features_in_", np.shape(X)[1])
+        if hasattr(booster, "classes_"):
+            self.classes_ = booster.classes_
+        return self
+
+    def predict(self, X):
+        return self.estimator_.predict(X)
+
+    def predict_proba(self, X):
+        return self.estimator_.predict_proba(X)
+
+    @property
+    def feature_importances_(self):
+        return self.estimator_.feature_importances_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        inner = self.estimator.__sklearn_tags__() if self.estimator is not None else tags
+        tags.estimator_type = inner.estimator_type
+        return tags

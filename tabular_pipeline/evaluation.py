@@ -51,6 +51,27 @@ def regression_metrics(y_true: pd.Series, y_pred: np.ndarray) -> dict[str, float
     }
 
 
+def metrics_from_served_output(output, y_true: pd.Series, task: str) -> dict[str, float]:
+    """Metrics from a pyfunc model's answer: labels, or a frame with `prediction` and `probability_<class>`.
+
+    Args:
+        output: what `PyFuncModel.predict` returned (with `return_probabilities` for classifiers).
+        y_true: the true labels.
+        task: the learning task.
+
+    Returns:
+        The same metric names as `evaluate_model`; probability metrics only when probabilities came back.
+    """
+    if task == "regression":
+        return regression_metrics(y_true, np.asarray(output, dtype=float).ravel())
+    if not isinstance(output, pd.DataFrame):
+        return classification_metrics(y_true, np.asarray(output).ravel(), None, np.unique(y_true))
+    columns = [c for c in output.columns if str(c).startswith("probability_")]
+    by_text = {str(value): value for value in pd.unique(y_true)}
+    classes = np.asarray([by_text.get(str(c)[len("probability_") :], str(c)[len("probability_") :]) for c in columns])
+    return classification_metrics(y_true, output["prediction"].to_numpy(), output[columns].to_numpy(), classes)
+
+
 def evaluate_model(model, test_features: pd.DataFrame, test_label: pd.Series, task: str) -> dict[str, float]:
     """Score a fitted model on the held-out test split.
 

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
 import warnings
+from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 
-# Shipped inside every model so the custom estimators import wherever the model is served.
+from tabular_pipeline.serving_model import PIPELINE_ARTIFACT, PROBABILITIES_PARAM, TRUSTED_TYPES_ARTIFACT
+
+# Shipped inside every model so the model class and custom estimators import wherever it is served.
 PACKAGE_DIR = Path(__file__).resolve().parent
+MODEL_CODE = PACKAGE_DIR / "model_code.py"
 INPUT_EXAMPLE_ROWS = 5
+BASE_DISTRIBUTIONS = ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy", "cloudpickle")
+ALGORITHM_DISTRIBUTIONS = {"lightgbm": ("lightgbm",), "xgboost": ("xgboost-cpu",)}
 
 
 def trusted_types_of(model) -> list[str]:
@@ -22,31 +30,43 @@ def trusted_types_of(model) -> list[str]:
     return sorted(sio.get_untrusted_types(data=sio.dumps(model)))
 
 
-def log_pipeline_model(model, train_features: pd.DataFrame, name: str = "model"):
+def pinned_requirements(distributions: tuple[str, ...]) -> list[str]:
+    """`name==version` for each installed distribution: the serving env matches the training one."""
+    return [f"{name}=={metadata.version(name)}" for name in distributions]
+
+
+def log_pipeline_model(model, train_features: pd.DataFrame, algorithm: str, name: str = "model"):
     """Log `model` with a signature and input example inferred from the raw training columns.
 
     Args:
         model: a fitted scikit-learn pipeline.
         train_features: training rows without the label (dtypes as served).
+        algorithm: which booster library the serving env needs, if any.
         name: the model's name within the run.
 
     Returns:
         The `mlflow.models.model.ModelInfo` (its `model_uri` is what `register` takes).
     """
     import mlflow
+    import skops.io as sio
     from mlflow.models import infer_signature
 
     example = train_features.head(INPUT_EXAMPLE_ROWS)
     with warnings.catch_warnings():
         # The hint concerns integer *outputs* (class labels); integer features are already float64.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
-        signature = infer_signature(train_features, model.predict(example))
-    return mlflow.sklearn.log_model(
-        model,
-        name=name,
-        signature=signature,
-        input_example=example,
-        code_paths=[str(PACKAGE_DIR)],
-        serialization_format="skops",
-        skops_trusted_types=trusted_types_of(model),
-    )
+        signature = infer_signature(train_features, model.predict(example), params={PROBABILITIES_PARAM: False})
+    with tempfile.TemporaryDirectory() as scratch:
+        pipeline_file = Path(scratch) / "pipeline.skops"
+        types_file = Path(scratch) / "trusted_types.json"
+        sio.dump(model, pipeline_file)
+        types_file.write_text(json.dumps(trusted_types_of(model)))
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(MODEL_CODE),
+            artifacts={PIPELINE_ARTIFACT: str(pipeline_file), TRUSTED_TYPES_ARTIFACT: str(types_file)},
+            code_paths=[str(PACKAGE_DIR)],
+            signature=signature,
+            input_example=example,
+            pip_requirements=pinned_requirements(BASE_DISTRIBUTIONS + ALGORITHM_DISTRIBUTIONS.get(algorithm, ())),
+        )

@@ -13,6 +13,10 @@ from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.params import ParamValue, Scalar, validate_hyperparameters
 
 ALGORITHMS = ("lr", "svm", "lightgbm", "xgboost")
+BOOSTER_TREES = 500
+BOOSTER_LEARNING_RATE = 0.05
+# The wrapper settings logged next to the estimator's own hyperparameters.
+STOPPING_SETTINGS = ("validation_fraction", "stopping_rounds", "min_rows")
 # Randomised search replaces an exhaustive grid above this many candidates.
 MAX_GRID_CANDIDATES = 20
 
@@ -45,15 +49,17 @@ def base_estimator(algorithm: str, task: str, seed: int):
         from sklearn.svm import SVC, SVR
 
         return SVR() if regression else SVC(probability=True, random_state=seed)
+    # Boosters get more, smaller steps than the libraries' defaults; early stopping
+    # (`EarlyStoppedBooster`) decides how many of the trees are actually used.
     if algorithm == "lightgbm":
         from lightgbm import LGBMClassifier, LGBMRegressor
 
         cls = LGBMRegressor if regression else LGBMClassifier
-        return cls(random_state=seed, verbose=-1, n_jobs=2)
+        return cls(n_estimators=BOOSTER_TREES, learning_rate=BOOSTER_LEARNING_RATE, random_state=seed, verbose=-1, n_jobs=2)
     from xgboost import XGBClassifier, XGBRegressor
 
     cls = XGBRegressor if regression else XGBClassifier
-    return cls(random_state=seed, tree_method="hist", n_jobs=2)
+    return cls(n_estimators=BOOSTER_TREES, learning_rate=BOOSTER_LEARNING_RATE, random_state=seed, tree_method="hist", n_jobs=2)
 
 
 def allowed_hyperparameters(algorithm: str, task: str) -> dict[str, object]:
@@ -89,27 +95,34 @@ def split_feature_columns(features: pd.DataFrame) -> FeatureColumns:
     return FeatureColumns(numeric=numeric, categorical=categorical)
 
 
+def uses_native_categories(algorithm: str) -> bool:
+    """LightGBM and XGBoost split on category codes directly, which beats one-hot columns for
+    high-cardinality features; linear models and SVMs need one-hot encoding."""
+    return algorithm in ("lightgbm", "xgboost")
+
+
 def build_preprocessor(algorithm: str, columns: FeatureColumns):
     """Return the ColumnTransformer that turns raw columns into model input.
 
-    Linear models and SVMs get median imputation with missing indicators and scaling; tree
-    boosters take NaN natively. Categories are one-hot encoded and unseen ones are ignored.
+    Linear models and SVMs get median imputation with missing indicators, scaling, and one-hot
+    categories (unseen ones ignored). Boosters take NaN natively and get ordinal category codes
+    (unseen categories become missing); the numeric columns come first, then the categorical ones.
     """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 
     from tabular_pipeline.estimators import to_text
 
-    if algorithm in ("lr", "svm"):
-        numeric = make_pipeline(SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True), StandardScaler())
-    else:
+    as_text = FunctionTransformer(to_text, feature_names_out="one-to-one")
+    if uses_native_categories(algorithm):
         numeric = "passthrough"
-    categorical = make_pipeline(
-        FunctionTransformer(to_text, feature_names_out="one-to-one"),
-        OneHotEncoder(handle_unknown="ignore", min_frequency=5, max_categories=50),
-    )
+        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan)
+    else:
+        numeric = make_pipeline(SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True), StandardScaler())
+        encoder = OneHotEncoder(handle_unknown="ignore", min_frequency=5, max_categories=50)
+    categorical = make_pipeline(as_text, encoder)
     transformers = []
     if columns.numeric:
         transformers.append(("numeric", numeric, columns.numeric))
@@ -118,7 +131,54 @@ def build_preprocessor(algorithm: str, columns: FeatureColumns):
     return ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0, verbose_feature_names_out=False)
 
 
-def build_pipeline(algorithm: str, task: str, fixed_params: Mapping[str, Scalar], columns: FeatureColumns, seed: int):
+# A minority class below this share of the majority counts as imbalanced.
+IMBALANCE_RATIO = 0.25
+
+
+def data_dependent_defaults(algorithm: str, task: str, label: pd.Series, columns: FeatureColumns) -> dict[str, object]:
+    """Defaults that depend on the training data; user hyperparameters override them.
+
+    - Imbalanced classes are re-weighted (`class_weight="balanced"`, or XGBoost's
+      `scale_pos_weight` for binary tasks).
+    - XGBoost is told which input columns are category codes.
+
+    Args:
+        algorithm: one of `ALGORITHMS`.
+        task: the learning task.
+        label: the training labels.
+        columns: the feature columns by kind.
+
+    Returns:
+        Estimator hyperparameters.
+    """
+    defaults: dict[str, object] = {}
+    if task != "regression":
+        counts = label.value_counts()
+        if counts.min() < IMBALANCE_RATIO * counts.max():
+            if algorithm == "xgboost":
+                if task == "binary":
+                    # The wrapper encodes labels in sorted order, so the positive class is the last.
+                    ordered = counts.sort_index()
+                    defaults["scale_pos_weight"] = float(ordered.iloc[0] / ordered.iloc[-1])
+            else:
+                defaults["class_weight"] = "balanced"
+    if algorithm == "xgboost" and columns.categorical:
+        defaults["enable_categorical"] = True
+        defaults["feature_types"] = ["q"] * len(columns.numeric) + ["c"] * len(columns.categorical)
+    return defaults
+
+
+def fit_params_for(algorithm: str, columns: FeatureColumns) -> dict[str, object]:
+    """Arguments for `Pipeline.fit`: LightGBM learns which inputs are category codes at fit time."""
+    if algorithm == "lightgbm" and columns.categorical:
+        first = len(columns.numeric)
+        return {"model__categorical_feature": list(range(first, first + len(columns.categorical)))}
+    return {}
+
+
+def build_pipeline(
+    algorithm: str, task: str, fixed_params: Mapping[str, Scalar], columns: FeatureColumns, seed: int, defaults: Mapping[str, object] | None = None
+):
     """Assemble preprocessing and the estimator into one Pipeline.
 
     Args:
@@ -127,29 +187,38 @@ def build_pipeline(algorithm: str, task: str, fixed_params: Mapping[str, Scalar]
         fixed_params: validated hyperparameters for the estimator.
         columns: the feature columns by kind.
         seed: the random seed.
+        defaults: data-dependent defaults (`data_dependent_defaults`), overridden by `fixed_params`.
 
     Returns:
         An unfitted `sklearn.pipeline.Pipeline` with steps "preprocess" and "model".
     """
     from sklearn.pipeline import Pipeline
 
-    from tabular_pipeline.estimators import LabelEncodedClassifier
+    from tabular_pipeline.estimators import EarlyStoppedBooster, LabelEncodedClassifier
 
-    estimator = base_estimator(algorithm, task, seed).set_params(**dict(fixed_params))
+    estimator = base_estimator(algorithm, task, seed).set_params(**{**dict(defaults or {}), **dict(fixed_params)})
+    if uses_native_categories(algorithm):
+        estimator = EarlyStoppedBooster(estimator, random_state=seed)
     model = estimator if task == "regression" else LabelEncodedClassifier(estimator)
     return Pipeline([("preprocess", build_preprocessor(algorithm, columns)), ("model", model)])
 
 
-def estimator_param_prefix(task: str) -> str:
-    """The Pipeline parameter prefix that reaches the estimator's own hyperparameters."""
-    return "model__" if task == "regression" else "model__estimator__"
+def estimator_param_prefix(task: str, algorithm: str) -> str:
+    """The Pipeline parameter prefix that reaches the estimator's own hyperparameters, through
+    the label-encoding wrapper (classifiers) and the early-stopping wrapper (boosters)."""
+    prefix = "model__" if task == "regression" else "model__estimator__"
+    return prefix + "estimator__" if uses_native_categories(algorithm) else prefix
 
 
-def effective_hyperparameters(pipeline, task: str) -> dict[str, object]:
-    """All hyperparameters the fitted estimator used, defaults included, as loggable values."""
-    prefix = estimator_param_prefix(task)
+def effective_hyperparameters(pipeline, task: str, algorithm: str) -> dict[str, object]:
+    """All hyperparameters the estimator used, defaults and early-stopping settings included."""
+    prefix = estimator_param_prefix(task, algorithm)
     params = pipeline.get_params(deep=True)
-    return {name[len(prefix):]: value for name, value in params.items() if name.startswith(prefix) and "__" not in name[len(prefix):]}
+    effective = {name[len(prefix) :]: value for name, value in params.items() if name.startswith(prefix) and "__" not in name[len(prefix) :]}
+    if uses_native_categories(algorithm):
+        wrapper = prefix[: -len("estimator__")]
+        effective.update({name: params[wrapper + name] for name in STOPPING_SETTINGS})
+    return effective
 
 
 def scoring_for_task(task: str) -> str:
@@ -162,7 +231,7 @@ def count_candidates(grid: Mapping[str, list]) -> int:
     return int(np.prod([len(values) for values in grid.values()]))
 
 
-def build_search(pipeline, grid: Mapping[str, list], task: str, cv: int, seed: int, n_jobs: int = 1):
+def build_search(pipeline, grid: Mapping[str, list], task: str, algorithm: str, cv: int, seed: int, n_jobs: int = 1):
     """Wrap the pipeline in a cross-validated search over `grid`.
 
     An exhaustive grid is used up to `MAX_GRID_CANDIDATES` candidates, a randomised search beyond.
@@ -171,6 +240,7 @@ def build_search(pipeline, grid: Mapping[str, list], task: str, cv: int, seed: i
         pipeline: the unfitted pipeline.
         grid: estimator hyperparameter names mapped to the values to try.
         task: the learning task (picks the scoring and the fold splitter).
+        algorithm: which estimator the pipeline holds (picks the parameter prefix).
         cv: the number of folds (at least 2).
         seed: the random seed of folds and sampling.
         n_jobs: parallel fits.
@@ -182,7 +252,7 @@ def build_search(pipeline, grid: Mapping[str, list], task: str, cv: int, seed: i
 
     if cv < 2:
         raise PipelineError(f"cv is {cv}; expected at least 2 folds for a search")
-    prefix = estimator_param_prefix(task)
+    prefix = estimator_param_prefix(task, algorithm)
     space = {prefix + name: values for name, values in grid.items()}
     folds = KFold(cv, shuffle=True, random_state=seed) if task == "regression" else StratifiedKFold(cv, shuffle=True, random_state=seed)
     candidates = count_candidates(grid)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from collections.abc import Callable
 
 from tabular_pipeline.errors import PipelineError
 
@@ -123,20 +124,26 @@ def promote(client, name: str, version: str, alias: str) -> None:
             client.transition_model_version_stage(name, version, stage, archive_existing_versions=True)
 
 
-def register_and_promote(client, model_uri: str, name: str, alias: str, extra_tags: dict[str, str] | None = None):
-    """Register `model_uri` under `name` and promote it, or roll the new version back on failure.
+Judge = Callable[[str], tuple[bool, dict[str, str]]]
 
-    A rerun with the same model URI reuses its version instead of registering a duplicate.
+
+def register_and_promote(client, model_uri: str, name: str, alias: str, judge: Judge | None = None, extra_tags: dict[str, str] | None = None):
+    """Register `model_uri` under `name`, ask `judge` whether to promote it, and promote it if so.
+
+    A rerun with the same model URI reuses its version instead of registering a duplicate. If
+    anything fails after a new version was created, that version is deleted again. A version the
+    judge rejects stays registered, with the judge's tags, but gets no alias and no stage.
 
     Args:
         client: an `MlflowClient`.
         model_uri: the logged model (``models:/m-...`` or ``runs:/<id>/model``).
         name: the registered model name.
         alias: the alias to point at the version.
+        judge: given the version number, returns (promote?, tags to record); None promotes.
         extra_tags: tags to put on the version (e.g. lineage).
 
     Returns:
-        (the `ModelVersion`, whether it was newly created).
+        (the `ModelVersion`, whether it was newly created, whether it was promoted).
     """
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -158,7 +165,11 @@ def register_and_promote(client, model_uri: str, name: str, alias: str, extra_ta
     try:
         if version.status != "READY":
             raise PipelineError(f"version {version.version} of '{name}' is {version.status}, not READY")
-        promote(client, name, version.version, alias)
+        promoted, tags = judge(version.version) if judge else (True, {})
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version.version, key, value)
+        if promoted:
+            promote(client, name, version.version, alias)
     except (MlflowException, PipelineError) as error:
         if created:
             # Never leave a half-registered version behind: it would look usable but carry no alias.
@@ -170,4 +181,4 @@ def register_and_promote(client, model_uri: str, name: str, alias: str, extra_ta
                 drop_if_empty(client, name)
         reason = error.message if isinstance(error, MlflowException) else str(error)
         raise PipelineError(f"could not promote version {version.version} of '{name}' to '{alias}' ({reason.splitlines()[0][:300]})") from None
-    return client.get_model_version(name, version.version), created
+    return client.get_model_version(name, version.version), created, promoted

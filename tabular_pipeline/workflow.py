@@ -189,8 +189,11 @@ def format_summary(results: list[StepResult], main_run, tracking_uri: str, model
         if primary and primary in trained.metrics:
             lines.append(f"  {'score':<12} {primary} = {trained.metrics[primary]:.4f}")
     registered = next((r for r in results if r.entry_point == "register"), None)
-    if registered:
-        lines.append(f"Registered: {registered.output_uri}  (also models:/{model_name}@{alias})")
+    if registered and registered.tags.get("pipeline.gate_decision") == "rejected":
+        lines.append(f"Registered: {registered.output_uri}, but NOT promoted to '{alias}': {registered.tags.get('pipeline.gate_reason', '')}")
+        lines.append(f"Serve the current one: mlflow models serve -m models:/{model_name}@{alias} --port 5001 --env-manager local")
+    elif registered:
+        lines.append(f"Registered: {registered.output_uri}, promoted: models:/{model_name}@{alias}")
         lines.append(f"Serve it:   mlflow models serve -m models:/{model_name}@{alias} --port 5001 --env-manager local")
     else:
         lines.append("Not registered: model_name is empty.")

@@ -56,7 +56,7 @@ def test_main_runs_the_whole_pipeline_then_reuses_then_reruns(run_project, clien
     train = children["train_basic"][0]
     assert train.data.params["data_path"] == f"runs:/{process.info.run_id}/processed"
     assert train.data.params["algorithm"] == "lightgbm"
-    assert train.data.params["hp.n_estimators"] == "100"
+    assert train.data.params["hp.n_estimators"] == "500" and train.data.params["hp.stopping_rounds"] == "30"
     assert train.data.metrics["test_roc_auc"] > 0.95
     assert main_run.data.metrics["test_roc_auc"] == train.data.metrics["test_roc_auc"]
     model_uri = train.data.tags["pipeline.output_uri"]
@@ -89,12 +89,13 @@ def test_main_runs_the_whole_pipeline_then_reuses_then_reruns(run_project, clien
     assert client.get_model_version(name, "2").current_stage == "Production"
 
     # Changed hyperparameters: data steps reused, training reruns. Numbers given as strings still match.
-    fourth = run_project("main", {"model_name": name, "params": "n_estimators=50", "seed": "1.0", "test_size": "0.250"})
+    fourth = run_project("main", {"model_name": name, "params": "n_estimators=50", "seed": "1.0", "test_size": "0.250", "force": "true"})
     assert fourth.returncode == 0, fourth.output
     assert step_lines(fourth.output, "process", "reused") and step_lines(fourth.output, "train_basic", "finished")
     assert len(runs_of(client, experiment_name, "process")) == 2
     assert runs_of(client, experiment_name, "train_basic")[0].data.params["hp.n_estimators"] == "50"
     assert client.get_model_version_by_alias(name, "production").version == "3"
+    assert client.get_model_version(name, "3").tags["gate.forced"] == "true"
 
 
 def test_dolphinscheduler_line_runs_verbatim_with_the_default_env_manager(tmp_path, client, tracking_uri):

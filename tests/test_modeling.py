@@ -12,6 +12,7 @@ from tabular_pipeline.modeling import (
     build_pipeline,
     build_search,
     check_hyperparameters,
+    data_dependent_defaults,
     effective_hyperparameters,
     normalise_algorithm,
     search_results_table,
@@ -55,7 +56,8 @@ def test_every_algorithm_fits_and_predicts_raw_rows(algorithm, task):
 def test_fixed_hyperparameters_reach_the_estimator():
     x, y = features_and_label("binary")
     model = build_pipeline("lightgbm", "binary", {"n_estimators": 7}, split_feature_columns(x), seed=1).fit(x, y)
-    assert effective_hyperparameters(model, "binary")["n_estimators"] == 7
+    effective = effective_hyperparameters(model, "binary", "lightgbm")
+    assert effective["n_estimators"] == 7 and effective["stopping_rounds"] == 30
 
 
 def test_hyperparameters_checked_against_the_algorithm():
@@ -68,16 +70,16 @@ def test_hyperparameters_checked_against_the_algorithm():
 def test_small_grid_is_exhaustive_and_large_one_randomised():
     x, y = features_and_label("binary")
     pipeline = build_pipeline("lr", "binary", {}, split_feature_columns(x), seed=1)
-    search = build_search(pipeline, {"C": [0.1, 1.0]}, "binary", cv=3, seed=1)
+    search = build_search(pipeline, {"C": [0.1, 1.0]}, "binary", "lr", cv=3, seed=1)
     assert type(search).__name__ == "GridSearchCV"
     search.fit(x, y)
     table = search_results_table(search)
     assert list(table["C"]) and {"mean_test_score", "std_test_score"} <= set(table.columns)
     assert len(table) == 2
-    large = build_search(pipeline, {"C": list(np.linspace(0.1, 2, 30))}, "binary", cv=3, seed=1)
+    large = build_search(pipeline, {"C": list(np.linspace(0.1, 2, 30))}, "binary", "lr", cv=3, seed=1)
     assert type(large).__name__ == "RandomizedSearchCV"
     with pytest.raises(PipelineError, match="at least 2 folds"):
-        build_search(pipeline, {"C": [1, 2]}, "binary", cv=1, seed=1)
+        build_search(pipeline, {"C": [1, 2]}, "binary", "lr", cv=1, seed=1)
 
 
 def test_feature_columns_split_by_kind():
@@ -91,3 +93,27 @@ def test_string_labels_round_trip_through_xgboost():
     x, y = features_and_label("binary")
     model = build_pipeline("xgboost", "binary", {"n_estimators": 5}, split_feature_columns(x), seed=1).fit(x, y)
     assert set(pd.unique(model.predict(x))) <= {"good", "bad"}
+
+
+def test_boosters_stop_early_on_a_held_out_share():
+    from sklearn.datasets import make_classification
+
+    features, label = make_classification(n_samples=1000, n_features=8, flip_y=0.3, random_state=0)
+    big_x, big_y = pd.DataFrame(features, columns=[f"f{i}" for i in range(8)]), pd.Series(label)
+    columns = split_feature_columns(big_x)
+    for algorithm in ("lightgbm", "xgboost"):
+        model = build_pipeline(algorithm, "binary", {}, columns, seed=1).fit(big_x, big_y)
+        booster = model.named_steps["model"].estimator_.estimator_
+        best = booster.best_iteration_ if algorithm == "lightgbm" else booster.best_iteration
+        assert 0 < best < 500, algorithm
+
+
+def test_imbalanced_classes_are_reweighted():
+    x, _ = features_and_label("binary")
+    label = pd.Series(["rare"] * 10 + ["common"] * (len(x) - 10))
+    columns = split_feature_columns(x)
+    assert data_dependent_defaults("lr", "binary", label, columns)["class_weight"] == "balanced"
+    xgb = data_dependent_defaults("xgboost", "binary", label, columns)
+    assert xgb["scale_pos_weight"] == pytest.approx((len(x) - 10) / 10)
+    assert xgb["feature_types"][-2:] == ["c", "c"]
+    assert data_dependent_defaults("lr", "binary", pd.Series(["a", "b"] * 40), columns) == {}

@@ -35,7 +35,7 @@ def test_summary_lists_steps_model_and_ui():
     assert "http://127.0.0.1:5000/#/experiments/3/runs/r0" in text
     assert "runs:/r1/raw  (reused" in text
     assert "test_roc_auc = 0.9700" in text
-    assert "models:/demo/2" in text and "models:/demo@production" in text
+    assert "models:/demo/2, promoted: models:/demo@production" in text
     local = format_summary(results[:2], run, "sqlite:////p/mlflow.db", "", "production", 1.0)
     assert "mlflow ui --backend-store-uri sqlite:////p/mlflow.db" in local
     assert "Not registered" in local

@@ -1,0 +1,151 @@
+"""The gate between a new model version and the production alias: an absolute threshold plus a
+champion/challenger comparison on the candidate's own test split."""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from tabular_pipeline.errors import PipelineError
+from tabular_pipeline.evaluation import GREATER_IS_BETTER, metrics_from_served_output
+from tabular_pipeline.serving_model import PROBABILITIES_PARAM
+
+log = logging.getLogger("gate")
+TEST_SPLIT_URI = "runs:/{run_id}/evaluation/test.parquet"
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Whether to promote, why, and the scores that decided it."""
+
+    promote: bool
+    reason: str
+    metric: str
+    candidate_score: float | None
+    champion_score: float | None = None
+    champion_version: str | None = None
+
+    def as_tags(self, min_score: float | None, min_delta: float, forced: bool) -> dict[str, str]:
+        """The decision as model-version tags (recorded whichever way it went)."""
+
+        def text(value):
+            return "none" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
+
+        return {
+            "gate.decision": "promoted" if self.promote else "rejected",
+            "gate.reason": self.reason[:500],
+            "gate.primary_metric": self.metric,
+            "gate.candidate_score": text(self.candidate_score),
+            "gate.champion_score": text(self.champion_score),
+            "gate.champion_version": text(self.champion_version),
+            "gate.min_score": text(min_score),
+            "gate.min_delta": text(float(min_delta)),
+            "gate.forced": str(forced).lower(),
+        }
+
+
+def decide_promotion(
+    metric: str,
+    greater_is_better: bool,
+    candidate: float | None,
+    champion: float | None,
+    min_score: float | None,
+    min_delta: float,
+    force: bool,
+    champion_note: str = "",
+) -> GateDecision:
+    """Apply the gate's rules; a pure function of the scores.
+
+    Args:
+        metric: the primary metric's name.
+        greater_is_better: False for errors such as RMSE.
+        candidate: the new version's score on its test split (None if missing).
+        champion: the current version's score on the same split (None if there is none).
+        min_score: the absolute threshold, or None.
+        min_delta: how much the candidate must beat the champion by.
+        force: promote whatever the scores say.
+        champion_note: why there is no champion score, for the reason text.
+
+    Returns:
+        The decision.
+    """
+    def decision(promote: bool, reason: str) -> GateDecision:
+        return GateDecision(promote, reason, metric, candidate, champion)
+
+    if force:
+        return decision(True, "forced with force=true")
+    if candidate is None or math.isnan(candidate):
+        return decision(False, f"the candidate has no {metric} to judge it by")
+    if min_score is not None:
+        passes = candidate >= min_score if greater_is_better else candidate <= min_score
+        if not passes:
+            relation = "below" if greater_is_better else "above"
+            return decision(False, f"{metric} {candidate:.4f} is {relation} the threshold min_score={min_score:g}")
+    if champion is None or math.isnan(champion):
+        return decision(True, champion_note or "first version to pass the gate: no champion to beat")
+    gain = candidate - champion if greater_is_better else champion - candidate
+    if gain >= min_delta:
+        return decision(True, f"{metric} {candidate:.4f} beats the champion's {champion:.4f} by {gain:.4f} (min_delta={min_delta:g})")
+    return decision(False, f"{metric} {candidate:.4f} does not beat the champion's {champion:.4f} by min_delta={min_delta:g}")
+
+
+def candidate_run(client, model_uri: str):
+    """The training run behind a model URI."""
+    from tabular_pipeline.registry import parse_model_uri
+
+    kind, identifier, _ = parse_model_uri(model_uri)
+    if kind == "logged":
+        return client.get_run(client.get_logged_model(identifier).source_run_id)
+    if kind == "run":
+        return client.get_run(identifier)
+    raise PipelineError(f"the gate needs the training run behind {model_uri}; expected models:/<model id> or runs:/<run id>/<path>")
+
+
+def score_champion(champion_uri: str, run, task: str, metric: str) -> tuple[float | None, str]:
+    """Score the champion on the candidate's test split; (None, why) when it cannot be scored."""
+    import mlflow
+
+    label_column = run.data.params.get("label_column", "label")
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            path = mlflow.artifacts.download_artifacts(TEST_SPLIT_URI.format(run_id=run.info.run_id), dst_path=scratch)
+            test = pd.read_parquet(Path(path))
+        features, label = test.drop(columns=[label_column]), test[label_column]
+        params = {PROBABILITIES_PARAM: True} if task != "regression" else None
+        output = mlflow.pyfunc.load_model(champion_uri).predict(features, params=params)
+        score = metrics_from_served_output(output, label, task).get(metric)
+    except Exception as error:  # noqa: BLE001 - an incomparable champion must not block every release
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        return None, f"champion could not be scored on the candidate's test split ({reason})"
+    if score is None:
+        return None, f"champion gives no {metric} on the candidate's test split"
+    return float(score), ""
+
+
+def evaluate_gate(client, model_uri: str, name: str, alias: str, version: str, min_score: float | None, min_delta: float, force: bool) -> GateDecision:
+    """Score the candidate and the current `alias` holder and decide whether `version` takes the alias."""
+    from mlflow.exceptions import MlflowException
+
+    run = candidate_run(client, model_uri)
+    metric = run.data.tags.get("pipeline.primary_metric")
+    task = run.data.tags.get("pipeline.task")
+    if not metric or task not in GREATER_IS_BETTER:
+        raise PipelineError(f"run {run.info.run_id} records no primary metric or task; expected a model logged by train_basic or train_automl")
+    candidate = run.data.metrics.get(metric)
+    champion, note, champion_version = None, "", None
+    try:
+        current = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        current = None
+    if current is not None and current.version != version:
+        champion_version = current.version
+        champion, note = score_champion(f"models:/{name}/{current.version}", run, task, metric)
+        if note:
+            log.warning("%s; judging the candidate on the threshold alone", note)
+    decision = decide_promotion(metric, GREATER_IS_BETTER[task], candidate, champion, min_score, min_delta, force, note)
+    return GateDecision(decision.promote, decision.reason, metric, candidate, champion, champion_version)

@@ -1,0 +1,53 @@
+"""Unit tests of the promotion gate's rules."""
+
+import pandas as pd
+import pytest
+
+from tabular_pipeline.evaluation import metrics_from_served_output
+from tabular_pipeline.promotion_gate import decide_promotion
+
+
+def decide(candidate, champion=None, min_score=None, min_delta=0.0, force=False, greater=True):
+    return decide_promotion("test_roc_auc" if greater else "test_rmse", greater, candidate, champion, min_score, min_delta, force)
+
+
+def test_first_version_is_promoted_when_it_passes_the_threshold():
+    assert decide(0.9).promote
+    assert decide(0.9, min_score=0.8).promote
+    rejected = decide(0.7, min_score=0.8)
+    assert not rejected.promote and "below the threshold min_score=0.8" in rejected.reason
+
+
+def test_challenger_must_beat_the_champion_by_min_delta():
+    assert decide(0.95, champion=0.90).promote
+    assert decide(0.90, champion=0.90).promote, "min_delta=0 lets an equal score through"
+    worse = decide(0.85, champion=0.90)
+    assert not worse.promote and "does not beat the champion's 0.9000" in worse.reason
+    assert not decide(0.91, champion=0.90, min_delta=0.02).promote
+
+
+def test_errors_are_better_when_smaller():
+    assert decide(4.0, champion=5.0, greater=False).promote
+    assert not decide(6.0, champion=5.0, greater=False).promote
+    assert not decide(6.0, min_score=5.0, greater=False).promote
+
+
+def test_force_overrides_and_missing_scores_reject():
+    assert decide(0.1, champion=0.99, min_score=0.9, force=True).promote
+    assert not decide(None).promote
+    assert not decide(float("nan")).promote
+
+
+def test_decision_tags_record_both_scores():
+    tags = decide(0.85, champion=0.9).as_tags(min_score=None, min_delta=0.0, forced=False)
+    assert tags["gate.decision"] == "rejected"
+    assert tags["gate.candidate_score"] == "0.85" and tags["gate.champion_score"] == "0.9"
+    assert tags["gate.min_score"] == "none" and tags["gate.forced"] == "false"
+
+
+@pytest.mark.parametrize("labels", [[0, 1, 1, 0], ["bad", "good", "good", "bad"]])
+def test_served_probabilities_map_back_to_labels(labels):
+    truth = pd.Series(labels)
+    output = pd.DataFrame({"prediction": labels, f"probability_{labels[0]}": [0.9, 0.2, 0.1, 0.7], f"probability_{labels[1]}": [0.1, 0.8, 0.9, 0.3]})
+    metrics = metrics_from_served_output(output, truth, "binary")
+    assert metrics["test_accuracy"] == 1.0 and metrics["test_roc_auc"] == 1.0
