@@ -16,7 +16,14 @@ import click
 from tabular_pipeline.cli_options import WHOLE_NUMBER
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.fingerprints import code_version
-from tabular_pipeline.params import format_param_string, parse_extra_options, parse_param_string, validate_hyperparameters
+from tabular_pipeline.params import (
+    MAX_PARAM_STRING_LENGTH,
+    format_param_string,
+    param_file_to_string,
+    parse_extra_options,
+    parse_param_string,
+    validate_hyperparameters,
+)
 from tabular_pipeline.registry import validate_alias, validate_model_name
 from tabular_pipeline.step_runs import TAG_CODE_VERSION, run_step
 from tabular_pipeline.workflow import StepRunner, StepSpec, format_summary, parent_env_manager, source_digest
@@ -26,13 +33,32 @@ AUTOML_TOOLS = ("flaml", "autosklearn")
 log = logging.getLogger("main")
 
 
-def collect_hyperparameters(params: str, search_params: str, extra_args: list[str]) -> tuple[dict, dict]:
-    """Parse `params`, `search_params` and undeclared `--name value` overrides (which win over `params`).
+def read_param_file(path_text: str) -> str:
+    """The `name=value` lines of DolphinScheduler's `param_file` as one parameter string ("" if unset)."""
+    if not path_text.strip():
+        return ""
+    path = Path(path_text.strip()).expanduser()
+    path = path if path.is_absolute() else PROJECT_DIR / path
+    if not path.is_file():
+        raise PipelineError(f"param_file {path} does not exist; expected a text file with one name=value per line")
+    if path.stat().st_size > MAX_PARAM_STRING_LENGTH:
+        raise PipelineError(f"param_file {path} is {path.stat().st_size} bytes; at most {MAX_PARAM_STRING_LENGTH} are allowed")
+    try:
+        return param_file_to_string(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise PipelineError(f"param_file {path} is not UTF-8 text; expected one name=value per line") from None
+
+
+def collect_hyperparameters(params: str, search_params: str, extra_args: list[str], param_file: str = "") -> tuple[dict, dict]:
+    """Parse `param_file`, `params`, `search_params` and undeclared `--name value` overrides.
+
+    Later sources win: the file, then `params`, then the overrides.
 
     Returns:
         (fixed parameters including overrides, search parameters).
     """
-    fixed = parse_param_string(params, "params")
+    fixed = parse_param_string(read_param_file(param_file), "param_file")
+    fixed.update(parse_param_string(params, "params"))
     fixed.update(parse_extra_options(extra_args))
     return fixed, parse_param_string(search_params, "search_params")
 
@@ -85,7 +111,7 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
 
     started = time.monotonic()
     client = MlflowClient()
-    fixed, search = collect_hyperparameters(options["params"], options["search_params"], extra_args)
+    fixed, search = collect_hyperparameters(options["params"], options["search_params"], extra_args, options["param_file"])
     train_entry_point = check_training_choice(options, {**fixed, **search})
     model_name = validate_model_name(options["model_name"]) if options["model_name"].strip() else ""
     alias = validate_alias(options["alias"].strip())
@@ -140,6 +166,7 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
 @click.option("--min_delta", type=float, default=0.0, show_default=True, help="Gate: how much a new version must beat production by.")
 @click.option("--force", type=click.BOOL, default=False, show_default=True, help="Gate: promote whatever the scores say.")
 @click.option("--n_jobs", type=WHOLE_NUMBER, default=1, show_default=True, help="Parallel fits during a search.")
+@click.option("--param_file", default="", help="A file of name=value lines (DolphinScheduler's preset); params win over it.")
 @click.pass_context
 def main(ctx: click.Context, **options) -> None:
     """Run the whole pipeline. Undeclared `-P name=value` pairs arrive as `--name value` and are

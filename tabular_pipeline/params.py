@@ -196,6 +196,19 @@ def parse_param_string(text: str, source: str = "params") -> dict[str, ParamValu
     return parsed
 
 
+def param_file_to_string(content: str) -> str:
+    """Turn a parameter file (one `name=value` per line, `#` comments) into a `name=value;...` string.
+
+    Args:
+        content: the file's text.
+
+    Returns:
+        The entries joined by `;`, for `parse_param_string`.
+    """
+    lines = (line.strip() for line in content.splitlines())
+    return ";".join(line for line in lines if line and not line.startswith("#"))
+
+
 def parse_extra_options(args: Iterable[str]) -> dict[str, ParamValue]:
     """Parse `--name value` / `--name=value` pairs that MLflow makes of undeclared `-P` pairs.
 

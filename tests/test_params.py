@@ -141,3 +141,10 @@ def test_validation_uses_the_estimator_parameters_as_allowlist():
 def test_module_never_calls_eval():
     source = (Path(__file__).resolve().parents[1] / "tabular_pipeline" / "params.py").read_text()
     assert " eval(" not in source.replace("literal_eval(", "")
+
+
+def test_param_file_lines_become_a_param_string():
+    from tabular_pipeline.params import param_file_to_string
+
+    content = "# tuned on 2026-11-01\nn_estimators=200\n\n learning_rate=0.1 \nobjective='binary'\n"
+    assert parse_param_string(param_file_to_string(content)) == {"n_estimators": 200, "learning_rate": 0.1, "objective": "binary"}
