@@ -121,7 +121,12 @@ def promote(client, name: str, version: str, alias: str) -> None:
         with warnings.catch_warnings():
             # Stages are deprecated in MLflow 3, but DolphinScheduler serves `models:/<name>/Production`.
             warnings.simplefilter("ignore", FutureWarning)
-            client.transition_model_version_stage(name, version, stage, archive_existing_versions=True)
+            client.transition_model_version_stage(name, version, stage)
+            # Archived one by one: MLflow's archive_existing_versions=True emits SQL that
+            # PostgreSQL refuses (it compares an integer column with text).
+            for other in client.search_model_versions(f"name = '{name}'"):
+                if other.version != str(version) and other.current_stage == stage:
+                    client.transition_model_version_stage(name, other.version, "Archived")
 
 
 Judge = Callable[[str], tuple[bool, dict[str, str]]]

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Start (or stop) the team tracking stack without Docker: PostgreSQL from the machine's binaries,
+# then `mlflow server` with the basic-auth app, artifacts served by the server, and --allowed-hosts.
+#
+#   start-native.sh start STATE_DIR [MLFLOW_PORT] [PG_PORT]
+#   start-native.sh stop  STATE_DIR
+#
+# Secrets come from the environment only and are never put on a command line:
+#   MLFLOW_AUTH_ADMIN_PASSWORD      admin password (at least 12 characters; required)
+#   MLFLOW_AUTH_ADMIN_USERNAME      admin user name (default: admin)
+#   MLFLOW_FLASK_SERVER_SECRET_KEY  session secret (generated into STATE_DIR when unset)
+#   POSTGRES_PASSWORD               database password (generated into STATE_DIR when unset)
+# Optional: MLFLOW_BIN (default: mlflow on PATH), ALLOWED_HOSTS (default: this host and port).
+set -euo pipefail
+
+command="${1:?usage: start-native.sh start|stop STATE_DIR [MLFLOW_PORT] [PG_PORT]}"
+state="$(mkdir -p "${2:?STATE_DIR is required}" && cd "$2" && pwd)"
+mlflow_port="${3:-5000}"
+pg_port="${4:-5432}"
+pg_user=postgres
+mlflow_bin="${MLFLOW_BIN:-mlflow}"
+
+find_pg_bin() {
+  if command -v initdb >/dev/null 2>&1; then dirname "$(command -v initdb)"; return; fi
+  local found
+  found=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  if [ -z "$found" ]; then
+    echo "PostgreSQL server binaries not found; installing them with apt-get" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    found=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  fi
+  echo "$found"
+}
+
+as_pg_user() {
+  # PostgreSQL refuses to run as root.
+  if [ "$(id -u)" = 0 ]; then
+    id "$pg_user" >/dev/null 2>&1 || useradd --system --create-home "$pg_user"
+    su "$pg_user" -s /bin/bash -c "$*"
+  else
+    bash -c "$*"
+  fi
+}
+
+secret() {  # secret NAME FILE: the variable's value, else one generated once into FILE
+  local value="${!1:-}"
+  if [ -z "$value" ]; then
+    [ -s "$2" ] || (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$2")
+    value="$(cat "$2")"
+  fi
+  printf '%s' "$value"
+}
+
+pg_root() {  # where PostgreSQL's own files live: inside STATE_DIR, unless its user cannot reach it
+  local root="$state/pg"
+  if [ "$(id -u)" = 0 ] && id "$pg_user" >/dev/null 2>&1 && ! su "$pg_user" -s /bin/bash -c "test -x '$state'"; then
+    root="/var/tmp/mlflow-pg-$(printf '%s' "$state" | sha1sum | cut -c1-12)"
+  fi
+  echo "$root"
+}
+
+stop_stack() {
+  if [ -s "$state/mlflow.pid" ]; then
+    kill "$(cat "$state/mlflow.pid")" 2>/dev/null || true
+    rm -f "$state/mlflow.pid"
+  fi
+  local data
+  data="$(pg_root)/data"
+  if [ -d "$data" ]; then
+    as_pg_user "'$(find_pg_bin)/pg_ctl' -D '$data' -m fast stop" >/dev/null 2>&1 || true
+  fi
+}
+
+if [ "$command" = stop ]; then
+  stop_stack
+  exit 0
+fi
+[ "$command" = start ] || { echo "unknown command '$command'; expected start or stop" >&2; exit 2; }
+
+admin_password="${MLFLOW_AUTH_ADMIN_PASSWORD:-}"
+if [ "${#admin_password}" -lt 12 ]; then
+  echo "MLFLOW_AUTH_ADMIN_PASSWORD must be set to at least 12 characters; no default credentials are used" >&2
+  exit 2
+fi
+admin_user="${MLFLOW_AUTH_ADMIN_USERNAME:-admin}"
+pg_password="$(secret POSTGRES_PASSWORD "$state/postgres.secret")"
+flask_secret="$(secret MLFLOW_FLASK_SERVER_SECRET_KEY "$state/flask.secret")"
+pg_bin="$(find_pg_bin)"
+psql_bin="$pg_bin/psql"
+[ -x "$psql_bin" ] || psql_bin="$(command -v psql || true)"
+[ -n "$psql_bin" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null; psql_bin=psql; }
+
+mkdir -p "$state/artifacts"
+pg="$(pg_root)"
+as_pg_user "true" >/dev/null  # creates the postgres user when running as root
+mkdir -p "$pg/sock"
+chmod 700 "$pg"
+if [ "$(id -u)" = 0 ]; then chown -R "$pg_user" "$pg"; fi
+if [ ! -d "$pg/data" ]; then
+  pwfile="$pg/initdb.pw"
+  (umask 077; printf '%s\n' "$pg_password" > "$pwfile")
+  if [ "$(id -u)" = 0 ]; then chown "$pg_user" "$pwfile"; fi
+  as_pg_user "'$pg_bin/initdb' -D '$pg/data' -U mlflow --pwfile='$pwfile' -A scram-sha-256 >/dev/null"
+  rm -f "$pwfile"
+fi
+as_pg_user "'$pg_bin/pg_ctl' -D '$pg/data' -l '$pg/postgres.log' -w -o \"-p $pg_port -k $pg/sock -c listen_addresses=127.0.0.1\" start" >/dev/null
+export PGPASSWORD="$pg_password"
+for database in mlflow mlflow_auth; do
+  if ! "$psql_bin" -h 127.0.0.1 -p "$pg_port" -U mlflow -d postgres -tAc "select 1 from pg_database where datname='$database'" | grep -q 1; then
+    "$psql_bin" -h 127.0.0.1 -p "$pg_port" -U mlflow -d postgres -qc "create database $database" >/dev/null
+  fi
+done
+unset PGPASSWORD
+
+database_uri() { printf 'postgresql+psycopg://mlflow:%s@127.0.0.1:%s/%s' "$pg_password" "$pg_port" "$1"; }
+(
+  umask 077
+  cat > "$state/auth.ini" <<INI
+[mlflow]
+default_permission = READ
+database_uri = $(database_uri mlflow_auth)
+admin_username = $admin_user
+admin_password = $admin_password
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+INI
+)
+
+export MLFLOW_AUTH_CONFIG_PATH="$state/auth.ini"
+export MLFLOW_FLASK_SERVER_SECRET_KEY="$flask_secret"
+# The store URI holds the database password, so it goes through the environment, not argv.
+export MLFLOW_BACKEND_STORE_URI="$(database_uri mlflow)"
+allowed_hosts="${ALLOWED_HOSTS:-127.0.0.1:$mlflow_port,localhost:$mlflow_port}"
+nohup "$mlflow_bin" server --app-name basic-auth --host 127.0.0.1 --port "$mlflow_port" \
+  --serve-artifacts --artifacts-destination "$state/artifacts" \
+  --allowed-hosts "$allowed_hosts" --workers 2 > "$state/mlflow.log" 2>&1 &
+echo $! > "$state/mlflow.pid"
+
+for _ in $(seq 240); do
+  if curl -s -o /dev/null "http://127.0.0.1:$mlflow_port/health"; then
+    echo "MLflow tracking server with basic-auth: http://127.0.0.1:$mlflow_port (PostgreSQL on 127.0.0.1:$pg_port)"
+    exit 0
+  fi
+  kill -0 "$(cat "$state/mlflow.pid")" 2>/dev/null || { echo "mlflow server exited; see $state/mlflow.log" >&2; tail -n 20 "$state/mlflow.log" >&2; exit 1; }
+  sleep 0.5
+done
+echo "mlflow server did not answer within 120 s; see $state/mlflow.log" >&2
+exit 1

@@ -1,0 +1,105 @@
+"""End to end: the team tracking stack (PostgreSQL + MLflow basic-auth) started by
+`deploy/tracking/start-native.sh`, used with credentials from the environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import BIN_DIR, PROJECT_DIR, free_port, subprocess_env
+from helpers import runs_of
+
+from tabular_pipeline.registry import promote
+
+pytestmark = pytest.mark.e2e
+SCRIPT = PROJECT_DIR / "deploy" / "tracking" / "start-native.sh"
+SAMPLE = PROJECT_DIR / "data" / "breast_cancer.csv"
+ADMIN = "admin"
+PASSWORD = f"pw-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="module")
+def team_server(tmp_path_factory):
+    """The stack on free loopback ports; yields its URL."""
+    state = tmp_path_factory.mktemp("team-server")
+    port = free_port()
+    env = {**subprocess_env(""), "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD, "MLFLOW_BIN": str(BIN_DIR / "mlflow")}
+    started = subprocess.run(["bash", str(SCRIPT), "start", str(state), str(port), str(free_port())], env=env, capture_output=True, text=True, timeout=300)
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        subprocess.run(["bash", str(SCRIPT), "stop", str(state)], env=env, timeout=120)
+
+
+@pytest.fixture()
+def team_client(team_server, monkeypatch):
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)
+    return MlflowClient(tracking_uri=team_server)
+
+
+def test_script_refuses_to_start_without_an_admin_password(tmp_path):
+    command = ["bash", str(SCRIPT), "start", str(tmp_path), "5999", "5998"]
+    completed = subprocess.run(command, env=subprocess_env(""), capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 2 and "MLFLOW_AUTH_ADMIN_PASSWORD must be set" in completed.stderr
+
+
+def test_requests_need_the_right_credentials_and_an_allowed_host(team_server):
+    api = f"{team_server}/api/2.0/mlflow/experiments/search?max_results=1"
+    assert requests.get(api, timeout=30).status_code == 401
+    assert requests.get(api, auth=(ADMIN, "wrong-password-123"), timeout=30).status_code == 401
+    assert requests.get(api, auth=("admin", "password1234"), timeout=30).status_code == 401, "MLflow's default admin password must not work"
+    assert requests.get(api, auth=(ADMIN, PASSWORD), timeout=30).status_code == 200
+    assert requests.get(api, auth=(ADMIN, PASSWORD), headers={"Host": "evil.example"}, timeout=30).status_code == 403
+
+
+def run_main(team_server, experiment, credentials: dict[str, str], **params) -> subprocess.CompletedProcess:
+    command = [str(BIN_DIR / "mlflow"), "run", str(PROJECT_DIR), "--env-manager", "local", f"--experiment-name={experiment}"]
+    for name, value in params.items():
+        command += ["-P", f"{name}={value}"]
+    return subprocess.run(command, env={**subprocess_env(team_server), **credentials}, capture_output=True, text=True, timeout=900, cwd=PROJECT_DIR)
+
+
+def test_pipeline_runs_on_postgres_with_credentials_and_logs_none_of_them(team_server, team_client, tmp_path):
+    experiment, name = f"team-{uuid.uuid4().hex[:6]}", f"team-{uuid.uuid4().hex[:6]}"
+    credentials = {"MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": PASSWORD}
+    completed = run_main(team_server, experiment, credentials, model_name=name)
+    assert completed.returncode == 0, (completed.stdout + completed.stderr)[-4000:]
+    # Promoting a second version archives the first (MLflow's own archiving emits SQL PostgreSQL refuses).
+    first = team_client.get_model_version(name, "1")
+    second = team_client.create_model_version(name, first.source, run_id=first.run_id)
+    promote(team_client, name, second.version, "production")
+    assert team_client.get_model_version_by_alias(name, "production").version == "2"
+    assert team_client.get_model_version(name, "1").current_stage == "Archived"
+    assert team_client.get_model_version(name, "2").current_stage == "Production"
+
+    runs = runs_of(team_client, experiment)
+    assert {r.data.tags["mlflow.project.entryPoint"] for r in runs} == {"main", "download", "process", "train_basic", "register"}
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        for key, value in {**run.data.params, **run.data.tags}.items():
+            assert PASSWORD not in value, f"{key} of run {run.info.run_id} holds the password"
+        folder = Path(team_client.download_artifacts(run.info.run_id, "", str(tmp_path / run.info.run_id)))
+        for file in folder.rglob("*"):
+            if file.is_file():
+                assert PASSWORD.encode() not in file.read_bytes(), f"{file} holds the password"
+    for version in team_client.search_model_versions(f"name = '{name}'"):
+        assert all(PASSWORD not in value for value in version.tags.values())
+
+
+@pytest.mark.parametrize("credentials", [{}, {"MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": "wrong-password-123"}], ids=["none", "wrong"])
+def test_pipeline_without_valid_credentials_fails_clearly(team_server, team_client, credentials):
+    experiment = f"denied-{uuid.uuid4().hex[:6]}"
+    completed = run_main(team_server, experiment, credentials, model_name="never")
+    assert completed.returncode != 0
+    last_line = (completed.stdout + completed.stderr).strip().splitlines()[-1]
+    assert "401" in last_line and "not authenticated" in last_line, last_line
+    assert team_client.get_experiment_by_name(experiment) is None
+    assert os.environ.get("MLFLOW_TRACKING_PASSWORD") == PASSWORD
