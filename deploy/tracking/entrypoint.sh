@@ -1,0 +1,21 @@
+#!/bin/sh
+# Writes the basic-auth config from the environment (never baked into the image), then starts MLflow.
+set -eu
+: "${MLFLOW_AUTH_ADMIN_PASSWORD:?set MLFLOW_AUTH_ADMIN_PASSWORD (at least 12 characters)}"
+: "${MLFLOW_FLASK_SERVER_SECRET_KEY:?set MLFLOW_FLASK_SERVER_SECRET_KEY}"
+: "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}"
+umask 077
+db="postgresql+psycopg://mlflow:${POSTGRES_PASSWORD}@postgres:5432"
+cat > /tmp/auth.ini <<INI
+[mlflow]
+default_permission = READ
+database_uri = ${db}/mlflow_auth
+admin_username = ${MLFLOW_AUTH_ADMIN_USERNAME:-admin}
+admin_password = ${MLFLOW_AUTH_ADMIN_PASSWORD}
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+INI
+export MLFLOW_AUTH_CONFIG_PATH=/tmp/auth.ini
+export MLFLOW_BACKEND_STORE_URI="${db}/mlflow"
+exec mlflow server --app-name basic-auth --host 0.0.0.0 --port 5000 \
+  --serve-artifacts --artifacts-destination /mlartifacts \
+  --allowed-hosts "${MLFLOW_ALLOWED_HOSTS:-localhost:5000,127.0.0.1:5000}" --workers "${MLFLOW_WORKERS:-2}"
