@@ -29,7 +29,6 @@ from tabular_pipeline.step_runs import TAG_CODE_VERSION, run_step
 from tabular_pipeline.workflow import StepRunner, StepSpec, format_summary, parent_env_manager, source_digest
 
 PROJECT_DIR = Path(__file__).resolve().parent
-AUTOML_TOOLS = ("flaml", "autosklearn")
 log = logging.getLogger("main")
 
 
@@ -67,10 +66,13 @@ def check_training_choice(options: dict, hyperparameters: dict) -> str:
     """Validate the algorithm or AutoML tool, and hyperparameter names, before any step runs."""
     from tabular_pipeline.modeling import allowed_hyperparameters, normalise_algorithm
 
-    tool = options["tool"].strip().lower()
+    tool = options["tool"].strip().lower().replace("-", "")
     if tool:
-        if tool not in AUTOML_TOOLS:
-            raise PipelineError(f"tool '{options['tool']}' is not supported; expected flaml or autosklearn")
+        from tabular_pipeline.automl import check_tool
+        from tabular_pipeline.automl_flaml import check_flaml_params
+
+        check_tool(tool)
+        check_flaml_params(hyperparameters)
         return "train_automl"
     algorithm = normalise_algorithm(options["algorithm"])
     # The task is known only after `process`; any name valid for either task passes here.
@@ -87,6 +89,9 @@ def training_spec(entry_point: str, options: dict, fixed: dict, search: dict, da
             "params": format_param_string(fixed),
             "label_column": options["label_column"],
             "time_budget": options["time_budget"],
+            "task": options["task"],
+            "seed": options["seed"],
+            "test_size": options["test_size"],
         }
     else:
         key_params = {

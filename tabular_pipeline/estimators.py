@@ -42,6 +42,15 @@ class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
             self.n_features_in_ = self.estimator_.n_features_in_
         return self
 
+    @classmethod
+    def from_fitted(cls, estimator, label_encoder: LabelEncoder) -> LabelEncodedClassifier:
+        """Wrap a classifier already fitted on `label_encoder`-coded labels (e.g. by an AutoML search)."""
+        wrapper = cls(estimator)
+        wrapper.label_encoder_ = label_encoder
+        wrapper.classes_ = label_encoder.classes_
+        wrapper.estimator_ = estimator
+        return wrapper
+
     def predict(self, X):
         codes = np.asarray(self.estimator_.predict(X)).astype(int).ravel()
         return self.label_encoder_.inverse_transform(codes)

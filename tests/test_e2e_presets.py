@@ -64,7 +64,7 @@ def test_basic_algorithm_preset_over_git(git_served_repo, tmp_path, client, trac
     assert client.get_model_version_by_alias(name, "production").run_id == train.info.run_id
 
 
-def test_automl_preset_over_git_answers_clearly_until_automl_lands(git_served_repo, tmp_path, client, tracking_uri):
+def test_automl_preset_over_git_with_flaml(git_served_repo, tmp_path, client, tracking_uri):
     url, commit = git_served_repo
     experiment = f"preset-automl-{uuid.uuid4().hex[:6]}"
     line = (
@@ -73,7 +73,8 @@ def test_automl_preset_over_git_answers_clearly_until_automl_lands(git_served_re
     )
     completed = subprocess.run(["bash", "-c", line], env=subprocess_env(tracking_uri), capture_output=True, text=True, timeout=1200, cwd=tmp_path)
     output = completed.stdout + completed.stderr
-    assert completed.returncode != 0
-    assert any(text.startswith("error: main: step train_automl failed: AutoML with flaml is not available") for text in output.splitlines()), output[-3000:]
+    assert completed.returncode == 0, output[-4000:]
     [main_run] = runs_of(client, experiment, "main")
-    assert main_run.info.status == "FAILED" and main_run.data.tags["mlflow.source.git.commit"] == commit
+    assert main_run.data.tags["mlflow.source.git.commit"] == commit and main_run.data.tags["mlflow.source.git.repoURL"] == url
+    [train] = runs_of(client, experiment, "train_automl")
+    assert train.data.params["automl.best_estimator"] == "lgbm" and train.data.params["automl.time_budget"] == "10.0"

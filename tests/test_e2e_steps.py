@@ -112,11 +112,11 @@ def test_zip_slip_archive_is_refused(tmp_path, run_project, client, experiment_n
     assert not list(tmp_path.parent.rglob("escaped.csv"))
 
 
-def test_train_automl_fails_with_one_clear_line(run_project, client, experiment_name):
-    result = run_project("train_automl", {"tool": "FLAML", "data_path": SAMPLE})
+def test_train_automl_refuses_autosklearn_for_now_with_one_clear_line(run_project, client, experiment_name):
+    result = run_project("train_automl", {"tool": "autosklearn", "data_path": SAMPLE})
     assert result.returncode != 0
     [line] = result.error_lines()
-    assert "AutoML with flaml is not available" in line and "Traceback" not in result.output
+    assert "AutoML with autosklearn is not available" in line and "Traceback" not in result.output
     assert only_run(client, experiment_name, "train_automl").info.status == "FAILED"
 
 
