@@ -69,6 +69,8 @@ def flaml_settings(params: Mapping[str, ParamValue], time_budget: float, task: s
         task="regression" if task == "regression" else "classification",
         retrain_full=True,
         verbose=0,
+        # FLAML's own MLflow logging would save its whole AutoML object; this step logs what matters.
+        mlflow_logging=False,
     )
     return settings
 
