@@ -21,7 +21,18 @@ def to_text(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(object).where(frame.notna(), "<missing>").astype(str)
 
 
-class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
+class _DelegatesToFittedEstimator:
+    """Probabilities and importances come from the wrapped, fitted `estimator_`."""
+
+    def predict_proba(self, X):
+        return self.estimator_.predict_proba(X)
+
+    @property
+    def feature_importances_(self):
+        return self.estimator_.feature_importances_
+
+
+class LabelEncodedClassifier(_DelegatesToFittedEstimator, ClassifierMixin, BaseEstimator):
     """Fit any classifier on integer-coded labels and answer in the original label values.
 
     XGBoost accepts only labels 0..k-1; wrapping every classifier the same way lets string labels
@@ -55,15 +66,8 @@ class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
         codes = np.asarray(self.estimator_.predict(X)).astype(int).ravel()
         return self.label_encoder_.inverse_transform(codes)
 
-    def predict_proba(self, X):
-        return self.estimator_.predict_proba(X)
 
-    @property
-    def feature_importances_(self):
-        return self.estimator_.feature_importances_
-
-
-class EarlyStoppedBooster(BaseEstimator):
+class EarlyStoppedBooster(_DelegatesToFittedEstimator, BaseEstimator):
     """Fit a LightGBM or XGBoost model on most rows and stop adding trees once a held-out share stops
     improving; the fitted booster predicts with its best iteration.
 
@@ -108,13 +112,6 @@ class EarlyStoppedBooster(BaseEstimator):
 
     def predict(self, X):
         return self.estimator_.predict(X)
-
-    def predict_proba(self, X):
-        return self.estimator_.predict_proba(X)
-
-    @property
-    def feature_importances_(self):
-        return self.estimator_.feature_importances_
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

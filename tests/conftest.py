@@ -41,6 +41,15 @@ def wait_until_healthy(url: str, process: subprocess.Popen, timeout_s: float, pa
     raise RuntimeError(f"server at {url} did not answer {path} within {timeout_s} s")
 
 
+def stop_process(process: subprocess.Popen, grace_s: float = 20) -> None:
+    """Terminate a server the tests started, and kill it if it does not stop in time."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 def subprocess_env(tracking_uri: str, **extra: str) -> dict[str, str]:
     """The environment for `mlflow run`: this venv first on PATH, no run context leaking in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
@@ -71,11 +80,7 @@ def tracking_uri(tmp_path_factory) -> str:
         wait_until_healthy(url, process, SERVER_START_TIMEOUT_S)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
         log_file.close()
 
 

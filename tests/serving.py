@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from contextlib import contextmanager
 
-from conftest import BIN_DIR, free_port, subprocess_env, wait_until_healthy
+from conftest import BIN_DIR, free_port, stop_process, subprocess_env, wait_until_healthy
 
 
 @contextmanager
@@ -21,8 +21,4 @@ def served_model(model_uri: str, tracking_uri: str, env_manager: str = "local", 
         wait_until_healthy(url, process, timeout_s, path="/ping")
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
