@@ -74,7 +74,7 @@ def test_pipeline_runs_on_postgres_with_credentials_and_logs_none_of_them(team_s
     assert completed.returncode == 0, (completed.stdout + completed.stderr)[-4000:]
     # Promoting a second version archives the first (MLflow's own archiving emits SQL PostgreSQL refuses).
     first = team_client.get_model_version(name, "1")
-    second = team_client.create_model_version(name, first.source, run_id=first.run_id)
+    second = team_client.create_model_version(name, first.source, run_id=first.run_id, model_id=first.source.removeprefix("models:/"))
     promote(team_client, name, second.version, "production")
     assert team_client.get_model_version_by_alias(name, "production").version == "2"
     assert team_client.get_model_version(name, "1").current_stage == "Archived"
