@@ -24,6 +24,7 @@ from tabular_pipeline.params import (
     parse_param_string,
     validate_hyperparameters,
 )
+from tabular_pipeline.promotion_gate import parse_min_score
 from tabular_pipeline.registry import validate_alias, validate_model_name
 from tabular_pipeline.step_runs import TAG_CODE_VERSION, run_step
 from tabular_pipeline.workflow import StepRunner, StepSpec, format_summary, parent_env_manager, source_digest
@@ -120,6 +121,7 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
     train_entry_point = check_training_choice(options, {**fixed, **search})
     model_name = validate_model_name(options["model_name"]) if options["model_name"].strip() else ""
     alias = validate_alias(options["alias"].strip())
+    parse_min_score(options["min_score"])  # fail before training, not after it
     env_manager = parent_env_manager(client.get_run(run.info.run_id).data.tags)
     code = code_version(PROJECT_DIR)
     mlflow.set_tags({TAG_CODE_VERSION: code, "pipeline.env_manager": env_manager, "pipeline.use_cache": str(options["use_cache"]).lower()})

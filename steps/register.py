@@ -7,21 +7,11 @@ import logging
 import click
 
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.promotion_gate import evaluate_gate
+from tabular_pipeline.promotion_gate import evaluate_gate, parse_min_score
 from tabular_pipeline.registry import register_and_promote, stage_for_alias, validate_alias, validate_model_name
 from tabular_pipeline.step_runs import TAG_OUTPUT_URI, run_step
 
 log = logging.getLogger("register")
-
-
-def parse_min_score(text: str) -> float | None:
-    """The optional threshold: empty means none."""
-    if not text.strip() or text.strip().lower() == "none":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise PipelineError(f"min_score {text!r} is not a number; expected e.g. -P min_score=0.8, or empty for no threshold") from None
 
 
 def register_model(model_uri: str, model_name: str, alias: str, min_score_text: str, min_delta: float, force: bool) -> None:

@@ -20,8 +20,8 @@ from tabular_pipeline.params import parse_param_string
 from tabular_pipeline.sources import fetch_table
 from tabular_pipeline.step_runs import TAG_OUTPUT_URI, TAG_TASK, run_step
 from tabular_pipeline.tables import prepare_splits
+from tabular_pipeline.training_log import log_prefixed_params, log_screening
 
-MAX_PARAM_VALUE_LENGTH = 500
 log = logging.getLogger("train_automl")
 
 
@@ -39,8 +39,9 @@ def train_with_automl(options: dict) -> None:
     settings = flaml_settings(params, options["time_budget"], task, options["seed"])
     train_x, train_y = splits.train.drop(columns=[label]), splits.train[label]
     kept, dropped = screen_columns(train_x)
-    mlflow.log_params({"automl.tool": tool, "task_detected": task, "dropped_columns": ",".join(dropped) or "none"})
-    mlflow.log_params({f"automl.{name}": str(value)[:MAX_PARAM_VALUE_LENGTH] for name, value in settings.items()})
+    mlflow.log_params({"automl.tool": tool, "task_detected": task})
+    log_screening(dropped)
+    log_prefixed_params("automl", settings)
     mlflow.set_tags({TAG_TASK: task, "pipeline.algorithm": f"automl:{tool}"})
     preprocessor = build_preprocessor("lightgbm", split_feature_columns(train_x[kept])).fit(train_x)
     encoder = LabelEncoder().fit(train_y) if task != "regression" else None
@@ -53,14 +54,14 @@ def train_with_automl(options: dict) -> None:
         history.to_csv(Path(scratch) / "trials.csv", index=False)
         mlflow.log_artifact(str(Path(scratch) / "trials.csv"), "automl")
     best_config = {name: (float(value) if hasattr(value, "dtype") else value) for name, value in automl.best_config.items()}
-    mlflow.log_params({"automl.best_estimator": automl.best_estimator, **{f"best.{k}": str(v)[:MAX_PARAM_VALUE_LENGTH] for k, v in best_config.items()}})
+    mlflow.log_param("automl.best_estimator", automl.best_estimator)
+    log_prefixed_params("best", best_config)
     mlflow.log_dict({"best_estimator": automl.best_estimator, "best_config": best_config}, "automl/best.json")
     mlflow.log_metrics({"automl_trials": float(len(history)), "automl_best_validation_loss": float(automl.best_loss)})
     log.info("best of %d trials: %s %s", len(history), automl.best_estimator, json.dumps(best_config, default=str))
     model = assemble_pipeline(preprocessor, automl.model.estimator, encoder, task)
     log_evaluation(model, splits.test, label, task, options["seed"])
-    estimator_params = automl.model.estimator.get_params()
-    mlflow.log_params({f"hp.{k}": str(v)[:MAX_PARAM_VALUE_LENGTH] for k, v in estimator_params.items() if "__" not in k})
+    log_prefixed_params("hp", automl.model.estimator.get_params())
     model_info = log_pipeline_model(model, train_x, LIBRARY_OF_LEARNER.get(automl.best_estimator, ""))
     mlflow.set_tag(TAG_OUTPUT_URI, model_info.model_uri)
     log.info("model logged at %s", model_info.model_uri)

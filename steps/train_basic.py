@@ -29,20 +29,9 @@ from tabular_pipeline.params import parse_param_string, split_search_space
 from tabular_pipeline.sources import fetch_table
 from tabular_pipeline.step_runs import TAG_OUTPUT_URI, TAG_TASK, run_step
 from tabular_pipeline.tables import prepare_splits
+from tabular_pipeline.training_log import log_prefixed_params, log_screening
 
 log = logging.getLogger("train_basic")
-MAX_PARAM_VALUE_LENGTH = 500
-
-
-def log_screening(dropped: dict[str, str]) -> None:
-    """Record which columns were left out of training and why."""
-    import mlflow
-
-    mlflow.log_param("dropped_columns", ",".join(dropped)[:MAX_PARAM_VALUE_LENGTH] or "none")
-    if dropped:
-        mlflow.log_dict(dropped, "features/dropped_columns.json")
-        for name, reason in dropped.items():
-            log.info("dropping column %r: %s", name, reason)
 
 
 def fit_model(pipeline, grid: dict, train_x, train_y, task: str, algorithm: str, fit_params: dict, options: dict):
@@ -62,7 +51,7 @@ def fit_model(pipeline, grid: dict, train_x, train_y, task: str, algorithm: str,
         mlflow.log_artifact(str(results), "search")
     mlflow.log_metric("cv_best_score", float(search.best_score_))
     best = {name.rsplit("__", 1)[-1]: value for name, value in search.best_params_.items()}
-    mlflow.log_params({f"best.{name}": str(value)[:MAX_PARAM_VALUE_LENGTH] for name, value in best.items()})
+    log_prefixed_params("best", best)
     log.info("best parameters %s (cv score %.4f)", best, search.best_score_)
     return search.best_estimator_
 
@@ -91,7 +80,7 @@ def train_model(options: dict, run) -> None:  # noqa: ARG001 - same signature as
     mlflow.log_input(mlflow.data.from_pandas(splits.test, name="test", targets=label), context="testing")
     model = fit_model(pipeline, grid, train_x, train_y, task, algorithm, fit_params_for(algorithm, columns), options)
     log_evaluation(model, splits.test, label, task, options["seed"])
-    mlflow.log_params({f"hp.{name}": str(value)[:MAX_PARAM_VALUE_LENGTH] for name, value in effective_hyperparameters(model, task, algorithm).items()})
+    log_prefixed_params("hp", effective_hyperparameters(model, task, algorithm))
     model_info = log_pipeline_model(model, train_x, algorithm)
     mlflow.set_tag(TAG_OUTPUT_URI, model_info.model_uri)
     log.info("model logged at %s", model_info.model_uri)

@@ -49,6 +49,16 @@ class GateDecision:
         }
 
 
+def parse_min_score(text: str) -> float | None:
+    """The optional `min_score` threshold: empty (or "none") means no threshold."""
+    if not text.strip() or text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise PipelineError(f"min_score {text!r} is not a number; expected e.g. -P min_score=0.8, or empty for no threshold") from None
+
+
 def decide_promotion(
     metric: str,
     greater_is_better: bool,

@@ -165,6 +165,8 @@ BAD_INPUTS = {
     "malformed params": (lambda tmp: {"params": "n_estimators=5;;max_depth"}, "empty entry"),
     "wrong type": (lambda tmp: {"params": "max_depth='deep'"}, "'max_depth' for algorithm 'lightgbm' must be int"),
     "unknown override": (lambda tmp: {"not_a_param": 1}, "unknown hyperparameter 'not_a_param'"),
+    "bad min_score": (lambda tmp: {"min_score": "high"}, "min_score 'high' is not a number"),
+    "missing param_file": (lambda tmp: {"param_file": "/nonexistent/params.txt"}, "param_file /nonexistent/params.txt does not exist"),
 }
 
 

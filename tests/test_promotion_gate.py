@@ -3,8 +3,9 @@
 import pandas as pd
 import pytest
 
+from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.evaluation import metrics_from_served_output
-from tabular_pipeline.promotion_gate import decide_promotion
+from tabular_pipeline.promotion_gate import decide_promotion, parse_min_score
 
 
 def decide(candidate, champion=None, min_score=None, min_delta=0.0, force=False, greater=True):
@@ -51,3 +52,10 @@ def test_served_probabilities_map_back_to_labels(labels):
     output = pd.DataFrame({"prediction": labels, f"probability_{labels[0]}": [0.9, 0.2, 0.1, 0.7], f"probability_{labels[1]}": [0.1, 0.8, 0.9, 0.3]})
     metrics = metrics_from_served_output(output, truth, "binary")
     assert metrics["test_accuracy"] == 1.0 and metrics["test_roc_auc"] == 1.0
+
+
+def test_min_score_is_a_number_or_nothing():
+    assert parse_min_score("") is None and parse_min_score(" None ") is None
+    assert parse_min_score("0.85") == 0.85
+    with pytest.raises(PipelineError, match="min_score 'high' is not a number"):
+        parse_min_score("high")
