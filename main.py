@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from tabular_pipeline.automl import check_tool
 from tabular_pipeline.cli_options import WHOLE_NUMBER
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.fingerprints import code_version
@@ -69,11 +70,13 @@ def check_training_choice(options: dict, hyperparameters: dict) -> str:
 
     tool = options["tool"].strip().lower().replace("-", "")
     if tool:
-        from tabular_pipeline.automl import check_tool
+        from tabular_pipeline.automl_autosklearn import check_autosklearn_params
         from tabular_pipeline.automl_flaml import check_flaml_params
 
-        check_tool(tool)
-        check_flaml_params(hyperparameters)
+        if check_tool(tool) == "flaml":
+            check_flaml_params(hyperparameters)
+        else:
+            check_autosklearn_params(hyperparameters, options["time_budget"])
         return "train_automl"
     algorithm = normalise_algorithm(options["algorithm"])
     # The task is known only after `process`; any name valid for either task passes here.
@@ -86,7 +89,7 @@ def training_spec(entry_point: str, options: dict, fixed: dict, search: dict, da
     """The train step's parameters; the data URI is left out of its cache key (its digest counts)."""
     if entry_point == "train_automl":
         key_params = {
-            "tool": options["tool"].strip().lower(),
+            "tool": check_tool(options["tool"]),
             "params": format_param_string(fixed),
             "label_column": options["label_column"],
             "time_budget": options["time_budget"],
@@ -95,8 +98,10 @@ def training_spec(entry_point: str, options: dict, fixed: dict, search: dict, da
             "test_size": options["test_size"],
         }
     else:
+        from tabular_pipeline.modeling import normalise_algorithm
+
         key_params = {
-            "algorithm": options["algorithm"].strip().lower(),
+            "algorithm": normalise_algorithm(options["algorithm"]),
             "params": format_param_string(fixed),
             "search_params": format_param_string(search),
             "label_column": options["label_column"],

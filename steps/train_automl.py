@@ -1,4 +1,5 @@
-"""Entry point `train_automl`: an AutoML search (FLAML), evaluated and logged like train_basic."""
+"""Entry point `train_automl`: an AutoML search (FLAML here, auto-sklearn in its own Python 3.9
+environment), evaluated and logged like train_basic."""
 
 from __future__ import annotations
 
@@ -10,12 +11,22 @@ from pathlib import Path
 import click
 
 from tabular_pipeline.automl import check_tool
+from tabular_pipeline.automl_autosklearn import (
+    AUTOSKLEARN_METRIC,
+    autosklearn_settings,
+    config_params,
+    read_worker_result,
+    run_worker,
+    served_output,
+    write_worker_request,
+)
 from tabular_pipeline.automl_flaml import LIBRARY_OF_LEARNER, assemble_pipeline, flaml_settings, run_search, trial_history
 from tabular_pipeline.cli_options import WHOLE_NUMBER
-from tabular_pipeline.evaluation_report import log_evaluation
+from tabular_pipeline.evaluation_plots import IMPORTANCE_REPEATS, IMPORTANCE_ROWS
+from tabular_pipeline.evaluation_report import log_evaluation, log_evaluation_of_output
 from tabular_pipeline.feature_screening import screen_columns
-from tabular_pipeline.model_logging import log_pipeline_model
-from tabular_pipeline.modeling import build_preprocessor, split_feature_columns
+from tabular_pipeline.model_logging import log_pipeline_model, log_saved_model
+from tabular_pipeline.modeling import build_preprocessor, scoring_for_task, split_feature_columns
 from tabular_pipeline.params import parse_param_string
 from tabular_pipeline.sources import fetch_table
 from tabular_pipeline.step_runs import TAG_OUTPUT_URI, TAG_TASK, run_step
@@ -25,10 +36,9 @@ from tabular_pipeline.training_log import log_prefixed_params, log_screening
 log = logging.getLogger("train_automl")
 
 
-def train_with_automl(options: dict) -> None:
-    """Search with FLAML, then evaluate and log the best model like train_basic does."""
+def train_with_automl(options: dict, run) -> None:
+    """Search with the chosen tool, then evaluate and log the best model like train_basic does."""
     import mlflow
-    from sklearn.preprocessing import LabelEncoder
 
     tool = check_tool(options["tool"])
     params = parse_param_string(options["params"], "params")
@@ -36,13 +46,43 @@ def train_with_automl(options: dict) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         location = fetch_table(options["data_path"], Path(scratch))
         splits, task = prepare_splits(location, label, options["test_size"], options["seed"], options["task"])
-    settings = flaml_settings(params, options["time_budget"], task, options["seed"])
-    train_x, train_y = splits.train.drop(columns=[label]), splits.train[label]
+    if tool == "flaml":
+        settings = flaml_settings(params, options["time_budget"], task, options["seed"])
+    else:
+        settings = autosklearn_settings(params, options["time_budget"], task, options["seed"])
+    train_x = splits.train.drop(columns=[label])
     kept, dropped = screen_columns(train_x)
     mlflow.log_params({"automl.tool": tool, "task_detected": task})
     log_screening(dropped)
     log_prefixed_params("automl", settings)
     mlflow.set_tags({TAG_TASK: task, "pipeline.algorithm": f"automl:{tool}"})
+    if tool == "flaml":
+        model_uri = search_with_flaml(splits, label, kept, task, settings, options["seed"])
+    else:
+        model_uri = search_with_autosklearn(splits, label, kept, task, settings, options["seed"], run.info.experiment_id)
+    mlflow.set_tag(TAG_OUTPUT_URI, model_uri)
+    log.info("model logged at %s", model_uri)
+
+
+def log_search_summary(history, best_estimator: str, best_config: dict, details: dict) -> None:
+    """The trial table, the best learner and its configuration, in the same places for both tools."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as scratch:
+        history.to_csv(Path(scratch) / "trials.csv", index=False)
+        mlflow.log_artifact(str(Path(scratch) / "trials.csv"), "automl")
+    mlflow.log_param("automl.best_estimator", best_estimator)
+    log_prefixed_params("best", best_config)
+    mlflow.log_dict({"best_estimator": best_estimator, "best_config": best_config, **details}, "automl/best.json")
+    log.info("best of %d trials: %s %s", len(history), best_estimator, json.dumps(best_config, default=str))
+
+
+def search_with_flaml(splits, label: str, kept: list[str], task: str, settings: dict, seed: int) -> str:
+    """FLAML in this process, on this project's preprocessing; returns the logged model's URI."""
+    import mlflow
+    from sklearn.preprocessing import LabelEncoder
+
+    train_x, train_y = splits.train.drop(columns=[label]), splits.train[label]
     preprocessor = build_preprocessor("lightgbm", split_feature_columns(train_x[kept])).fit(train_x)
     encoder = LabelEncoder().fit(train_y) if task != "regression" else None
     target = encoder.transform(train_y) if encoder is not None else train_y.to_numpy()
@@ -51,20 +91,49 @@ def train_with_automl(options: dict) -> None:
         log_file = Path(scratch) / "flaml.log"
         automl = run_search(preprocessor.transform(train_x), target, settings, log_file)
         history = trial_history(log_file)
-        history.to_csv(Path(scratch) / "trials.csv", index=False)
-        mlflow.log_artifact(str(Path(scratch) / "trials.csv"), "automl")
     best_config = {name: (float(value) if hasattr(value, "dtype") else value) for name, value in automl.best_config.items()}
-    mlflow.log_param("automl.best_estimator", automl.best_estimator)
-    log_prefixed_params("best", best_config)
-    mlflow.log_dict({"best_estimator": automl.best_estimator, "best_config": best_config}, "automl/best.json")
+    log_search_summary(history, automl.best_estimator, best_config, {})
     mlflow.log_metrics({"automl_trials": float(len(history)), "automl_best_validation_loss": float(automl.best_loss)})
-    log.info("best of %d trials: %s %s", len(history), automl.best_estimator, json.dumps(best_config, default=str))
     model = assemble_pipeline(preprocessor, automl.model.estimator, encoder, task)
-    log_evaluation(model, splits.test, label, task, options["seed"])
+    log_evaluation(model, splits.test, label, task, seed)
     log_prefixed_params("hp", automl.model.estimator.get_params())
-    model_info = log_pipeline_model(model, train_x, LIBRARY_OF_LEARNER.get(automl.best_estimator, ""))
-    mlflow.set_tag(TAG_OUTPUT_URI, model_info.model_uri)
-    log.info("model logged at %s", model_info.model_uri)
+    return log_pipeline_model(model, train_x, LIBRARY_OF_LEARNER.get(automl.best_estimator, "")).model_uri
+
+
+def search_with_autosklearn(splits, label: str, kept: list[str], task: str, settings: dict, seed: int, experiment_id: str) -> str:
+    """auto-sklearn in its Python 3.9 worker; this step logs what the worker wrote and returns the
+    logged model's URI."""
+    import mlflow
+
+    request = {
+        "label_column": label,
+        "task": task,
+        "seed": seed,
+        "settings": settings,
+        "metric": AUTOSKLEARN_METRIC[task],
+        "scoring": scoring_for_task(task),
+        "importance_rows": IMPORTANCE_ROWS,
+        "importance_repeats": IMPORTANCE_REPEATS,
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = Path(scratch)
+        write_worker_request(workdir, splits.train, splits.test, kept, request)
+        log.info(
+            "auto-sklearn search: %s for %d s (per run %d s) in its Python 3.9 environment (built on first use, about a minute)",
+            task, settings["time_left_for_this_task"], settings["per_run_time_limit"],
+        )  # fmt: skip
+        worker_run_id = run_worker(workdir, experiment_id)
+        mlflow.set_tag("pipeline.worker_run_id", worker_run_id)
+        result = read_worker_result(workdir)
+        best_config = config_params(result.best.get("best_config", {}))
+        log_search_summary(result.trials, result.best.get("best_estimator", ""), best_config, {"ensemble": result.best.get("ensemble", [])})
+        succeeded = result.trials[result.trials["status"] == "Success"]
+        summary = {"automl_trials": float(len(result.trials)), "automl_ensemble_size": float(len(result.best.get("ensemble", [])))}
+        if len(succeeded):
+            summary["automl_best_validation_score"] = float(succeeded["validation_score"].max())
+        mlflow.log_metrics(summary)
+        log_evaluation_of_output(served_output(result.test_output, task), splits.test, label, task, result.importance)
+        return log_saved_model(result.model_dir)
 
 
 @click.command()
@@ -79,7 +148,7 @@ def train_with_automl(options: dict) -> None:
 @click.option("--test_size", type=float, default=0.25, show_default=True, help="Test fraction when data_path is a single raw file.")
 def train_automl(**options) -> None:
     """Train with an AutoML tool and log the best model."""
-    run_step("train_automl", lambda run: train_with_automl(options))
+    run_step("train_automl", lambda run: train_with_automl(options, run))
 
 
 if __name__ == "__main__":

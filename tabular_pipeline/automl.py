@@ -8,10 +8,8 @@ AUTOML_TOOLS = ("flaml", "autosklearn")
 
 
 def check_tool(tool: str) -> str:
-    """The tool's canonical name (any case, `auto-sklearn` too); auto-sklearn is not available yet."""
-    name = (tool or "").strip().lower().replace("-", "")
+    """The tool's canonical name (any case, `auto-sklearn` and `auto_sklearn` too)."""
+    name = (tool or "").strip().lower().replace("-", "").replace("_", "")
     if name not in AUTOML_TOOLS:
         raise PipelineError(f"tool '{tool}' is not supported; expected flaml or autosklearn")
-    if name == "autosklearn":
-        raise PipelineError("AutoML with autosklearn is not available in this version; use -P tool=flaml")
     return name

@@ -51,6 +51,27 @@ def regression_metrics(y_true: pd.Series, y_pred: np.ndarray) -> dict[str, float
     }
 
 
+def unpack_served_output(output, y_true: pd.Series, task: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(predictions, probabilities, classes) from a pyfunc model's answer.
+
+    Args:
+        output: labels or values, or a frame with `prediction` and `probability_<class>` columns.
+        y_true: the true labels; class names in column headers are matched to their values.
+        task: the learning task.
+
+    Returns:
+        Probabilities and classes are None for regression and for answers without probabilities.
+    """
+    if task == "regression":
+        return np.asarray(output, dtype=float).ravel(), None, None
+    if not isinstance(output, pd.DataFrame):
+        return np.asarray(output).ravel(), None, None
+    columns = [c for c in output.columns if str(c).startswith("probability_")]
+    by_text = {str(value): value for value in pd.unique(y_true)}
+    classes = np.asarray([by_text.get(str(c)[len("probability_") :], str(c)[len("probability_") :]) for c in columns])
+    return output["prediction"].to_numpy(), output[columns].to_numpy(), classes
+
+
 def metrics_from_served_output(output, y_true: pd.Series, task: str) -> dict[str, float]:
     """Metrics from a pyfunc model's answer: labels, or a frame with `prediction` and `probability_<class>`.
 
@@ -62,14 +83,10 @@ def metrics_from_served_output(output, y_true: pd.Series, task: str) -> dict[str
     Returns:
         The same metric names as `evaluate_model`; probability metrics only when probabilities came back.
     """
+    predictions, probabilities, classes = unpack_served_output(output, y_true, task)
     if task == "regression":
-        return regression_metrics(y_true, np.asarray(output, dtype=float).ravel())
-    if not isinstance(output, pd.DataFrame):
-        return classification_metrics(y_true, np.asarray(output).ravel(), None, np.unique(y_true))
-    columns = [c for c in output.columns if str(c).startswith("probability_")]
-    by_text = {str(value): value for value in pd.unique(y_true)}
-    classes = np.asarray([by_text.get(str(c)[len("probability_") :], str(c)[len("probability_") :]) for c in columns])
-    return classification_metrics(y_true, output["prediction"].to_numpy(), output[columns].to_numpy(), classes)
+        return regression_metrics(y_true, predictions)
+    return classification_metrics(y_true, predictions, probabilities, classes if classes is not None else np.unique(y_true))
 
 
 def evaluate_model(model, test_features: pd.DataFrame, test_label: pd.Series, task: str) -> dict[str, float]:

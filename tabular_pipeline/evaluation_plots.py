@@ -57,13 +57,23 @@ def save_importance_plot(table: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def save_classification_plots(model, features: pd.DataFrame, label: pd.Series, folder: Path) -> list[Path]:
-    """Confusion matrix always; ROC and precision-recall curves for binary tasks."""
+def save_classification_plots(label: pd.Series, predictions: np.ndarray, positive_scores: np.ndarray | None, positive_class, folder: Path) -> list[Path]:
+    """Confusion matrix always; ROC and precision-recall curves when binary scores are given.
+
+    Args:
+        label: the true test labels.
+        predictions: the predicted labels.
+        positive_scores: the probability of `positive_class` per row (binary tasks), or None.
+        positive_class: the label those scores are for.
+        folder: where the PNG files go.
+
+    Returns:
+        The files written.
+    """
     from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
 
     plt = _figure()
     written = []
-    predictions = model.predict(features)
     fig, ax = plt.subplots(figsize=(6, 5))
     ConfusionMatrixDisplay.from_predictions(label, predictions, ax=ax, colorbar=False)
     ax.set_title("Confusion matrix (test split)")
@@ -71,12 +81,10 @@ def save_classification_plots(model, features: pd.DataFrame, label: pd.Series, f
     written.append(folder / "confusion_matrix.png")
     fig.savefig(written[-1], dpi=100)
     plt.close(fig)
-    classes = np.asarray(model.classes_)
-    if len(classes) == 2 and hasattr(model, "predict_proba"):
-        scores = model.predict_proba(features)[:, 1]
+    if positive_scores is not None:
         for name, display in (("roc_curve.png", RocCurveDisplay), ("pr_curve.png", PrecisionRecallDisplay)):
             fig, ax = plt.subplots(figsize=(6, 5))
-            display.from_predictions(label, scores, pos_label=classes[1], ax=ax)
+            display.from_predictions(label, positive_scores, pos_label=positive_class, ax=ax)
             fig.tight_layout()
             written.append(folder / name)
             fig.savefig(written[-1], dpi=100)
@@ -84,13 +92,13 @@ def save_classification_plots(model, features: pd.DataFrame, label: pd.Series, f
     return written
 
 
-def save_regression_plots(model, features: pd.DataFrame, label: pd.Series, folder: Path) -> list[Path]:
+def save_regression_plots(label: pd.Series, predictions: np.ndarray, folder: Path) -> list[Path]:
     """Residuals against predictions."""
     from sklearn.metrics import PredictionErrorDisplay
 
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6, 5))
-    PredictionErrorDisplay.from_predictions(label, model.predict(features), kind="residual_vs_predicted", ax=ax)
+    PredictionErrorDisplay.from_predictions(label, predictions, kind="residual_vs_predicted", ax=ax)
     ax.set_title("Residuals (test split)")
     fig.tight_layout()
     path = folder / "residuals.png"

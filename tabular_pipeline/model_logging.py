@@ -70,3 +70,35 @@ def log_pipeline_model(model, train_features: pd.DataFrame, algorithm: str, name
             input_example=example,
             pip_requirements=pinned_requirements(BASE_DISTRIBUTIONS + ALGORITHM_DISTRIBUTIONS.get(algorithm, ())),
         )
+
+
+def log_saved_model(model_dir: Path, name: str = "model"):
+    """Log a model another environment saved (auto-sklearn's, on Python 3.9) as a logged model of
+    the active run, exactly as `log_model` would: same URIs, same registry behaviour.
+
+    Args:
+        model_dir: a local MLflow model folder (MLmodel, environment files, artifacts).
+        name: the model's name within the run.
+
+    Returns:
+        The `models:/<model id>` URI that `register` takes.
+    """
+    import mlflow
+    import yaml
+    from mlflow.entities import LoggedModelOutput
+
+    run_id = mlflow.active_run().info.run_id
+    client = mlflow.MlflowClient()
+    logged = mlflow.initialize_logged_model(name=name, source_run_id=run_id, model_type="autosklearn")
+    try:
+        client.log_outputs(run_id=run_id, models=[LoggedModelOutput(logged.model_id, step=0)])
+        mlmodel_file = model_dir / "MLmodel"
+        description = yaml.safe_load(mlmodel_file.read_text())
+        description.update(model_id=logged.model_id, model_uuid=logged.model_id, run_id=run_id, artifact_path=logged.artifact_location)
+        mlmodel_file.write_text(yaml.safe_dump(description, sort_keys=False))
+        client.log_model_artifacts(logged.model_id, str(model_dir))
+    except BaseException:
+        mlflow.finalize_logged_model(logged.model_id, "FAILED")
+        raise
+    mlflow.finalize_logged_model(logged.model_id, "READY")
+    return f"models:/{logged.model_id}"

@@ -21,9 +21,14 @@ STOPPING_SETTINGS = ("validation_fraction", "stopping_rounds", "min_rows")
 MAX_GRID_CANDIDATES = 20
 
 
+# Other spellings users write (compared lower-case, without '_', '-' and spaces).
+ALGORITHM_ALIASES = {"logisticregression": "lr", "logreg": "lr", "svc": "svm", "svr": "svm", "lgbm": "lightgbm", "xgb": "xgboost"}
+
+
 def normalise_algorithm(name: str) -> str:
-    """Map a user's algorithm name (any case, e.g. "LightGBM", "XGboost") to one of `ALGORITHMS`."""
-    key = (name or "").strip().lower()
+    """Map a user's algorithm name (any case, e.g. "LightGBM", "LogisticRegression", "XGboost") to one of `ALGORITHMS`."""
+    key = "".join((name or "").split()).lower().replace("_", "").replace("-", "")
+    key = ALGORITHM_ALIASES.get(key, key)
     if key not in ALGORITHMS:
         raise PipelineError(f"algorithm '{name}' is not supported; expected one of lr, svm, lightgbm, xgboost")
     return key

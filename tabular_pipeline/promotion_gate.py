@@ -116,6 +116,40 @@ def candidate_run(client, model_uri: str):
     raise PipelineError(f"the gate needs the training run behind {model_uri}; expected models:/<model id> or runs:/<run id>/<path>")
 
 
+def python_version() -> str:
+    """This interpreter's major.minor version."""
+    import sys
+
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def recorded_python(model_uri: str) -> str:
+    """The major.minor Python version a model was saved with."""
+    import mlflow
+
+    flavor = mlflow.models.get_model_info(model_uri).flavors.get("python_function", {})
+    return ".".join(str(flavor.get("python_version", python_version())).split(".")[:2])
+
+
+def predict_in_model_environment(model_uri: str, features: pd.DataFrame, params: dict | None):
+    """Predict with a model in the environment it records (an auto-sklearn model needs Python 3.9),
+    the way a scoring server would; returns the same shapes as `PyFuncModel.predict`."""
+    import json
+
+    from mlflow.models.flavor_backend_registry import get_flavor_backend
+
+    # Not `mlflow.models.predict`: it builds a fresh pyenv root and virtualenv on every call (and
+    # so downloads Python); this backend reuses the one `mlflow models serve` and training built.
+    backend = get_flavor_backend(model_uri, env_manager="virtualenv", install_mlflow=False)
+    with tempfile.TemporaryDirectory() as scratch:
+        request, answer = Path(scratch) / "request.json", Path(scratch) / "answer.json"
+        payload = {"dataframe_split": json.loads(features.to_json(orient="split", index=False))}
+        request.write_text(json.dumps({**payload, **({"params": params} if params else {})}))
+        backend.predict(model_uri=model_uri, input_path=str(request), output_path=str(answer), content_type="json")
+        predictions = json.loads(answer.read_text())["predictions"]
+    return pd.DataFrame(predictions) if predictions and isinstance(predictions[0], dict) else predictions
+
+
 def score_champion(champion_uri: str, run, task: str, metric: str) -> tuple[float | None, str]:
     """Score the champion on the candidate's test split; (None, why) when it cannot be scored."""
     import mlflow
@@ -127,7 +161,10 @@ def score_champion(champion_uri: str, run, task: str, metric: str) -> tuple[floa
             test = pd.read_parquet(Path(path))
         features, label = test.drop(columns=[label_column]), test[label_column]
         params = {PROBABILITIES_PARAM: True} if task != "regression" else None
-        output = mlflow.pyfunc.load_model(champion_uri).predict(features, params=params)
+        if recorded_python(champion_uri) == python_version():
+            output = mlflow.pyfunc.load_model(champion_uri).predict(features, params=params)
+        else:
+            output = predict_in_model_environment(champion_uri, features, params)
         score = metrics_from_served_output(output, label, task).get(metric)
     except Exception as error:  # noqa: BLE001 - an incomparable champion must not block every release
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

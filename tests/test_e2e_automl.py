@@ -1,4 +1,5 @@
-"""End to end: DolphinScheduler's AutoML line with FLAML, through `main`, registered and served."""
+"""End to end: DolphinScheduler's AutoML line with FLAML and with auto-sklearn, through `main`,
+registered and served over HTTP."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import json
 import shlex
 import subprocess
 import uuid
+from pathlib import Path
 
+import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import requests
 from conftest import PROJECT_DIR, subprocess_env
@@ -53,12 +57,77 @@ def test_dolphinscheduler_automl_line_with_flaml(tmp_path, client, tracking_uri)
     assert {row["prediction"] for row in answer.json()["predictions"]} <= {"good", "bad"}
 
 
+def test_dolphinscheduler_automl_line_with_autosklearn(tmp_path, client, tracking_uri, monkeypatch):
+    """auto-sklearn runs in its own Python 3.9 env (built here if missing) and is served from it."""
+    table = mixed_frame(300, "binary", seed=7)
+    data_file = tmp_path / "customers.csv"
+    table.to_csv(data_file, index=False)
+    experiment, name = f"askl-{uuid.uuid4().hex[:6]}", f"askl-{uuid.uuid4().hex[:6]}"
+    line = (
+        f"mlflow run . -P tool=autosklearn -P data_path={shlex.quote(str(data_file))} "
+        f'-P params="time_left_for_this_task=30;per_run_time_limit=10" -P model_name="{name}" --experiment-name="{experiment}"'
+    )
+    completed = subprocess.run(["bash", "-c", line], cwd=PROJECT_DIR, env=subprocess_env(tracking_uri), capture_output=True, text=True, timeout=1500)
+    output = completed.stdout + completed.stderr
+    print(output[-5000:])
+    assert completed.returncode == 0, output[-5000:]
+
+    [train] = runs_of(client, experiment, "train_automl")
+    [worker] = runs_of(client, experiment, "search")
+    assert worker.info.status == "FINISHED" and worker.data.tags["mlflow.parentRunId"] == train.info.run_id
+    assert train.data.tags["pipeline.worker_run_id"] == worker.info.run_id
+    params = train.data.params
+    assert params["automl.tool"] == "autosklearn" and params["automl.time_left_for_this_task"] == "30"
+    assert params["automl.per_run_time_limit"] == "10" and params["automl.best_estimator"]
+    assert any(key.startswith("best.") for key in params), "the best configuration is logged"
+    assert params["dropped_columns"] == "customer_id,constant"
+    metrics = train.data.metrics
+    assert {"test_roc_auc", "test_accuracy", "test_f1_macro", "test_log_loss", "automl_trials"} <= set(metrics)
+    assert metrics["test_roc_auc"] > 0.7
+    artifacts = {a.path for a in client.list_artifacts(train.info.run_id, "automl")} | {a.path for a in client.list_artifacts(train.info.run_id, "evaluation")}
+    assert {"automl/trials.csv", "automl/best.json", "evaluation/roc_curve.png", "evaluation/feature_importance.csv", "evaluation/test.parquet"} <= artifacts
+    trials = pd.read_csv(client.download_artifacts(train.info.run_id, "automl/trials.csv", str(tmp_path)))
+    assert len(trials) == metrics["automl_trials"] >= 1 and {"learner", "config", "validation_score", "trial_time_s"} <= set(trials.columns)
+
+    version = client.get_model_version_by_alias(name, "production")
+    assert version.run_id == train.info.run_id and version.tags["gate.decision"] == "promoted"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+    model_dir = Path(mlflow.artifacts.download_artifacts(version.source, dst_path=str(tmp_path / "model")))
+    assert 'python: "3.9.18"' in (model_dir / "python_env.yaml").read_text()
+    assert "auto-sklearn==0.15.0" in (model_dir / "requirements.txt").read_text()
+
+    rows = table.drop(columns=["label"]).head(2).astype({"x2": "float64"})
+    rows.loc[0, "x1"], rows.loc[1, "colour"] = np.nan, "ultraviolet"
+    # DolphinScheduler's serve line: the default env manager rebuilds the model's recorded env (3.9).
+    with served_model(f"models:/{name}/Production", tracking_uri, env_manager="virtualenv", timeout_s=600) as url:
+        payload = {"dataframe_records": json.loads(rows.to_json(orient="records")), "params": {"return_probabilities": True}}
+        answer = requests.post(f"{url}/invocations", json=payload, timeout=60)
+    assert answer.status_code == 200, answer.text
+    predictions = answer.json()["predictions"]
+    assert {row["prediction"] for row in predictions} <= {"good", "bad"}
+    assert all(abs(row["probability_good"] + row["probability_bad"] - 1) < 1e-6 for row in predictions)
+
+    # A challenger from train_basic: the gate scores this Python 3.9 champion in its own environment.
+    challenger = (
+        f"mlflow run . --env-manager local -P data_path={shlex.quote(str(data_file))} -P algorithm=LogisticRegression "
+        f"-P model_name={name} --experiment-name={experiment}"
+    )
+    completed = subprocess.run(["bash", "-c", challenger], cwd=PROJECT_DIR, env=subprocess_env(tracking_uri), capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, (completed.stdout + completed.stderr)[-5000:]
+    [register] = [r for r in runs_of(client, experiment, "register") if r.data.tags.get("pipeline.registered_version") == "2"]
+    assert "gate_champion_score" in register.data.metrics, register.data.tags.get("pipeline.gate_reason")
+    assert "champion's" in register.data.tags["pipeline.gate_reason"]
+
+
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
         ({"tool": "h2o"}, "tool 'h2o' is not supported; expected flaml or autosklearn"),
         ({"tool": "flaml", "params": "time_budget=__import__('os')"}, "is refused (Call is not allowed)"),
         ({"tool": "flaml", "params": "estimator_list=['catboost']"}, "expected learners among"),
+        ({"tool": "autosklearn", "time_budget": "10"}, "the auto-sklearn budget is 10 s; expected between 30 and 86400 seconds"),
+        ({"tool": "AutoSklearn", "params": "ensemble_size=3"}, "unknown hyperparameter 'ensemble_size' for algorithm 'autosklearn'"),
+        ({"tool": "auto-sklearn", "params": "include_estimators=['catboost']"}, "include_estimators holds ['catboost']"),
     ],
 )
 def test_bad_tool_or_params_fail_cleanly(params, expected, run_project, client, experiment_name):

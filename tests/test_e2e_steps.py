@@ -112,12 +112,13 @@ def test_zip_slip_archive_is_refused(tmp_path, run_project, client, experiment_n
     assert not list(tmp_path.parent.rglob("escaped.csv"))
 
 
-def test_train_automl_refuses_autosklearn_for_now_with_one_clear_line(run_project, client, experiment_name):
-    result = run_project("train_automl", {"tool": "autosklearn", "data_path": SAMPLE})
+def test_train_automl_refuses_a_budget_autosklearn_cannot_use_before_searching(run_project, client, experiment_name):
+    result = run_project("train_automl", {"tool": "autosklearn", "data_path": SAMPLE, "time_budget": 10})
     assert result.returncode != 0
     [line] = result.error_lines()
-    assert "AutoML with autosklearn is not available" in line and "Traceback" not in result.output
+    assert "the auto-sklearn budget is 10 s; expected between 30 and 86400 seconds" in line and "Traceback" not in result.output
     assert only_run(client, experiment_name, "train_automl").info.status == "FAILED"
+    assert not runs_of(client, experiment_name, "search"), "no worker was started"
 
 
 def test_register_refuses_a_missing_model_and_bad_names(run_project, client, experiment_name):

@@ -21,7 +21,11 @@ from tabular_pipeline.modeling import (
 from tabular_pipeline.tables import harmonise_dtypes
 
 
-@pytest.mark.parametrize(("given", "expected"), [("LR", "lr"), ("SVM", "svm"), ("LightGBM", "lightgbm"), ("XGboost", "xgboost"), (" xgboost ", "xgboost")])
+@pytest.mark.parametrize(("given", "expected"), [
+        ("LR", "lr"), ("SVM", "svm"), ("LightGBM", "lightgbm"), ("XGboost", "xgboost"), (" xgboost ", "xgboost"),
+        ("LogisticRegression", "lr"), ("logistic_regression", "lr"), ("SVC", "svm"), ("lgbm", "lightgbm"), ("XGB", "xgboost"),
+    ],  # fmt: skip
+)
 def test_algorithm_names_in_any_case(given, expected):
     assert normalise_algorithm(given) == expected
 
