@@ -7,11 +7,23 @@ import logging
 import click
 
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.promotion_gate import evaluate_gate, parse_min_score
+from tabular_pipeline.lineage import lineage_tags
+from tabular_pipeline.promotion_gate import candidate_run, evaluate_gate, parse_min_score
 from tabular_pipeline.registry import register_and_promote, stage_for_alias, validate_alias, validate_model_name
 from tabular_pipeline.step_runs import TAG_OUTPUT_URI, run_step
 
 log = logging.getLogger("register")
+
+
+def lineage_of(client, model_uri: str) -> dict[str, str]:
+    """Lineage tags from the training run behind `model_uri` (none if it cannot be found: the
+    registry check that follows names that problem)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return lineage_tags(candidate_run(client, model_uri))
+    except (MlflowException, PipelineError):
+        return {}
 
 
 def register_model(model_uri: str, model_name: str, alias: str, min_score_text: str, min_delta: float, force: bool) -> None:
@@ -32,7 +44,7 @@ def register_model(model_uri: str, model_name: str, alias: str, min_score_text: 
         decisions.append(decision)
         return decision.promote, decision.as_tags(min_score, min_delta, force)
 
-    version, created, promoted = register_and_promote(client, model_uri.strip(), name, alias, judge)
+    version, created, promoted = register_and_promote(client, model_uri.strip(), name, alias, judge, extra_tags=lineage_of(client, model_uri.strip()))
     decision = decisions[0]
     registered_uri = f"models:/{name}/{version.version}"
     mlflow.set_tags(

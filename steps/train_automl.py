@@ -25,6 +25,7 @@ from tabular_pipeline.cli_options import WHOLE_NUMBER
 from tabular_pipeline.evaluation_plots import IMPORTANCE_REPEATS, IMPORTANCE_ROWS
 from tabular_pipeline.evaluation_report import log_evaluation, log_evaluation_of_output
 from tabular_pipeline.feature_screening import screen_columns
+from tabular_pipeline.lineage import record_training_inputs
 from tabular_pipeline.model_logging import log_pipeline_model, log_saved_model
 from tabular_pipeline.modeling import build_preprocessor, scoring_for_task, split_feature_columns
 from tabular_pipeline.params import parse_param_string
@@ -52,6 +53,7 @@ def train_with_automl(options: dict, run) -> None:
         settings = autosklearn_settings(params, options["time_budget"], task, options["seed"])
     train_x = splits.train.drop(columns=[label])
     kept, dropped = screen_columns(train_x)
+    record_training_inputs(splits.train, splits.test, label)
     mlflow.log_params({"automl.tool": tool, "task_detected": task})
     log_screening(dropped)
     log_prefixed_params("automl", settings)

@@ -11,6 +11,7 @@ import click
 from tabular_pipeline.cli_options import WHOLE_NUMBER
 from tabular_pipeline.evaluation_report import log_evaluation
 from tabular_pipeline.feature_screening import screen_columns
+from tabular_pipeline.lineage import record_training_inputs
 from tabular_pipeline.model_logging import log_pipeline_model
 from tabular_pipeline.modeling import (
     MAX_GRID_CANDIDATES,
@@ -76,8 +77,7 @@ def train_model(options: dict, run) -> None:  # noqa: ARG001 - same signature as
     columns = split_feature_columns(train_x[kept])
     defaults = data_dependent_defaults(algorithm, task, train_y, columns)
     pipeline = build_pipeline(algorithm, task, fixed, columns, options["seed"], defaults)
-    mlflow.log_input(mlflow.data.from_pandas(splits.train, name="train", targets=label), context="training")
-    mlflow.log_input(mlflow.data.from_pandas(splits.test, name="test", targets=label), context="testing")
+    record_training_inputs(splits.train, splits.test, label)
     model = fit_model(pipeline, grid, train_x, train_y, task, algorithm, fit_params_for(algorithm, columns), options)
     log_evaluation(model, splits.test, label, task, options["seed"])
     log_prefixed_params("hp", effective_hyperparameters(model, task, algorithm))

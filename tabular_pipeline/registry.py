@@ -187,3 +187,30 @@ def register_and_promote(client, model_uri: str, name: str, alias: str, judge: J
         reason = error.message if isinstance(error, MlflowException) else str(error)
         raise PipelineError(f"could not promote version {version.version} of '{name}' to '{alias}' ({reason.splitlines()[0][:300]})") from None
     return client.get_model_version(name, version.version), created, promoted
+
+
+def resolve_registered_model(client, model_uri: str) -> str:
+    """The logged model behind a registered-model URI (``models:/<name>/<version>``,
+    ``models:/<name>@<alias>`` or ``models:/<name>/<stage>``); other model URIs come back as given."""
+    from mlflow.exceptions import MlflowException
+
+    kind, _, _ = parse_model_uri(model_uri)
+    if kind != "registered":
+        return model_uri
+    reference = model_uri[len("models:/") :]
+    try:
+        if "@" in reference:
+            name, alias = reference.split("@", 1)
+            version = client.get_model_version_by_alias(name, alias)
+        else:
+            name, _, which = reference.partition("/")
+            if which.isdigit():
+                version = client.get_model_version(name, which)
+            else:
+                latest = client.get_latest_versions(name, [which]) if which else []
+                if not latest:
+                    raise PipelineError(f"model {model_uri} has no version in stage {which!r}; expected models:/<name>/<version> or models:/<name>@<alias>")
+                version = latest[0]
+    except MlflowException as error:
+        raise PipelineError(f"model {model_uri} does not exist ({error.message.splitlines()[0][:200]}); expected a registered version") from None
+    return version.source

@@ -1,0 +1,46 @@
+"""End to end: a model version records what rebuilt it, and `reproduce` reruns its training from
+those records and reports whether the metrics match."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from helpers import runs_of
+
+pytestmark = pytest.mark.e2e
+
+
+def test_version_lineage_and_reproduce(run_project, client, experiment_name):
+    name = f"lineage-{uuid.uuid4().hex[:8]}"
+    result = run_project("main", {"algorithm": "LogisticRegression", "model_name": name})
+    assert result.returncode == 0, result.output[-3000:]
+    [train] = runs_of(client, experiment_name, "train_basic")
+    version = client.get_model_version(name, "1")
+    tags = version.tags
+    assert tags["lineage.training_run_id"] == train.info.run_id and tags["lineage.entry_point"] == "train_basic"
+    code = train.data.tags["pipeline.code_version"]
+    assert tags["lineage.code_version"] == code and tags["lineage.git_dirty"] == str("+dirty." in code).lower()
+    assert tags["lineage.git_commit"] == code[:40]
+    assert tags["lineage.data_uri"] == train.data.params["data_path"] and tags["lineage.data_uri"].startswith("runs:/")
+    digests = {d.dataset.name: d.dataset.digest for d in train.inputs.dataset_inputs}
+    assert tags["lineage.train_digest"] == digests["train"] and tags["lineage.test_digest"] == digests["test"]
+    assert train.data.params["hp.C"] and train.data.params["seed"] == "1", "effective parameters are on the run"
+
+    reproduced = run_project("reproduce", {"model_uri": f"models:/{name}@production"})
+    assert reproduced.returncode == 0, reproduced.output[-3000:]
+    [reproduce] = runs_of(client, experiment_name, "reproduce")
+    assert reproduce.info.status == "FINISHED" and reproduce.data.tags["reproduce.match"] == "true"
+    rerun = client.get_run(reproduce.data.tags["reproduce.rerun_run_id"])
+    assert rerun.data.params["data_path"] == train.data.params["data_path"]
+    assert {k: v for k, v in rerun.data.metrics.items() if k.startswith("test_")} == {k: v for k, v in train.data.metrics.items() if k.startswith("test_")}
+    assert "test_roc_auc: recorded" in reproduced.output and "-> same" in reproduced.output
+
+
+def test_reproduce_refuses_a_missing_model_with_one_clear_line(run_project, client, experiment_name):
+    result = run_project("reproduce", {"model_uri": f"models:/missing-{uuid.uuid4().hex[:6]}/1"})
+    assert result.returncode != 0
+    [line] = result.error_lines()
+    assert "does not exist" in line and "expected a registered version" in line and "Traceback" not in result.output
+    [run] = runs_of(client, experiment_name, "reproduce")
+    assert run.info.status == "FAILED"

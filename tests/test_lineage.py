@@ -1,0 +1,86 @@
+"""Unit tests of lineage records, metric comparison for `reproduce`, and run-to-run determinism of
+every algorithm (same data, parameters and seed give identical metrics)."""
+
+from types import SimpleNamespace
+
+import pytest
+from fixtures import mixed_frame
+
+from steps.reproduce import code_to_run
+from tabular_pipeline.evaluation import evaluate_model
+from tabular_pipeline.lineage import compare_metrics, declared_parameters, is_clean_commit, lineage_tags, recorded_parameter
+from tabular_pipeline.modeling import ALGORITHMS, build_pipeline, data_dependent_defaults, split_feature_columns
+from tabular_pipeline.tables import harmonise_dtypes
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_clean_commits_are_told_from_dirty_trees():
+    assert is_clean_commit(COMMIT)
+    assert not is_clean_commit(COMMIT + "+dirty.abc") and not is_clean_commit("nogit.abc")
+
+
+def test_code_to_run_checks_out_a_recorded_commit_unless_it_is_this_one():
+    assert code_to_run(COMMIT, COMMIT) == (None, True)
+    assert code_to_run(COMMIT, "f" * 40) == (COMMIT, True)
+    assert code_to_run(COMMIT + "+dirty.abc", COMMIT) == (None, False)
+
+
+def test_metrics_match_only_within_tolerance():
+    match, lines = compare_metrics({"test_rmse": 1.0, "train_time": 5.0}, {"test_rmse": 1.0, "train_time": 9.0}, 0.0)
+    assert match and lines == ["test_rmse: recorded 1.000000, rerun 1.000000 -> same"]
+    match, lines = compare_metrics({"test_rmse": 1.0}, {"test_rmse": 1.01}, 0.001)
+    assert not match and lines[0].endswith("DIFFERENT")
+    assert compare_metrics({"test_rmse": 1.0}, {}, 1.0)[0] is False, "a missing metric is not a match"
+    assert compare_metrics({}, {}, 0.0)[0] is False, "nothing to compare is not a match"
+
+
+def test_recorded_parameters_are_unquoted_as_mlflow_logged_them():
+    assert recorded_parameter("''") == ""
+    assert recorded_parameter("lr") == "lr"
+    assert recorded_parameter("'time_budget=30;estimator_list=['\"'\"'lgbm'\"'\"']'") == "time_budget=30;estimator_list=['lgbm']"
+
+
+def test_declared_parameters_come_from_the_mlproject():
+    mlproject = {"entry_points": {"train_basic": {"parameters": {"data_path": {}, "seed": {}}}}}
+    assert declared_parameters(mlproject, "train_basic") == ["data_path", "seed"]
+    assert declared_parameters(mlproject, "missing") == []
+
+
+def test_lineage_tags_point_at_run_code_and_data():
+    dataset = lambda name, digest, context: SimpleNamespace(  # noqa: E731 - a tiny stand-in
+        dataset=SimpleNamespace(name=name, digest=digest), tags=[SimpleNamespace(key="mlflow.data.context", value=context)]
+    )
+    run = SimpleNamespace(
+        info=SimpleNamespace(run_id="r1"),
+        data=SimpleNamespace(
+            tags={"pipeline.entry_point": "train_basic", "pipeline.code_version": COMMIT, "mlflow.source.git.commit": COMMIT, "pipeline.git_dirty": "false"},
+            params={"data_path": "runs:/p1/processed"},
+        ),
+        inputs=SimpleNamespace(dataset_inputs=[dataset("train", "d1", "training"), dataset("test", "d2", "testing")]),
+    )
+    assert lineage_tags(run) == {
+        "lineage.training_run_id": "r1",
+        "lineage.entry_point": "train_basic",
+        "lineage.code_version": COMMIT,
+        "lineage.git_commit": COMMIT,
+        "lineage.git_dirty": "false",
+        "lineage.data_uri": "runs:/p1/processed",
+        "lineage.train_digest": "d1",
+        "lineage.test_digest": "d2",
+    }
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_same_data_parameters_and_seed_give_identical_metrics(algorithm, task):
+    frame = harmonise_dtypes(mixed_frame(160, task, seed=3), "label")
+    train, test = frame.iloc[:120], frame.iloc[120:]
+    x, y = train.drop(columns=["label"]), train["label"]
+    columns = split_feature_columns(x)
+
+    def metrics_of_one_fit():
+        pipeline = build_pipeline(algorithm, task, {}, columns, seed=7, defaults=data_dependent_defaults(algorithm, task, y, columns))
+        return evaluate_model(pipeline.fit(x, y), test.drop(columns=["label"]), test["label"], task)
+
+    assert metrics_of_one_fit() == metrics_of_one_fit()
