@@ -95,12 +95,17 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
     except Exception as error:  # noqa: BLE001 - report any bug as a FAILED run with one clear line
         traceback.print_exc()
         status, code, message = "FAILED", EXIT_BUG, one_line(error)
+    client = mlflow.MlflowClient()
     if status != "FINISHED":
         try:
-            mlflow.set_tag(TAG_ERROR, message[:4000])
+            client.set_tag(run.info.run_id, TAG_ERROR, message[:4000])
         except Exception:  # noqa: BLE001 - the message still reaches stderr below
             pass
-    mlflow.end_run(status)
+    # Libraries may leave runs of their own active (FLAML's MLflow integration does); end those,
+    # then this step's run by id, so it never stays RUNNING or takes another run's status.
+    while mlflow.active_run() is not None:
+        mlflow.end_run(status)
+    client.set_terminated(run.info.run_id, status)
     elapsed = time.monotonic() - started
     if code:
         print(f"error: {entry_point}: {message}", file=sys.stderr)

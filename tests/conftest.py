@@ -106,6 +106,24 @@ class ProjectResult:
         return [line for line in self.output.splitlines() if line.startswith("error: ")]
 
 
+def project_command(
+    entry_point: str,
+    params: dict[str, object] | None,
+    experiment: str,
+    env_manager: str | None = "local",
+    uri: str | None = None,
+    extra_args: list[str] | None = None,
+) -> list[str]:
+    """The `mlflow run` command line for an entry point of this project."""
+    command = [str(BIN_DIR / "mlflow"), "run", uri or str(PROJECT_DIR), "-e", entry_point]
+    for name, value in (params or {}).items():
+        command += ["-P", f"{name}={value}"]
+    command += [f"--experiment-name={experiment}"]
+    if env_manager:
+        command += ["--env-manager", env_manager]
+    return command + (extra_args or [])
+
+
 @pytest.fixture()
 def run_project(tracking_uri, experiment_name):
     """Run an entry point with `mlflow run` in a subprocess and return its exit code and output."""
@@ -120,13 +138,7 @@ def run_project(tracking_uri, experiment_name):
         env: dict[str, str] | None = None,
         timeout_s: float = RUN_TIMEOUT_S,
     ) -> ProjectResult:
-        command = [str(BIN_DIR / "mlflow"), "run", uri or str(PROJECT_DIR), "-e", entry_point]
-        for name, value in (params or {}).items():
-            command += ["-P", f"{name}={value}"]
-        command += [f"--experiment-name={experiment or experiment_name}"]
-        if env_manager:
-            command += ["--env-manager", env_manager]
-        command += extra_args or []
+        command = project_command(entry_point, params, experiment or experiment_name, env_manager, uri, extra_args)
         completed = subprocess.run(
             command, capture_output=True, text=True, errors="replace", timeout=timeout_s,
             env=subprocess_env(tracking_uri, **(env or {})), cwd=PROJECT_DIR,
