@@ -9,8 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 @contextmanager
-def serve_routes(routes: dict[str, bytes], delay_s: float = 0.0):
-    """Serve `routes` (path -> body) on 127.0.0.1; unknown paths answer 404. Yields the base URL."""
+def serve_routes(routes: dict[str, bytes], delay_s: float = 0.0, delays: dict[str, float] | None = None):
+    """Serve `routes` (path -> body) on 127.0.0.1; unknown paths answer 404. Yields the base URL.
+
+    Every answer waits `delay_s`, or the path's own entry in `delays`."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - http.server's naming
@@ -18,8 +20,9 @@ def serve_routes(routes: dict[str, bytes], delay_s: float = 0.0):
             if body is None:
                 self.send_error(404)
                 return
-            if delay_s:
-                time.sleep(delay_s)
+            wait = (delays or {}).get(self.path, delay_s)
+            if wait:
+                time.sleep(wait)
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
