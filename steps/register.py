@@ -9,6 +9,7 @@ import click
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.lineage import lineage_tags
 from tabular_pipeline.promotion_gate import candidate_run, evaluate_gate, parse_min_score
+from tabular_pipeline.promotion_lock import promotion_lock
 from tabular_pipeline.registry import register_and_promote, stage_for_alias, validate_alias, validate_model_name
 from tabular_pipeline.step_runs import TAG_OUTPUT_URI, run_step
 
@@ -44,7 +45,8 @@ def register_model(model_uri: str, model_name: str, alias: str, min_score_text: 
         decisions.append(decision)
         return decision.promote, decision.as_tags(min_score, min_delta, force)
 
-    version, created, promoted = register_and_promote(client, model_uri.strip(), name, alias, judge, extra_tags=lineage_of(client, model_uri.strip()))
+    with promotion_lock(client, name, mlflow.active_run().info.run_id):
+        version, created, promoted = register_and_promote(client, model_uri.strip(), name, alias, judge, extra_tags=lineage_of(client, model_uri.strip()))
     decision = decisions[0]
     registered_uri = f"models:/{name}/{version.version}"
     mlflow.set_tags(

@@ -141,3 +141,24 @@ def test_server_restart_mid_pipeline_completes_or_fails_clearly_without_half_reg
         if process.poll() is None:
             process.kill()
         stop_process(server)
+
+
+def test_two_pipelines_at_once_on_the_sqlite_default_work_or_fail_clearly_and_keep_the_store_intact(tmp_path):
+    import sqlite3
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment, name = "together", f"sqlite-{uuid.uuid4().hex[:6]}"
+    client.create_experiment(experiment, artifact_location=(tmp_path / "artifacts").as_uri())  # schema created once
+    processes = [start_main({"algorithm": "lr", "params": f"C={c}", "model_name": name}, experiment, uri) for c in (0.1, 1.0)]
+    outputs = [process.communicate(timeout=900)[0] for process in processes]
+    for process, output in zip(processes, outputs, strict=True):
+        print(output[-3000:])
+        assert process.returncode == 0 or any(line.startswith("error: ") for line in output.splitlines()), output[-3000:]
+
+    with sqlite3.connect(tmp_path / "mlflow.db") as database:
+        assert database.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    runs = runs_of(client, experiment)
+    assert runs and not [r.info.run_id for r in runs if r.info.status == "RUNNING"]
+    versions = [int(v.version) for v in client.search_model_versions(f"name = '{name}'")]
+    assert len(versions) == len(set(versions)) == sum(process.returncode == 0 for process in processes)

@@ -103,3 +103,32 @@ def test_pipeline_without_valid_credentials_fails_clearly(team_server, team_clie
     assert "401" in last_line and "not authenticated" in last_line, last_line
     assert team_client.get_experiment_by_name(experiment) is None
     assert os.environ.get("MLFLOW_TRACKING_PASSWORD") == PASSWORD
+
+
+def test_four_pipelines_at_once_on_postgres_share_one_model_name_consistently(team_server, team_client):
+    """Unique version numbers, and `production` ends on the best version (the register steps take
+    turns through the promotion lock, so none promotes against a stale champion)."""
+    experiment, name = f"together-{uuid.uuid4().hex[:6]}", f"together-{uuid.uuid4().hex[:6]}"
+    credentials = {"MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": PASSWORD}
+    env = {**subprocess_env(team_server), **credentials}
+    # MLflow's CLI creates a missing experiment without handling a concurrent creation of the same name.
+    team_client.create_experiment(experiment)
+    processes = []
+    for strength in (0.001, 0.01, 0.1, 1.0):
+        command = [str(BIN_DIR / "mlflow"), "run", str(PROJECT_DIR), "--env-manager", "local", f"--experiment-name={experiment}"]
+        command += ["-P", "algorithm=lr", "-P", f"params=C={strength}", "-P", f"model_name={name}"]
+        processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=PROJECT_DIR))
+    outputs = [process.communicate(timeout=900)[0] for process in processes]
+    for process, output in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, output[-3000:]
+
+    versions = team_client.search_model_versions(f"name = '{name}'")
+    assert sorted(int(v.version) for v in versions) == [1, 2, 3, 4]
+    scores = {v.version: team_client.get_run(v.run_id).data.metrics["test_roc_auc"] for v in versions}
+    production = team_client.get_model_version_by_alias(name, "production")
+    assert scores[production.version] == max(scores.values()), (production.version, scores)
+    for version in versions:
+        promoted = version.tags["gate.decision"] == "promoted"
+        assert promoted or scores[version.version] < max(scores.values()), "a rejected version was not worse than the best"
+    assert not team_client.search_registered_models(f"name = '{name}.promotion-lock'"), "the lock is released"
+    assert {r.info.status for r in runs_of(team_client, experiment)} == {"FINISHED"}
