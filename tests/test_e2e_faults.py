@@ -61,7 +61,7 @@ def kill_step_while_it_trains(process: subprocess.Popen, client, experiment: str
         running = [r for r in runs_of(client, experiment, "train_automl") if r.info.status == "RUNNING"]
         pid = descendant_running(process.pid, "steps.train_automl") if running else None
         if pid:
-            time.sleep(3)  # well inside the search (its budget is 20 s)
+            time.sleep(3)  # inside the search (its budget is 12 s)
             os.kill(pid, sig)
             break
         time.sleep(0.5)
@@ -75,7 +75,7 @@ def kill_step_while_it_trains(process: subprocess.Popen, client, experiment: str
 
 def test_killed_steps_leave_no_running_run_no_version_and_resume_where_they_failed(client, tracking_uri, experiment_name):
     name = f"faults-{uuid.uuid4().hex[:6]}"
-    params = {"tool": "flaml", "time_budget": 20, "params": "estimator_list=['lgbm']", "model_name": name, "data_path": SAMPLE}
+    params = {"tool": "flaml", "time_budget": 12, "params": "estimator_list=['lgbm']", "model_name": name, "data_path": SAMPLE}
 
     for sig in (signal.SIGTERM, signal.SIGKILL):
         process = start_main(params, experiment_name, tracking_uri)

@@ -6,23 +6,27 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from conftest import PROJECT_DIR
 from helpers import runs_of
 
 pytestmark = pytest.mark.e2e
+SAMPLE = PROJECT_DIR / "data" / "breast_cancer.csv"
 
 
 def test_version_lineage_and_reproduce(run_project, client, experiment_name):
     name = f"lineage-{uuid.uuid4().hex[:8]}"
-    result = run_project("main", {"algorithm": "LogisticRegression", "model_name": name})
+    result = run_project("train_basic", {"algorithm": "LogisticRegression", "data_path": SAMPLE})
     assert result.returncode == 0, result.output[-3000:]
     [train] = runs_of(client, experiment_name, "train_basic")
+    registered = run_project("register", {"model_uri": train.data.tags["pipeline.output_uri"], "model_name": name})
+    assert registered.returncode == 0, registered.output[-3000:]
     version = client.get_model_version(name, "1")
     tags = version.tags
     assert tags["lineage.training_run_id"] == train.info.run_id and tags["lineage.entry_point"] == "train_basic"
     code = train.data.tags["pipeline.code_version"]
     assert tags["lineage.code_version"] == code and tags["lineage.git_dirty"] == str("+dirty." in code).lower()
     assert tags["lineage.git_commit"] == code[:40]
-    assert tags["lineage.data_uri"] == train.data.params["data_path"] and tags["lineage.data_uri"].startswith("runs:/")
+    assert tags["lineage.data_uri"] == train.data.params["data_path"] == str(SAMPLE)
     digests = {d.dataset.name: d.dataset.digest for d in train.inputs.dataset_inputs}
     assert tags["lineage.train_digest"] == digests["train"] and tags["lineage.test_digest"] == digests["test"]
     assert train.data.params["hp.C"] and train.data.params["seed"] == "1", "effective parameters are on the run"
