@@ -157,10 +157,16 @@ def run_worker(workdir: Path, experiment_id: str) -> str:
     """
     import os
     import shutil
+    import sys
 
     import mlflow
     from mlflow.exceptions import ExecutionException, MlflowException
 
+    # MLflow starts the worker with a bare `mlflow run` and finds Python 3.9.18 with a bare `pyenv`:
+    # put this interpreter's scripts and a default pyenv install on PATH, for callers (notebooks,
+    # unactivated venvs) whose PATH lacks them.
+    extra = [str(Path(sys.executable).parent), str(Path.home() / ".pyenv" / "bin")]
+    os.environ["PATH"] = os.pathsep.join([*extra, os.environ.get("PATH", "")])
     if shutil.which("pyenv") is None:
         raise PipelineError("auto-sklearn needs pyenv on PATH (with Python 3.9.18) to build its environment; expected `pyenv` to be found")
     # One line per environment build instead of pip's per-package chatter.
