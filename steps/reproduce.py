@@ -9,7 +9,15 @@ import click
 
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.fingerprints import code_version
-from tabular_pipeline.lineage import PROJECT_DIR, TRAINING_ENTRY_POINTS, compare_metrics, declared_parameters, is_clean_commit, recorded_parameter
+from tabular_pipeline.lineage import (
+    PROJECT_DIR,
+    TRAINING_ENTRY_POINTS,
+    check_tolerance,
+    compare_metrics,
+    declared_parameters,
+    is_clean_commit,
+    recorded_parameter,
+)
 from tabular_pipeline.promotion_gate import candidate_run
 from tabular_pipeline.registry import resolve_registered_model
 from tabular_pipeline.step_runs import TAG_CODE_VERSION, TAG_ENTRY_POINT, run_step
@@ -34,6 +42,7 @@ def reproduce_model(model_uri: str, tolerance: float, run) -> None:
     from mlflow import MlflowClient
     from mlflow.exceptions import ExecutionException
 
+    tolerance = check_tolerance(tolerance)
     client = MlflowClient()
     source_uri = resolve_registered_model(client, model_uri.strip())
     original = candidate_run(client, source_uri)

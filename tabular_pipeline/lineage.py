@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.fingerprints import code_version
 from tabular_pipeline.step_runs import TAG_CODE_VERSION, TAG_ENTRY_POINT
 
@@ -82,6 +83,15 @@ def recorded_parameter(value: str) -> str:
     if not tokens:
         return ""
     return tokens[0] if len(tokens) == 1 else value
+
+
+def check_tolerance(tolerance: float) -> float:
+    """A usable metric tolerance: a finite number of at least 0."""
+    import math
+
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise PipelineError(f"tolerance is {tolerance:g}; expected a number of at least 0 (0 means identical metrics)")
+    return tolerance
 
 
 def compare_metrics(recorded: Mapping[str, float], rerun: Mapping[str, float], tolerance: float) -> tuple[bool, list[str]]:

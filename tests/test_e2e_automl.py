@@ -22,19 +22,26 @@ from serving import served_model
 pytestmark = pytest.mark.e2e
 
 
-def test_dolphinscheduler_automl_line_with_flaml(tmp_path, client, tracking_uri):
-    table = mixed_frame(400, "binary", seed=5)
+def run_automl_line(tmp_path, tracking_uri, tool: str, params: str, rows: int, seed: int):
+    """Write a mixed table and run DolphinScheduler's AutoML line on it verbatim; returns
+    (table, experiment, model name, data file) once it has succeeded."""
+    table = mixed_frame(rows, "binary", seed=seed)
     data_file = tmp_path / "customers.csv"
     table.to_csv(data_file, index=False)
-    experiment, name = f"automl-{uuid.uuid4().hex[:6]}", f"automl-{uuid.uuid4().hex[:6]}"
+    experiment, name = f"{tool}-{uuid.uuid4().hex[:6]}", f"{tool}-{uuid.uuid4().hex[:6]}"
     line = (
-        f"mlflow run . -P tool=flaml -P data_path={shlex.quote(str(data_file))} "
-        f"-P params=\"time_budget=10;estimator_list=['lgbm']\" -P model_name=\"{name}\" --experiment-name=\"{experiment}\""
+        f"mlflow run . -P tool={tool} -P data_path={shlex.quote(str(data_file))} "
+        f'-P params="{params}" -P model_name="{name}" --experiment-name="{experiment}"'
     )
     completed = subprocess.run(["bash", "-c", line], cwd=PROJECT_DIR, env=subprocess_env(tracking_uri), capture_output=True, text=True, timeout=1500)
     output = completed.stdout + completed.stderr
     print(output[-5000:])
     assert completed.returncode == 0, output[-5000:]
+    return table, experiment, name, data_file
+
+
+def test_dolphinscheduler_automl_line_with_flaml(tmp_path, client, tracking_uri):
+    table, experiment, name, _ = run_automl_line(tmp_path, tracking_uri, "flaml", "time_budget=10;estimator_list=['lgbm']", 400, 5)
 
     [train] = runs_of(client, experiment, "train_automl")
     params = train.data.params
@@ -59,18 +66,7 @@ def test_dolphinscheduler_automl_line_with_flaml(tmp_path, client, tracking_uri)
 
 def test_dolphinscheduler_automl_line_with_autosklearn(tmp_path, client, tracking_uri, monkeypatch):
     """auto-sklearn runs in its own Python 3.9 env (built here if missing) and is served from it."""
-    table = mixed_frame(300, "binary", seed=7)
-    data_file = tmp_path / "customers.csv"
-    table.to_csv(data_file, index=False)
-    experiment, name = f"askl-{uuid.uuid4().hex[:6]}", f"askl-{uuid.uuid4().hex[:6]}"
-    line = (
-        f"mlflow run . -P tool=autosklearn -P data_path={shlex.quote(str(data_file))} "
-        f'-P params="time_left_for_this_task=30;per_run_time_limit=10" -P model_name="{name}" --experiment-name="{experiment}"'
-    )
-    completed = subprocess.run(["bash", "-c", line], cwd=PROJECT_DIR, env=subprocess_env(tracking_uri), capture_output=True, text=True, timeout=1500)
-    output = completed.stdout + completed.stderr
-    print(output[-5000:])
-    assert completed.returncode == 0, output[-5000:]
+    table, experiment, name, data_file = run_automl_line(tmp_path, tracking_uri, "autosklearn", "time_left_for_this_task=30;per_run_time_limit=10", 300, 7)
 
     [train] = runs_of(client, experiment, "train_automl")
     [worker] = runs_of(client, experiment, "search")

@@ -7,8 +7,9 @@ import pytest
 from fixtures import mixed_frame
 
 from steps.reproduce import code_to_run
+from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.evaluation import evaluate_model
-from tabular_pipeline.lineage import compare_metrics, declared_parameters, is_clean_commit, lineage_tags, recorded_parameter
+from tabular_pipeline.lineage import check_tolerance, compare_metrics, declared_parameters, is_clean_commit, lineage_tags, recorded_parameter
 from tabular_pipeline.modeling import ALGORITHMS, build_pipeline, data_dependent_defaults, split_feature_columns
 from tabular_pipeline.tables import harmonise_dtypes
 
@@ -33,6 +34,13 @@ def test_metrics_match_only_within_tolerance():
     assert not match and lines[0].endswith("DIFFERENT")
     assert compare_metrics({"test_rmse": 1.0}, {}, 1.0)[0] is False, "a missing metric is not a match"
     assert compare_metrics({}, {}, 0.0)[0] is False, "nothing to compare is not a match"
+
+
+@pytest.mark.parametrize("tolerance", [-0.1, float("nan"), float("inf")])
+def test_a_tolerance_must_be_a_finite_non_negative_number(tolerance):
+    with pytest.raises(PipelineError, match="expected a number of at least 0"):
+        check_tolerance(tolerance)
+    assert check_tolerance(0.01) == 0.01
 
 
 def test_recorded_parameters_are_unquoted_as_mlflow_logged_them():
