@@ -125,7 +125,7 @@ def promote(client, name: str, version: str, alias: str) -> None:
             # Archived one by one: MLflow's archive_existing_versions=True emits SQL that
             # PostgreSQL refuses (it compares an integer column with text).
             for other in client.search_model_versions(f"name = '{name}'"):
-                if other.version != str(version) and other.current_stage == stage:
+                if str(other.version) != str(version) and other.current_stage == stage:
                     client.transition_model_version_stage(name, other.version, "Archived")
 
 

@@ -37,3 +37,21 @@ def test_model_uris_are_parsed_before_anything_is_registered():
     for bad in ("runs:/r1", "/tmp/model", "s3://bucket/model"):
         with pytest.raises(PipelineError, match="is not a model URI"):
             parse_model_uri(bad)
+
+
+def test_promotion_on_a_direct_sqlite_store_keeps_the_new_version_in_its_stage(tmp_path):
+    """A SQLite store (the default of `make run`) returns versions as int, the REST API as text:
+    the new version must stay in Production and only the older one be archived, on both."""
+    from mlflow import MlflowClient
+
+    from tabular_pipeline.registry import promote
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", registry_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client.create_registered_model("m")
+    for _ in range(2):
+        client.create_model_version("m", source=str(tmp_path))
+    promote(client, "m", "1", "production")
+    assert client.get_model_version("m", "1").current_stage == "Production"
+    promote(client, "m", "2", "production")
+    assert client.get_model_version("m", "2").current_stage == "Production"
+    assert client.get_model_version("m", "1").current_stage == "Archived"
