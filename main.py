@@ -27,7 +27,7 @@ from tabular_pipeline.params import (
 )
 from tabular_pipeline.promotion_gate import parse_min_score
 from tabular_pipeline.registry import validate_alias, validate_model_name
-from tabular_pipeline.step_runs import TAG_CODE_VERSION, run_step
+from tabular_pipeline.step_runs import STEP_RESOURCE_METRICS, TAG_CODE_VERSION, run_step
 from tabular_pipeline.workflow import StepRunner, StepSpec, format_summary, parent_env_manager, source_digest
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -152,9 +152,13 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
     else:
         log.info("%-12s skipped  (model_name is empty)", "register")
 
-    for result in results:
-        mlflow.set_tag(f"pipeline.step.{result.entry_point}", f"{result.run_id} ({'reused' if result.reused else 'ran'})")
-    mlflow.log_metrics(train.metrics)
+    mlflow.set_tags({
+        **{f"pipeline.step.{r.entry_point}": f"{r.run_id} ({'reused' if r.reused else 'ran'})" for r in results},
+        "pipeline.steps_reused": str(sum(r.reused for r in results)),
+    })
+    # One batch: the training step's scores, and how long each step took here (reused ones: the lookup).
+    step_times = {f"{r.entry_point}_seconds": r.seconds for r in results}
+    mlflow.log_metrics({**{k: v for k, v in train.metrics.items() if k not in STEP_RESOURCE_METRICS}, **step_times})
     summary = format_summary(results, run, mlflow.get_tracking_uri(), model_name, alias, time.monotonic() - started)
     click.echo(summary)
 

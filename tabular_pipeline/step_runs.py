@@ -4,6 +4,7 @@ with one clear line instead of a bare traceback."""
 from __future__ import annotations
 
 import logging
+import resource
 import signal
 import sys
 import time
@@ -20,6 +21,8 @@ TAG_CACHE_KEY = "pipeline.cache_key"
 TAG_CODE_VERSION = "pipeline.code_version"
 TAG_ERROR = "pipeline.error"
 TAG_TASK = "pipeline.task"
+# Logged on every step's run; `main` does not copy them from the training step.
+STEP_RESOURCE_METRICS = ("step_seconds", "peak_memory_mb")
 
 EXIT_USER_ERROR = 2
 EXIT_BUG = 1
@@ -59,6 +62,24 @@ def one_line(error: BaseException) -> str:
     """The first line of an exception's message, prefixed by its type for unexpected errors."""
     text = (str(error).strip().splitlines() or [""])[0]
     return text if isinstance(error, PipelineError) else f"unexpected {type(error).__name__}: {text}"
+
+
+def peak_memory_mb() -> float:
+    """The peak resident memory of this process so far, in MiB (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def log_step_resources(client, run_id: str, seconds: float) -> None:
+    """Log the step's wall time and peak memory in one call; a failure here must not fail the step."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [Metric("step_seconds", seconds, now, 0), Metric("peak_memory_mb", peak_memory_mb(), now, 0)]
+    try:
+        client.log_batch(run_id, metrics=metrics)
+    except Exception:  # noqa: BLE001 - the figures are informative; the step's outcome stands
+        logging.getLogger("step").warning("could not log step_seconds and peak_memory_mb")
 
 
 def run_step(entry_point: str, body: Callable[[object], None]) -> None:
@@ -105,8 +126,9 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
     # then this step's run by id, so it never stays RUNNING or takes another run's status.
     while mlflow.active_run() is not None:
         mlflow.end_run(status)
-    client.set_terminated(run.info.run_id, status)
     elapsed = time.monotonic() - started
+    log_step_resources(client, run.info.run_id, elapsed)
+    client.set_terminated(run.info.run_id, status)
     if code:
         print(f"error: {entry_point}: {message}", file=sys.stderr)
         log.info("%s after %.1f s", status.lower(), elapsed)

@@ -1,0 +1,195 @@
+"""Entry point `predict`: score a CSV or Parquet table with a model, on pandas (streaming) or Spark."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from tabular_pipeline.batch_scoring import (
+    DEFAULT_BATCH_ROWS,
+    ScoringTotals,
+    TableWriter,
+    check_engine,
+    input_columns,
+    parse_key_columns,
+    plan_scoring,
+    score_stream,
+    table_format,
+)
+from tabular_pipeline.cli_options import WHOLE_NUMBER
+from tabular_pipeline.errors import PipelineError
+from tabular_pipeline.step_runs import TAG_OUTPUT_URI, run_step
+
+PREDICTIONS_ARTIFACT_PATH = "predictions"
+# Spark reads these itself, on every executor; anything else is fetched to local disk first.
+SPARK_NATIVE_SCHEMES = ("hdfs://", "s3a://", "gs://", "abfss://", "wasbs://", "dbfs:/")
+PROGRESS_EVERY_S = 10.0
+log = logging.getLogger("predict")
+
+
+def check_model(model_uri: str):
+    """Resolve and check the model before any data is read; return its `ModelInfo`."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from tabular_pipeline.registry import check_model_exists, resolve_registered_model
+
+    if not model_uri.startswith(("models:/", "runs:/")):
+        raise PipelineError(f"model_uri '{model_uri}' is not a model URI; expected models:/<name>/<version>, models:/<name>@<alias> or runs:/<run id>/<path>")
+    client = mlflow.MlflowClient()
+    check_model_exists(client, resolve_registered_model(client, model_uri))
+    try:
+        info = mlflow.models.get_model_info(model_uri)
+    except MlflowException as error:
+        raise PipelineError(f"model {model_uri} could not be read ({error.message.splitlines()[0][:200]}); expected an MLflow model") from None
+    recorded = str(info.flavors.get("python_function", {}).get("python_version", ""))
+    here = platform.python_version()
+    if recorded and recorded.rsplit(".", 1)[0] != here.rsplit(".", 1)[0]:
+        raise PipelineError(
+            f"model {model_uri} was saved under Python {recorded} and this step runs {here}; "
+            f"score it in its own environment with `mlflow models predict -m {model_uri}`"
+        )
+    return info
+
+
+def local_table(data_path: str, scratch: Path) -> Path:
+    """The table as a local file or folder (fetched first when it is a URI)."""
+    from tabular_pipeline.sources import DEFAULT_MAX_BYTES, fetch_source
+
+    return fetch_source(data_path, scratch, Path.cwd(), timeout_s=60.0, max_bytes=DEFAULT_MAX_BYTES)
+
+
+def data_format(path: Path) -> str:
+    """"parquet" or "csv" for a file, or for a folder of part files of one format."""
+    if path.is_dir() and not path.suffix:
+        suffixes = {p.suffix.lower() for p in path.iterdir() if p.is_file() and not p.name.startswith(("_", "."))}
+        if len(suffixes) == 1:
+            return table_format(f"x{suffixes.pop()}", "data_path")
+        raise PipelineError(f"folder {path} does not hold only .parquet or only .csv files; expected one table")
+    return table_format(str(path), "data_path")
+
+
+def pandas_engine(source: Path, fmt: str, info, key_columns: list[str], batch_rows: int, output: Path, output_format: str) -> ScoringTotals:
+    """Stream the table through the model one batch at a time."""
+    import mlflow.pyfunc
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.dataset as ds
+
+    from tabular_pipeline.batch_scoring import CSV_BLOCK_BYTES
+
+    if output.is_dir():
+        raise PipelineError(f"output {output} is a folder; the pandas engine writes one .parquet or .csv file")
+    file_format = ds.CsvFileFormat(read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES)) if fmt == "csv" else "parquet"
+    try:
+        dataset = ds.dataset(str(source), format=file_format)
+        total = dataset.count_rows() if fmt == "parquet" else None
+    except (pa.ArrowInvalid, OSError) as error:
+        raise PipelineError(f"data {source.name} could not be read ({str(error).splitlines()[0]}); expected a {fmt} table with a header") from None
+    plan = plan_scoring(dataset.schema.names, input_columns(info.signature.inputs if info.signature else None), key_columns)
+    model = mlflow.pyfunc.load_model(info.model_uri)
+    started, last_report = time.monotonic(), [time.monotonic()]
+
+    def report(totals: ScoringTotals) -> None:
+        now = time.monotonic()
+        if now - last_report[0] >= PROGRESS_EVERY_S:
+            of = f" of {total:,}" if total else ""
+            log.info("scored %s%s rows (%.0f rows/s)", f"{totals.rows:,}", of, totals.rows / (now - started))
+            last_report[0] = now
+
+    writer = TableWriter(output, output_format)
+    try:
+        batches = _checked_batches(dataset.to_batches(batch_size=batch_rows))
+        return score_stream(batches, plan, model.predict, writer, report)
+    finally:
+        writer.close()
+
+
+def _checked_batches(batches):
+    """Arrow's lazy CSV parse errors surface while iterating; turn them into one line."""
+    import pyarrow as pa
+
+    try:
+        yield from batches
+    except pa.ArrowInvalid as error:
+        raise PipelineError(f"the table could not be parsed ({str(error).splitlines()[0]}); expected the same columns and types on every row") from None
+
+
+def spark_engine(source: str, fmt: str, info, key_columns: list[str], master: str, output: str, output_format: str) -> int:
+    """Score with `spark_udf` and write a folder of part files; return the row count."""
+    from tabular_pipeline import spark_scoring
+
+    spark = spark_scoring.start_session(master)
+    try:
+        frame = spark_scoring.read_table(spark, source, fmt)
+        plan = plan_scoring(frame.columns, input_columns(info.signature.inputs if info.signature else None), key_columns)
+        scored = spark_scoring.score_frame(frame, plan, info.model_uri, plan.features, spark_scoring.result_type(info.signature.outputs))
+        spark_scoring.write_table(scored, output, output_format)
+        return spark.read.format(output_format).option("header", "true").load(output).count()
+    finally:
+        spark.stop()
+
+
+def predict_table(options: dict, run) -> None:
+    """Check the inputs, score the table with the chosen engine, and log where the predictions are."""
+    import mlflow
+
+    engine = check_engine(options["engine"])
+    if options["batch_rows"] < 1:
+        raise PipelineError(f"batch_rows is {options['batch_rows']}; expected a positive number of rows per batch")
+    master = ""
+    if engine == "spark":
+        from tabular_pipeline.spark_scoring import check_master
+
+        master = check_master(options["spark_master"])
+    key_columns = parse_key_columns(options["key_columns"])
+    output_text = options["output"].strip()
+    output_format = table_format(output_text, "output") if output_text else "parquet"
+    info = check_model(options["model_uri"].strip())
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as scratch_dir:
+        scratch = Path(scratch_dir)
+        output = Path(output_text).expanduser().resolve() if output_text else scratch / PREDICTIONS_ARTIFACT_PATH / f"predictions.{output_format}"
+        data_path = options["data_path"].strip()
+        log.info("scoring %s with %s on the %s engine", data_path, options["model_uri"], engine)
+        if engine == "spark" and data_path.startswith(SPARK_NATIVE_SCHEMES):
+            rows = spark_engine(data_path, table_format(data_path, "data_path"), info, key_columns, master, str(output), output_format)
+        else:
+            source = local_table(data_path, scratch)
+            fmt = data_format(source)
+            if engine == "spark":
+                rows = spark_engine(str(source), fmt, info, key_columns, master, str(output), output_format)
+            else:
+                rows = pandas_engine(source, fmt, info, key_columns, options["batch_rows"], output, output_format).rows
+        seconds = time.monotonic() - started
+        if output_text:
+            location = str(output)
+        else:
+            mlflow.log_artifact(str(output), PREDICTIONS_ARTIFACT_PATH)
+            location = f"runs:/{run.info.run_id}/{PREDICTIONS_ARTIFACT_PATH}/{output.name}"
+    throughput = rows / seconds if seconds > 0 else 0.0
+    mlflow.log_metrics({"rows_scored": rows, "scoring_seconds": seconds, "rows_per_second": throughput})
+    mlflow.set_tags({TAG_OUTPUT_URI: location, "predict.engine": engine})
+    log.info("scored %s rows in %.1f s (%.0f rows/s); predictions at %s", f"{rows:,}", seconds, throughput, location)
+
+
+@click.command()
+@click.option("--model_uri", required=True, help="models:/<name>/<version|stage>, models:/<name>@<alias> or runs:/<run id>/<path>.")
+@click.option("--data_path", required=True, help="A .csv or .parquet file (or a folder of part files), local or a URI.")
+@click.option("--output", default="", help="A .parquet or .csv path; empty logs the predictions as a run artifact.")
+@click.option("--engine", default="pandas", show_default=True, help="pandas (streams in batches) or spark (spark_udf).")
+@click.option("--key_columns", default="", help="Columns copied next to the predictions; empty: every column the model does not read.")
+@click.option("--batch_rows", type=WHOLE_NUMBER, default=DEFAULT_BATCH_ROWS, show_default=True, help="Rows per batch on the pandas engine.")
+@click.option("--spark_master", default="local[*]", show_default=True, help="local[*], local[N] or spark://host:port.")
+def predict(**options) -> None:
+    """Score a table with a logged or registered model and write key columns plus predictions."""
+    run_step("predict", lambda run: predict_table(options, run))
+
+
+if __name__ == "__main__":
+    predict()
