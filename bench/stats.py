@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 
@@ -18,7 +19,7 @@ def percentile(values: Sequence[float], share: float) -> float:
     if not values:
         raise ValueError("no samples")
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(share * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(share * len(ordered))))
     return float(ordered[rank - 1])
 
 

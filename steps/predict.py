@@ -82,10 +82,12 @@ def pandas_engine(source: Path, fmt: str, info, key_columns: list[str], batch_ro
     import pyarrow.dataset as ds
 
     from tabular_pipeline.batch_scoring import CSV_BLOCK_BYTES
+    from tabular_pipeline.tables import pandas_like_csv_options
 
     if output.is_dir():
         raise PipelineError(f"output {output} is a folder; the pandas engine writes one .parquet or .csv file")
-    file_format = ds.CsvFileFormat(read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES)) if fmt == "csv" else "parquet"
+    csv_format = ds.CsvFileFormat(read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES), convert_options=pandas_like_csv_options())
+    file_format = csv_format if fmt == "csv" else "parquet"
     try:
         dataset = ds.dataset(str(source), format=file_format)
         total = dataset.count_rows() if fmt == "parquet" else None

@@ -111,7 +111,9 @@ def plan_scoring(table_columns: list[str], features: list[InputColumn], requeste
         The plan.
     """
     present = set(table_columns)
-    missing = [column.name for column in features if column.required and column.name not in present]
+    # Optional columns (ones that held gaps in training) are required too: a whole column missing
+    # is a wrong table, and the fitted pipeline selects every training column by name.
+    missing = [column.name for column in features if column.name not in present]
     if missing:
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
         raise PipelineError(f"the table lacks {len(missing)} column(s) the model needs ({shown}); expected the columns the model was trained on")
@@ -122,7 +124,7 @@ def plan_scoring(table_columns: list[str], features: list[InputColumn], requeste
         raise PipelineError(f"key column '{PREDICTION_COLUMN}' would clash with the output's prediction column; rename it")
     feature_names = {column.name for column in features}
     keys = requested_keys or [name for name in table_columns if name not in feature_names and name != PREDICTION_COLUMN]
-    return ScoringPlan(features=[c for c in features if c.name in present], key_columns=keys, add_row_number=not keys)
+    return ScoringPlan(features=list(features), key_columns=keys, add_row_number=not keys)
 
 
 def arrow_feature_schema(features: list[InputColumn]) -> pa.Schema:
@@ -145,7 +147,9 @@ def cast_features(batch: pa.RecordBatch | pa.Table, target: pa.Schema) -> pa.Tab
                 column = column.cast(field.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
                 first = str(error).strip().splitlines()[0]
-                raise PipelineError(f"column '{field.name}' cannot be read as {field.type} ({first}); expected values of the type the model was trained on") from None
+                raise PipelineError(
+                    f"column '{field.name}' cannot be read as {field.type} ({first}); expected values of the type the model was trained on"
+                ) from None
         columns.append(column)
     return pa.Table.from_arrays(columns, schema=target)
 

@@ -91,7 +91,7 @@ def read_table(path: Path) -> pd.DataFrame:
             head = handle.read(8192)
         if b"\x00" in head:
             raise PipelineError(f"data file {path.name} is binary, not CSV text; expected a comma-separated text file")
-        return pd.read_csv(path, engine="c", low_memory=False)
+        return read_csv_with_arrow(path)
     except PipelineError:
         raise
     except pd.errors.EmptyDataError:
@@ -103,6 +103,50 @@ def read_table(path: Path) -> pd.DataFrame:
         raise PipelineError(f"data file {path.name} is not UTF-8 text; expected a UTF-8 encoded CSV") from None
     except (OSError, ValueError) as error:
         raise PipelineError(f"data file {path.name} could not be read ({error}); expected a readable CSV or Parquet file") from None
+
+
+def pandas_like_csv_options():
+    """pyarrow CSV conversion that treats missing values as pandas does: empty cells and pandas'
+    NA spellings are null in every column (text too), and only true/false words are booleans."""
+    import pyarrow.csv as pacsv
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    return pacsv.ConvertOptions(
+        null_values=sorted(STR_NA_VALUES), strings_can_be_null=True,
+        true_values=["True", "TRUE", "true"], false_values=["False", "FALSE", "false"],
+    )
+
+
+def read_csv_with_arrow(path: Path) -> pd.DataFrame:
+    """Read a CSV with pyarrow's parallel parser, giving the frame pandas' own reader would give.
+
+    Empty cells and pandas' NA spellings are missing (NaN, also in text columns), dates stay text,
+    and "0"/"1" stay numbers. Anything pyarrow refuses or reads differently from pandas (ragged
+    rows, bad encoding, duplicate names) goes through pandas' C reader, whose errors
+    `read_table` turns into one line.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    options = pandas_like_csv_options()
+    try:
+        table = pacsv.read_csv(path, convert_options=options)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return pd.read_csv(path, engine="c", low_memory=False)
+    # pyarrow keeps duplicate names and reads non-UTF-8 text as binary; pandas mangles the former and refuses the latter.
+    if len(set(table.column_names)) != table.num_columns or any(pa.types.is_binary(field.type) for field in table.schema):
+        return pd.read_csv(path, engine="c", low_memory=False)
+    for index, field in enumerate(table.schema):
+        if pa.types.is_temporal(field.type):
+            table = table.set_column(index, field.name, pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+                include_columns=[field.name], column_types={field.name: pa.string()}, null_values=options.null_values,
+                strings_can_be_null=True)).column(0))
+    frame = table.to_pandas()
+    for name in frame.select_dtypes(include="object").columns:
+        values = frame[name].to_numpy()
+        frame[name] = np.where(pd.isna(values), np.nan, values)
+    return frame
 
 
 def validate_table(table: pd.DataFrame, label_column: str, name: str = "table") -> None:

@@ -125,6 +125,7 @@ class StepRunner:
     def run(self, spec: StepSpec) -> StepResult:
         """Reuse a matching finished run or launch the step; raise `PipelineError` if it fails."""
         import mlflow
+        from mlflow.entities import RunTag
         from mlflow.exceptions import ExecutionException
 
         started = time.monotonic()
@@ -158,8 +159,7 @@ class StepRunner:
         if key:
             # Tagged only once the step has FINISHED, so a failed or killed run is never reused.
             tags[TAG_CACHE_KEY] = key
-        for name, value in tags.items():
-            self.client.set_tag(run.info.run_id, name, value)
+        self.client.log_batch(run.info.run_id, tags=[RunTag(name, value) for name, value in tags.items()])
         result = self._result(spec, run, reused=False, seconds=time.monotonic() - started)
         log.info("%-12s finished run %s in %.1f s -> %s", spec.entry_point, result.run_id, result.seconds, result.output_uri)
         return result

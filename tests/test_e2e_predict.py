@@ -1,0 +1,108 @@
+"""End to end: the `predict` entry point on both engines, against a real tracking server."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+
+import pandas as pd
+import pytest
+from conftest import PROJECT_DIR, project_command, subprocess_env
+from helpers import runs_of
+
+from tabular_pipeline.synthetic import make_mixed_table
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def trained_model(tracking_uri, tmp_path_factory) -> str:
+    """A LightGBM model trained by `train_basic` on a generated table with categories and gaps
+    (once for this module; predictions run in each test's own experiment)."""
+    from mlflow import MlflowClient
+
+    table = tmp_path_factory.mktemp("predict") / "train.csv"
+    make_mixed_table(400, columns=12, seed=1).to_csv(table, index=False)
+    experiment = f"predict-model-{uuid.uuid4().hex[:8]}"
+    done = subprocess.run(
+        project_command("train_basic", {"data_path": table}, experiment), capture_output=True, text=True,
+        env=subprocess_env(tracking_uri), cwd=PROJECT_DIR, timeout=600,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    return runs_of(MlflowClient(tracking_uri), experiment, "train_basic")[0].data.tags["pipeline.output_uri"]
+
+
+def scored_table(path) -> pd.DataFrame:
+    """A predictions file or Spark folder, in row order."""
+    return pd.read_parquet(path).sort_values("row_id").reset_index(drop=True)
+
+
+def test_pandas_and_spark_engines_give_identical_predictions(trained_model, run_project, client, experiment_name, tracking_uri, tmp_path):
+    import mlflow
+
+    new_rows = make_mixed_table(300, columns=12, seed=2).drop(columns=["label"])
+    csv_input, parquet_input = tmp_path / "new.csv", tmp_path / "new.parquet"
+    new_rows.to_csv(csv_input, index=False)
+    new_rows.to_parquet(parquet_input, index=False)
+    pandas_output, spark_output = tmp_path / "pandas.parquet", tmp_path / "spark.parquet"
+
+    # batch_rows=64 makes the pandas engine stream five batches. The row id is a model input too
+    # (the model takes raw rows and drops it itself), so it is named as the key.
+    result = run_project("predict", {"model_uri": trained_model, "data_path": csv_input, "output": pandas_output, "batch_rows": 64, "key_columns": "row_id"})
+    assert result.returncode == 0, result.output[-3000:]
+    spark_params = {
+        "model_uri": trained_model, "data_path": parquet_input, "output": spark_output,
+        "engine": "spark", "spark_master": "local[2]", "key_columns": "row_id",
+    }
+    result = run_project("predict", spark_params)
+    assert result.returncode == 0, result.output[-3000:]
+
+    from_pandas, from_spark = scored_table(pandas_output), scored_table(spark_output)
+    assert spark_output.is_dir(), "Spark writes a folder of part files"
+    assert list(from_pandas.columns) == ["row_id", "prediction"], "key columns (the row id) plus predictions"
+    pd.testing.assert_frame_equal(from_pandas, from_spark)
+    # And both equal the model's own answer in-process.
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model(trained_model)
+    expected = model.predict(pd.read_csv(csv_input).astype({"row_id": "float64"}))
+    assert (from_pandas["prediction"].to_numpy() == expected).all()
+
+    runs = runs_of(client, experiment_name, "predict")
+    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
+    for run, output in zip(runs, [spark_output, pandas_output], strict=True):
+        assert run.data.metrics["rows_scored"] == 300
+        assert run.data.metrics["rows_per_second"] > 0
+        assert run.data.metrics["peak_memory_mb"] > 0
+        assert run.data.tags["pipeline.output_uri"] == str(output)
+    assert "scored 300 rows" in result.output
+
+
+def test_predictions_default_to_a_run_artifact_and_bad_input_fails_in_one_line(trained_model, run_project, client, experiment_name, tracking_uri, tmp_path):
+    import mlflow
+
+    rows = make_mixed_table(50, columns=12, seed=3)
+    table = tmp_path / "rows.csv"
+    rows.to_csv(table, index=False)
+    result = run_project("predict", {"model_uri": trained_model, "data_path": table, "key_columns": "row_id,label"})
+    assert result.returncode == 0, result.output[-3000:]
+    run = runs_of(client, experiment_name, "predict")[0]
+    location = run.data.tags["pipeline.output_uri"]
+    assert location == f"runs:/{run.info.run_id}/predictions/predictions.parquet"
+    downloaded = mlflow.artifacts.download_artifacts(location, dst_path=str(tmp_path / "fetched"), tracking_uri=tracking_uri)
+    scored = pd.read_parquet(downloaded)
+    assert list(scored.columns) == ["row_id", "label", "prediction"] and len(scored) == 50
+    assert (scored["prediction"] == scored["label"]).mean() > 0.6, "the model learned something"
+
+    missing = tmp_path / "missing.csv"
+    rows.drop(columns=["num_00"]).to_csv(missing, index=False)
+    cases = {
+        "missing": ({"model_uri": trained_model, "data_path": missing, "output": tmp_path / "never.parquet"}, "lacks 1 column(s) the model needs (num_00)"),
+        "engine": ({"model_uri": trained_model, "data_path": table, "engine": "dask"}, "engine 'dask' is not supported"),
+    }
+    for params, message in cases.values():
+        result = run_project("predict", params)
+        assert result.returncode != 0
+        assert len(result.error_lines()) == 1 and message in result.error_lines()[0], result.output[-2000:]
+        assert "Traceback" not in result.output
+    assert [r.info.status for r in runs_of(client, experiment_name, "predict")[:2]] == ["FAILED", "FAILED"]
+    assert not (tmp_path / "never.parquet").exists()
