@@ -8,7 +8,7 @@ export PATH := $(BIN):$(HOME)/.pyenv/bin:$(HOME)/.pyenv/shims:$(PATH)
 EXPERIMENT ?= tabular-pipeline
 MODEL_NAME ?= breast-cancer-classifier
 
-.PHONY: install run test lint clean
+.PHONY: install run test bench lint clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks (not tests): writes bench/RESULTS.md. BENCH_ARGS="--quick" for a tiny smoke run.
+bench: install
+	$(BIN)/python -m bench.run_benchmarks $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

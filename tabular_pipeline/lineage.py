@@ -18,26 +18,16 @@ TAG_GIT_DIRTY = "pipeline.git_dirty"
 TRAINING_ENTRY_POINTS = ("train_basic", "train_automl")
 
 
-# MLflow infers a dataset's schema value by value in Python (16 s for 300k rows of text columns);
-# the column types come from this many rows, and optional columns from a vectorised NaN check.
-SCHEMA_SAMPLE_ROWS = 1000
-
-
 def pandas_dataset(frame: pd.DataFrame, **kwargs):
-    """`mlflow.data.from_pandas(frame, **kwargs)` with its schema inferred from a sample.
-
-    The digest and row count are MLflow's own, computed on the whole frame.
-    """
+    """`mlflow.data.from_pandas(frame, **kwargs)` with its schema inferred from a sample
+    (`schemas.frame_schema`); the digest and row count are MLflow's own, from the whole frame."""
     import mlflow
-    from mlflow.types.schema import ColSpec, Schema
-    from mlflow.types.utils import _infer_schema
+
+    from tabular_pipeline.schemas import frame_schema
 
     dataset = mlflow.data.from_pandas(frame, **kwargs)
     try:
-        sample = _infer_schema(frame.head(SCHEMA_SAMPLE_ROWS))
-        has_missing = frame.isna().any()
-        columns = [ColSpec(spec.type, spec.name, required=not bool(has_missing[spec.name])) for spec in sample.inputs]
-        dataset.__dict__["schema"] = Schema(columns)  # fills the cached property
+        dataset.__dict__["schema"] = frame_schema(frame)  # fills the cached property
     except Exception:  # noqa: BLE001 - MLflow then infers the schema itself, slowly but correctly
         pass
     return dataset

@@ -49,13 +49,17 @@ def log_pipeline_model(model, train_features: pd.DataFrame, algorithm: str, name
     """
     import mlflow
     import skops.io as sio
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
+
+    from tabular_pipeline.schemas import frame_schema
 
     example = train_features.head(INPUT_EXAMPLE_ROWS)
     with warnings.catch_warnings():
         # The hint concerns integer *outputs* (class labels); integer features are already float64.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
-        signature = infer_signature(train_features, model.predict(example), params={PROBABILITIES_PARAM: False})
+        sampled = infer_signature(example, model.predict(example), params={PROBABILITIES_PARAM: False})
+    # Input types from a sample, optional columns from the whole frame (MLflow's own inference takes 14 s on 225k rows).
+    signature = ModelSignature(inputs=frame_schema(train_features), outputs=sampled.outputs, params=sampled.params)
     with tempfile.TemporaryDirectory() as scratch:
         pipeline_file = Path(scratch) / "pipeline.skops"
         types_file = Path(scratch) / "trusted_types.json"

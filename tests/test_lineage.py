@@ -92,3 +92,20 @@ def test_same_data_parameters_and_seed_give_identical_metrics(algorithm, task):
         return evaluate_model(pipeline.fit(x, y), test.drop(columns=["label"]), test["label"], task)
 
     assert metrics_of_one_fit() == metrics_of_one_fit()
+
+
+def test_sampled_schemas_equal_mlflows_own_inference():
+    import numpy as np
+    import pandas as pd
+    from mlflow.types.utils import _infer_schema
+
+    from tabular_pipeline.schemas import SCHEMA_SAMPLE_ROWS, frame_schema
+    from tabular_pipeline.tables import harmonise_dtypes
+
+    rows = SCHEMA_SAMPLE_ROWS + 500
+    frame = harmonise_dtypes(mixed_frame(rows), "label")
+    # Gaps only after the sample, and a text column that is empty in the whole sample.
+    frame.loc[rows - 3, "x2"] = np.nan
+    frame["late_text"] = pd.Series([np.nan] * (rows - 10) + ["a"] * 10, dtype=object)
+    assert frame_schema(frame) == _infer_schema(frame)
+    assert not frame_schema(frame).input_dict()["x2"].required

@@ -1,0 +1,34 @@
+"""The benchmark script still runs end to end (tiny sizes, one repetition). It times nothing:
+it checks that every benchmark produced its section and that the ratios are numbers."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import PROJECT_DIR, subprocess_env
+
+pytestmark = pytest.mark.e2e
+
+SECTIONS = ("1. Pipeline overhead", "2. Cached rerun", "3. AutoML quality", "4. Serving", "5. Batch scoring")
+
+
+def test_benchmarks_run_with_tiny_sizes(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\nhand-written notes\n\n<!-- results:start -->\nold\n<!-- results:end -->\n\ntrailing notes\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run_benchmarks", "--quick", "--output", str(results)],
+        capture_output=True, text=True, cwd=PROJECT_DIR, env=subprocess_env(""), timeout=900,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    text = results.read_text()
+    for section in SECTIONS:
+        assert f"### {section}" in text, section
+    assert text.startswith("# Benchmark results\n\nhand-written notes") and text.rstrip().endswith("trailing notes"), "notes kept"
+    assert "\nold\n" not in text, "the measured part is replaced"
+    pipeline_ratio = re.search(r"\| generated \| [\d.,]+ \| [\d.,]+ \| ([\d.]+) \|", text)
+    assert pipeline_ratio and float(pipeline_ratio.group(1)) > 0
+    assert re.search(r"\| `predict -P engine=spark` \| [\d,]+ \|", text), "the Spark engine scored rows"
+    assert re.search(r"Requests per second at concurrency 8: [\d,]+", text)
