@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from pathlib import Path
 
 import click
@@ -27,7 +28,7 @@ from tabular_pipeline.params import (
 )
 from tabular_pipeline.promotion_gate import parse_min_score
 from tabular_pipeline.registry import validate_alias, validate_model_name
-from tabular_pipeline.step_runs import STEP_RESOURCE_METRICS, TAG_CODE_VERSION, run_step
+from tabular_pipeline.step_runs import STEP_RESOURCE_METRICS, TAG_CODE_VERSION, TAG_OUTPUT_URI, run_step
 from tabular_pipeline.workflow import StepRunner, StepSpec, format_summary, parent_env_manager, source_digest
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -62,6 +63,13 @@ def collect_hyperparameters(params: str, search_params: str, extra_args: list[st
     fixed.update(parse_param_string(params, "params"))
     fixed.update(parse_extra_options(extra_args))
     return fixed, parse_param_string(search_params, "search_params")
+
+
+def promoted_by(client, alias: str, register_run) -> bool:
+    """Whether an earlier register run's promotion is still in place."""
+    from tabular_pipeline.registry import promotion_still_current
+
+    return promotion_still_current(client, register_run.data.tags.get(TAG_OUTPUT_URI, ""), alias)
 
 
 def check_training_choice(options: dict, hyperparameters: dict) -> str:
@@ -150,7 +158,10 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
             "min_delta": options["min_delta"],
             "force": str(options["force"]).lower(),
         }
-        results.append(runner.run(StepSpec("register", register_params, register_params, None, cacheable=False)))
+        # A logged model's URI never changes content, so it is the register step's input digest;
+        # its run is reused only while the version it promoted still holds the alias.
+        still_promoted = partial(promoted_by, client, alias)
+        results.append(runner.run(StepSpec("register", register_params, register_params, train.output_uri, still_valid=still_promoted)))
     else:
         log.info("%-12s skipped  (model_name is empty)", "register")
 

@@ -29,11 +29,12 @@ def ratio(value: float, baseline: float) -> float:
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A GitHub Markdown table; floats get three significant decimals."""
+    """A GitHub Markdown table; floats get three decimals below 10, one below 100, none above."""
 
     def cell(value: object) -> str:
         if isinstance(value, float):
-            return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
+            digits = 3 if abs(value) < 10 else 1 if abs(value) < 100 else 0
+            return f"{value:,.{digits}f}"
         return str(value)
 
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -214,3 +214,19 @@ def resolve_registered_model(client, model_uri: str) -> str:
     except MlflowException as error:
         raise PipelineError(f"model {model_uri} does not exist ({error.message.splitlines()[0][:200]}); expected a registered version") from None
     return version.source
+
+
+def promotion_still_current(client, output_uri: str, alias: str) -> bool:
+    """Whether the version an earlier `register` run promoted (`models:/<name>/<version>`) still
+    holds `alias`; only then may `main` reuse that run instead of judging the model again."""
+    from mlflow.exceptions import MlflowException
+
+    match = re.fullmatch(r"models:/(.+)/(\d+)", output_uri or "")
+    if not match:
+        return False
+    name, version = match.groups()
+    try:
+        current = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return False
+    return str(current.version) == version and current.tags.get("gate.decision") == "promoted"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,8 @@ class StepSpec:
     key_params: dict[str, object]
     input_digest: str | None
     cacheable: bool = True
+    # For steps whose effect lives outside their run (register): is a matching run's effect still in place?
+    still_valid: Callable[[object], bool] | None = None
 
 
 @dataclass
@@ -132,7 +135,7 @@ class StepRunner:
         key = self.key_for(spec)
         if key and self.use_cache:
             found = find_reusable_run(self.client, self.experiment_id, key)
-            if found is not None and found.data.tags.get(TAG_OUTPUT_URI):
+            if found is not None and found.data.tags.get(TAG_OUTPUT_URI) and (spec.still_valid is None or spec.still_valid(found)):
                 result = self._result(spec, found, reused=True, seconds=time.monotonic() - started)
                 log.info(
                     "%-12s reused   run %s (same parameters, code and input) in %.1f s -> %s",

@@ -15,11 +15,11 @@ pytestmark = pytest.mark.e2e
 SECTIONS = ("1. Pipeline overhead", "2. Cached rerun", "3. AutoML quality", "4. Serving", "5. Batch scoring")
 
 
-def test_benchmarks_run_with_tiny_sizes(tmp_path):
+def test_benchmarks_run_with_tiny_sizes(tmp_path, tracking_uri):
     results = tmp_path / "RESULTS.md"
     results.write_text("# Benchmark results\n\nhand-written notes\n\n<!-- results:start -->\nold\n<!-- results:end -->\n\ntrailing notes\n")
     done = subprocess.run(
-        [sys.executable, "-m", "bench.run_benchmarks", "--quick", "--output", str(results)],
+        [sys.executable, "-m", "bench.run_benchmarks", "--quick", "--output", str(results), "--tracking_uri", tracking_uri],
         capture_output=True, text=True, cwd=PROJECT_DIR, env=subprocess_env(""), timeout=900,
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
@@ -30,5 +30,5 @@ def test_benchmarks_run_with_tiny_sizes(tmp_path):
     assert "\nold\n" not in text, "the measured part is replaced"
     pipeline_ratio = re.search(r"\| generated \| [\d.,]+ \| [\d.,]+ \| ([\d.]+) \|", text)
     assert pipeline_ratio and float(pipeline_ratio.group(1)) > 0
-    assert re.search(r"\| `predict -P engine=spark` \| [\d,]+ \|", text), "the Spark engine scored rows"
+    assert re.search(r"\| `predict -P engine=spark` \| [\d.,]+ \|", text), "the Spark engine scored rows"
     assert re.search(r"Requests per second at concurrency 8: [\d,]+", text)

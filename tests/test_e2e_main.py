@@ -71,12 +71,20 @@ def test_main_runs_the_whole_pipeline_then_reuses_then_reruns(run_project, clien
         assert set(predictions) <= {0, 1} and len(predictions) == 5
     assert f"models:/{name}/1" in first.output and "mlflow models serve" in first.output
 
-    # Unchanged inputs: every step but register is reused, and no duplicate version appears.
+    # Unchanged inputs: every step is reused (register too: its version still holds the alias).
     second = run_project("main", {"model_name": name})
     assert second.returncode == 0, second.output
-    for entry_point in ("download", "process", "train_basic"):
+    for entry_point in STEPS:
         assert step_lines(second.output, entry_point, "reused"), entry_point
         assert len(runs_of(client, experiment_name, entry_point)) == 1
+    assert len(client.search_model_versions(f"name = '{name}'")) == 1
+
+    # Someone removed the alias: register runs again and puts it back on the same version.
+    client.delete_registered_model_alias(name, "production")
+    again = run_project("main", {"model_name": name})
+    assert again.returncode == 0, again.output
+    assert step_lines(again.output, "train_basic", "reused") and step_lines(again.output, "register", "finished")
+    assert client.get_model_version_by_alias(name, "production").version == "1"
     assert len(client.search_model_versions(f"name = '{name}'")) == 1
 
     # Cache off: everything runs again and the new version takes over production.

@@ -121,3 +121,11 @@ def test_imbalanced_classes_are_reweighted():
     assert xgb["scale_pos_weight"] == pytest.approx((len(x) - 10) / 10)
     assert xgb["feature_types"][-2:] == ["c", "c"]
     assert data_dependent_defaults("lr", "binary", pd.Series(["a", "b"] * 40), columns) == {}
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_boosters_use_their_histogram_methods(task):
+    from tabular_pipeline.modeling import base_estimator
+
+    # LightGBM's tree learner is histogram-based only; XGBoost's must be asked for.
+    assert base_estimator("xgboost", task, seed=0).get_params()["tree_method"] == "hist"

@@ -38,3 +38,4 @@ def test_benchmark_statistics():
     with pytest.raises(ValueError):
         median([])
     assert markdown_table(["a", "b"], [["x", 1.23456]]).splitlines() == ["| a | b |", "|---|---|", "| x | 1.235 |"]
+    assert markdown_table(["s"], [[32.174], [1234567.8]]).splitlines()[2:] == ["| 32.2 |", "| 1,234,568 |"]
