@@ -1,5 +1,6 @@
-"""The benchmark script still runs end to end (tiny sizes, one repetition). It times nothing:
-it checks that every benchmark produced its section and that the ratios are numbers."""
+"""The benchmark script still runs (tiny sizes, one repetition, the pipeline benchmarks only, to
+keep the suite short; `make bench BENCH_ARGS=--quick` runs all five). It times nothing: it checks
+that the sections are written, the ratios are numbers and the hand-written notes are kept."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ from conftest import PROJECT_DIR, subprocess_env
 
 pytestmark = pytest.mark.e2e
 
-SECTIONS = ("1. Pipeline overhead", "2. Cached rerun", "3. AutoML quality", "4. Serving", "5. Batch scoring")
+SECTIONS = ("1. Pipeline overhead", "2. Cached rerun")
 
 
 def test_benchmarks_run_with_tiny_sizes(tmp_path, tracking_uri):
     results = tmp_path / "RESULTS.md"
     results.write_text("# Benchmark results\n\nhand-written notes\n\n<!-- results:start -->\nold\n<!-- results:end -->\n\ntrailing notes\n")
     done = subprocess.run(
-        [sys.executable, "-m", "bench.run_benchmarks", "--quick", "--output", str(results), "--tracking_uri", tracking_uri],
+        [sys.executable, "-m", "bench.run_benchmarks", "--quick", "--only", "overhead", "--output", str(results), "--tracking_uri", tracking_uri],
         capture_output=True, text=True, cwd=PROJECT_DIR, env=subprocess_env(""), timeout=900,
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
@@ -30,5 +31,4 @@ def test_benchmarks_run_with_tiny_sizes(tmp_path, tracking_uri):
     assert "\nold\n" not in text, "the measured part is replaced"
     pipeline_ratio = re.search(r"\| generated \| [\d.,]+ \| [\d.,]+ \| ([\d.]+) \|", text)
     assert pipeline_ratio and float(pipeline_ratio.group(1)) > 0
-    assert re.search(r"\| `predict -P engine=spark` \| [\d.,]+ \|", text), "the Spark engine scored rows"
-    assert re.search(r"Requests per second at concurrency 8: [\d,]+", text)
+    assert re.search(r"\| generated \| [\d.,]+ \| [\d.,]+ \| [\d.]+ \| 4 \|", text), "the cached rerun reused all four steps"
