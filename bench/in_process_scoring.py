@@ -7,7 +7,6 @@ cast it to the model's input schema and call `model.predict` once; prints rows/s
 from __future__ import annotations
 
 import json
-import resource
 import time
 
 import click
@@ -22,6 +21,7 @@ def main(model_uri: str, data_path: str) -> None:
     import pyarrow.parquet as pq
 
     from tabular_pipeline.batch_scoring import arrow_feature_schema, cast_features, input_columns
+    from tabular_pipeline.step_runs import peak_memory_mb
 
     started = time.perf_counter()
     model = mlflow.pyfunc.load_model(model_uri)
@@ -31,7 +31,7 @@ def main(model_uri: str, data_path: str) -> None:
     predictions = model.predict(frame)
     done = time.perf_counter()
     rows = len(predictions)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_memory_mb()
     click.echo(json.dumps({
         "rows": rows,
         "rows_per_second": rows / (done - scoring_started),

@@ -107,9 +107,14 @@ def pandas_engine(source: Path, fmt: str, info, key_columns: list[str], batch_ro
     writer = TableWriter(output, output_format)
     try:
         batches = _checked_batches(dataset.to_batches(batch_size=batch_rows))
-        return score_stream(batches, plan, model.predict, writer, report)
-    finally:
+        totals = score_stream(batches, plan, model.predict, writer, report)
+    except BaseException:
+        # A bad row in batch N must not leave the first N-1 batches behind as if they were the result.
         writer.close()
+        output.unlink(missing_ok=True)
+        raise
+    writer.close()
+    return totals
 
 
 def _checked_batches(batches):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
@@ -93,16 +94,27 @@ def test_predictions_default_to_a_run_artifact_and_bad_input_fails_in_one_line(t
     assert list(scored.columns) == ["row_id", "label", "prediction"] and len(scored) == 50
     assert (scored["prediction"] == scored["label"]).mean() > 0.6, "the model learned something"
 
-    missing = tmp_path / "missing.csv"
+    missing, text = tmp_path / "missing.csv", tmp_path / "text.csv"
     rows.drop(columns=["num_00"]).to_csv(missing, index=False)
-    cases = {
-        "missing": ({"model_uri": trained_model, "data_path": missing, "output": tmp_path / "never.parquet"}, "lacks 1 column(s) the model needs (num_00)"),
-        "engine": ({"model_uri": trained_model, "data_path": table, "engine": "dask"}, "engine 'dask' is not supported"),
-    }
-    for params, message in cases.values():
-        result = run_project("predict", params)
-        assert result.returncode != 0
+    rows.assign(num_01=rows["num_01"].astype(object).where(rows.index != 40, "oops")).to_csv(text, index=False)
+    never = tmp_path / "never.parquet"
+    cases = [
+        ({"data_path": missing, "output": never}, "lacks 1 column(s) the model needs (num_00)"),
+        ({"data_path": text, "output": never}, "column 'num_01' cannot be read as double"),
+        ({"data_path": table, "engine": "dask"}, "engine 'dask' is not supported"),
+        ({"data_path": table, "engine": "spark", "spark_master": "local[2]; rm -rf /"}, "is not a Spark master URL"),
+        ({"data_path": table, "output": tmp_path / "scores.xlsx"}, "must end in .parquet or .csv"),
+        ({"data_path": table, "batch_rows": 0}, "batch_rows is 0"),
+        ({"data_path": tmp_path / "absent.csv"}, "does not exist"),
+        ({"data_path": table, "model_uri": "models:/no-such-model/1"}, "does not exist"),
+        ({"data_path": table, "model_uri": "s3://bucket/model"}, "is not a model URI"),
+    ]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda case: run_project("predict", {"model_uri": trained_model, **case[0]}), cases))
+    for (params, message), result in zip(cases, results, strict=True):
+        assert result.returncode != 0, params
         assert len(result.error_lines()) == 1 and message in result.error_lines()[0], result.output[-2000:]
         assert "Traceback" not in result.output
-    assert [r.info.status for r in runs_of(client, experiment_name, "predict")[:2]] == ["FAILED", "FAILED"]
-    assert not (tmp_path / "never.parquet").exists()
+    statuses = [r.info.status for r in runs_of(client, experiment_name, "predict")]
+    assert statuses.count("FAILED") == len(cases) and statuses.count("FINISHED") == 1, statuses
+    assert not never.exists() and not (tmp_path / "scores.xlsx").exists()
