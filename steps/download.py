@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from tabular_pipeline.fingerprints import digest_path
-from tabular_pipeline.lineage import pandas_dataset
+from tabular_pipeline.lineage import log_dataset, pandas_dataset
 from tabular_pipeline.sources import fetch_source
 from tabular_pipeline.step_runs import TAG_OUTPUT_DIGEST, TAG_OUTPUT_URI, run_step
 from tabular_pipeline.tables import locate_table, read_table
@@ -34,7 +34,7 @@ def download_table(source: str, timeout_s: float, max_mb: float, run) -> None:
             shutil.copyfile(file, staging / file.name)
             digest = digest_path(staging / file.name)
             dataset = pandas_dataset(table, source=source, name=file.stem, digest=digest[7:39])
-            mlflow.log_input(dataset, context="raw")
+            log_dataset(dataset, context="raw")
             log.info("%s: %d rows x %d columns, %s", file.name, table.shape[0], table.shape[1], digest)
         output_digest = digest_path(staging)
         mlflow.log_artifacts(str(staging), RAW_ARTIFACT_PATH)

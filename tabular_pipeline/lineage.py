@@ -4,6 +4,8 @@ itself records its environment (python_env.yaml, requirements.txt)."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,6 +18,10 @@ from tabular_pipeline.step_runs import TAG_CODE_VERSION, TAG_ENTRY_POINT
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 TAG_GIT_DIRTY = "pipeline.git_dirty"
 TRAINING_ENTRY_POINTS = ("train_basic", "train_automl")
+DATASET_LOG_ATTEMPTS = 4
+# How PostgreSQL, SQLite and MySQL word a duplicate key; the tracking server passes the text on.
+DUPLICATE_KEY_WORDINGS = ("duplicate key value", "unique constraint failed", "duplicate entry")
+log = logging.getLogger("lineage")
 
 
 def pandas_dataset(frame: pd.DataFrame, **kwargs):
@@ -33,12 +39,39 @@ def pandas_dataset(frame: pd.DataFrame, **kwargs):
     return dataset
 
 
+def is_concurrent_dataset_insert(message: str) -> bool:
+    """Whether a `log_input` error is the tracking store losing a race: two runs inserting the
+    same new dataset (experiment, name, digest) at once, so the second insert hits the key."""
+    lowered = message.lower()
+    return "dataset" in lowered and any(wording in lowered for wording in DUPLICATE_KEY_WORDINGS)
+
+
+def log_dataset(dataset, context: str, attempts: int = DATASET_LOG_ATTEMPTS) -> None:
+    """`mlflow.log_input`, tried again when a concurrent run inserted the same dataset first.
+
+    MLflow's store looks the dataset up and then inserts it, in one transaction that is rolled
+    back on the duplicate key; on the next try the lookup finds the other run's row and links it.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(1, attempts + 1):
+        try:
+            mlflow.log_input(dataset, context=context)
+            return
+        except MlflowException as error:
+            if attempt == attempts or not is_concurrent_dataset_insert(str(error)):
+                raise
+            log.info("dataset %s was being logged by another run at the same time; trying again (%d/%d)", dataset.name, attempt + 1, attempts)
+            time.sleep(0.2 * attempt)
+
+
 def record_training_inputs(train: pd.DataFrame, test: pd.DataFrame, label: str) -> None:
     """Log the splits as the run's datasets (with digests) and the code that trains on them."""
     import mlflow
 
-    mlflow.log_input(pandas_dataset(train, name="train", targets=label), context="training")
-    mlflow.log_input(pandas_dataset(test, name="test", targets=label), context="testing")
+    log_dataset(pandas_dataset(train, name="train", targets=label), context="training")
+    log_dataset(pandas_dataset(test, name="test", targets=label), context="testing")
     code = code_version(PROJECT_DIR)
     mlflow.set_tags({TAG_CODE_VERSION: code, TAG_GIT_DIRTY: str(not is_clean_commit(code)).lower()})
 

@@ -3,6 +3,7 @@ those records and reports whether the metrics match."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
@@ -48,3 +49,46 @@ def test_reproduce_refuses_a_missing_model_with_one_clear_line(run_project, clie
     assert "does not exist" in line and "expected a registered version" in line and "Traceback" not in result.output
     [run] = runs_of(client, experiment_name, "reproduce")
     assert run.info.status == "FAILED"
+
+
+def test_runs_logging_the_same_new_dataset_at_once_all_get_it(tracking_uri, client, experiment_name):
+    """The tracking store looks a dataset up and then inserts it, so runs logging the same new
+    dataset at the same moment collide on its key (seen with four pipelines on PostgreSQL);
+    `log_dataset` tries again and links the row the other run wrote. Several rounds, because a
+    race does not show every time."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from tabular_pipeline.lineage import log_dataset, pandas_dataset
+
+    mlflow.set_tracking_uri(tracking_uri)
+    experiment_id = client.create_experiment(experiment_name)
+    failures: list[str] = []
+    runs_per_round, rounds = 16, 6
+
+    def log_in_own_run(frame: pd.DataFrame, start: threading.Barrier) -> None:
+        with mlflow.start_run(experiment_id=experiment_id):
+            dataset = pandas_dataset(frame, name="shared")
+            start.wait()
+            try:
+                log_dataset(dataset, context="raw")
+            except Exception as error:  # noqa: BLE001 - collected and asserted below
+                failures.append(str(error).splitlines()[0])
+
+    digests = set()
+    for round_number in range(rounds):
+        frame = pd.DataFrame({"value": np.arange(10) + 100 * round_number})
+        digests.add(pandas_dataset(frame, name="shared").digest)
+        start = threading.Barrier(runs_per_round)
+        threads = [threading.Thread(target=log_in_own_run, args=(frame, start)) for _ in range(runs_per_round)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    assert not failures, failures[:3]
+    runs = client.search_runs([experiment_id], max_results=1000)
+    assert len(runs) == rounds * runs_per_round
+    logged = [[(i.dataset.name, i.dataset.digest) for i in run.inputs.dataset_inputs] for run in runs]
+    assert all(len(inputs) == 1 and inputs[0][0] == "shared" for inputs in logged)
+    assert {inputs[0][1] for inputs in logged} == digests

@@ -9,7 +9,15 @@ from fixtures import mixed_frame
 from steps.reproduce import code_to_run
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.evaluation import evaluate_model
-from tabular_pipeline.lineage import check_tolerance, compare_metrics, declared_parameters, is_clean_commit, lineage_tags, recorded_parameter
+from tabular_pipeline.lineage import (
+    check_tolerance,
+    compare_metrics,
+    declared_parameters,
+    is_clean_commit,
+    is_concurrent_dataset_insert,
+    lineage_tags,
+    recorded_parameter,
+)
 from tabular_pipeline.modeling import ALGORITHMS, build_pipeline, data_dependent_defaults, split_feature_columns
 from tabular_pipeline.tables import harmonise_dtypes
 
@@ -109,3 +117,27 @@ def test_sampled_schemas_equal_mlflows_own_inference():
     frame["late_text"] = pd.Series([np.nan] * (rows - 10) + ["a"] * 10, dtype=object)
     assert frame_schema(frame) == _infer_schema(frame)
     assert not frame_schema(frame).input_dict()["x2"].required
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        'BAD_REQUEST: (psycopg.errors.UniqueViolation) duplicate key value violates unique constraint "dataset_pk"',
+        "BAD_REQUEST: (sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, datasets.name, datasets.digest",
+        "BAD_REQUEST: (pymysql.err.IntegrityError) (1062, \"Duplicate entry '1-train-abc' for key 'datasets.PRIMARY'\")",
+    ],
+)
+def test_a_concurrent_insert_of_the_same_dataset_is_recognised_on_every_store(message):
+    assert is_concurrent_dataset_insert(message)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        'duplicate key value violates unique constraint "registered_model_pk"',
+        "RESOURCE_DOES_NOT_EXIST: Run 'abc' not found",
+        "INVALID_PARAMETER_VALUE: dataset name must be at most 500 characters",
+    ],
+)
+def test_other_store_errors_are_not_taken_for_the_dataset_race(message):
+    assert not is_concurrent_dataset_insert(message)
