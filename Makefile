@@ -23,8 +23,11 @@ install: $(BIN)/.installed
 run: install
 	$(BIN)/mlflow run . --env-manager local --experiment-name $(EXPERIMENT) -P model_name=$(MODEL_NAME) $(ARGS)
 
+# Two workers, one test file each at a time (module fixtures such as the bad-input battery run
+# once); e2e files are handed out first (tests/conftest.py) so the short unit files fill the end.
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # Benchmarks (not tests): writes bench/RESULTS.md. BENCH_ARGS="--quick" for a tiny smoke run.
 bench: install

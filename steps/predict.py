@@ -110,8 +110,7 @@ def pandas_engine(source: Path, fmt: str, info, key_columns: list[str], batch_ro
         totals = score_stream(batches, plan, model.predict, writer, report)
     except BaseException:
         # A bad row in batch N must not leave the first N-1 batches behind as if they were the result.
-        writer.close()
-        output.unlink(missing_ok=True)
+        writer.discard()
         raise
     writer.close()
     return totals
@@ -129,6 +128,8 @@ def _checked_batches(batches):
 
 def spark_engine(source: str, fmt: str, info, key_columns: list[str], master: str, output: str, output_format: str) -> int:
     """Score with `spark_udf` and write a folder of part files; return the row count."""
+    from pyspark.errors import PySparkException
+
     from tabular_pipeline import spark_scoring
 
     spark = spark_scoring.start_session(master)
@@ -136,7 +137,14 @@ def spark_engine(source: str, fmt: str, info, key_columns: list[str], master: st
         frame = spark_scoring.read_table(spark, source, fmt)
         plan = plan_scoring(frame.columns, input_columns(info.signature.inputs if info.signature else None), key_columns)
         scored = spark_scoring.score_frame(frame, plan, info.model_uri, plan.features, spark_scoring.result_type(info.signature.outputs))
-        spark_scoring.write_table(scored, output, output_format)
+        existed = Path(output).exists()
+        try:
+            spark_scoring.write_table(scored, output, output_format)
+        except BaseException as error:
+            spark_scoring.remove_failed_output(Path(output), existed)
+            if isinstance(error, PySparkException):
+                raise spark_scoring.readable_failure(error, frame, plan.features) from None
+            raise
         return spark.read.format(output_format).option("header", "true").load(output).count()
     finally:
         spark.stop()

@@ -194,6 +194,12 @@ class TableWriter:
         if self._writer is not None:
             self._writer.close()
 
+    def discard(self) -> None:
+        """Close and delete what this writer wrote (a file it never started is left alone)."""
+        self.close()
+        if self._writer is not None:
+            self.path.unlink(missing_ok=True)
+
 
 def score_stream(
     batches: Iterator[pa.RecordBatch],

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
+from pathlib import Path
 
 from tabular_pipeline.batch_scoring import PREDICTION_COLUMN, ROW_NUMBER_COLUMN, InputColumn, ScoringPlan
 from tabular_pipeline.errors import PipelineError
@@ -52,10 +54,16 @@ def result_type(output_schema) -> str:
 
 
 def start_session(master: str):
-    """A Spark session for scoring, with Arrow transfer on and the UI off (nobody looks at it here)."""
+    """A Spark session for scoring, with Arrow transfer on and the UI off (nobody looks at it here).
+
+    Spark's own log is turned down to FATAL once the session is up: a failed job reaches the step
+    as an exception, which it reports in one line (or with the Java trace when unexpected), instead
+    of Spark logging the same Java stack several times over first.
+    """
+    from pyspark.logger import PySparkLogger
     from pyspark.sql import SparkSession
 
-    return (
+    spark = (
         SparkSession.builder.master(master)
         .appName("tabular-pipeline-predict")
         .config("spark.ui.enabled", "false")
@@ -63,6 +71,10 @@ def start_session(master: str):
         .config("spark.sql.session.timeZone", "UTC")
         .getOrCreate()
     )
+    spark.sparkContext.setLogLevel("FATAL")
+    for name in ("DataFrameQueryContextLogger", "SQLQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
+    return spark
 
 
 def read_table(spark, path: str, fmt: str):
@@ -114,3 +126,35 @@ def write_table(frame, path: str, fmt: str) -> None:
     if fmt == "csv":
         writer = writer.option("header", "true")
     writer.format(fmt).save(path)
+
+
+def readable_failure(error, frame, features: list[InputColumn]) -> Exception:
+    """A one-line `PipelineError` for a Spark failure caused by the data (a value the model's
+    column type cannot hold, as the pandas engine reports it); any other failure unchanged.
+
+    Spark names the value, not the column, so the columns cast to that type are searched for it
+    (only on this failure path).
+    """
+    from pyspark.sql import functions as F
+
+    condition = getattr(error, "getCondition", getattr(error, "getErrorClass", lambda: None))()
+    if condition != "CAST_INVALID_INPUT":
+        return error
+    parameters = error.getMessageParameters() or {}
+    value = str(parameters.get("expression", "")).strip("'")
+    target = str(parameters.get("targetType", "")).strip('"').lower()
+    candidates = [c.name for c in features if SPARK_TYPES[c.type_name] == target or c.type_name == target]
+    column = next((name for name in candidates if frame.filter(F.col(f"`{name}`").cast("string") == value).limit(1).count()), None)
+    where = f"column '{column}'" if column else "a column"
+    return PipelineError(f"{where} cannot be read as {target} (the value '{value}'); expected values of the type the model was trained on")
+
+
+def remove_failed_output(path: Path, existed: bool) -> None:
+    """After a failed write, remove the output folder if this run created it or Spark's overwrite
+    emptied it (only its own `_`/`.` files left): no half-written table is left to be mistaken
+    for a result."""
+    if not path.is_dir():
+        return
+    leftovers = [p for p in path.iterdir() if not p.name.startswith(("_", "."))]
+    if not existed or not leftovers:
+        shutil.rmtree(path, ignore_errors=True)

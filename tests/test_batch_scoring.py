@@ -19,7 +19,7 @@ from tabular_pipeline.batch_scoring import (
     table_format,
 )
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.spark_scoring import check_master, result_type
+from tabular_pipeline.spark_scoring import check_master, remove_failed_output, result_type
 
 FEATURES = [InputColumn("x", "double"), InputColumn("colour", "string")]
 
@@ -78,6 +78,35 @@ def test_predictions_must_be_one_value_per_row(tmp_path):
     plan = plan_scoring(["x", "colour"], FEATURES, [])
     with pytest.raises(PipelineError, match="one value per row"):
         score_stream(iter([batch(x=[1.0], colour=["a"])]), plan, lambda frame: np.zeros((1, 2)), TableWriter(tmp_path / "o.parquet", "parquet"))
+
+
+def test_a_discarded_writer_removes_only_what_it_wrote(tmp_path):
+    earlier = tmp_path / "earlier.parquet"
+    earlier.write_bytes(b"a result from an earlier run")
+    TableWriter(earlier, "parquet").discard()
+    assert earlier.exists(), "a writer that never wrote leaves the file alone"
+    writer = TableWriter(tmp_path / "partial.csv", "csv")
+    writer.write(pa.table({"prediction": [1.0, 2.0]}))
+    writer.discard()
+    assert not writer.path.exists()
+
+
+def test_a_failed_spark_write_leaves_no_half_table(tmp_path):
+    created = tmp_path / "created.parquet"
+    (created / "part-0.parquet").parent.mkdir()
+    (created / "part-0.parquet").write_bytes(b"half")
+    remove_failed_output(created, existed=False)
+    assert not created.exists(), "a folder this run created goes"
+    emptied = tmp_path / "emptied.parquet"
+    emptied.mkdir()
+    (emptied / "_temporary").mkdir()
+    remove_failed_output(emptied, existed=True)
+    assert not emptied.exists(), "a folder Spark's overwrite emptied goes"
+    untouched = tmp_path / "untouched.parquet"
+    untouched.mkdir()
+    (untouched / "part-0.parquet").write_bytes(b"an earlier result")
+    remove_failed_output(untouched, existed=True)
+    assert (untouched / "part-0.parquet").exists(), "a table the write never reached stays"
 
 
 def test_engines_formats_keys_and_masters_are_checked():

@@ -97,8 +97,14 @@ def test_predictions_default_to_a_run_artifact_and_bad_input_fails_in_one_line(t
     missing, text = tmp_path / "missing.csv", tmp_path / "text.csv"
     rows.drop(columns=["num_00"]).to_csv(missing, index=False)
     rows.assign(num_01=rows["num_01"].astype(object).where(rows.index != 40, "oops")).to_csv(text, index=False)
-    never = tmp_path / "never.parquet"
+    # Text that reads as numbers until row 40: batches 1-4 are written before batch 5 fails.
+    late_text = tmp_path / "late_text.parquet"
+    numbers_as_text = rows["num_01"].map(lambda value: None if pd.isna(value) else repr(float(value)))
+    rows.assign(num_01=numbers_as_text.where(rows.index != 40, "oops")).to_parquet(late_text, index=False)
+    never, partial, spark_partial = tmp_path / "never.parquet", tmp_path / "partial.parquet", tmp_path / "spark_partial.parquet"
     cases = [
+        ({"data_path": late_text, "output": partial, "batch_rows": 10}, "column 'num_01' cannot be read as double"),
+        ({"data_path": late_text, "output": spark_partial, "engine": "spark", "spark_master": "local[1]"}, "column 'num_01' cannot be read as double"),
         ({"data_path": missing, "output": never}, "lacks 1 column(s) the model needs (num_00)"),
         ({"data_path": text, "output": never}, "column 'num_01' cannot be read as double"),
         ({"data_path": table, "engine": "dask"}, "engine 'dask' is not supported"),
@@ -118,3 +124,4 @@ def test_predictions_default_to_a_run_artifact_and_bad_input_fails_in_one_line(t
     statuses = [r.info.status for r in runs_of(client, experiment_name, "predict")]
     assert statuses.count("FAILED") == len(cases) and statuses.count("FINISHED") == 1, statuses
     assert not never.exists() and not (tmp_path / "scores.xlsx").exists()
+    assert not partial.exists() and not spark_partial.exists(), "what was written before the failure was removed"
