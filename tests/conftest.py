@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -89,6 +90,25 @@ def tracking_uri(tmp_path_factory) -> str:
     finally:
         stop_process(process)
         log_file.close()
+
+
+@pytest.fixture(scope="session")
+def project_virtualenv(tracking_uri) -> None:
+    """The project's virtualenv, which `mlflow run` builds when no --env-manager is given (the
+    lines DolphinScheduler generates), built once per machine before the tests that run such lines.
+
+    MLflow takes an existing env folder as finished, so two test workers building it at the same
+    moment would hand one of them a half-installed env: a file lock makes the second one wait,
+    then find the env built, as any later run on the machine does.
+    """
+    import fcntl
+
+    lock_path = Path(tempfile.gettempdir()) / "tabular-pipeline-project-env.lock"
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        command = project_command("download", {}, "project-env", env_manager="virtualenv")
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=1500, env=subprocess_env(tracking_uri), cwd=PROJECT_DIR)
+    assert completed.returncode == 0, (completed.stdout + completed.stderr)[-4000:]
 
 
 @pytest.fixture()

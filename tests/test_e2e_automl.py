@@ -40,7 +40,7 @@ def run_automl_line(tmp_path, tracking_uri, tool: str, params: str, rows: int, s
     return table, experiment, name, data_file
 
 
-def test_dolphinscheduler_automl_line_with_flaml(tmp_path, client, tracking_uri):
+def test_dolphinscheduler_automl_line_with_flaml(project_virtualenv, tmp_path, client, tracking_uri):
     table, experiment, name, _ = run_automl_line(tmp_path, tracking_uri, "flaml", "time_budget=10;estimator_list=['lgbm']", 400, 5)
 
     [train] = runs_of(client, experiment, "train_automl")
@@ -64,7 +64,7 @@ def test_dolphinscheduler_automl_line_with_flaml(tmp_path, client, tracking_uri)
     assert {row["prediction"] for row in answer.json()["predictions"]} <= {"good", "bad"}
 
 
-def test_dolphinscheduler_automl_line_with_autosklearn(tmp_path, client, tracking_uri, monkeypatch):
+def test_dolphinscheduler_automl_line_with_autosklearn(project_virtualenv, tmp_path, client, tracking_uri, monkeypatch):
     """auto-sklearn runs in its own Python 3.9 env (built here if missing) and is served from it."""
     table, experiment, name, data_file = run_automl_line(tmp_path, tracking_uri, "autosklearn", "time_left_for_this_task=30;per_run_time_limit=10", 300, 7)
 

@@ -105,7 +105,7 @@ def test_main_runs_the_whole_pipeline_then_reuses_then_reruns(run_project, clien
     assert client.get_model_version(name, "3").tags["gate.forced"] == "true"
 
 
-def test_dolphinscheduler_line_runs_verbatim_with_the_default_env_manager(tmp_path, client, tracking_uri):
+def test_dolphinscheduler_line_runs_verbatim_with_the_default_env_manager(project_virtualenv, tmp_path, client, tracking_uri):
     data_file = tmp_path / "file.csv"
     data_file.write_bytes(SAMPLE.read_bytes())
     line = (

@@ -37,7 +37,7 @@ def git_served_repo(tmp_path_factory):
     daemon.wait(timeout=10)
 
 
-def test_basic_algorithm_preset_over_git(git_served_repo, tmp_path, client, tracking_uri):
+def test_basic_algorithm_preset_over_git(project_virtualenv, git_served_repo, tmp_path, client, tracking_uri):
     url, commit = git_served_repo
     param_file = tmp_path / "params.txt"
     param_file.write_text("# preset file\nn_estimators=60\nnum_leaves=15\n")
@@ -64,7 +64,7 @@ def test_basic_algorithm_preset_over_git(git_served_repo, tmp_path, client, trac
     assert client.get_model_version_by_alias(name, "production").run_id == train.info.run_id
 
 
-def test_automl_preset_over_git_with_flaml(git_served_repo, tmp_path, client, tracking_uri):
+def test_automl_preset_over_git_with_flaml(project_virtualenv, git_served_repo, tmp_path, client, tracking_uri):
     url, commit = git_served_repo
     experiment = f"preset-automl-{uuid.uuid4().hex[:6]}"
     line = (
