@@ -17,6 +17,8 @@ def test_tracking_compose_has_no_default_credentials_and_sets_allowed_hosts():
     entrypoint = (DEPLOY / "tracking" / "entrypoint.sh").read_text()
     assert "--app-name basic-auth" in entrypoint and "--allowed-hosts" in entrypoint and "--serve-artifacts" in entrypoint
     assert "password1234" not in text + entrypoint
+    assert "auth_cache_ttl_seconds = ${auth_cache_ttl}" in entrypoint, "checked passwords are cached"
+    assert services["mlflow"]["environment"]["MLFLOW_AUTH_CACHE_TTL_SECONDS"] == "${MLFLOW_AUTH_CACHE_TTL_SECONDS:-60}"
 
 
 def test_serving_compose_matches_dolphinschedulers_docker_job():

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import PROJECT_DIR, project_command, subprocess_env
+import requests
+from conftest import PROJECT_DIR, free_port, project_command, stop_process, subprocess_env
 from helpers import runs_of
 
 from tabular_pipeline.synthetic import make_mixed_table
@@ -33,12 +36,51 @@ def trained_model(tracking_uri, tmp_path_factory) -> str:
     return runs_of(MlflowClient(tracking_uri), experiment, "train_basic")[0].data.tags["pipeline.output_uri"]
 
 
+@pytest.fixture(scope="module")
+def spark_cluster(tmp_path_factory):
+    """A standalone Spark cluster on loopback, a master and one worker started from pyspark's own
+    jars; yields its `spark://` URL and the master's status URL. Executors run in the worker's JVM
+    with their own Python workers, so the model travels to them as it would on a real cluster."""
+    import pyspark
+
+    spark_home = Path(pyspark.__file__).parent
+    root = tmp_path_factory.mktemp("spark-cluster")
+    env = {**subprocess_env(""), "SPARK_HOME": str(spark_home), "SPARK_LOCAL_IP": "127.0.0.1"}
+    port, master_ui = free_port(), free_port()
+    url = f"spark://127.0.0.1:{port}"
+    daemons = []
+    for name, arguments in (
+        ("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(master_ui)]),
+        ("worker", ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "2", "--memory", "2g",
+                    "--webui-port", str(free_port()), "--work-dir", str(root / "work"), url]),
+    ):  # fmt: skip
+        log = (root / f"{name}.log").open("w")
+        daemons.append(subprocess.Popen([str(spark_home / "bin" / "spark-class"), *arguments], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root))
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{master_ui}/json/", timeout=5).json().get("aliveworkers", 0) >= 1:
+                    break
+            except (requests.RequestException, ValueError):
+                pass
+            assert time.monotonic() < deadline, (root / "worker.log").read_text()[-3000:]
+            time.sleep(1)
+        yield url, f"http://127.0.0.1:{master_ui}/json/"
+    finally:
+        for daemon in reversed(daemons):
+            stop_process(daemon)
+
+
 def scored_table(path) -> pd.DataFrame:
     """A predictions file or Spark folder, in row order."""
     return pd.read_parquet(path).sort_values("row_id").reset_index(drop=True)
 
 
-def test_pandas_and_spark_engines_give_identical_predictions(trained_model, run_project, client, experiment_name, tracking_uri, tmp_path):
+def test_pandas_and_spark_engines_give_identical_predictions(trained_model, spark_cluster, run_project, client, experiment_name, tracking_uri, tmp_path):
+    """The pandas engine, and the Spark engine on a `spark://` cluster (local sessions are covered
+    by the failure cases below), against each other and against the model in-process."""
+    master_url, master_status = spark_cluster
     import mlflow
 
     new_rows = make_mixed_table(300, columns=12, seed=2).drop(columns=["label"])
@@ -53,11 +95,13 @@ def test_pandas_and_spark_engines_give_identical_predictions(trained_model, run_
     assert result.returncode == 0, result.output[-3000:]
     spark_params = {
         "model_uri": trained_model, "data_path": parquet_input, "output": spark_output,
-        "engine": "spark", "spark_master": "local[2]", "key_columns": "row_id",
+        "engine": "spark", "spark_master": master_url, "key_columns": "row_id",
     }
     result = run_project("predict", spark_params)
     assert result.returncode == 0, result.output[-3000:]
 
+    cluster_apps = requests.get(master_status, timeout=30).json()
+    assert "tabular-pipeline-predict" in [app["name"] for app in cluster_apps["completedapps"]], "the job ran on the cluster"
     from_pandas, from_spark = scored_table(pandas_output), scored_table(spark_output)
     assert spark_output.is_dir(), "Spark writes a folder of part files"
     assert list(from_pandas.columns) == ["row_id", "prediction"], "key columns (the row id) plus predictions"

@@ -49,6 +49,12 @@ def test_script_refuses_to_start_without_an_admin_password(tmp_path):
     assert completed.returncode == 2 and "MLFLOW_AUTH_ADMIN_PASSWORD must be set" in completed.stderr
 
 
+def test_script_refuses_a_credential_cache_time_that_is_not_whole_seconds(tmp_path):
+    env = {**subprocess_env(""), "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD, "MLFLOW_AUTH_CACHE_TTL_SECONDS": "1m"}
+    completed = subprocess.run(["bash", str(SCRIPT), "start", str(tmp_path), "5999", "5998"], env=env, capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 2 and "MLFLOW_AUTH_CACHE_TTL_SECONDS is '1m'; expected a whole number of seconds" in completed.stderr
+
+
 def test_requests_need_the_right_credentials_and_an_allowed_host(team_server):
     api = f"{team_server}/api/2.0/mlflow/experiments/search?max_results=1"
     assert requests.get(api, timeout=30).status_code == 401
@@ -56,6 +62,8 @@ def test_requests_need_the_right_credentials_and_an_allowed_host(team_server):
     assert requests.get(api, auth=("admin", "password1234"), timeout=30).status_code == 401, "MLflow's default admin password must not work"
     assert requests.get(api, auth=(ADMIN, PASSWORD), timeout=30).status_code == 200
     assert requests.get(api, auth=(ADMIN, PASSWORD), headers={"Host": "evil.example"}, timeout=30).status_code == 403
+    # Checked passwords are cached (MLFLOW_AUTH_CACHE_TTL_SECONDS): a wrong one must still fail after a right one.
+    assert requests.get(api, auth=(ADMIN, PASSWORD + "x"), timeout=30).status_code == 401
 
 
 def run_main(team_server, experiment, credentials: dict[str, str], **params) -> subprocess.CompletedProcess:

@@ -4,6 +4,11 @@ set -eu
 : "${MLFLOW_AUTH_ADMIN_PASSWORD:?set MLFLOW_AUTH_ADMIN_PASSWORD (at least 12 characters)}"
 : "${MLFLOW_FLASK_SERVER_SECRET_KEY:?set MLFLOW_FLASK_SERVER_SECRET_KEY}"
 : "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}"
+# How long a worker trusts a checked password (0 turns the cache off); see start-native.sh.
+auth_cache_ttl="${MLFLOW_AUTH_CACHE_TTL_SECONDS:-60}"
+case "$auth_cache_ttl" in
+  ''|*[!0-9]*) echo "MLFLOW_AUTH_CACHE_TTL_SECONDS is '$auth_cache_ttl'; expected a whole number of seconds" >&2; exit 2 ;;
+esac
 umask 077
 db="postgresql+psycopg://mlflow:${POSTGRES_PASSWORD}@postgres:5432"
 cat > /tmp/auth.ini <<INI
@@ -13,6 +18,7 @@ database_uri = ${db}/mlflow_auth
 admin_username = ${MLFLOW_AUTH_ADMIN_USERNAME:-admin}
 admin_password = ${MLFLOW_AUTH_ADMIN_PASSWORD}
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+auth_cache_ttl_seconds = ${auth_cache_ttl}
 INI
 export MLFLOW_AUTH_CONFIG_PATH=/tmp/auth.ini
 export MLFLOW_BACKEND_STORE_URI="${db}/mlflow"

@@ -11,6 +11,9 @@
 #   MLFLOW_FLASK_SERVER_SECRET_KEY  session secret (generated into STATE_DIR when unset)
 #   POSTGRES_PASSWORD               database password (generated into STATE_DIR when unset)
 # Optional: MLFLOW_BIN (default: mlflow on PATH), ALLOWED_HOSTS (default: this host and port).
+#   MLFLOW_AUTH_CACHE_TTL_SECONDS: how long a worker trusts a checked password (default 60; 0 is off).
+#   Checking one costs a deliberately slow hash, paid by every request without the cache; with
+#   it, a changed password or a deleted user may still work on other workers until it expires.
 set -euo pipefail
 
 command="${1:?usage: start-native.sh start|stop STATE_DIR [MLFLOW_PORT] [PG_PORT]}"
@@ -83,6 +86,11 @@ if [ "${#admin_password}" -lt 12 ]; then
   exit 2
 fi
 admin_user="${MLFLOW_AUTH_ADMIN_USERNAME:-admin}"
+auth_cache_ttl="${MLFLOW_AUTH_CACHE_TTL_SECONDS:-60}"
+if ! [[ "$auth_cache_ttl" =~ ^[0-9]+$ ]]; then
+  echo "MLFLOW_AUTH_CACHE_TTL_SECONDS is '$auth_cache_ttl'; expected a whole number of seconds (0 turns the credential cache off)" >&2
+  exit 2
+fi
 pg_password="$(secret POSTGRES_PASSWORD "$state/postgres.secret")"
 flask_secret="$(secret MLFLOW_FLASK_SERVER_SECRET_KEY "$state/flask.secret")"
 pg_bin="$(find_pg_bin)"
@@ -122,6 +130,7 @@ database_uri = $(database_uri mlflow_auth)
 admin_username = $admin_user
 admin_password = $admin_password
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+auth_cache_ttl_seconds = $auth_cache_ttl
 INI
 )
 
