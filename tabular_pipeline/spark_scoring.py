@@ -144,7 +144,10 @@ def readable_failure(error, frame, features: list[InputColumn]) -> Exception:
     value = str(parameters.get("expression", "")).strip("'")
     target = str(parameters.get("targetType", "")).strip('"').lower()
     candidates = [c.name for c in features if SPARK_TYPES[c.type_name] == target or c.type_name == target]
-    column = next((name for name in candidates if frame.filter(F.col(f"`{name}`").cast("string") == value).limit(1).count()), None)
+    try:
+        column = next((name for name in candidates if frame.filter(F.col(f"`{name}`").cast("string") == value).limit(1).count()), None)
+    except Exception:  # noqa: BLE001 - the search only names the column; the value alone still says what is wrong
+        column = None
     where = f"column '{column}'" if column else "a column"
     return PipelineError(f"{where} cannot be read as {target} (the value '{value}'); expected values of the type the model was trained on")
 
