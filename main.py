@@ -21,13 +21,14 @@ from tabular_pipeline.fingerprints import code_version
 from tabular_pipeline.params import (
     MAX_PARAM_STRING_LENGTH,
     format_param_string,
-    param_file_to_string,
     parse_extra_options,
+    parse_param_file,
     parse_param_string,
     validate_hyperparameters,
 )
 from tabular_pipeline.promotion_gate import parse_min_score
 from tabular_pipeline.registry import validate_alias, validate_model_name
+from tabular_pipeline.sources import check_no_credentials
 from tabular_pipeline.step_runs import STEP_RESOURCE_METRICS, TAG_CODE_VERSION, TAG_OUTPUT_URI, run_step
 from tabular_pipeline.workflow import StepRunner, StepSpec, format_summary, parent_env_manager, source_digest
 
@@ -35,10 +36,10 @@ PROJECT_DIR = Path(__file__).resolve().parent
 log = logging.getLogger("main")
 
 
-def read_param_file(path_text: str) -> str:
-    """The `name=value` lines of DolphinScheduler's `param_file` as one parameter string ("" if unset)."""
+def read_param_file(path_text: str) -> dict:
+    """The parameters in DolphinScheduler's `param_file` (one `name=value` per line), {} if unset."""
     if not path_text.strip():
-        return ""
+        return {}
     path = Path(path_text.strip()).expanduser()
     path = path if path.is_absolute() else PROJECT_DIR / path
     if not path.is_file():
@@ -46,23 +47,38 @@ def read_param_file(path_text: str) -> str:
     if path.stat().st_size > MAX_PARAM_STRING_LENGTH:
         raise PipelineError(f"param_file {path} is {path.stat().st_size} bytes; at most {MAX_PARAM_STRING_LENGTH} are allowed")
     try:
-        return param_file_to_string(path.read_text(encoding="utf-8"))
+        return parse_param_file(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise PipelineError(f"param_file {path} is not UTF-8 text; expected one name=value per line") from None
 
 
-def collect_hyperparameters(params: str, search_params: str, extra_args: list[str], param_file: str = "") -> tuple[dict, dict]:
+def collect_hyperparameters(params: str, search_params: str, extra_args: list[str], param_file: str = "") -> tuple[dict, dict, set[str]]:
     """Parse `param_file`, `params`, `search_params` and undeclared `--name value` overrides.
 
     Later sources win: the file, then `params`, then the overrides.
 
     Returns:
-        (fixed parameters including overrides, search parameters).
+        (fixed parameters including overrides, search parameters, names whose values came from the file).
     """
-    fixed = parse_param_string(read_param_file(param_file), "param_file")
-    fixed.update(parse_param_string(params, "params"))
-    fixed.update(parse_extra_options(extra_args))
-    return fixed, parse_param_string(search_params, "search_params")
+    fixed = read_param_file(param_file)
+    from_file = set(fixed)
+    given = parse_param_string(params, "params")
+    given.update(parse_extra_options(extra_args))
+    fixed.update(given)
+    return fixed, parse_param_string(search_params, "search_params"), from_file - set(given)
+
+
+def hand_over_source(data_path: str) -> str:
+    """The source to pass to `download` as a parameter: a presigned URL loses its query string
+    there (MLflow records every parameter), and travels to the step in the environment instead."""
+    import os
+
+    from tabular_pipeline.sources import SIGNED_SOURCE_ENV, redact_source
+
+    recorded = redact_source(data_path)
+    if recorded != data_path:
+        os.environ[SIGNED_SOURCE_ENV] = data_path
+    return recorded
 
 
 def promoted_by(client, alias: str, register_run) -> bool:
@@ -72,8 +88,12 @@ def promoted_by(client, alias: str, register_run) -> bool:
     return promotion_still_current(client, register_run.data.tags.get(TAG_OUTPUT_URI, ""), alias)
 
 
-def check_training_choice(options: dict, hyperparameters: dict) -> str:
-    """Validate the algorithm or AutoML tool, and hyperparameter names, before any step runs."""
+def check_training_choice(options: dict, fixed: dict, search: dict, unechoed: set[str]) -> str:
+    """Validate the algorithm or AutoML tool, and hyperparameter names, before any step runs.
+
+    AutoML tools search their own spaces, so a `search_params` for them is refused rather than
+    silently dropped.
+    """
     from tabular_pipeline.modeling import allowed_hyperparameters, normalise_algorithm
 
     tool = options["tool"].strip().lower().replace("-", "")
@@ -81,17 +101,23 @@ def check_training_choice(options: dict, hyperparameters: dict) -> str:
         from tabular_pipeline.automl_autosklearn import check_autosklearn_params
         from tabular_pipeline.automl_flaml import check_flaml_params
 
-        if check_tool(tool) == "flaml":
-            check_flaml_params(hyperparameters)
+        tool = check_tool(tool)
+        if search:
+            raise PipelineError(
+                f"search_params is not used by the AutoML tool {tool} ({', '.join(search)}); expected it empty: "
+                "the tool searches its own space within time_budget (restrict it with params, e.g. estimator_list for flaml)"
+            )
+        if tool == "flaml":
+            check_flaml_params(fixed, unechoed)
         else:
-            check_autosklearn_params(hyperparameters, options["time_budget"])
+            check_autosklearn_params(fixed, options["time_budget"], unechoed)
         return "train_automl"
     algorithm = normalise_algorithm(options["algorithm"])
-    if hyperparameters:
+    if fixed or search:
         # Only then: building the estimators to list their parameters imports the library (1.5 s for LightGBM).
         # The task is known only after `process`; any name valid for either task passes here.
         allowed = {**allowed_hyperparameters(algorithm, "regression"), **allowed_hyperparameters(algorithm, "binary")}
-        validate_hyperparameters(hyperparameters, allowed, algorithm)
+        validate_hyperparameters({**fixed, **search}, allowed, algorithm, unechoed - set(search))
     return "train_basic"
 
 
@@ -132,8 +158,9 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
 
     started = time.monotonic()
     client = MlflowClient()
-    fixed, search = collect_hyperparameters(options["params"], options["search_params"], extra_args, options["param_file"])
-    train_entry_point = check_training_choice(options, {**fixed, **search})
+    fixed, search, from_file = collect_hyperparameters(options["params"], options["search_params"], extra_args, options["param_file"])
+    train_entry_point = check_training_choice(options, fixed, search, from_file)
+    check_no_credentials(options["data_path"].strip())
     model_name = validate_model_name(options["model_name"]) if options["model_name"].strip() else ""
     alias = validate_alias(options["alias"].strip())
     parse_min_score(options["min_score"])  # fail before training, not after it
@@ -144,7 +171,7 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
     runner = StepRunner(client, PROJECT_DIR, run.info.experiment_id, env_manager, code, options["use_cache"])
 
     data_path = options["data_path"].strip()
-    download = runner.run(StepSpec("download", {"source": data_path}, {}, source_digest(data_path, PROJECT_DIR)))
+    download = runner.run(StepSpec("download", {"source": hand_over_source(data_path)}, {}, source_digest(data_path, PROJECT_DIR)))
     split_params = {"label_column": options["label_column"], "test_size": options["test_size"], "seed": options["seed"], "task": options["task"]}
     process = runner.run(StepSpec("process", {"data_path": download.output_uri, **split_params}, split_params, download.output_digest))
     train = runner.run(training_spec(train_entry_point, options, fixed, search, process.output_uri, process.output_digest))

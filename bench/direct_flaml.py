@@ -22,15 +22,13 @@ def main(data_path: str, label_column: str, time_budget: float, seed: int) -> No
     """Fit FLAML on the raw training frame and score it on the test split."""
     import warnings
 
-    from flaml import AutoML
-
-    from tabular_pipeline.automl_flaml import FLAML_METRIC
+    from tabular_pipeline.automl_flaml import FLAML_METRIC, flaml_automl_class
     from tabular_pipeline.evaluation import evaluate_model
     from tabular_pipeline.tables import locate_table, prepare_splits
 
     splits, task = prepare_splits(locate_table(Path(data_path).resolve()), label_column, 0.25, seed, "auto")
     train_x, train_y = splits.train.drop(columns=[label_column]), splits.train[label_column]
-    automl = AutoML()
+    automl = flaml_automl_class()()
     started = time.monotonic()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

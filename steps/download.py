@@ -11,7 +11,7 @@ import click
 
 from tabular_pipeline.fingerprints import digest_path
 from tabular_pipeline.lineage import log_dataset, pandas_dataset
-from tabular_pipeline.sources import fetch_source
+from tabular_pipeline.sources import fetch_source, redact_source, signed_source_for
 from tabular_pipeline.step_runs import TAG_OUTPUT_DIGEST, TAG_OUTPUT_URI, run_step
 from tabular_pipeline.tables import locate_table, read_table
 
@@ -20,9 +20,15 @@ log = logging.getLogger("download")
 
 
 def download_table(source: str, timeout_s: float, max_mb: float, run) -> None:
-    """Fetch `source`, check it is a table, and log it as the run's `raw/` artifacts."""
+    """Fetch `source`, check it is a table, and log it as the run's `raw/` artifacts.
+
+    Only the source without its query string is recorded; `main` hands a presigned URL over in
+    `SIGNED_SOURCE_ENV` so that its signature never becomes a run parameter.
+    """
     import mlflow
 
+    source = signed_source_for(source)
+    recorded = redact_source(source)
     with tempfile.TemporaryDirectory() as scratch:
         staging = Path(scratch) / RAW_ARTIFACT_PATH
         staging.mkdir()
@@ -33,7 +39,7 @@ def download_table(source: str, timeout_s: float, max_mb: float, run) -> None:
             table = read_table(file)
             shutil.copyfile(file, staging / file.name)
             digest = digest_path(staging / file.name)
-            dataset = pandas_dataset(table, source=source, name=file.stem, digest=digest[7:39])
+            dataset = pandas_dataset(table, source=recorded, name=file.stem, digest=digest[7:39])
             log_dataset(dataset, context="raw")
             log.info("%s: %d rows x %d columns, %s", file.name, table.shape[0], table.shape[1], digest)
         output_digest = digest_path(staging)

@@ -23,6 +23,7 @@ from tabular_pipeline.batch_scoring import (
 )
 from tabular_pipeline.cli_options import WHOLE_NUMBER
 from tabular_pipeline.errors import PipelineError
+from tabular_pipeline.output_files import check_output_path, discard, publish, staging_path
 from tabular_pipeline.step_runs import TAG_OUTPUT_URI, run_step
 
 PREDICTIONS_ARTIFACT_PATH = "predictions"
@@ -62,6 +63,14 @@ def local_table(data_path: str, scratch: Path) -> Path:
     from tabular_pipeline.sources import DEFAULT_MAX_BYTES, fetch_source
 
     return fetch_source(data_path, scratch, Path.cwd(), timeout_s=60.0, max_bytes=DEFAULT_MAX_BYTES)
+
+
+def local_input(data_path: str) -> Path | None:
+    """The input's local file or folder (relative paths are read from the project folder), or
+    None when it is fetched from elsewhere."""
+    from tabular_pipeline.sources import local_path, source_kind
+
+    return local_path(data_path, Path.cwd()) if data_path and source_kind(data_path) == "local" else None
 
 
 def data_format(path: Path) -> str:
@@ -109,10 +118,10 @@ def pandas_engine(source: Path, fmt: str, info, key_columns: list[str], batch_ro
         batches = _checked_batches(dataset.to_batches(batch_size=batch_rows))
         totals = score_stream(batches, plan, model.predict, writer, report)
     except BaseException:
-        # A bad row in batch N must not leave the first N-1 batches behind as if they were the result.
+        # A bad row in batch N must not leave the first N-1 batches behind, nor touch an earlier output.
         writer.discard()
         raise
-    writer.close()
+    writer.commit()
     return totals
 
 
@@ -137,15 +146,17 @@ def spark_engine(source: str, fmt: str, info, key_columns: list[str], master: st
         frame = spark_scoring.read_table(spark, source, fmt)
         plan = plan_scoring(frame.columns, input_columns(info.signature.inputs if info.signature else None), key_columns)
         scored = spark_scoring.score_frame(frame, plan, info.model_uri, plan.features, spark_scoring.result_type(info.signature.outputs))
-        existed = Path(output).exists()
+        staged = staging_path(Path(output))
         try:
-            spark_scoring.write_table(scored, output, output_format)
+            spark_scoring.write_table(scored, str(staged), output_format)
+            rows = spark.read.format(output_format).option("header", "true").load(str(staged)).count()
         except BaseException as error:
-            spark_scoring.remove_failed_output(Path(output), existed)
+            discard(staged)
             if isinstance(error, PySparkException):
                 raise spark_scoring.readable_failure(error, frame, plan.features) from None
             raise
-        return spark.read.format(output_format).option("header", "true").load(output).count()
+        publish(staged, Path(output))
+        return rows
     finally:
         spark.stop()
 
@@ -167,10 +178,11 @@ def predict_table(options: dict, run) -> None:
     output_format = table_format(output_text, "output") if output_text else "parquet"
     info = check_model(options["model_uri"].strip())
     started = time.monotonic()
+    data_path = options["data_path"].strip()
+    output = check_output_path(output_text, local_input(data_path)) if output_text else None
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
-        output = Path(output_text).expanduser().resolve() if output_text else scratch / PREDICTIONS_ARTIFACT_PATH / f"predictions.{output_format}"
-        data_path = options["data_path"].strip()
+        output = output or scratch / PREDICTIONS_ARTIFACT_PATH / f"predictions.{output_format}"
         log.info("scoring %s with %s on the %s engine", data_path, options["model_uri"], engine)
         if engine == "spark" and data_path.startswith(SPARK_NATIVE_SCHEMES):
             rows = spark_engine(data_path, table_format(data_path, "data_path"), info, key_columns, master, str(output), output_format)

@@ -15,6 +15,7 @@ from tabular_pipeline.lineage import record_training_inputs
 from tabular_pipeline.model_logging import log_pipeline_model
 from tabular_pipeline.modeling import (
     MAX_GRID_CANDIDATES,
+    booster_threads,
     build_pipeline,
     build_search,
     check_hyperparameters,
@@ -76,7 +77,10 @@ def train_model(options: dict, run) -> None:  # noqa: ARG001 - same signature as
     log_screening(dropped)
     columns = split_feature_columns(train_x[kept])
     defaults = data_dependent_defaults(algorithm, task, train_y, columns)
-    pipeline = build_pipeline(algorithm, task, fixed, columns, options["seed"], defaults)
+    # A search runs n_jobs fits at once; each booster gets its share of the cores.
+    threads = booster_threads(options["n_jobs"] if grid else 1)
+    mlflow.log_param("booster_threads", threads)
+    pipeline = build_pipeline(algorithm, task, fixed, columns, options["seed"], defaults, threads)
     record_training_inputs(splits.train, splits.test, label)
     model = fit_model(pipeline, grid, train_x, train_y, task, algorithm, fit_params_for(algorithm, columns), options)
     log_evaluation(model, splits.test, label, task, options["seed"])

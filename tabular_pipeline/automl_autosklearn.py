@@ -8,7 +8,7 @@ scratch folder, the worker writes the model and its evaluation inputs back, and 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,9 +46,9 @@ REGRESSORS = (
 AUTOSKLEARN_METRIC = {"binary": "roc_auc", "multiclass": "f1_macro", "regression": "root_mean_squared_error"}
 
 
-def check_autosklearn_params(params: Mapping[str, ParamValue], time_budget: float) -> tuple[int, int]:
+def check_autosklearn_params(params: Mapping[str, ParamValue], time_budget: float, unechoed: Collection[str] = ()) -> tuple[int, int]:
     """Validate names, types, the budget and the per-run limit; returns (budget, per-run limit) in seconds."""
-    validate_hyperparameters(params, AUTOSKLEARN_SETTINGS, "autosklearn")
+    validate_hyperparameters(params, AUTOSKLEARN_SETTINGS, "autosklearn", unechoed)
     budget = params.get("time_left_for_this_task", time_budget)
     if not MIN_BUDGET_S <= float(budget) <= MAX_BUDGET_S:
         raise PipelineError(f"the auto-sklearn budget is {float(budget):g} s; expected between {MIN_BUDGET_S} and {MAX_BUDGET_S} seconds")

@@ -4,7 +4,7 @@ a servable pipeline around the best estimator FLAML retrained."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +32,9 @@ FLAML_METRIC = {"binary": "roc_auc", "multiclass": "macro_f1", "regression": "rm
 LIBRARY_OF_LEARNER = {"lgbm": "lightgbm", "xgboost": "xgboost", "xgb_limitdepth": "xgboost"}
 
 
-def check_flaml_params(params: Mapping[str, ParamValue]) -> list[str]:
+def check_flaml_params(params: Mapping[str, ParamValue], unechoed: Collection[str] = ()) -> list[str]:
     """Validate FLAML settings (names, types, learners, budget) and return the learner list."""
-    validate_hyperparameters(params, FLAML_SETTINGS, "flaml")
+    validate_hyperparameters(params, FLAML_SETTINGS, "flaml", unechoed)
     learners = params.get("estimator_list") or list(FLAML_LEARNERS[:5])
     if isinstance(learners, str):
         learners = [learners]
@@ -75,13 +75,33 @@ def flaml_settings(params: Mapping[str, ParamValue], time_budget: float, task: s
     return settings
 
 
+def flaml_automl_class():
+    """`flaml.AutoML`, imported without starting a Spark JVM.
+
+    FLAML 2.7's `flaml.automl.spark` imports `pyspark.pandas` at import time when pyspark is
+    installed (it is, for `predict`), and reading a pandas-on-Spark option there starts a JVM that
+    outlives a killed step. A `None` entry in `sys.modules` makes that one import fail, so FLAML
+    takes its documented no-Spark path; its Spark estimators, which this project never uses, are
+    then unavailable. Checked against FLAML 2.7.0 and pyspark 4.3.0 by `test_automl_flaml`.
+    """
+    import sys
+
+    if "flaml" not in sys.modules and "pyspark.pandas" not in sys.modules:
+        sys.modules["pyspark.pandas"] = None  # type: ignore[assignment]
+        try:
+            import flaml
+        finally:
+            del sys.modules["pyspark.pandas"]
+    import flaml
+
+    return flaml.AutoML
+
+
 def run_search(features: np.ndarray, label: np.ndarray, settings: Mapping[str, object], log_file: Path):
     """Run FLAML's search; the returned AutoML holds the best estimator retrained on all rows."""
     import warnings
 
-    from flaml import AutoML
-
-    automl = AutoML()
+    automl = flaml_automl_class()()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         automl.fit(features, label, log_file_name=str(log_file), **dict(settings))

@@ -175,11 +175,23 @@ def output_columns(batch: pa.RecordBatch | pa.Table, plan: ScoringPlan, predicti
     return pa.Table.from_arrays(arrays, names=names)
 
 
+def header_quoting(names: list[str]) -> str:
+    """pyarrow's header quoting: none, as pandas writes it, unless a name needs quotes to parse."""
+    plain = all(not any(char in name for char in ',"\r\n') and name == name.strip() for name in names)
+    return "none" if plain else "needed"
+
+
 class TableWriter:
-    """Appends Arrow tables to one Parquet or CSV file."""
+    """Appends Arrow tables to one Parquet or CSV file, staged beside `path` until `commit`.
+
+    An existing file at `path` stays untouched until every batch has been written.
+    """
 
     def __init__(self, path: Path, fmt: str):
+        from tabular_pipeline.output_files import staging_path
+
         self.path, self.fmt, self._writer = path, fmt, None
+        self.staged = staging_path(path)
 
     def write(self, table: pa.Table) -> None:
         import pyarrow.csv as pacsv
@@ -187,18 +199,31 @@ class TableWriter:
 
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(self.path, table.schema) if self.fmt == "parquet" else pacsv.CSVWriter(self.path, table.schema)
+            if self.fmt == "parquet":
+                self._writer = pq.ParquetWriter(self.staged, table.schema)
+            else:
+                options = pacsv.WriteOptions(quoting_header=header_quoting(table.schema.names))
+                self._writer = pacsv.CSVWriter(self.staged, table.schema, write_options=options)
         self._writer.write_table(table)
 
-    def close(self) -> None:
+    def _close(self) -> None:
         if self._writer is not None:
             self._writer.close()
 
-    def discard(self) -> None:
-        """Close and delete what this writer wrote (a file it never started is left alone)."""
-        self.close()
+    def commit(self) -> None:
+        """Close the staged file and move it to `path` (a run that wrote no batch leaves `path` alone)."""
+        from tabular_pipeline.output_files import publish
+
+        self._close()
         if self._writer is not None:
-            self.path.unlink(missing_ok=True)
+            publish(self.staged, self.path)
+
+    def discard(self) -> None:
+        """Close and delete the staged file; `path` is not touched."""
+        from tabular_pipeline.output_files import discard
+
+        self._close()
+        discard(self.staged)
 
 
 def score_stream(

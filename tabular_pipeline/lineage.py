@@ -13,6 +13,7 @@ import pandas as pd
 
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.fingerprints import code_version
+from tabular_pipeline.sources import redact_source
 from tabular_pipeline.step_runs import TAG_CODE_VERSION, TAG_ENTRY_POINT
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -107,7 +108,7 @@ def lineage_tags(run) -> dict[str, str]:
         "lineage.code_version": tags.get(TAG_CODE_VERSION, ""),
         "lineage.git_commit": tags.get("mlflow.source.git.commit", ""),
         "lineage.git_dirty": tags.get(TAG_GIT_DIRTY, ""),
-        "lineage.data_uri": run.data.params.get("data_path", ""),
+        "lineage.data_uri": redact_source(run.data.params.get("data_path", "")),
         "lineage.train_digest": digests.get("training", ""),
         "lineage.test_digest": digests.get("testing", ""),
     }

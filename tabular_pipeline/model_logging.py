@@ -17,7 +17,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 MODEL_CODE = PACKAGE_DIR / "model_code.py"
 INPUT_EXAMPLE_ROWS = 5
 BASE_DISTRIBUTIONS = ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy", "cloudpickle")
-ALGORITHM_DISTRIBUTIONS = {"lightgbm": ("lightgbm",), "xgboost": ("xgboost-cpu",)}
+# Booster libraries by import name: `xgboost` comes from `xgboost` or `xgboost-cpu`, whichever is installed.
+ALGORITHM_MODULES = {"lightgbm": "lightgbm", "xgboost": "xgboost"}
 
 
 def trusted_types_of(model) -> list[str]:
@@ -28,6 +29,33 @@ def trusted_types_of(model) -> list[str]:
     import skops.io as sio
 
     return sorted(sio.get_untrusted_types(data=sio.dumps(model)))
+
+
+def distribution_of(module: str) -> str:
+    """The installed distribution that provides the importable `module`.
+
+    Several may claim the same import name (`xgboost` and `xgboost-cpu` both ship `xgboost`); the
+    one whose recorded files hold the module actually imported wins.
+    """
+    import importlib
+
+    candidates = metadata.packages_distributions().get(module, [])
+    if len(candidates) == 1:
+        return candidates[0]
+    origin = Path(importlib.import_module(module).__file__).resolve()
+    for name in candidates:
+        distribution = metadata.distribution(name)
+        if any(Path(distribution.locate_file(file)).resolve() == origin for file in distribution.files or []):
+            return name
+    if candidates:
+        return candidates[0]
+    raise LookupError(f"no installed distribution provides the module {module!r}")
+
+
+def booster_distributions(algorithm: str) -> tuple[str, ...]:
+    """The distribution behind the algorithm's booster library, if it has one."""
+    module = ALGORITHM_MODULES.get(algorithm)
+    return (distribution_of(module),) if module else ()
 
 
 def pinned_requirements(distributions: tuple[str, ...]) -> list[str]:
@@ -72,7 +100,7 @@ def log_pipeline_model(model, train_features: pd.DataFrame, algorithm: str, name
             code_paths=[str(PACKAGE_DIR)],
             signature=signature,
             input_example=example,
-            pip_requirements=pinned_requirements(BASE_DISTRIBUTIONS + ALGORITHM_DISTRIBUTIONS.get(algorithm, ())),
+            pip_requirements=pinned_requirements(BASE_DISTRIBUTIONS + booster_distributions(algorithm)),
         )
 
 

@@ -34,13 +34,29 @@ def normalise_algorithm(name: str) -> str:
     return key
 
 
-def base_estimator(algorithm: str, task: str, seed: int):
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, which containers narrow)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity mask
+        return os.cpu_count() or 1
+
+
+def booster_threads(parallel_fits: int = 1) -> int:
+    """Threads per booster fit: the usable cores shared by the fits a search runs at once."""
+    return max(1, usable_cores() // max(1, parallel_fits))
+
+
+def base_estimator(algorithm: str, task: str, seed: int, threads: int = 1):
     """Return the untrained estimator with this project's defaults.
 
     Args:
         algorithm: one of `ALGORITHMS`.
         task: "binary", "multiclass" or "regression".
         seed: the random seed for estimators that use one.
+        threads: threads for LightGBM and XGBoost (`booster_threads`); the others use one.
 
     Returns:
         A scikit-learn compatible estimator.
@@ -60,11 +76,11 @@ def base_estimator(algorithm: str, task: str, seed: int):
         from lightgbm import LGBMClassifier, LGBMRegressor
 
         cls = LGBMRegressor if regression else LGBMClassifier
-        return cls(n_estimators=BOOSTER_TREES, learning_rate=BOOSTER_LEARNING_RATE, random_state=seed, verbose=-1, n_jobs=2)
+        return cls(n_estimators=BOOSTER_TREES, learning_rate=BOOSTER_LEARNING_RATE, random_state=seed, verbose=-1, n_jobs=threads)
     from xgboost import XGBClassifier, XGBRegressor
 
     cls = XGBRegressor if regression else XGBClassifier
-    return cls(n_estimators=BOOSTER_TREES, learning_rate=BOOSTER_LEARNING_RATE, random_state=seed, tree_method="hist", n_jobs=2)
+    return cls(n_estimators=BOOSTER_TREES, learning_rate=BOOSTER_LEARNING_RATE, random_state=seed, tree_method="hist", n_jobs=threads)
 
 
 def allowed_hyperparameters(algorithm: str, task: str) -> dict[str, object]:
@@ -182,7 +198,13 @@ def fit_params_for(algorithm: str, columns: FeatureColumns) -> dict[str, object]
 
 
 def build_pipeline(
-    algorithm: str, task: str, fixed_params: Mapping[str, Scalar], columns: FeatureColumns, seed: int, defaults: Mapping[str, object] | None = None
+    algorithm: str,
+    task: str,
+    fixed_params: Mapping[str, Scalar],
+    columns: FeatureColumns,
+    seed: int,
+    defaults: Mapping[str, object] | None = None,
+    threads: int = 1,
 ):
     """Assemble preprocessing and the estimator into one Pipeline.
 
@@ -193,6 +215,7 @@ def build_pipeline(
         columns: the feature columns by kind.
         seed: the random seed.
         defaults: data-dependent defaults (`data_dependent_defaults`), overridden by `fixed_params`.
+        threads: booster threads per fit (`booster_threads`); `n_jobs` in `fixed_params` wins.
 
     Returns:
         An unfitted `sklearn.pipeline.Pipeline` with steps "preprocess" and "model".
@@ -201,7 +224,7 @@ def build_pipeline(
 
     from tabular_pipeline.estimators import EarlyStoppedBooster, LabelEncodedClassifier
 
-    estimator = base_estimator(algorithm, task, seed).set_params(**{**dict(defaults or {}), **dict(fixed_params)})
+    estimator = base_estimator(algorithm, task, seed, threads).set_params(**{**dict(defaults or {}), **dict(fixed_params)})
     if uses_native_categories(algorithm):
         estimator = EarlyStoppedBooster(estimator, random_state=seed)
     model = estimator if task == "regression" else LabelEncodedClassifier(estimator)

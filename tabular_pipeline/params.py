@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from tabular_pipeline.errors import PipelineError
 
@@ -196,17 +196,38 @@ def parse_param_string(text: str, source: str = "params") -> dict[str, ParamValu
     return parsed
 
 
-def param_file_to_string(content: str) -> str:
-    """Turn a parameter file (one `name=value` per line, `#` comments) into a `name=value;...` string.
+def parse_param_file(content: str) -> dict[str, ParamValue]:
+    """Parse a parameter file: one `name=value` per line, `#` comments and blank lines ignored.
+
+    A parameter file may be any file on the worker, so its errors name the line and the entry's
+    name only, never its content: the message ends up in run tags that every reader sees.
 
     Args:
         content: the file's text.
 
     Returns:
-        The entries joined by `;`, for `parse_param_string`.
+        Parameter names mapped to literal values, in file order.
     """
-    lines = (line.strip() for line in content.splitlines())
-    return ";".join(line for line in lines if line and not line.startswith("#"))
+    parsed: dict[str, ParamValue] = {}
+    lines = [(number, line.strip()) for number, line in enumerate(content.splitlines(), start=1)]
+    entries = [(number, line) for number, line in lines if line and not line.startswith("#")]
+    if len(entries) > MAX_ENTRIES:
+        raise PipelineError(f"param_file has {len(entries)} entries; at most {MAX_ENTRIES} are allowed")
+    for number, line in entries:
+        name, equals, value_text = line.partition("=")
+        name = name.strip()
+        where = f"param_file line {number}"
+        if not equals or not _NAME_PATTERN.match(name):
+            raise PipelineError(f"{where} is not name=value with a valid name; expected one name=value per line (letters, digits and '_')")
+        if name in parsed:
+            raise PipelineError(f"{where}: '{name}' is given twice")
+        try:
+            parsed[name] = parse_value(name, value_text, where)
+        except PipelineError:
+            raise PipelineError(
+                f"{where}: the value of '{name}' is refused; expected a number, a quoted string, True/False/None, or a flat list"
+            ) from None
+    return parsed
 
 
 def parse_extra_options(args: Iterable[str]) -> dict[str, ParamValue]:
@@ -296,7 +317,7 @@ def _value_fits(default: object, value: object) -> bool:
 
 
 def validate_hyperparameters(
-    params: Mapping[str, ParamValue], defaults: Mapping[str, object], algorithm: str
+    params: Mapping[str, ParamValue], defaults: Mapping[str, object], algorithm: str, unechoed: Collection[str] = ()
 ) -> None:
     """Check names against the estimator's own parameters (the allowlist) and types against defaults.
 
@@ -304,6 +325,7 @@ def validate_hyperparameters(
         params: parsed hyperparameters, lists allowed (search values).
         defaults: the estimator's `get_params()`; its keys are the allowlist.
         algorithm: the algorithm name, for error messages.
+        unechoed: names whose values must not appear in messages (they came from a file).
     """
     import difflib
 
@@ -315,7 +337,8 @@ def validate_hyperparameters(
         default = defaults[name]
         for item in value if isinstance(value, list) else [value]:
             if not _value_fits(default, item):
+                shown = _type_name(item) if name in unechoed else f"{_type_name(item)} {item!r}"
                 raise PipelineError(
                     f"hyperparameter '{name}' for algorithm '{algorithm}' must be "
-                    f"{_type_name(default)} (like the default {default!r}), got {_type_name(item)} {item!r}"
+                    f"{_type_name(default)} (like the default {default!r}), got {shown}"
                 )

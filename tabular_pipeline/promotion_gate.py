@@ -68,22 +68,28 @@ def decide_promotion(
     min_delta: float,
     force: bool,
     champion_note: str = "",
+    champion_unjudged: str = "",
 ) -> GateDecision:
     """Apply the gate's rules; a pure function of the scores.
+
+    The gate fails closed: when a champion holds the alias but cannot be scored, the candidate is
+    not promoted (only `force` goes through). A tie does not beat the champion.
 
     Args:
         metric: the primary metric's name.
         greater_is_better: False for errors such as RMSE.
         candidate: the new version's score on its test split (None if missing).
-        champion: the current version's score on the same split (None if there is none).
+        champion: the current version's score on the same split (None if there is no champion).
         min_score: the absolute threshold, or None.
-        min_delta: how much the candidate must beat the champion by.
+        min_delta: how much the candidate must beat the champion by (a gain of 0 never does).
         force: promote whatever the scores say.
-        champion_note: why there is no champion score, for the reason text.
+        champion_note: why there is no champion, for the reason text.
+        champion_unjudged: why an existing champion could not be scored ("" when it was).
 
     Returns:
         The decision.
     """
+
     def decision(promote: bool, reason: str) -> GateDecision:
         return GateDecision(promote, reason, metric, candidate, champion)
 
@@ -96,11 +102,15 @@ def decide_promotion(
         if not passes:
             relation = "below" if greater_is_better else "above"
             return decision(False, f"{metric} {candidate:.4f} is {relation} the threshold min_score={min_score:g}")
+    if champion_unjudged:
+        return decision(False, f"{champion_unjudged}; the champion keeps the alias (force=true promotes anyway)")
     if champion is None or math.isnan(champion):
         return decision(True, champion_note or "first version to pass the gate: no champion to beat")
     gain = candidate - champion if greater_is_better else champion - candidate
-    if gain >= min_delta:
+    if gain > 0 and gain >= min_delta:
         return decision(True, f"{metric} {candidate:.4f} beats the champion's {champion:.4f} by {gain:.4f} (min_delta={min_delta:g})")
+    if gain == 0:
+        return decision(False, f"{metric} {candidate:.4f} ties the champion's; a tie does not replace it")
     return decision(False, f"{metric} {candidate:.4f} does not beat the champion's {champion:.4f} by min_delta={min_delta:g}")
 
 
@@ -166,16 +176,37 @@ def score_champion(champion_uri: str, run, task: str, metric: str) -> tuple[floa
         else:
             output = predict_in_model_environment(champion_uri, features, params)
         score = metrics_from_served_output(output, label, task).get(metric)
-    except Exception as error:  # noqa: BLE001 - an incomparable champion must not block every release
+    except Exception as error:  # noqa: BLE001 - any failure means "not compared"; the gate then fails closed
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        return None, f"champion could not be scored on the candidate's test split ({reason})"
-    if score is None:
-        return None, f"champion gives no {metric} on the candidate's test split"
+        return None, f"it could not be scored on the candidate's test split ({type(error).__name__}: {reason})"
+    if score is None or math.isnan(score):
+        return None, f"it gives no {metric} on the candidate's test split"
     return float(score), ""
 
 
+def current_holder(client, name: str, alias: str):
+    """The version holding `alias`, or None when the model or the alias does not exist.
+
+    Any other failure (the server, permissions) raises: "cannot tell" must not read as "no champion".
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as error:
+        missing = error.error_code == "RESOURCE_DOES_NOT_EXIST" or (
+            error.error_code == "INVALID_PARAMETER_VALUE" and "not found" in error.message
+        )
+        if missing:
+            return None
+        raise
+
+
 def evaluate_gate(client, model_uri: str, name: str, alias: str, version: str, min_score: float | None, min_delta: float, force: bool) -> GateDecision:
-    """Score the candidate and the current `alias` holder and decide whether `version` takes the alias."""
+    """Score the candidate and the current `alias` holder and decide whether `version` takes the alias.
+
+    A champion that cannot be looked up or scored keeps the alias (the reason is in the decision).
+    """
     from mlflow.exceptions import MlflowException
 
     run = candidate_run(client, model_uri)
@@ -184,15 +215,17 @@ def evaluate_gate(client, model_uri: str, name: str, alias: str, version: str, m
     if not metric or task not in GREATER_IS_BETTER:
         raise PipelineError(f"run {run.info.run_id} records no primary metric or task; expected a model logged by train_basic or train_automl")
     candidate = run.data.metrics.get(metric)
-    champion, note, champion_version = None, "", None
+    champion, unjudged, champion_version = None, "", None
     try:
-        current = client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        current = None
-    if current is not None and current.version != version:
-        champion_version = current.version
-        champion, note = score_champion(f"models:/{name}/{current.version}", run, task, metric)
-        if note:
-            log.warning("%s; judging the candidate on the threshold alone", note)
-    decision = decide_promotion(metric, GREATER_IS_BETTER[task], candidate, champion, min_score, min_delta, force, note)
+        current = current_holder(client, name, alias)
+    except MlflowException as error:
+        current, unjudged = None, f"the current '{alias}' version could not be looked up ({error.message.splitlines()[0][:200]})"
+    if current is not None and str(current.version) != str(version):
+        champion_version = str(current.version)
+        champion, unjudged = score_champion(f"models:/{name}/{current.version}", run, task, metric)
+        if unjudged:
+            unjudged = f"version {champion_version} holds '{alias}' but {unjudged}"
+    decision = decide_promotion(metric, GREATER_IS_BETTER[task], candidate, champion, min_score, min_delta, force, champion_unjudged=unjudged)
+    if unjudged and not force:
+        log.warning("not promoting: %s", unjudged)
     return GateDecision(decision.promote, decision.reason, metric, candidate, champion, champion_version)

@@ -12,6 +12,11 @@ from tabular_pipeline.errors import PipelineError
 log = logging.getLogger("registry")
 
 TAG_SOURCE_MODEL_URI = "pipeline.model_uri"
+# MLflow names logged models `m-` plus a UUID's 32 hex digits; `models:/m-fraud@production` is a
+# registered model that merely starts with `m-`.
+_LOGGED_MODEL_URI = re.compile(r"^models:/(m-[0-9a-f]{32})$")
+# Characters the registry refuses, plus quotes: names go into search filters such as `name = '...'`.
+_FORBIDDEN_NAME_CHARACTERS = "/:%?#\\'\"`"
 _ALIAS_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,254}$")
 # Aliases that also set the legacy stage, so `models:/<name>/Production` URIs keep resolving.
 _STAGE_FOR_ALIAS = {"production": "Production", "staging": "Staging"}
@@ -25,7 +30,7 @@ def validate_model_name(name: str) -> str:
         raise PipelineError("model_name is empty; expected a registered model name such as 'churn-model'")
     if len(stripped) > MAX_MODEL_NAME_LENGTH:
         raise PipelineError(f"model_name is {len(stripped)} characters; at most {MAX_MODEL_NAME_LENGTH} are allowed")
-    bad = sorted({c for c in stripped if c in "/:%?#\\" or not c.isprintable()})
+    bad = sorted({c for c in stripped if c in _FORBIDDEN_NAME_CHARACTERS or not c.isprintable()})
     if bad:
         raise PipelineError(f"model_name {stripped!r} contains {''.join(bad)!r}; expected letters, digits, spaces, '.', '_' or '-'")
     return stripped
@@ -48,15 +53,21 @@ def parse_model_uri(model_uri: str) -> tuple[str, str, str]:
 
     Registered-model URIs (``models:/<name>/<version>``) come back as ("registered", uri, "").
     """
-    if model_uri.startswith("models:/m-") and "/" not in model_uri[len("models:/") :]:
-        return "logged", model_uri[len("models:/") :], ""
+    logged = _LOGGED_MODEL_URI.match(model_uri)
+    if logged:
+        return "logged", logged.group(1), ""
     if model_uri.startswith("runs:/"):
         run_id, _, path = model_uri[len("runs:/") :].partition("/")
         if run_id and path:
             return "run", run_id, path.strip("/")
-    if model_uri.startswith("models:/"):
+    reference = model_uri[len("models:/") :] if model_uri.startswith("models:/") else ""
+    name, separator, which = reference.partition("@") if "@" in reference else reference.partition("/")
+    if name and separator and which and "/" not in which:
         return "registered", model_uri, ""
-    raise PipelineError(f"model_uri {model_uri!r} is not a model URI; expected models:/<model id> or runs:/<run id>/<path>")
+    raise PipelineError(
+        f"model_uri {model_uri!r} is not a model URI; expected models:/<name>/<version or stage>, "
+        "models:/<name>@<alias>, models:/m-<32 hex digits> or runs:/<run id>/<path>"
+    )
 
 
 def check_model_exists(client, model_uri: str) -> None:
@@ -85,25 +96,31 @@ def find_existing_version(client, name: str, model_uri: str):
 
     try:
         versions = client.search_model_versions(f"name = '{name}'")
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        raise PipelineError(f"could not list the versions of '{name}' ({error.message.splitlines()[0][:300]})") from None
     matches = [v for v in versions if (v.tags or {}).get(TAG_SOURCE_MODEL_URI) == model_uri]
     return max(matches, key=lambda v: int(v.version)) if matches else None
 
 
-def registered_model_exists(client, name: str) -> bool:
-    """Whether a registered model of this name exists already."""
+def create_registered_model_if_missing(client, name: str) -> bool:
+    """Create the registered model unless it exists; True only when this call created it.
+
+    Creation is atomic in the registry, so "created here" is proven, not guessed from a lookup
+    that may fail for other reasons; only such a model may be removed again on a failure.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
-        client.get_registered_model(name)
+        client.create_registered_model(name)
         return True
-    except MlflowException:
-        return False
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_ALREADY_EXISTS":
+            return False
+        raise PipelineError(f"could not create the registered model '{name}' ({error.message.splitlines()[0][:300]})") from None
 
 
 def drop_if_empty(client, name: str) -> None:
-    """Delete a registered model that holds no version; called only for a name this step created."""
+    """Delete a registered model that holds no version; called only for a model this run created."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -154,8 +171,8 @@ def register_and_promote(client, model_uri: str, name: str, alias: str, judge: J
     from mlflow.exceptions import MlflowException
 
     check_model_exists(client, model_uri)
-    name_existed = registered_model_exists(client, name)
-    existing = find_existing_version(client, name, model_uri)
+    model_created = create_registered_model_if_missing(client, name)
+    existing = None if model_created else find_existing_version(client, name, model_uri)
     created = existing is None
     try:
         if existing is None:
@@ -164,7 +181,7 @@ def register_and_promote(client, model_uri: str, name: str, alias: str, judge: J
             version = existing
             log.info("model %s is already version %s of '%s'; reusing it", model_uri, version.version, name)
     except MlflowException as error:
-        if not name_existed:
+        if model_created:
             drop_if_empty(client, name)
         raise PipelineError(f"could not register {model_uri} as '{name}' ({error.message.splitlines()[0][:300]})") from None
     try:
@@ -182,7 +199,7 @@ def register_and_promote(client, model_uri: str, name: str, alias: str, judge: J
                 client.delete_model_version(name, version.version)
             except MlflowException:
                 log.warning("could not roll back version %s of '%s'", version.version, name)
-            if not name_existed:
+            if model_created:
                 drop_if_empty(client, name)
         reason = error.message if isinstance(error, MlflowException) else str(error)
         raise PipelineError(f"could not promote version {version.version} of '{name}' to '{alias}' ({reason.splitlines()[0][:300]})") from None

@@ -6,12 +6,14 @@ has been checked to stay inside the destination folder.
 
 from __future__ import annotations
 
+import shutil
 import stat
 import tarfile
 import time
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urljoin, urlparse, urlsplit, urlunsplit
 
 from tabular_pipeline.errors import PipelineError
 
@@ -54,8 +56,33 @@ def _checked_member_path(name: str, destination: Path) -> Path:
     return target
 
 
+def _checked_zip_size(archive: Path, destination: Path) -> int:
+    with zipfile.ZipFile(archive) as bundle:
+        total = 0
+        for member in bundle.infolist():
+            _checked_member_path(member.filename, destination)
+            if stat.S_ISLNK(member.external_attr >> 16):
+                raise PipelineError(f"archive entry '{member.filename}' is a symbolic link; expected plain files")
+            total += member.file_size
+        return total
+
+
+def _checked_tar_size(archive: Path, destination: Path) -> int:
+    with tarfile.open(archive) as bundle:
+        total = 0
+        for member in bundle.getmembers():
+            _checked_member_path(member.name, destination)
+            if not (member.isfile() or member.isdir()):
+                raise PipelineError(f"archive entry '{member.name}' is a link or device; expected plain files")
+            total += member.size
+        return total
+
+
 def extract_archive(archive: Path, destination: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Path:
     """Extract a zip or tar archive after checking every entry; refuse links and oversize content.
+
+    The entries are checked first (paths, links, total size); `shutil.unpack_archive` then extracts
+    them, with tarfile's "data" filter for tar archives as a second guard.
 
     Args:
         archive: the archive file.
@@ -66,32 +93,15 @@ def extract_archive(archive: Path, destination: Path, max_bytes: int = DEFAULT_M
         `destination`.
     """
     destination.mkdir(parents=True, exist_ok=True)
-    total = 0
-    if archive.name.lower().endswith(".zip"):
-        with zipfile.ZipFile(archive) as bundle:
-            members = bundle.infolist()
-            for member in members:
-                _checked_member_path(member.filename, destination)
-                if stat.S_ISLNK(member.external_attr >> 16):
-                    raise PipelineError(f"archive entry '{member.filename}' is a symbolic link; expected plain files")
-                total += member.file_size
-            if total > max_bytes:
-                raise PipelineError(f"archive {archive.name} unpacks to {total} bytes; the cap is {max_bytes}")
-            bundle.extractall(destination)
-        return destination
+    is_zip = archive.name.lower().endswith(".zip")
     try:
-        with tarfile.open(archive) as bundle:
-            members = bundle.getmembers()
-            for member in members:
-                _checked_member_path(member.name, destination)
-                if not (member.isfile() or member.isdir()):
-                    raise PipelineError(f"archive entry '{member.name}' is a link or device; expected plain files")
-                total += member.size
-            if total > max_bytes:
-                raise PipelineError(f"archive {archive.name} unpacks to {total} bytes; the cap is {max_bytes}")
-            bundle.extractall(destination, members=members, filter="data")
-    except tarfile.TarError as error:
-        raise PipelineError(f"archive {archive.name} could not be read ({error}); expected a valid tar archive") from None
+        total = _checked_zip_size(archive, destination) if is_zip else _checked_tar_size(archive, destination)
+        if total > max_bytes:
+            raise PipelineError(f"archive {archive.name} unpacks to {total} bytes; the cap is {max_bytes}")
+        shutil.unpack_archive(archive, destination, **({} if is_zip else {"filter": "data"}))
+    except (zipfile.BadZipFile, tarfile.TarError, shutil.ReadError, EOFError, zlib.error, OSError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise PipelineError(f"archive {archive.name} is corrupt or unreadable ({reason}); expected a valid zip or tar archive") from None
     return destination
 
 
@@ -102,8 +112,97 @@ def _file_name_for(url: str, content_type: str) -> str:
     return "data.parquet" if "parquet" in content_type else "data.csv"
 
 
+def check_no_credentials(source: str, what: str = "data_path") -> None:
+    """Refuse a URI that carries a user name or password: it would be recorded and printed.
+
+    Credentials belong in the environment: `~/.netrc` for HTTP (requests reads it by itself), the
+    cloud SDKs' own variables and files for s3:// and gs://.
+    """
+    parts = urlsplit(source)
+    if parts.scheme and parts.netloc and "@" in parts.netloc:
+        host = parts.netloc.rsplit("@", 1)[1]
+        raise PipelineError(
+            f"{what} {parts.scheme}://***@{host}{parts.path} carries credentials in the URL; expected a URL without them "
+            "(HTTP: put them in ~/.netrc; cloud storage: the SDK's environment variables)"
+        )
+
+
+def redact_source(source: str) -> str:
+    """The source as it may be recorded: an http(s) URL without its query string (a presigned URL's
+    signature) or fragment; anything else unchanged."""
+    parts = urlsplit(source)
+    if parts.scheme.lower() not in ("http", "https") or not (parts.query or parts.fragment):
+        return source
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def scrub(text: str, source: str) -> str:
+    """`text` with the source's query string (and fragment) cut out, for messages and tags."""
+    parts = urlsplit(source)
+    for secret in (parts.query, parts.fragment):
+        if secret:
+            text = text.replace(secret, "<redacted>")
+    return text
+
+
+# Where `main` puts a presigned URL for its download step, which gets the URL without its query.
+SIGNED_SOURCE_ENV = "TABULAR_PIPELINE_SIGNED_SOURCE"
+
+
+def signed_source_for(source: str) -> str:
+    """The full presigned URL behind a redacted `source`, when the orchestrating `main` left it in
+    `SIGNED_SOURCE_ENV`; otherwise `source` itself."""
+    import os
+
+    signed = os.environ.get(SIGNED_SOURCE_ENV, "")
+    return signed if signed and redact_source(signed) == source else source
+
+
+# Cloud metadata services: a redirect there would hand the worker's own credentials to the table.
+METADATA_HOSTS = ("metadata.google.internal", "metadata", "metadata.azure.internal")
+MAX_REDIRECTS = 5
+
+
+def check_fetchable_host(url: str) -> None:
+    """Refuse URLs whose host is a cloud metadata name or resolves to a link-local address
+    (169.254.0.0/16, fe80::/10), before any connection is made."""
+    import ipaddress
+    import socket
+
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    refused = f"download from {redact_source(url)} refused: its host is a cloud metadata or link-local address; expected a data server"
+    if host in METADATA_HOSTS:
+        raise PipelineError(refused)
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (socket.gaierror, UnicodeError):
+        return  # requests reports the unknown host in its own words
+    if any(ipaddress.ip_address(address.split("%")[0]).is_link_local for address in addresses):
+        raise PipelineError(refused)
+
+
+def _open_following_redirects(url: str, timeout_s: float):
+    """GET `url`, following up to `MAX_REDIRECTS` http(s) redirects, each target checked first."""
+    import requests
+
+    for _ in range(MAX_REDIRECTS + 1):
+        check_fetchable_host(url)
+        response = requests.get(url, stream=True, timeout=(timeout_s, timeout_s), allow_redirects=False)
+        if not response.is_redirect:
+            return response
+        target = urljoin(url, response.headers["Location"])
+        response.close()
+        if urlsplit(target).scheme.lower() not in ("http", "https"):
+            raise PipelineError(f"download of {redact_source(url)} redirects to a non-HTTP address; expected an http(s) file")
+        url = target
+    raise PipelineError(f"download of {redact_source(url)} redirects more than {MAX_REDIRECTS} times; expected the file's address")
+
+
 def download_http(url: str, destination: Path, timeout_s: float, max_bytes: int) -> Path:
     """Stream an HTTP(S) file to `destination`, with a total time limit and a size cap.
+
+    Redirects are followed by hand so that every target host is checked; messages show the URL
+    without its query string.
 
     Args:
         url: the http:// or https:// address.
@@ -116,30 +215,31 @@ def download_http(url: str, destination: Path, timeout_s: float, max_bytes: int)
     """
     import requests
 
+    shown = redact_source(url)
     deadline = time.monotonic() + timeout_s
     try:
-        with requests.get(url, stream=True, timeout=(timeout_s, timeout_s), allow_redirects=True) as response:
+        with _open_following_redirects(url, timeout_s) as response:
             if response.status_code >= 400:
-                raise PipelineError(f"download of {url} failed with HTTP {response.status_code} {response.reason}; expected a reachable file")
+                raise PipelineError(f"download of {shown} failed with HTTP {response.status_code} {response.reason}; expected a reachable file")
             declared = int(response.headers.get("Content-Length") or 0)
             if declared > max_bytes:
-                raise PipelineError(f"download of {url} is {declared} bytes; the cap is {max_bytes} (set -P max_mb)")
+                raise PipelineError(f"download of {shown} is {declared} bytes; the cap is {max_bytes} (set -P max_mb)")
             target = destination / _file_name_for(response.url, response.headers.get("Content-Type", ""))
             received = 0
             with target.open("wb") as handle:
                 for chunk in response.iter_content(_CHUNK):
                     received += len(chunk)
                     if received > max_bytes:
-                        raise PipelineError(f"download of {url} exceeded the cap of {max_bytes} bytes (set -P max_mb)")
+                        raise PipelineError(f"download of {shown} exceeded the cap of {max_bytes} bytes (set -P max_mb)")
                     if time.monotonic() > deadline:
-                        raise PipelineError(f"download of {url} took longer than {timeout_s:g} s; expected a faster source or a larger -P timeout_s")
+                        raise PipelineError(f"download of {shown} took longer than {timeout_s:g} s; expected a faster source or a larger -P timeout_s")
                     handle.write(chunk)
             return target
     except requests.Timeout:
-        raise PipelineError(f"download of {url} timed out after {timeout_s:g} s; expected a reachable server") from None
+        raise PipelineError(f"download of {shown} timed out after {timeout_s:g} s; expected a reachable server") from None
     except requests.RequestException as error:
-        reason = str(error).splitlines()[0][:200]
-        raise PipelineError(f"download of {url} failed ({reason}); expected a reachable http(s) URL") from None
+        reason = scrub(str(error).splitlines()[0][:200], url)
+        raise PipelineError(f"download of {shown} failed ({reason}); expected a reachable http(s) URL") from None
 
 
 def download_mlflow_uri(uri: str, destination: Path) -> Path:
@@ -170,6 +270,7 @@ def fetch_source(source: str, workdir: Path, base_dir: Path, timeout_s: float, m
     Returns:
         A local file or folder holding the table.
     """
+    check_no_credentials(source)
     kind = source_kind(source)
     if kind == "local":
         fetched = local_path(source, base_dir)

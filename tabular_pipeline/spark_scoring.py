@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
-from pathlib import Path
 
 from tabular_pipeline.batch_scoring import PREDICTION_COLUMN, ROW_NUMBER_COLUMN, InputColumn, ScoringPlan
 from tabular_pipeline.errors import PipelineError
@@ -150,14 +148,3 @@ def readable_failure(error, frame, features: list[InputColumn]) -> Exception:
         column = None
     where = f"column '{column}'" if column else "a column"
     return PipelineError(f"{where} cannot be read as {target} (the value '{value}'); expected values of the type the model was trained on")
-
-
-def remove_failed_output(path: Path, existed: bool) -> None:
-    """After a failed write, remove the output folder if this run created it or Spark's overwrite
-    emptied it (only its own `_`/`.` files left): no half-written table is left to be mistaken
-    for a result."""
-    if not path.is_dir():
-        return
-    leftovers = [p for p in path.iterdir() if not p.name.startswith(("_", "."))]
-    if not existed or not leftovers:
-        shutil.rmtree(path, ignore_errors=True)

@@ -4,6 +4,7 @@ with one clear line instead of a bare traceback."""
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import signal
 import sys
@@ -62,6 +63,36 @@ def one_line(error: BaseException) -> str:
     """The first line of an exception's message, prefixed by its type for unexpected errors."""
     text = (str(error).strip().splitlines() or [""])[0]
     return text if isinstance(error, PipelineError) else f"unexpected {type(error).__name__}: {text}"
+
+
+def end_process_tree(root_pid: int, include_root: bool, grace_s: float = 10.0) -> list[str]:
+    """SIGTERM every process below `root_pid` (and the root itself if asked), wait up to `grace_s`
+    for them to end, then SIGKILL what is left.
+
+    Returns:
+        "name (pid)" of each process that had to be killed.
+    """
+    import psutil
+
+    try:
+        root = psutil.Process(root_pid)
+        processes = root.children(recursive=True) + ([root] if include_root else [])
+    except psutil.NoSuchProcess:
+        return []
+    for process in processes:
+        try:
+            process.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(processes, timeout=grace_s)
+    killed = []
+    for process in alive:
+        try:
+            killed.append(f"{process.name()} ({process.pid})")
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    return killed
 
 
 def peak_memory_mb() -> float:
@@ -129,6 +160,9 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
     elapsed = time.monotonic() - started
     log_step_resources(client, run.info.run_id, elapsed)
     client.set_terminated(run.info.run_id, status)
+    # Nothing this step started may outlive it (a library's JVM would hold the caller's output open).
+    for leftover in end_process_tree(os.getpid(), include_root=False):
+        log.warning("killed %s, which did not end with the step", leftover)
     if code:
         print(f"error: {entry_point}: {message}", file=sys.stderr)
         log.info("%s after %.1f s", status.lower(), elapsed)

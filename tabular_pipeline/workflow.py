@@ -24,6 +24,7 @@ from tabular_pipeline.step_runs import (
     TAG_INPUT_DIGEST,
     TAG_OUTPUT_DIGEST,
     TAG_OUTPUT_URI,
+    end_process_tree,
     run_page_url,
 )
 
@@ -95,6 +96,16 @@ def failed_run_id(message: str) -> str | None:
     return match.group(1) if match else None
 
 
+def stop_step(submitted, grace_s: float = 60.0) -> None:
+    """End a running step: SIGTERM to its process and everything below it, so it can end its run
+    KILLED, then SIGKILL whatever is left after `grace_s`."""
+    process = getattr(submitted, "command_proc", None)
+    if process is None or process.poll() is not None:
+        return
+    for leftover in end_process_tree(process.pid, include_root=True, grace_s=grace_s):
+        log.warning("killed %s of the stopped step", leftover)
+
+
 class StepRunner:
     """Runs steps as child MLflow project runs, reusing finished ones when their key matches."""
 
@@ -151,10 +162,21 @@ class StepRunner:
                 parameters={name: str(value) for name, value in spec.params.items()},
                 experiment_id=self.experiment_id,
                 env_manager=self.env_manager,
-                synchronous=True,
+                run_name=spec.entry_point,
+                synchronous=False,
             )
         except ExecutionException as error:
             raise self._step_failure(spec, str(error), time.monotonic() - started) from None
+        try:
+            succeeded = submitted.wait()
+        except BaseException:
+            # main was stopped (SIGTERM, Ctrl-C): stop the step's whole tree and let it end its run.
+            stop_step(submitted)
+            self._end_if_running(submitted.run_id, "FAILED")
+            raise
+        self._end_if_running(submitted.run_id, "FINISHED" if succeeded else "FAILED")
+        if not succeeded:
+            raise self._step_failure(spec, f"Run (ID '{submitted.run_id}') failed", time.monotonic() - started)
         run = self.client.get_run(submitted.run_id)
         tags = {TAG_CODE_VERSION: self.code}
         if spec.input_digest:
@@ -166,6 +188,14 @@ class StepRunner:
         result = self._result(spec, run, reused=False, seconds=time.monotonic() - started)
         log.info("%-12s finished run %s in %.1f s -> %s", spec.entry_point, result.run_id, result.seconds, result.output_uri)
         return result
+
+    def _end_if_running(self, run_id: str, status: str) -> None:
+        """Mark a step's run ended when its process could not (SIGKILL, a crash before it started).
+
+        A status the step set itself (KILLED on SIGTERM) is kept; MLflow's own runner overwrites it.
+        """
+        if self.client.get_run(run_id).info.status in ("RUNNING", "SCHEDULED"):
+            self.client.set_terminated(run_id, status)
 
     def _step_failure(self, spec: StepSpec, message: str, seconds: float) -> PipelineError:
         run_id = failed_run_id(message)

@@ -54,3 +54,33 @@ def test_search_result_serves_raw_rows_with_original_labels(tmp_path):
     rows.loc[0, "x1"], rows.loc[1, "colour"] = np.nan, "ultraviolet"
     assert set(model.predict(rows)) <= {"good", "bad"}
     assert model.predict_proba(rows).shape == (2, 2)
+
+
+CHILDREN_AFTER_IMPORT = """
+import sys, time, psutil
+{import_line}
+time.sleep(2)
+children = psutil.Process().children(recursive=True)
+print("children:", sorted(child.name() for child in children))
+for child in children:  # the control case starts a JVM: never leave it behind
+    child.kill()
+"""
+
+
+@pytest.mark.parametrize(
+    ("import_line", "starts_java"),
+    [("from tabular_pipeline.automl_flaml import flaml_automl_class; flaml_automl_class()", False), ("import flaml", True)],
+    ids=["through the adapter", "plain import (the cause)"],
+)
+def test_importing_flaml_through_the_adapter_starts_no_spark_jvm(import_line, starts_java):
+    """A plain `import flaml` starts a Spark JVM when pyspark is installed (the control case pins
+    that, so an upgrade that changes it shows up here); the adapter's import starts none."""
+    import subprocess
+    import sys
+
+    from conftest import PROJECT_DIR
+
+    code = CHILDREN_AFTER_IMPORT.format(import_line=import_line)
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300)
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("children:")]
+    assert ("java" in line) is starts_java, line

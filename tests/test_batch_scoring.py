@@ -13,13 +13,15 @@ from tabular_pipeline.batch_scoring import (
     arrow_feature_schema,
     cast_features,
     check_engine,
+    header_quoting,
     parse_key_columns,
     plan_scoring,
     score_stream,
     table_format,
 )
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.spark_scoring import check_master, remove_failed_output, result_type
+from tabular_pipeline.output_files import check_output_path, discard, publish, staging_path
+from tabular_pipeline.spark_scoring import check_master, result_type
 
 FEATURES = [InputColumn("x", "double"), InputColumn("colour", "string")]
 
@@ -67,7 +69,8 @@ def test_streaming_keeps_row_order_and_numbers_rows_across_batches(tmp_path, fmt
     seen = []
     writer = TableWriter(tmp_path / f"out.{fmt}", fmt)
     totals = score_stream(iter(batches), plan, lambda frame: frame["x"].fillna(0).to_numpy() * 10, writer, seen.append)
-    writer.close()
+    assert not writer.path.exists(), "nothing is at the target before the commit"
+    writer.commit()
     out = pd.read_parquet(writer.path) if fmt == "parquet" else pd.read_csv(writer.path)
     assert totals.rows == 5 and totals.batches == 2 and len(seen) == 2
     assert out["row_number"].tolist() == [0, 1, 2, 3, 4]
@@ -80,33 +83,57 @@ def test_predictions_must_be_one_value_per_row(tmp_path):
         score_stream(iter([batch(x=[1.0], colour=["a"])]), plan, lambda frame: np.zeros((1, 2)), TableWriter(tmp_path / "o.parquet", "parquet"))
 
 
-def test_a_discarded_writer_removes_only_what_it_wrote(tmp_path):
+def test_a_discarded_writer_leaves_the_earlier_output_as_it_was(tmp_path):
     earlier = tmp_path / "earlier.parquet"
     earlier.write_bytes(b"a result from an earlier run")
     TableWriter(earlier, "parquet").discard()
-    assert earlier.exists(), "a writer that never wrote leaves the file alone"
-    writer = TableWriter(tmp_path / "partial.csv", "csv")
+    writer = TableWriter(earlier, "parquet")
     writer.write(pa.table({"prediction": [1.0, 2.0]}))
     writer.discard()
-    assert not writer.path.exists()
+    assert earlier.read_bytes() == b"a result from an earlier run"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier.parquet"], "the staged file is gone"
 
 
-def test_a_failed_spark_write_leaves_no_half_table(tmp_path):
-    created = tmp_path / "created.parquet"
-    (created / "part-0.parquet").parent.mkdir()
-    (created / "part-0.parquet").write_bytes(b"half")
-    remove_failed_output(created, existed=False)
-    assert not created.exists(), "a folder this run created goes"
-    emptied = tmp_path / "emptied.parquet"
-    emptied.mkdir()
-    (emptied / "_temporary").mkdir()
-    remove_failed_output(emptied, existed=True)
-    assert not emptied.exists(), "a folder Spark's overwrite emptied goes"
-    untouched = tmp_path / "untouched.parquet"
-    untouched.mkdir()
-    (untouched / "part-0.parquet").write_bytes(b"an earlier result")
-    remove_failed_output(untouched, existed=True)
-    assert (untouched / "part-0.parquet").exists(), "a table the write never reached stays"
+def test_a_committed_csv_replaces_the_earlier_output_with_a_plain_header(tmp_path):
+    target = tmp_path / "scores.csv"
+    target.write_text("old\n")
+    writer = TableWriter(target, "csv")
+    writer.write(pa.table({"row_id": ["a", "b"], "prediction": [1.0, 2.0]}))
+    writer.commit()
+    assert target.read_text().splitlines()[0] == "row_id,prediction", "the header is not quoted"
+    assert pd.read_csv(target)["row_id"].tolist() == ["a", "b"]
+    assert header_quoting(["a,b", "c"]) == "needed" and header_quoting(["a", "b"]) == "none"
+
+
+def test_outputs_never_overlap_the_input_and_are_absolute(tmp_path):
+    table = tmp_path / "rows.csv"
+    folder = tmp_path / "parts.parquet"
+    assert check_output_path(str(tmp_path / "out.csv"), table) == tmp_path / "out.csv"
+    for output, source in ((table, table), (folder / "scores.parquet", folder), (tmp_path, table)):
+        with pytest.raises(PipelineError, match="overlaps the input"):
+            check_output_path(str(output), source)
+    with pytest.raises(PipelineError, match="is a relative path; expected an absolute path"):
+        check_output_path("scores.csv", table)
+
+
+def test_publishing_swaps_folders_and_files_in_whole(tmp_path):
+    target = tmp_path / "scores.parquet"
+    target.mkdir()
+    (target / "part-0.parquet").write_bytes(b"old")
+    staged = staging_path(target)
+    staged.mkdir()
+    (staged / "part-0.parquet").write_bytes(b"new")
+    publish(staged, target)
+    assert (target / "part-0.parquet").read_bytes() == b"new"
+    staged = staging_path(target)
+    staged.write_bytes(b"a single file now")
+    publish(staged, target)
+    assert target.read_bytes() == b"a single file now"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet"], "nothing is left aside"
+    leftover = staging_path(target)
+    leftover.mkdir()
+    discard(leftover)
+    assert not leftover.exists() and target.read_bytes() == b"a single file now"
 
 
 def test_engines_formats_keys_and_masters_are_checked():

@@ -90,6 +90,13 @@ CASES = {
     "all-NaN features": ("process", all_nan, "every feature of allnan.csv is missing (all NaN); expected at least one feature with values"),
     "train/test columns differ": ("process", different_columns, "train.csv and test.csv have different columns"),
     "bad model name": ("register", lambda f: {"model_uri": "models:/m-x", "model_name": "a:b"}, "model_name 'a:b' contains ':'; expected letters, digits"),
+    "quote in model name": ("main", lambda f: {"model_name": "o'brien"}, "contains \"'\"; expected letters, digits"),
+    "corrupt zip": ("process", lambda f: {"data_path": write(f, "data.zip", b"PK\x03\x04 not really a zip")}, "archive data.zip is corrupt or unreadable"),
+    "corrupt tar": ("process", lambda f: {"data_path": write(f, "data.tar.gz", b"\x1f\x8b\x08\x00 cut short")}, "archive data.tar.gz is corrupt or unreadable"),
+    "automl search_params": (
+        "main", lambda f: {"tool": "flaml", "search_params": "max_depth=[3, 5]"}, "search_params is not used by the AutoML tool flaml (max_depth)",
+    ),
+    "param_file secrets": ("main", lambda f: {"param_file": write(f, "params.txt", b"n_estimators=5\napi_key: sk-live-123\n")}, "param_file line 2 is not"),
 }
 DOWNLOAD_CASES = {
     "404": ({"source": "{url}/missing.csv"}, "failed with HTTP 404 Not Found; expected a reachable file"),
@@ -167,6 +174,9 @@ def test_bad_input_to_each_entry_point_fails_cleanly(case, battery, client):
     run = cases[case]
     print(run.result.output[-4000:])
     check_failure(run.result, run.entry_point, run.expected, client, run.experiment, run.params.get("model_name"))
+    if case == "param_file secrets":
+        recorded = [value for r in runs_of(client, run.experiment) for value in r.data.tags.values()]
+        assert not [value for value in recorded if "sk-live-123" in value], "a param_file's content is never echoed into tags"
     assert project_after == project_before, "a case left files in the project folder"
     if run.inputs != PROJECT_DIR:
         assert {str(p) for p in run.inputs.rglob("*")} == run.inputs_before, "a case left files next to its input"

@@ -3,8 +3,11 @@ those records and reports whether the metrics match."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
 from conftest import PROJECT_DIR
@@ -14,29 +17,66 @@ pytestmark = pytest.mark.e2e
 SAMPLE = PROJECT_DIR / "data" / "breast_cancer.csv"
 
 
-def test_version_lineage_and_reproduce(run_project, client, experiment_name):
-    name = f"lineage-{uuid.uuid4().hex[:8]}"
-    result = run_project("train_basic", {"algorithm": "LogisticRegression", "data_path": SAMPLE})
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def project_repository(root: Path) -> Path:
+    """A git repository holding this project's current files (committed or not), one commit deep."""
+    repo = root / "project"
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=PROJECT_DIR, capture_output=True, check=True)
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        if (PROJECT_DIR / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT_DIR / name, repo / name)
+    git(repo, "init", "--quiet")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "--quiet", "-m", "trained here")
+    return repo
+
+
+def test_version_lineage_and_reproduce_at_the_recorded_commit(run_project, client, experiment_name, tmp_path):
+    """A model trained at one commit is reproduced from a checkout that has moved on: the rerun
+    uses the recorded commit, in a scratch clone, and the caller's checkout is left as it was."""
+    # A registered name that starts like a logged-model id (`m-...`) must still read as a name.
+    name = f"m-lineage-{uuid.uuid4().hex[:8]}"
+    repo = project_repository(tmp_path)
+    trained_at = git(repo, "rev-parse", "HEAD")
+    result = run_project("train_basic", {"algorithm": "LogisticRegression", "data_path": SAMPLE}, uri=str(repo))
     assert result.returncode == 0, result.output[-3000:]
     [train] = runs_of(client, experiment_name, "train_basic")
-    registered = run_project("register", {"model_uri": train.data.tags["pipeline.output_uri"], "model_name": name})
+    registered = run_project("register", {"model_uri": train.data.tags["pipeline.output_uri"], "model_name": name}, uri=str(repo))
     assert registered.returncode == 0, registered.output[-3000:]
     version = client.get_model_version(name, "1")
     tags = version.tags
     assert tags["lineage.training_run_id"] == train.info.run_id and tags["lineage.entry_point"] == "train_basic"
-    code = train.data.tags["pipeline.code_version"]
-    assert tags["lineage.code_version"] == code and tags["lineage.git_dirty"] == str("+dirty." in code).lower()
-    assert tags["lineage.git_commit"] == code[:40]
+    assert tags["lineage.code_version"] == train.data.tags["pipeline.code_version"] == trained_at
+    assert tags["lineage.git_dirty"] == "false" and tags["lineage.git_commit"] == trained_at
     assert tags["lineage.data_uri"] == train.data.params["data_path"] == str(SAMPLE)
     digests = {d.dataset.name: d.dataset.digest for d in train.inputs.dataset_inputs}
     assert tags["lineage.train_digest"] == digests["train"] and tags["lineage.test_digest"] == digests["test"]
     assert train.data.params["hp.C"] and train.data.params["seed"] == "1", "effective parameters are on the run"
 
-    reproduced = run_project("reproduce", {"model_uri": f"models:/{name}@production"})
+    # The caller's checkout moves on: a new commit, an uncommitted edit and an untracked file.
+    (repo / "NOTES.md").write_text("a later commit\n")
+    git(repo, "add", "NOTES.md")
+    git(repo, "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "--quiet", "-m", "moved on")
+    moved_to = git(repo, "rev-parse", "HEAD")
+    with (repo / "README.md").open("a") as handle:
+        handle.write("\nan uncommitted edit\n")
+    (repo / "scratch.txt").write_text("untracked\n")
+    status_before = git(repo, "status", "--porcelain")
+
+    reproduced = run_project("reproduce", {"model_uri": f"models:/{name}@production"}, uri=str(repo))
     assert reproduced.returncode == 0, reproduced.output[-3000:]
+    assert git(repo, "rev-parse", "HEAD") == moved_to, "the caller's HEAD did not move"
+    assert git(repo, "status", "--porcelain") == status_before, "the caller's files are as they were"
+    assert (repo / "scratch.txt").read_text() == "untracked\n" and (repo / "NOTES.md").exists()
     [reproduce] = runs_of(client, experiment_name, "reproduce")
     assert reproduce.info.status == "FINISHED" and reproduce.data.tags["reproduce.match"] == "true"
+    assert reproduce.data.tags["reproduce.exact_code"] == "true"
     rerun = client.get_run(reproduce.data.tags["reproduce.rerun_run_id"])
+    assert rerun.data.tags["mlflow.source.git.commit"] == trained_at, "the rerun ran the recorded commit"
     assert rerun.data.params["data_path"] == train.data.params["data_path"]
     assert {k: v for k, v in rerun.data.metrics.items() if k.startswith("test_")} == {k: v for k, v in train.data.metrics.items() if k.startswith("test_")}
     assert "test_roc_auc: recorded" in reproduced.output and "-> same" in reproduced.output

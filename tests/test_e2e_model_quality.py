@@ -115,3 +115,30 @@ def test_gate_rejects_worse_promotes_better_and_force_overrides(run_project, cli
     [version] = client.search_model_versions(f"name = '{other}'")
     assert version.tags["gate.decision"] == "rejected" and "below the threshold min_score=0.9999" in version.tags["gate.reason"]
     assert version.aliases == []
+
+
+def test_a_champion_that_cannot_be_scored_keeps_the_alias(run_project, client, experiment_name, tmp_path):
+    """The gate fails closed: the champion was trained on other columns, so it cannot score the
+    challenger's test split; the challenger is registered but not promoted, and says why."""
+    name = f"closed-{uuid.uuid4().hex[:8]}"
+    other_table = tmp_path / "other.csv"
+    mixed_frame(300, "binary", seed=5).to_csv(other_table, index=False)
+    uris = {}
+    for label, data in (("champion", SAMPLE), ("challenger", other_table)):
+        assert run_project("train_basic", {"data_path": data, "algorithm": "lr"}).returncode == 0
+        uris[label] = runs_of(client, experiment_name, "train_basic")[0].data.tags["pipeline.output_uri"]
+    assert run_project("register", {"model_uri": uris["champion"], "model_name": name}).returncode == 0
+
+    result = run_project("register", {"model_uri": uris["challenger"], "model_name": name})
+    assert result.returncode == 0, result.output[-3000:]
+    tags = gate_tags(client, name, "2")
+    assert tags["gate.decision"] == "rejected" and tags["gate.champion_version"] == "1"
+    assert tags["gate.reason"].startswith("version 1 holds 'production' but it could not be scored on the candidate's test split")
+    assert tags["gate.reason"].endswith("the champion keeps the alias (force=true promotes anyway)")
+    assert client.get_model_version_by_alias(name, "production").version == "1"
+    assert client.get_model_version(name, "2").aliases == [] and client.get_model_version(name, "2").current_stage == "None"
+    assert [line for line in result.output.splitlines() if "not promoting: version 1 holds 'production'" in line], "said in one line"
+
+    result = run_project("register", {"model_uri": uris["challenger"], "model_name": name, "force": "true"})
+    assert result.returncode == 0
+    assert client.get_model_version_by_alias(name, "production").version == "2", "force=true is the explicit way through"

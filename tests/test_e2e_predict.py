@@ -146,7 +146,18 @@ def test_predictions_default_to_a_run_artifact_and_bad_input_fails_in_one_line(t
     numbers_as_text = rows["num_01"].map(lambda value: None if pd.isna(value) else repr(float(value)))
     rows.assign(num_01=numbers_as_text.where(rows.index != 40, "oops")).to_parquet(late_text, index=False)
     never, partial, spark_partial = tmp_path / "never.parquet", tmp_path / "partial.parquet", tmp_path / "spark_partial.parquet"
+    # Earlier results at the targets of the runs that fail mid-way: they must survive untouched.
+    partial.write_bytes(b"an earlier result")
+    spark_partial.mkdir()
+    (spark_partial / "part-00000.parquet").write_bytes(b"an earlier Spark result")
+    parts = tmp_path / "parts.parquet"
+    parts.mkdir()
+    rows.to_parquet(parts / "part-0.parquet", index=False)
+    input_bytes = table.read_bytes()
     cases = [
+        ({"data_path": table, "output": table}, "overlaps the input"),
+        ({"data_path": parts, "output": parts / "scores.parquet", "engine": "spark", "spark_master": "local[1]"}, "overlaps the input"),
+        ({"data_path": table, "output": "scores.csv"}, "is a relative path; expected an absolute path"),
         ({"data_path": late_text, "output": partial, "batch_rows": 10}, "column 'num_01' cannot be read as double"),
         ({"data_path": late_text, "output": spark_partial, "engine": "spark", "spark_master": "local[1]"}, "column 'num_01' cannot be read as double"),
         ({"data_path": missing, "output": never}, "lacks 1 column(s) the model needs (num_00)"),
@@ -168,4 +179,38 @@ def test_predictions_default_to_a_run_artifact_and_bad_input_fails_in_one_line(t
     statuses = [r.info.status for r in runs_of(client, experiment_name, "predict")]
     assert statuses.count("FAILED") == len(cases) and statuses.count("FINISHED") == 1, statuses
     assert not never.exists() and not (tmp_path / "scores.xlsx").exists()
-    assert not partial.exists() and not spark_partial.exists(), "what was written before the failure was removed"
+    assert table.read_bytes() == input_bytes, "the input was not written over"
+    assert sorted(p.name for p in parts.iterdir()) == ["part-0.parquet"]
+    assert not (PROJECT_DIR / "scores.csv").exists()
+    assert partial.read_bytes() == b"an earlier result", "an earlier output survives a failed run"
+    assert [p.name for p in spark_partial.iterdir()] == ["part-00000.parquet"], "and so does an earlier Spark folder"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [], "no staging file is left behind"
+
+
+def test_an_earlier_output_survives_a_predict_killed_mid_write(trained_model, tracking_uri, experiment_name, tmp_path):
+    """SIGKILL while the pandas engine streams batches: the earlier predictions stay whole."""
+    import os
+    import signal
+
+    rows = make_mixed_table(4000, columns=12, seed=4)
+    table, output = tmp_path / "rows.parquet", tmp_path / "scores.parquet"
+    rows.to_parquet(table, index=False)
+    earlier = b"an earlier result"
+    output.write_bytes(earlier)
+    params = {"model_uri": trained_model, "data_path": table, "output": output, "batch_rows": 5}
+    process = subprocess.Popen(
+        project_command("predict", params, experiment_name), cwd=PROJECT_DIR, env=subprocess_env(tracking_uri),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not [p for p in tmp_path.iterdir() if p.name.startswith(".scores.parquet.partial-")]:
+            assert process.poll() is None, process.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "the staged output never appeared"
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert output.read_bytes() == earlier, "the earlier output is untouched"

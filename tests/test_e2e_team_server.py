@@ -130,3 +130,91 @@ def test_four_pipelines_at_once_on_postgres_with_credentials(team_server, team_c
                 assert PASSWORD.encode() not in file.read_bytes(), f"{file} holds the password"
     for version in versions:
         assert all(PASSWORD not in value for value in version.tags.values())
+
+
+BOB_TAKES_THE_LOCK = """
+import sys, time
+from mlflow import MlflowClient
+from tabular_pipeline.errors import PipelineError
+from tabular_pipeline.promotion_lock import promotion_lock
+
+model, timeout_s = sys.argv[1], float(sys.argv[2])
+client = MlflowClient()
+experiment = client.get_experiment_by_name("bob-" + model) or client.get_experiment(client.create_experiment("bob-" + model))
+run_id = client.create_run(experiment.experiment_id).info.run_id
+started = time.monotonic()
+try:
+    with promotion_lock(client, model, run_id, timeout_s=timeout_s):
+        print("outcome: acquired")
+except PipelineError as error:
+    print("outcome: refused:", error)
+finally:
+    client.set_terminated(run_id)
+print(f"seconds: {time.monotonic() - started:.1f}")
+"""
+
+
+def bob_tries(team_server, bob: str, model: str, timeout_s: float) -> tuple[str, float]:
+    env = {**subprocess_env(team_server), "MLFLOW_TRACKING_USERNAME": bob, "MLFLOW_TRACKING_PASSWORD": BOB_PASSWORD}
+    done = subprocess.run([str(BIN_DIR / "python"), "-c", BOB_TAKES_THE_LOCK, model, str(timeout_s)], env=env, cwd=PROJECT_DIR,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = dict(line.split(": ", 1) for line in done.stdout.splitlines() if line.startswith(("outcome: ", "seconds: ")))
+    return lines["outcome"], float(lines["seconds"])
+
+
+BOB_PASSWORD = f"bob-{uuid.uuid4().hex}"
+ALICE_PASSWORD = f"alice-{uuid.uuid4().hex}"
+
+
+def test_two_users_share_the_promotion_lock_and_never_break_each_others(team_server, monkeypatch):
+    """Alice holds the lock while Bob tries: without permission on her lock Bob fails at once in
+    one line (no spinning, her ticket untouched); with permission he waits with backoff and gives
+    up at his deadline, still without touching her ticket; once she is done, or her run has ended
+    without releasing, he gets it."""
+    from mlflow import MlflowClient
+    from mlflow.server import get_app_client
+
+    from tabular_pipeline.promotion_lock import lock_name, promotion_lock
+
+    def act_as(user: str, password: str) -> None:  # MLflow's clients read the credentials per request
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+
+    admin = get_app_client("basic-auth", tracking_uri=team_server)
+    suffix = uuid.uuid4().hex[:6]
+    alice_name, bob = f"alice-{suffix}", f"bob-{suffix}"
+    act_as(ADMIN, PASSWORD)
+    admin.create_user(alice_name, ALICE_PASSWORD)
+    admin.create_user(bob, BOB_PASSWORD)
+    model = f"shared-{suffix}"
+    act_as(alice_name, ALICE_PASSWORD)
+    alice = MlflowClient(team_server)
+    experiment = alice.create_experiment(f"alice-{model}")
+
+    def tickets():
+        return [(int(v.version), v.run_id) for v in alice.search_model_versions(f"name = '{lock_name(model)}'")]
+
+    holder = alice.create_run(experiment).info.run_id
+    with promotion_lock(alice, model, holder):
+        outcome, seconds = bob_tries(team_server, bob, model, timeout_s=30)
+        assert outcome.startswith("refused: could not queue for the promotion lock") and "PERMISSION_DENIED" in outcome, outcome
+        assert seconds < 15, "refused at once, not after spinning to the deadline"
+        assert tickets() == [(1, holder)]
+
+        act_as(ADMIN, PASSWORD)
+        admin.grant_user_permission(bob, "registered_model", lock_name(model), "MANAGE")
+        act_as(alice_name, ALICE_PASSWORD)
+        outcome, seconds = bob_tries(team_server, bob, model, timeout_s=3)
+        assert outcome.startswith(f"refused: run {holder} holds the promotion lock '{lock_name(model)}' and is still running after 3 s"), outcome
+        assert tickets() == [(1, holder)], "Bob removed only his own ticket"
+    alice.set_terminated(holder)
+    outcome, _ = bob_tries(team_server, bob, model, timeout_s=30)
+    assert outcome == "acquired"
+
+    crashed = alice.create_run(experiment).info.run_id
+    alice.create_model_version(lock_name(model), f"runs:/{crashed}/promotion-lock", run_id=crashed)
+    alice.set_terminated(crashed, "FAILED")
+    outcome, _ = bob_tries(team_server, bob, model, timeout_s=30)
+    assert outcome == "acquired", "a ticket whose run has ended does not block"
+    assert tickets() == [], "and Bob, who may manage the lock, cleaned it up"

@@ -129,3 +129,18 @@ def test_boosters_use_their_histogram_methods(task):
 
     # LightGBM's tree learner is histogram-based only; XGBoost's must be asked for.
     assert base_estimator("xgboost", task, seed=0).get_params()["tree_method"] == "hist"
+
+
+@pytest.mark.parametrize("algorithm", ["lightgbm", "xgboost"])
+def test_boosters_use_the_cores_they_are_given(algorithm):
+    """Threads follow the machine and the search's parallel fits, never a fixed number."""
+    from tabular_pipeline.modeling import booster_threads, usable_cores
+
+    cores = usable_cores()
+    assert booster_threads() == cores and booster_threads(cores + 5) == 1
+    assert booster_threads(2) == max(1, cores // 2)
+    x = mixed_frame(40).drop(columns=["label"])
+    pipeline = build_pipeline(algorithm, "binary", {}, split_feature_columns(x), seed=1, threads=7)
+    assert effective_hyperparameters(pipeline, "binary", algorithm)["n_jobs"] == 7
+    pinned = build_pipeline(algorithm, "binary", {"n_jobs": 3}, split_feature_columns(x), seed=1, threads=7)
+    assert effective_hyperparameters(pinned, "binary", algorithm)["n_jobs"] == 3, "a user's n_jobs wins"

@@ -143,8 +143,33 @@ def test_module_never_calls_eval():
     assert " eval(" not in source.replace("literal_eval(", "")
 
 
-def test_param_file_lines_become_a_param_string():
-    from tabular_pipeline.params import param_file_to_string
+def test_param_file_lines_are_parsed_one_by_one():
+    from tabular_pipeline.params import parse_param_file
 
     content = "# tuned on 2026-11-01\nn_estimators=200\n\n learning_rate=0.1 \nobjective='binary'\n"
-    assert parse_param_string(param_file_to_string(content)) == {"n_estimators": 200, "learning_rate": 0.1, "objective": "binary"}
+    assert parse_param_file(content) == {"n_estimators": 200, "learning_rate": 0.1, "objective": "binary"}
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("n_estimators=5\nhunter2-secret\n", "param_file line 2 is not name=value with a valid name"),
+        ("token=sk live(abc)\n", "param_file line 1: the value of 'token' is refused"),
+        ("my password is=hunter2\n", "param_file line 1 is not name=value with a valid name"),
+        ("a=1\na=2\n", "param_file line 2: 'a' is given twice"),
+    ],
+)
+def test_param_file_errors_name_the_line_never_the_content(content, expected):
+    from tabular_pipeline.params import parse_param_file
+
+    with pytest.raises(PipelineError) as raised:
+        parse_param_file(content)
+    assert expected in str(raised.value)
+    for secret in ("hunter2", "sk live", "abc"):
+        assert secret not in str(raised.value)
+
+
+def test_values_from_a_file_are_not_echoed_by_type_checks():
+    with pytest.raises(PipelineError) as raised:
+        validate_hyperparameters({"max_depth": "s3cret"}, {"max_depth": -1}, "lightgbm", unechoed={"max_depth"})
+    assert "must be int" in str(raised.value) and "s3cret" not in str(raised.value)

@@ -8,8 +8,9 @@ from tabular_pipeline.evaluation import metrics_from_served_output
 from tabular_pipeline.promotion_gate import decide_promotion, parse_min_score
 
 
-def decide(candidate, champion=None, min_score=None, min_delta=0.0, force=False, greater=True):
-    return decide_promotion("test_roc_auc" if greater else "test_rmse", greater, candidate, champion, min_score, min_delta, force)
+def decide(candidate, champion=None, min_score=None, min_delta=0.0, force=False, greater=True, unjudged=""):
+    metric = "test_roc_auc" if greater else "test_rmse"
+    return decide_promotion(metric, greater, candidate, champion, min_score, min_delta, force, champion_unjudged=unjudged)
 
 
 def test_first_version_is_promoted_when_it_passes_the_threshold():
@@ -21,7 +22,8 @@ def test_first_version_is_promoted_when_it_passes_the_threshold():
 
 def test_challenger_must_beat_the_champion_by_min_delta():
     assert decide(0.95, champion=0.90).promote
-    assert decide(0.90, champion=0.90).promote, "min_delta=0 lets an equal score through"
+    tie = decide(0.90, champion=0.90)
+    assert not tie.promote and "a tie does not replace it" in tie.reason, "ties must not churn versions"
     worse = decide(0.85, champion=0.90)
     assert not worse.promote and "does not beat the champion's 0.9000" in worse.reason
     assert not decide(0.91, champion=0.90, min_delta=0.02).promote
@@ -37,6 +39,14 @@ def test_force_overrides_and_missing_scores_reject():
     assert decide(0.1, champion=0.99, min_score=0.9, force=True).promote
     assert not decide(None).promote
     assert not decide(float("nan")).promote
+
+
+def test_a_champion_that_cannot_be_scored_keeps_the_alias_unless_forced():
+    why = "version 3 holds 'production' but it could not be scored on the candidate's test split (OSError: gone)"
+    kept = decide(0.99, unjudged=why)
+    assert not kept.promote and kept.reason.startswith(why) and "force=true promotes anyway" in kept.reason
+    assert decide(0.99, unjudged=why, force=True).promote
+    assert not decide(0.5, min_score=0.8, unjudged=why).promote
 
 
 def test_decision_tags_record_both_scores():

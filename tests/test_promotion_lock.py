@@ -1,16 +1,31 @@
-"""The promotion lock against a real (file-backed SQLite) MLflow store."""
+"""The promotion lock against real MLflow stores: a file-backed SQLite store, and the session's
+tracking server for the race between contenders (threads, each with its own run and client)."""
+
+import threading
+import time
 
 import pytest
 from mlflow import MlflowClient
 
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.promotion_lock import is_stale, lock_name, promotion_lock
+from tabular_pipeline.promotion_lock import TIMEOUT_ENV, Ticket, lock_name, promotion_lock, tickets_ahead, wait_timeout_s
 
 
-def test_staleness_rules():
-    assert not is_stale("RUNNING", 10)
-    assert is_stale("FAILED", 10) and is_stale("FINISHED", 10) and is_stale(None, 10)
-    assert is_stale("RUNNING", 10_000)
+def test_only_earlier_tickets_count_and_in_order():
+    tickets = [Ticket(5, "e"), Ticket(2, "b"), Ticket(7, "g"), Ticket(3, "c")]
+    assert [t.version for t in tickets_ahead(tickets, 5)] == [2, 3]
+    assert tickets_ahead(tickets, 2) == []
+
+
+def test_the_wait_is_configurable_and_checked(monkeypatch):
+    monkeypatch.delenv(TIMEOUT_ENV, raising=False)
+    assert wait_timeout_s() == 600
+    monkeypatch.setenv(TIMEOUT_ENV, "2.5")
+    assert wait_timeout_s() == 2.5
+    for bad in ("soon", "0", "-1", "inf", "nan"):
+        monkeypatch.setenv(TIMEOUT_ENV, bad)
+        with pytest.raises(PipelineError, match=f"{TIMEOUT_ENV} is '{bad}'; expected a positive number of seconds"):
+            wait_timeout_s()
 
 
 @pytest.fixture(scope="module")
@@ -19,23 +34,94 @@ def store_client(tmp_path_factory):
     return MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", registry_uri=f"sqlite:///{root / 'mlflow.db'}")
 
 
-def test_a_second_holder_waits_then_gives_up_while_the_first_runs(store_client):
+def live_tickets(client, model):
+    return sorted((int(v.version), v.run_id) for v in client.search_model_versions(f"name = '{lock_name(model)}'"))
+
+
+def test_a_second_holder_waits_with_backoff_then_gives_up_and_never_touches_the_first(store_client):
     experiment = store_client.create_experiment("locks")
     first, second = (store_client.create_run(experiment).info.run_id for _ in range(2))
     with promotion_lock(store_client, "churn", first):
-        assert store_client.get_registered_model(lock_name("churn")).tags["pipeline.lock_holder_run_id"] == first
-        with pytest.raises(PipelineError, match=f"run {first} has held the promotion lock 'churn.promotion-lock'"):
+        assert live_tickets(store_client, "churn") == [(1, first)]
+        started = time.monotonic()
+        with pytest.raises(PipelineError, match=f"run {first} holds the promotion lock 'churn.promotion-lock' and is still running after 1 s"):
             with promotion_lock(store_client, "churn", second, timeout_s=1):
-                pass
+                pytest.fail("the second contender must not get the lock")
+        assert 0.9 < time.monotonic() - started < 10, "the wait is bounded by its deadline"
+        assert live_tickets(store_client, "churn") == [(1, first)], "the waiter removed only its own ticket"
+    assert live_tickets(store_client, "churn") == [], "released"
     with promotion_lock(store_client, "churn", second):
-        pass
-    assert not store_client.search_registered_models(f"name = '{lock_name('churn')}'"), "released"
+        assert live_tickets(store_client, "churn") == [(3, second)], "ticket numbers are never reused"
 
 
-def test_a_lock_left_by_an_ended_run_is_broken(store_client):
+def test_a_ticket_left_by_an_ended_run_is_skipped_and_cleaned_up(store_client):
     experiment = store_client.create_experiment("stale-locks")
     crashed, next_run = (store_client.create_run(experiment).info.run_id for _ in range(2))
-    store_client.create_registered_model(lock_name("fraud"), tags={"pipeline.lock_holder_run_id": crashed})
+    store_client.create_registered_model(lock_name("fraud"))
+    store_client.create_model_version(lock_name("fraud"), f"runs:/{crashed}/promotion-lock", run_id=crashed)
     store_client.set_terminated(crashed, "FAILED")
     with promotion_lock(store_client, "fraud", next_run, timeout_s=5):
-        assert store_client.get_registered_model(lock_name("fraud")).tags["pipeline.lock_holder_run_id"] == next_run
+        assert live_tickets(store_client, "fraud") == [(2, next_run)]
+
+
+def test_a_holder_whose_run_cannot_be_read_is_not_taken_for_stale(store_client):
+    """A lookup error must block like a live holder: the lock fails closed at its deadline."""
+    experiment = store_client.create_experiment("unreadable-holder")
+    waiting = store_client.create_run(experiment).info.run_id
+
+    class FlakyRuns(MlflowClient):
+        def get_run(self, run_id):
+            from mlflow.exceptions import MlflowException
+
+            raise MlflowException("the server is busy", error_code="TEMPORARILY_UNAVAILABLE")
+
+    flaky = FlakyRuns(tracking_uri=store_client.tracking_uri, registry_uri=store_client.tracking_uri)
+    store_client.create_registered_model(lock_name("credit"))
+    store_client.create_model_version(lock_name("credit"), "runs:/0123/promotion-lock", run_id="0123")
+    with pytest.raises(PipelineError, match="run 0123 holds the promotion lock 'credit.promotion-lock' and cannot be read"):
+        with promotion_lock(flaky, "credit", waiting, timeout_s=1):
+            pytest.fail("an unreadable holder was taken for stale")
+
+
+def test_contenders_racing_for_a_stale_lock_never_hold_it_together(tracking_uri):
+    """Several rounds of contenders, all starting at once after a crashed holder left its ticket:
+    each must get the lock exactly once, and no two may hold it at the same time."""
+    client = MlflowClient(tracking_uri)
+    experiment = client.create_experiment(f"lock-race-{time.time_ns()}")
+    model = f"race-{time.time_ns()}"
+    contenders, rounds = 4, 3
+    spans: list[tuple[float, float, str]] = []
+    errors: list[str] = []
+
+    def contend(start: threading.Barrier) -> None:
+        own_client = MlflowClient(tracking_uri)
+        run_id = own_client.create_run(experiment).info.run_id
+        start.wait()
+        try:
+            with promotion_lock(own_client, model, run_id, timeout_s=120):
+                entered = time.monotonic()
+                time.sleep(0.3)
+                spans.append((entered, time.monotonic(), run_id))
+        except Exception as error:  # noqa: BLE001 - collected and asserted below
+            errors.append(str(error))
+        finally:
+            own_client.set_terminated(run_id)
+
+    for _ in range(rounds):
+        crashed = client.create_run(experiment).info.run_id
+        if not client.search_registered_models(f"name = '{lock_name(model)}'"):
+            client.create_registered_model(lock_name(model))
+        client.create_model_version(lock_name(model), f"runs:/{crashed}/promotion-lock", run_id=crashed)
+        client.set_terminated(crashed, "FAILED")
+        start = threading.Barrier(contenders)
+        threads = [threading.Thread(target=contend, args=(start,)) for _ in range(contenders)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+    assert not errors, errors
+    assert len(spans) == contenders * rounds, "every contender got the lock once"
+    ordered = sorted(spans)
+    for (_, left_end, left), (right_start, _, right) in zip(ordered, ordered[1:], strict=False):
+        assert right_start >= left_end, f"runs {left} and {right} held the lock at the same time"
+    assert client.search_model_versions(f"name = '{lock_name(model)}'") == [], "every ticket is gone, stale ones too"

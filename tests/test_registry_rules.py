@@ -12,7 +12,7 @@ def test_valid_names_and_aliases_pass():
     assert validate_alias("production") == "production"
 
 
-@pytest.mark.parametrize("name", ["", "  ", "a/b", "a:b", "bad\nname", "x" * 300, "a?b"])
+@pytest.mark.parametrize("name", ["", "  ", "a/b", "a:b", "bad\nname", "x" * 300, "a?b", "o'brien", 'say "hi"', "a`b"])
 def test_names_the_registry_refuses_fail_early(name):
     with pytest.raises(PipelineError, match="model_name"):
         validate_model_name(name)
@@ -31,10 +31,14 @@ def test_production_and_staging_aliases_mirror_stages():
 
 
 def test_model_uris_are_parsed_before_anything_is_registered():
-    assert parse_model_uri("models:/m-abc") == ("logged", "m-abc", "")
+    logged_id = "m-" + "0123456789abcdef" * 2
+    assert parse_model_uri(f"models:/{logged_id}") == ("logged", logged_id, "")
     assert parse_model_uri("runs:/r1/model") == ("run", "r1", "model")
     assert parse_model_uri("models:/iris/Production")[0] == "registered"
-    for bad in ("runs:/r1", "/tmp/model", "s3://bucket/model"):
+    # Registered names that merely start with `m-` are not logged-model ids.
+    for registered in ("models:/m-fraud@production", "models:/m-fraud/3", f"models:/{logged_id}@champion", f"models:/{logged_id}/2"):
+        assert parse_model_uri(registered) == ("registered", registered, "")
+    for bad in ("runs:/r1", "/tmp/model", "s3://bucket/model", "models:/m-abc", "models:/iris", "models:/a/b/c", "models:/@x"):
         with pytest.raises(PipelineError, match="is not a model URI"):
             parse_model_uri(bad)
 
@@ -55,3 +59,50 @@ def test_promotion_on_a_direct_sqlite_store_keeps_the_new_version_in_its_stage(t
     promote(client, "m", "2", "production")
     assert client.get_model_version("m", "2").current_stage == "Production"
     assert client.get_model_version("m", "1").current_stage == "Archived"
+
+
+def test_a_failed_registration_never_deletes_a_registered_model_it_did_not_create(tmp_path):
+    """An empty registered model made by someone else survives a failure after registering, even
+    when looking it up fails (a lookup error is not proof that the model did not exist)."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from sklearn.linear_model import LogisticRegression
+
+    from tabular_pipeline.registry import register_and_promote
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+    class FlakyLookups(MlflowClient):
+        """Looking a registered model up fails when the project's own code asks (MLflow's
+        internals, which also call this, still get answers)."""
+
+        def get_registered_model(self, name):
+            import inspect
+
+            if "tabular_pipeline" in inspect.stack()[1].filename:
+                raise MlflowException("the server is busy", error_code="TEMPORARILY_UNAVAILABLE")
+            return super().get_registered_model(name)
+
+    client = FlakyLookups(tracking_uri=uri, registry_uri=uri)
+    mlflow.set_tracking_uri(uri)
+    try:
+        experiment = client.create_experiment("registry", artifact_location=(tmp_path / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=experiment):
+            info = mlflow.sklearn.log_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), name="model")
+        client.create_registered_model("shared", description="made by another team")
+
+        def failing_judge(version):
+            raise PipelineError("the gate could not run")
+
+        with pytest.raises(PipelineError, match="could not promote version 1 of 'shared'"):
+            register_and_promote(client, info.model_uri, "shared", "production", judge=failing_judge)
+        kept = MlflowClient(tracking_uri=uri, registry_uri=uri).get_registered_model("shared")
+        assert kept.description == "made by another team"
+        assert client.search_model_versions("name = 'shared'") == [], "the half-registered version was rolled back"
+
+        with pytest.raises(PipelineError, match="could not promote version 1 of 'fresh'"):
+            register_and_promote(client, info.model_uri, "fresh", "production", judge=failing_judge)
+        assert client.search_registered_models("name = 'fresh'") == [], "a model this run created is removed again"
+    finally:
+        mlflow.set_tracking_uri(None)

@@ -87,3 +87,63 @@ def test_fetch_source_unpacks_archives_and_reports_missing_paths(tmp_path):
     assert (folder / "train.csv").exists()
     with pytest.raises(PipelineError, match="does not exist"):
         fetch_source("nope.csv", tmp_path / "w", tmp_path, 10, 10_000)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("broken.zip", b"PK\x03\x04 this is not a zip"), ("broken.tar.gz", b"\x1f\x8b\x08\x00 truncated gzip"), ("broken.tar", b"x" * 700)],
+)
+def test_corrupt_archives_are_one_clear_error(tmp_path, name, content):
+    archive = tmp_path / name
+    archive.write_bytes(content)
+    with pytest.raises(PipelineError, match=f"archive {name} is corrupt or unreadable .*; expected a valid zip or tar archive"):
+        extract_archive(archive, tmp_path / "out")
+
+
+def test_a_truncated_zip_member_is_one_clear_error(tmp_path):
+    whole = make_zip(tmp_path / "whole.zip", {"t.csv": CSV * 1000}).read_bytes()
+    damaged = bytearray(whole)
+    damaged[60:90] = b"\0" * 30  # inside the compressed data: the CRC check fails on extraction
+    (tmp_path / "damaged.zip").write_bytes(bytes(damaged))
+    with pytest.raises(PipelineError, match="is corrupt or unreadable"):
+        extract_archive(tmp_path / "damaged.zip", tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["https://alice:hunter2@example.com/t.csv", "http://token@example.com/t.csv", "s3://KEY:SECRET@bucket/t.csv"],
+)
+def test_urls_with_credentials_are_refused_without_echoing_them(tmp_path, source):
+    with pytest.raises(PipelineError) as raised:
+        fetch_source(source, tmp_path, tmp_path, 10, 1000)
+    message = str(raised.value)
+    assert "carries credentials in the URL" in message and "~/.netrc" in message
+    for secret in ("alice", "hunter2", "token", "KEY", "SECRET"):
+        assert secret not in message
+
+
+def test_presigned_urls_are_recorded_without_their_signature():
+    from tabular_pipeline.sources import redact_source, scrub
+
+    signed = "https://bucket.example.com/t.csv?X-Amz-Signature=abc123&X-Amz-Expires=60"
+    assert redact_source(signed) == "https://bucket.example.com/t.csv"
+    assert redact_source("/data/t.csv?x") == "/data/t.csv?x", "local paths are left alone"
+    assert "abc123" not in scrub(f"failed to read {signed}", signed)
+
+
+def test_redirects_to_metadata_or_link_local_hosts_are_refused_before_connecting(tmp_path):
+    redirects = {
+        "/to-link-local.csv": "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "/to-metadata.csv": "http://metadata.google.internal/computeMetadata/v1/",
+        "/to-file.csv": "file:///etc/passwd",
+        "/hop.csv": "/t.csv",
+    }
+    with serve_routes({"/t.csv": CSV}, redirects=redirects) as base:
+        assert download_http(f"{base}/hop.csv", tmp_path, 10, 1000).read_bytes() == CSV, "ordinary redirects are followed"
+        for path in ("/to-link-local.csv", "/to-metadata.csv"):
+            with pytest.raises(PipelineError, match="refused: its host is a cloud metadata or link-local address"):
+                download_http(f"{base}{path}", tmp_path, 2, 1000)
+        with pytest.raises(PipelineError, match="redirects to a non-HTTP address"):
+            download_http(f"{base}/to-file.csv", tmp_path, 2, 1000)
+    with pytest.raises(PipelineError, match="refused"):
+        download_http("http://169.254.169.254/latest/meta-data/", tmp_path, 2, 1000)

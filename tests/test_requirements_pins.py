@@ -1,0 +1,36 @@
+"""Which distribution a served model pins for each library: the one installed, whatever its name."""
+
+import sys
+from importlib import metadata
+
+from tabular_pipeline.model_logging import booster_distributions, distribution_of
+
+
+def test_the_installed_booster_distribution_is_pinned():
+    [xgboost] = booster_distributions("xgboost")
+    files = {str(file) for file in metadata.distribution(xgboost).files or []}
+    assert "xgboost/__init__.py" in files, f"{xgboost} does not ship the xgboost module"
+    assert booster_distributions("lightgbm") == ("lightgbm",)
+    assert booster_distributions("lr") == ()
+
+
+def dist_info(site, name: str, record: list[str], top_level: str) -> None:
+    info = site / f"{name}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "RECORD").write_text("".join(f"{line},,\n" for line in record))
+    (info / "top_level.txt").write_text(top_level + "\n")
+
+
+def test_of_two_distributions_claiming_a_module_the_one_that_installed_it_wins(tmp_path, monkeypatch):
+    """`xgboost` and `xgboost-cpu` both ship the module `xgboost`; a model must pin whichever
+    one put the imported files there (a fake pair here, to run in any environment)."""
+    site = tmp_path / "site"
+    (site / "fakeboost").mkdir(parents=True)
+    (site / "fakeboost" / "__init__.py").write_text("")
+    dist_info(site, "fakeboost", ["fakeboost-1.0.dist-info/METADATA"], "fakeboost")
+    dist_info(site, "fakeboost_cpu", ["fakeboost/__init__.py", "fakeboost_cpu-1.0.dist-info/METADATA"], "fakeboost")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "fakeboost", raising=False)
+    assert sorted(metadata.packages_distributions()["fakeboost"]) == ["fakeboost", "fakeboost_cpu"]
+    assert distribution_of("fakeboost") == "fakeboost_cpu"
