@@ -96,13 +96,12 @@ def failed_run_id(message: str) -> str | None:
     return match.group(1) if match else None
 
 
-def stop_step(submitted, grace_s: float = 60.0) -> None:
-    """End a running step: SIGTERM to its process and everything below it, so it can end its run
-    KILLED, then SIGKILL whatever is left after `grace_s`."""
-    process = getattr(submitted, "command_proc", None)
-    if process is None or process.poll() is not None:
-        return
-    for leftover in end_process_tree(process.pid, include_root=True, grace_s=grace_s):
+def stop_children(grace_s: float = 60.0) -> None:
+    """End every process below this one: SIGTERM first, so a step can end its run KILLED, then
+    SIGKILL whatever is left after `grace_s`."""
+    import os
+
+    for leftover in end_process_tree(os.getpid(), include_root=False, grace_s=grace_s):
         log.warning("killed %s of the stopped step", leftover)
 
 
@@ -163,20 +162,16 @@ class StepRunner:
                 experiment_id=self.experiment_id,
                 env_manager=self.env_manager,
                 run_name=spec.entry_point,
-                synchronous=False,
+                synchronous=True,
             )
         except ExecutionException as error:
             raise self._step_failure(spec, str(error), time.monotonic() - started) from None
-        try:
-            succeeded = submitted.wait()
         except BaseException:
-            # main was stopped (SIGTERM, Ctrl-C): stop the step's whole tree and let it end its run.
-            stop_step(submitted)
-            self._end_if_running(submitted.run_id, "FAILED")
+            # main was stopped (SIGTERM, Ctrl-C) while the step ran: stop the step's whole tree
+            # (main has no other children) and give it time to end its run.
+            stop_children()
+            self._end_running_steps()
             raise
-        self._end_if_running(submitted.run_id, "FINISHED" if succeeded else "FAILED")
-        if not succeeded:
-            raise self._step_failure(spec, f"Run (ID '{submitted.run_id}') failed", time.monotonic() - started)
         run = self.client.get_run(submitted.run_id)
         tags = {TAG_CODE_VERSION: self.code}
         if spec.input_digest:
@@ -189,13 +184,22 @@ class StepRunner:
         log.info("%-12s finished run %s in %.1f s -> %s", spec.entry_point, result.run_id, result.seconds, result.output_uri)
         return result
 
-    def _end_if_running(self, run_id: str, status: str) -> None:
-        """Mark a step's run ended when its process could not (SIGKILL, a crash before it started).
+    def _end_running_steps(self) -> None:
+        """Mark step runs of this pipeline FAILED when their process could not end them (SIGKILL).
 
-        A status the step set itself (KILLED on SIGTERM) is kept; MLflow's own runner overwrites it.
+        Only runs that are still RUNNING are touched; a status a step set itself (KILLED) is kept.
         """
-        if self.client.get_run(run_id).info.status in ("RUNNING", "SCHEDULED"):
-            self.client.set_terminated(run_id, status)
+        import mlflow
+
+        main_run = mlflow.active_run()
+        if main_run is None:
+            return
+        running = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{main_run.info.run_id}' and attributes.status = 'RUNNING'",
+        )
+        for run in running:
+            self.client.set_terminated(run.info.run_id, "FAILED")
 
     def _step_failure(self, spec: StepSpec, message: str, seconds: float) -> PipelineError:
         run_id = failed_run_id(message)

@@ -114,7 +114,7 @@ def test_four_pipelines_at_once_on_postgres_with_credentials(team_server, team_c
         # archive_existing_versions emits SQL that PostgreSQL refuses).
         expected_stage = "Production" if version.version == production.version else ("Archived" if promoted else "None")
         assert version.current_stage == expected_stage, (version.version, version.current_stage)
-    assert not team_client.search_registered_models(f"name = '{name}.promotion-lock'"), "the lock is released"
+    assert not team_client.search_model_versions(f"name = '{name}.promotion-lock'"), "every ticket of the lock is released"
 
     runs = runs_of(team_client, experiment)
     assert {r.data.tags["mlflow.project.entryPoint"] for r in runs} == {"main", "download", "process", "train_basic", "register"}
