@@ -14,23 +14,29 @@ from pathlib import Path
 
 import click
 
-from tabular_pipeline.automl import check_tool
-from tabular_pipeline.cli_options import WHOLE_NUMBER
+from tabular_pipeline.data.uris import check_no_credentials
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.fingerprints import code_version
-from tabular_pipeline.params import (
+from tabular_pipeline.orchestration.fingerprints import code_version
+from tabular_pipeline.orchestration.step_runs import STEP_RESOURCE_METRICS, TAG_CODE_VERSION, TAG_OUTPUT_URI, run_step
+from tabular_pipeline.orchestration.workflow import (
+    StepRunner,
+    StepSpec,
+    format_summary,
+    parent_env_manager,
+    source_digest,
+)
+from tabular_pipeline.parameters.entry_points import entry_point_options
+from tabular_pipeline.parameters.hyperparameters import validate_hyperparameters
+from tabular_pipeline.parameters.strings import (
     MAX_PARAM_STRING_LENGTH,
     format_param_string,
     parse_extra_options,
     parse_param_file,
     parse_param_string,
-    validate_hyperparameters,
 )
-from tabular_pipeline.promotion_gate import parse_min_score
-from tabular_pipeline.registry import validate_alias, validate_model_name
-from tabular_pipeline.sources import check_no_credentials
-from tabular_pipeline.step_runs import STEP_RESOURCE_METRICS, TAG_CODE_VERSION, TAG_OUTPUT_URI, run_step
-from tabular_pipeline.workflow import StepRunner, StepSpec, format_summary, parent_env_manager, source_digest
+from tabular_pipeline.registry.gate import parse_min_score
+from tabular_pipeline.registry.registration import validate_alias, validate_model_name
+from tabular_pipeline.training.automl import check_tool
 
 PROJECT_DIR = Path(__file__).resolve().parent
 log = logging.getLogger("main")
@@ -45,14 +51,18 @@ def read_param_file(path_text: str) -> dict:
     if not path.is_file():
         raise PipelineError(f"param_file {path} does not exist; expected a text file with one name=value per line")
     if path.stat().st_size > MAX_PARAM_STRING_LENGTH:
-        raise PipelineError(f"param_file {path} is {path.stat().st_size} bytes; at most {MAX_PARAM_STRING_LENGTH} are allowed")
+        raise PipelineError(
+            f"param_file {path} is {path.stat().st_size} bytes; at most {MAX_PARAM_STRING_LENGTH} are allowed"
+        )
     try:
         return parse_param_file(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise PipelineError(f"param_file {path} is not UTF-8 text; expected one name=value per line") from None
 
 
-def collect_hyperparameters(params: str, search_params: str, extra_args: list[str], param_file: str = "") -> tuple[dict, dict, set[str]]:
+def collect_hyperparameters(
+    params: str, search_params: str, extra_args: list[str], param_file: str = ""
+) -> tuple[dict, dict, set[str]]:
     """Parse `param_file`, `params`, `search_params` and undeclared `--name value` overrides.
 
     Later sources win: the file, then `params`, then the overrides.
@@ -73,7 +83,7 @@ def hand_over_source(data_path: str) -> str:
     there (MLflow records every parameter), and travels to the step in the environment instead."""
     import os
 
-    from tabular_pipeline.sources import SIGNED_SOURCE_ENV, redact_source
+    from tabular_pipeline.data.uris import SIGNED_SOURCE_ENV, redact_source
 
     recorded = redact_source(data_path)
     if recorded != data_path:
@@ -83,7 +93,7 @@ def hand_over_source(data_path: str) -> str:
 
 def promoted_by(client, alias: str, register_run) -> bool:
     """Whether an earlier register run's promotion is still in place."""
-    from tabular_pipeline.registry import promotion_still_current
+    from tabular_pipeline.registry.registration import promotion_still_current
 
     return promotion_still_current(client, register_run.data.tags.get(TAG_OUTPUT_URI, ""), alias)
 
@@ -94,18 +104,19 @@ def check_training_choice(options: dict, fixed: dict, search: dict, unechoed: se
     AutoML tools search their own spaces, so a `search_params` for them is refused rather than
     silently dropped.
     """
-    from tabular_pipeline.modeling import allowed_hyperparameters, normalise_algorithm
+    from tabular_pipeline.training.algorithms import allowed_hyperparameters, normalise_algorithm
 
     tool = options["tool"].strip().lower().replace("-", "")
     if tool:
-        from tabular_pipeline.automl_autosklearn import check_autosklearn_params
-        from tabular_pipeline.automl_flaml import check_flaml_params
+        from tabular_pipeline.training.automl.autosklearn_search import check_autosklearn_params
+        from tabular_pipeline.training.automl.flaml_search import check_flaml_params
 
         tool = check_tool(tool)
         if search:
             raise PipelineError(
                 f"search_params is not used by the AutoML tool {tool} ({', '.join(search)}); expected it empty: "
-                "the tool searches its own space within time_budget (restrict it with params, e.g. estimator_list for flaml)"
+                "the tool searches its own space within time_budget (restrict it with params, e.g. estimator_list "
+                "for flaml)"
             )
         if tool == "flaml":
             check_flaml_params(fixed, unechoed)
@@ -121,7 +132,9 @@ def check_training_choice(options: dict, fixed: dict, search: dict, unechoed: se
     return "train_basic"
 
 
-def training_spec(entry_point: str, options: dict, fixed: dict, search: dict, data_uri: str, data_digest: str | None) -> StepSpec:
+def training_spec(
+    entry_point: str, options: dict, fixed: dict, search: dict, data_uri: str, data_digest: str | None
+) -> StepSpec:
     """The train step's parameters; the data URI is left out of its cache key (its digest counts)."""
     if entry_point == "train_automl":
         key_params = {
@@ -134,7 +147,7 @@ def training_spec(entry_point: str, options: dict, fixed: dict, search: dict, da
             "test_size": options["test_size"],
         }
     else:
-        from tabular_pipeline.modeling import normalise_algorithm
+        from tabular_pipeline.training.algorithms import normalise_algorithm
 
         key_params = {
             "algorithm": normalise_algorithm(options["algorithm"]),
@@ -158,7 +171,9 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
 
     started = time.monotonic()
     client = MlflowClient()
-    fixed, search, from_file = collect_hyperparameters(options["params"], options["search_params"], extra_args, options["param_file"])
+    fixed, search, from_file = collect_hyperparameters(
+        options["params"], options["search_params"], extra_args, options["param_file"]
+    )
     train_entry_point = check_training_choice(options, fixed, search, from_file)
     check_no_credentials(options["data_path"].strip())
     model_name = validate_model_name(options["model_name"]) if options["model_name"].strip() else ""
@@ -166,15 +181,32 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
     parse_min_score(options["min_score"])  # fail before training, not after it
     env_manager = parent_env_manager(client.get_run(run.info.run_id).data.tags)
     code = code_version(PROJECT_DIR)
-    mlflow.set_tags({TAG_CODE_VERSION: code, "pipeline.env_manager": env_manager, "pipeline.use_cache": str(options["use_cache"]).lower()})
+    mlflow.set_tags(
+        {
+            TAG_CODE_VERSION: code,
+            "pipeline.env_manager": env_manager,
+            "pipeline.use_cache": str(options["use_cache"]).lower(),
+        }
+    )
     log.info("code %s, env manager %s, cache %s", code, env_manager, "on" if options["use_cache"] else "off")
     runner = StepRunner(client, PROJECT_DIR, run.info.experiment_id, env_manager, code, options["use_cache"])
 
     data_path = options["data_path"].strip()
-    download = runner.run(StepSpec("download", {"source": hand_over_source(data_path)}, {}, source_digest(data_path, PROJECT_DIR)))
-    split_params = {"label_column": options["label_column"], "test_size": options["test_size"], "seed": options["seed"], "task": options["task"]}
-    process = runner.run(StepSpec("process", {"data_path": download.output_uri, **split_params}, split_params, download.output_digest))
-    train = runner.run(training_spec(train_entry_point, options, fixed, search, process.output_uri, process.output_digest))
+    download = runner.run(
+        StepSpec("download", {"source": hand_over_source(data_path)}, {}, source_digest(data_path, PROJECT_DIR))
+    )
+    split_params = {
+        "label_column": options["label_column"],
+        "test_size": options["test_size"],
+        "seed": options["seed"],
+        "task": options["task"],
+    }
+    process = runner.run(
+        StepSpec("process", {"data_path": download.output_uri, **split_params}, split_params, download.output_digest)
+    )
+    train = runner.run(
+        training_spec(train_entry_point, options, fixed, search, process.output_uri, process.output_digest)
+    )
     results = [download, process, train]
     if model_name:
         register_params = {
@@ -188,14 +220,20 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
         # A logged model's URI never changes content, so it is the register step's input digest;
         # its run is reused only while the version it promoted still holds the alias.
         still_promoted = partial(promoted_by, client, alias)
-        results.append(runner.run(StepSpec("register", register_params, register_params, train.output_uri, still_valid=still_promoted)))
+        results.append(
+            runner.run(
+                StepSpec("register", register_params, register_params, train.output_uri, still_valid=still_promoted)
+            )
+        )
     else:
         log.info("%-12s skipped  (model_name is empty)", "register")
 
-    mlflow.set_tags({
-        **{f"pipeline.step.{r.entry_point}": f"{r.run_id} ({'reused' if r.reused else 'ran'})" for r in results},
-        "pipeline.steps_reused": str(sum(r.reused for r in results)),
-    })
+    mlflow.set_tags(
+        {
+            **{f"pipeline.step.{r.entry_point}": f"{r.run_id} ({'reused' if r.reused else 'ran'})" for r in results},
+            "pipeline.steps_reused": str(sum(r.reused for r in results)),
+        }
+    )
     # One batch: the training step's scores, and how long each step took here (reused ones: the lookup).
     step_times = {f"{r.entry_point}_seconds": r.seconds for r in results}
     mlflow.log_metrics({**{k: v for k, v in train.metrics.items() if k not in STEP_RESOURCE_METRICS}, **step_times})
@@ -203,26 +241,32 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
     click.echo(summary)
 
 
+# Help lines for `--help`; names, types and defaults come from MLproject.
+HELP = {
+    "algorithm": "lr, svm, lightgbm or xgboost (any case).",
+    "tool": "flaml or autosklearn; when given, AutoML replaces --algorithm.",
+    "data_path": "A .csv file, a folder with train.csv and test.csv, or a URI.",
+    "label_column": "The target column.",
+    "params": "Hyperparameters: name=value;name=value.",
+    "search_params": "Search space: name=[v1, v2];...",
+    "model_name": "Registered model name; empty means don't register.",
+    "alias": "Alias.",
+    "task": "auto, binary, multiclass or regression.",
+    "test_size": "Test size.",
+    "seed": "Seed.",
+    "cv": "Cv.",
+    "time_budget": "AutoML budget in seconds.",
+    "use_cache": "Reuse finished steps whose inputs match.",
+    "min_score": "Gate: minimum primary metric (maximum for RMSE); empty for none.",
+    "min_delta": "Gate: how much a new version must beat production by.",
+    "force": "Gate: promote whatever the scores say.",
+    "n_jobs": "Parallel fits during a search.",
+    "param_file": "A file of name=value lines (DolphinScheduler's preset); params win over it.",
+}
+
+
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.option("--algorithm", default="lightgbm", show_default=True, help="lr, svm, lightgbm or xgboost (any case).")
-@click.option("--tool", default="", help="flaml or autosklearn; when given, AutoML replaces --algorithm.")
-@click.option("--data_path", default="data/breast_cancer.csv", show_default=True, help="A .csv file, a folder with train.csv and test.csv, or a URI.")
-@click.option("--label_column", default="label", show_default=True)
-@click.option("--params", default="", help="Hyperparameters: name=value;name=value.")
-@click.option("--search_params", default="", help="Search space: name=[v1, v2];...")
-@click.option("--model_name", default="", help="Registered model name; empty means don't register.")
-@click.option("--alias", default="production", show_default=True)
-@click.option("--task", default="auto", show_default=True, help="auto, binary, multiclass or regression.")
-@click.option("--test_size", type=float, default=0.25, show_default=True)
-@click.option("--seed", type=WHOLE_NUMBER, default=1, show_default=True)
-@click.option("--cv", type=WHOLE_NUMBER, default=3, show_default=True)
-@click.option("--time_budget", type=float, default=60.0, show_default=True, help="AutoML budget in seconds.")
-@click.option("--use_cache", type=click.BOOL, default=True, show_default=True, help="Reuse finished steps whose inputs match.")
-@click.option("--min_score", default="", help="Gate: minimum primary metric (maximum for RMSE); empty for none.")
-@click.option("--min_delta", type=float, default=0.0, show_default=True, help="Gate: how much a new version must beat production by.")
-@click.option("--force", type=click.BOOL, default=False, show_default=True, help="Gate: promote whatever the scores say.")
-@click.option("--n_jobs", type=WHOLE_NUMBER, default=1, show_default=True, help="Parallel fits during a search.")
-@click.option("--param_file", default="", help="A file of name=value lines (DolphinScheduler's preset); params win over it.")
+@entry_point_options("main", HELP)
 @click.pass_context
 def main(ctx: click.Context, **options) -> None:
     """Run the whole pipeline. Undeclared `-P name=value` pairs arrive as `--name value` and are

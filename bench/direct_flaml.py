@@ -22,9 +22,10 @@ def main(data_path: str, label_column: str, time_budget: float, seed: int) -> No
     """Fit FLAML on the raw training frame and score it on the test split."""
     import warnings
 
-    from tabular_pipeline.automl_flaml import FLAML_METRIC, flaml_automl_class
-    from tabular_pipeline.evaluation import evaluate_model
-    from tabular_pipeline.tables import locate_table, prepare_splits
+    from tabular_pipeline.data.splits import prepare_splits
+    from tabular_pipeline.data.tables import locate_table
+    from tabular_pipeline.evaluation.metrics import evaluate_model
+    from tabular_pipeline.training.automl.flaml_search import FLAML_METRIC, flaml_automl_class
 
     splits, task = prepare_splits(locate_table(Path(data_path).resolve()), label_column, 0.25, seed, "auto")
     train_x, train_y = splits.train.drop(columns=[label_column]), splits.train[label_column]
@@ -33,8 +34,13 @@ def main(data_path: str, label_column: str, time_budget: float, seed: int) -> No
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         automl.fit(
-            train_x, train_y, task="regression" if task == "regression" else "classification",
-            metric=FLAML_METRIC[task], time_budget=time_budget, seed=seed, verbose=0,
+            train_x,
+            train_y,
+            task="regression" if task == "regression" else "classification",
+            metric=FLAML_METRIC[task],
+            time_budget=time_budget,
+            seed=seed,
+            verbose=0,
         )
     seconds = time.monotonic() - started
     metrics = evaluate_model(automl, splits.test.drop(columns=[label_column]), splits.test[label_column], task)

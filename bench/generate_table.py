@@ -1,6 +1,6 @@
-"""Write a generated mixed-type table (see `tabular_pipeline.synthetic`) as CSV or Parquet.
+"""Write a generated mixed-type table (see `tabular_pipeline.data.synthetic`) as CSV or Parquet.
 
-    python -m bench.generate_table --rows 300000 --columns 30 --output /tmp/large.csv
+python -m bench.generate_table --rows 300000 --columns 30 --output /tmp/large.csv
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from tabular_pipeline.synthetic import make_mixed_table
+from tabular_pipeline.data.synthetic import make_mixed_table
 
 
 def write_table(rows: int, columns: int, task: str, seed: int, output: Path) -> Path:

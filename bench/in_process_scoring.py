@@ -20,8 +20,8 @@ def main(model_uri: str, data_path: str) -> None:
     import mlflow
     import pyarrow.parquet as pq
 
-    from tabular_pipeline.batch_scoring import arrow_feature_schema, cast_features, input_columns
-    from tabular_pipeline.step_runs import peak_memory_mb
+    from tabular_pipeline.orchestration.step_runs import peak_memory_mb
+    from tabular_pipeline.scoring.batch import arrow_feature_schema, cast_features, input_columns
 
     started = time.perf_counter()
     model = mlflow.pyfunc.load_model(model_uri)
@@ -32,12 +32,16 @@ def main(model_uri: str, data_path: str) -> None:
     done = time.perf_counter()
     rows = len(predictions)
     peak_mb = peak_memory_mb()
-    click.echo(json.dumps({
-        "rows": rows,
-        "rows_per_second": rows / (done - scoring_started),
-        "end_to_end_rows_per_second": rows / (done - started),
-        "peak_memory_mb": peak_mb,
-    }))
+    click.echo(
+        json.dumps(
+            {
+                "rows": rows,
+                "rows_per_second": rows / (done - scoring_started),
+                "end_to_end_rows_per_second": rows / (done - started),
+                "peak_memory_mb": peak_mb,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

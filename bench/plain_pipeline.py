@@ -23,12 +23,18 @@ def main(data_path: str, label_column: str, algorithm: str, model_name: str, exp
     """Train and register one model without the step machinery."""
     import mlflow
 
-    from tabular_pipeline.evaluation_report import log_evaluation
-    from tabular_pipeline.feature_screening import screen_columns
-    from tabular_pipeline.model_logging import log_pipeline_model
-    from tabular_pipeline.modeling import build_pipeline, data_dependent_defaults, fit_params_for, split_feature_columns
-    from tabular_pipeline.registry import promote
-    from tabular_pipeline.tables import locate_table, prepare_splits
+    from tabular_pipeline.data.screening import screen_columns
+    from tabular_pipeline.data.splits import prepare_splits
+    from tabular_pipeline.data.tables import locate_table
+    from tabular_pipeline.evaluation.report import log_evaluation
+    from tabular_pipeline.registry.registration import promote
+    from tabular_pipeline.training.model_logging import log_pipeline_model
+    from tabular_pipeline.training.pipelines import (
+        build_pipeline,
+        data_dependent_defaults,
+        fit_params_for,
+        split_feature_columns,
+    )
 
     mlflow.set_experiment(experiment_name)
     with mlflow.start_run(), tempfile.TemporaryDirectory() as scratch:
@@ -41,7 +47,9 @@ def main(data_path: str, label_column: str, algorithm: str, model_name: str, exp
         train_x, train_y = splits.train.drop(columns=[label_column]), splits.train[label_column]
         kept, _ = screen_columns(train_x)
         columns = split_feature_columns(train_x[kept])
-        pipeline = build_pipeline(algorithm, task, {}, columns, 1, data_dependent_defaults(algorithm, task, train_y, columns))
+        pipeline = build_pipeline(
+            algorithm, task, {}, columns, 1, data_dependent_defaults(algorithm, task, train_y, columns)
+        )
         model = pipeline.fit(train_x, train_y, **fit_params_for(algorithm, columns))
         log_evaluation(model, splits.test, label_column, task, 1)
         info = log_pipeline_model(model, train_x, algorithm)

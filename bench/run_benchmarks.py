@@ -90,11 +90,18 @@ class Bench:
 
         client = MlflowClient(self.tracking_uri)
         found = client.get_experiment_by_name(experiment)
-        runs = client.search_runs([found.experiment_id], f"tags.`pipeline.entry_point` = '{entry_point}'", order_by=["start_time DESC"], max_results=1)
+        runs = client.search_runs(
+            [found.experiment_id],
+            f"tags.`pipeline.entry_point` = '{entry_point}'",
+            order_by=["start_time DESC"],
+            max_results=1,
+        )
         return runs[0]
 
 
-def pipeline_overhead(bench: Bench, sizes: Sizes, datasets: dict[str, Path], quick: bool = False) -> tuple[str, dict[str, str]]:
+def pipeline_overhead(
+    bench: Bench, sizes: Sizes, datasets: dict[str, Path], quick: bool = False
+) -> tuple[str, dict[str, str]]:
     """Benchmark 1 and 2: `main` (cache off, then cached) against one plain script.
 
     With `quick`, the cache-filling run (a fresh experiment, so every step runs) stands in for the
@@ -108,12 +115,24 @@ def pipeline_overhead(bench: Bench, sizes: Sizes, datasets: dict[str, Path], qui
         model_name = f"bench-{label}"
         for repeat in range(sizes.repeats):
             if not quick:
-                seconds, _ = bench.mlflow_run("main", {"data_path": path, "use_cache": "false", "model_name": model_name}, experiment)
+                seconds, _ = bench.mlflow_run(
+                    "main", {"data_path": path, "use_cache": "false", "model_name": model_name}, experiment
+                )
                 pipeline.append(seconds)
-            plain_args = ["--data_path", str(path), "--model_name", f"{model_name}-plain", "--experiment_name", f"{experiment}-plain"]
+            plain_args = [
+                "--data_path",
+                str(path),
+                "--model_name",
+                f"{model_name}-plain",
+                "--experiment_name",
+                f"{experiment}-plain",
+            ]
             seconds, _ = bench.python("bench.plain_pipeline", *plain_args)
             plain.append(seconds)
-            log(f"overhead {label} #{repeat + 1}: pipeline {pipeline[-1] if pipeline else float('nan'):.1f} s, plain script {plain[-1]:.1f} s")
+            log(
+                f"overhead {label} #{repeat + 1}: pipeline {pipeline[-1] if pipeline else float('nan'):.1f} s, "
+                f"plain script {plain[-1]:.1f} s"
+            )
         # Cache-off runs record no cache key, so one cache-on run fills the cache; the reruns then reuse every step.
         seconds, _ = bench.mlflow_run("main", {"data_path": path, "model_name": model_name}, experiment)
         if quick:
@@ -128,7 +147,9 @@ def pipeline_overhead(bench: Bench, sizes: Sizes, datasets: dict[str, Path], qui
         reused = main_run.data.tags.get("pipeline.steps_reused", "")
         cached_rows.append([label, median(pipeline), median(cached), ratio(median(cached), median(pipeline)), reused])
     table = markdown_table(["table", "main, cache off (s)", "plain script (s)", "ratio (target ≤ 1.5 on 300k)"], rows)
-    cached_table = markdown_table(["table", "full run (s)", "cached rerun (s)", "ratio (target < 0.10)", "steps reused"], cached_rows)
+    cached_table = markdown_table(
+        ["table", "full run (s)", "cached rerun (s)", "ratio (target < 0.10)", "steps reused"], cached_rows
+    )
     text = f"### 1. Pipeline overhead\n\n{table}\n\n### 2. Cached rerun\n\n{cached_table}\n"
     return text, models
 
@@ -138,11 +159,15 @@ def automl_quality(bench: Bench, sizes: Sizes, data: Path) -> str:
     step_scores, direct_scores, step_seconds, direct_seconds = [], [], [], []
     experiment = f"bench-automl-{uuid.uuid4().hex[:8]}"
     for repeat in range(sizes.repeats):
-        seconds, _ = bench.mlflow_run("train_automl", {"data_path": data, "time_budget": sizes.automl_budget}, experiment)
+        seconds, _ = bench.mlflow_run(
+            "train_automl", {"data_path": data, "time_budget": sizes.automl_budget}, experiment
+        )
         run = bench.latest_run(experiment, "train_automl")
         step_scores.append(run.data.metrics["test_roc_auc"])
         step_seconds.append(seconds)
-        seconds, output = bench.python("bench.direct_flaml", "--data_path", str(data), "--time_budget", str(sizes.automl_budget))
+        seconds, output = bench.python(
+            "bench.direct_flaml", "--data_path", str(data), "--time_budget", str(sizes.automl_budget)
+        )
         direct = json.loads(output.strip().splitlines()[-1])
         direct_scores.append(direct["test_roc_auc"])
         direct_seconds.append(seconds)
@@ -150,10 +175,14 @@ def automl_quality(bench: Bench, sizes: Sizes, data: Path) -> str:
     difference = median(step_scores) - median(direct_scores)
     table = markdown_table(
         ["", "test ROC AUC (median)", "wall time (s)"],
-        [["train_automl (FLAML)", median(step_scores), median(step_seconds)], ["AutoML.fit directly", median(direct_scores), median(direct_seconds)]],
+        [
+            ["train_automl (FLAML)", median(step_scores), median(step_seconds)],
+            ["AutoML.fit directly", median(direct_scores), median(direct_seconds)],
+        ],
     )
     return (
-        f"### 3. AutoML quality at equal budget ({sizes.automl_budget:g} s, {sizes.automl_rows:,} generated rows)\n\n{table}\n\n"
+        f"### 3. AutoML quality at equal budget ({sizes.automl_budget:g} s, {sizes.automl_rows:,} generated "
+        f"rows)\n\n{table}\n\n"
         f"AUC difference (step − direct): {difference:+.4f} (target: |difference| ≤ 0.005). "
         f"Wall-time ratio: {ratio(median(step_seconds), median(direct_seconds)):.2f}.\n"
     )
@@ -163,8 +192,8 @@ def served_row(model_uri: str, tracking_uri: str, data: Path):
     """The model (loaded in-process) and one input row, cast to the model's schema."""
     import mlflow
 
-    from tabular_pipeline.batch_scoring import arrow_feature_schema, cast_features, input_columns
-    from tabular_pipeline.tables import read_table
+    from tabular_pipeline.data.tables import read_table
+    from tabular_pipeline.scoring.batch import arrow_feature_schema, cast_features, input_columns
 
     mlflow.set_tracking_uri(tracking_uri)
     model = mlflow.pyfunc.load_model(model_uri)
@@ -190,8 +219,23 @@ def serving_latency(bench: Bench, sizes: Sizes, model_uri: str, data: Path) -> s
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [str(bench.bin / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=bench.env(), cwd=bench.scratch,
+        [
+            str(bench.bin / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            model_uri,
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=bench.env(),
+        cwd=bench.scratch,
     )
     payload = json.dumps({"dataframe_split": json.loads(row.to_json(orient="split", index=False))})
     headers = {"Content-Type": "application/json"}
@@ -223,12 +267,17 @@ def serving_latency(bench: Bench, sizes: Sizes, model_uri: str, data: Path) -> s
         [
             ["`mlflow models serve` /invocations", median(latencies) * ms, percentile(latencies, 0.99) * ms],
             ["in-process `model.predict`", median(in_process) * ms, percentile(in_process, 0.99) * ms],
-            ["ratio", ratio(median(latencies), median(in_process)), ratio(percentile(latencies, 0.99), percentile(in_process, 0.99))],
+            [
+                "ratio",
+                ratio(median(latencies), median(in_process)),
+                ratio(percentile(latencies, 0.99), percentile(in_process, 0.99)),
+            ],
         ],
     )
     return (
         f"### 4. Serving ({model_uri}, {sizes.requests} one-row requests)\n\n{table}\n\n"
-        f"Requests per second at concurrency 8: {rps:,.0f} (in-process, one thread: {1 / median(in_process):,.0f} predictions/s).\n"
+        f"Requests per second at concurrency 8: {rps:,.0f} (in-process, one thread: {1 / median(in_process):,.0f} "
+        "predictions/s).\n"
     )
 
 
@@ -241,7 +290,9 @@ def batch_scoring(bench: Bench, sizes: Sizes, model_uri: str) -> str:
         walls, speeds, memory = [], [], []
         for repeat in range(sizes.repeats):
             output = bench.scratch / f"scored-{engine}-{repeat}.parquet"
-            seconds, _ = bench.mlflow_run("predict", {"model_uri": model_uri, "data_path": data, "output": output, "engine": engine}, experiment)
+            seconds, _ = bench.mlflow_run(
+                "predict", {"model_uri": model_uri, "data_path": data, "output": output, "engine": engine}, experiment
+            )
             run = bench.latest_run(experiment, "predict")
             walls.append(sizes.batch_rows / seconds)
             speeds.append(run.data.metrics["rows_per_second"])
@@ -259,18 +310,29 @@ def batch_scoring(bench: Bench, sizes: Sizes, model_uri: str) -> str:
         [f"`predict -P engine={engine}`", speed, wall, ratio(speed, baseline), mem]
         for engine, (speed, wall, mem) in results.items()
     ]
-    rows.append(["in-process `model.predict(frame)`", baseline, median([r["end_to_end_rows_per_second"] for r in in_process]), 1.0, baseline_memory])
+    rows.append(
+        [
+            "in-process `model.predict(frame)`",
+            baseline,
+            median([r["end_to_end_rows_per_second"] for r in in_process]),
+            1.0,
+            baseline_memory,
+        ]
+    )
     table = markdown_table(["", "rows/s (scoring)", "rows/s (end to end)", "scoring ratio", "peak memory (MB)"], rows)
     return f"### 5. Batch scoring ({sizes.batch_rows:,} rows, {model_uri})\n\n{table}\n"
 
 
 def write_results(sections: list[str], sizes: Sizes, output: Path, seconds: float) -> None:
     """Replace the measured part of the results file, keeping the hand-written analysis around it."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=PROJECT_DIR).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=PROJECT_DIR
+    ).stdout.strip()
     import os
 
     header = (
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit {commit or 'unknown'}, Python {platform.python_version()}, "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit {commit or 'unknown'}, Python "
+        f"{platform.python_version()}, "
         f"{os.cpu_count()} cores; medians of {sizes.repeats} repetition(s); whole run {seconds / 60:.1f} min.\n"
     )
     body = "\n".join([RESULTS_START, header, *sections, RESULTS_END])
@@ -295,10 +357,25 @@ def tracking_server(scratch: Path, existing: str):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [str(BIN_DIR / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{scratch / 'mlflow.db'}",
-         "--serve-artifacts", "--artifacts-destination", str(scratch / "artifacts"),
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=subprocess_env(""), cwd=scratch,
+        [
+            str(BIN_DIR / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{scratch / 'mlflow.db'}",
+            "--serve-artifacts",
+            "--artifacts-destination",
+            str(scratch / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=subprocess_env(""),
+        cwd=scratch,
     )
     try:
         wait_until_healthy(url, server, 120)
@@ -312,15 +389,22 @@ def tracking_server(scratch: Path, existing: str):
 @click.option("--repeats", type=int, default=None, help="Repetitions per measurement (default 3, 1 with --quick).")
 @click.option("--output", type=click.Path(path_type=Path), default=RESULTS_FILE, show_default=True)
 @click.option("--only", default="overhead,automl,serving,batch", show_default=True, help="Which benchmarks to run.")
-@click.option("--tracking_uri", default="", help="Use this tracking server instead of starting one (the smoke test does).")
+@click.option(
+    "--tracking_uri", default="", help="Use this tracking server instead of starting one (the smoke test does)."
+)
 def main(quick: bool, repeats: int | None, output: Path, only: str, tracking_uri: str) -> None:
     """Measure pipeline overhead, cached reruns, AutoML quality, serving and batch scoring."""
     sizes = QUICK if quick else FULL
     if repeats:
-        sizes = Sizes(repeats, sizes.large_rows, sizes.batch_rows, sizes.automl_rows, sizes.automl_budget, sizes.requests)
+        sizes = Sizes(
+            repeats, sizes.large_rows, sizes.batch_rows, sizes.automl_rows, sizes.automl_budget, sizes.requests
+        )
     chosen = {name.strip() for name in only.split(",")}
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="bench-") as scratch_dir, tracking_server(Path(scratch_dir), tracking_uri) as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-") as scratch_dir,
+        tracking_server(Path(scratch_dir), tracking_uri) as url,
+    ):
         scratch = Path(scratch_dir)
         bench = Bench(scratch, url)
         log(f"tracking server {url}; scratch {scratch}")
@@ -334,7 +418,9 @@ def main(quick: bool, repeats: int | None, output: Path, only: str, tracking_uri
             if "overhead" in chosen:
                 sections.append(text)
         if "automl" in chosen:
-            sections.append(automl_quality(bench, sizes, write_table(sizes.automl_rows, 30, "binary", 3, scratch / "automl.csv")))
+            sections.append(
+                automl_quality(bench, sizes, write_table(sizes.automl_rows, 30, "binary", 3, scratch / "automl.csv"))
+            )
         if "serving" in chosen:
             sections.append(serving_latency(bench, sizes, models[serving_data], datasets[serving_data]))
         if "batch" in chosen:

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import click
 
-from tabular_pipeline.fingerprints import digest_path
-from tabular_pipeline.lineage import log_dataset, pandas_dataset
-from tabular_pipeline.sources import fetch_source, redact_source, signed_source_for
-from tabular_pipeline.step_runs import TAG_OUTPUT_DIGEST, TAG_OUTPUT_URI, run_step
-from tabular_pipeline.tables import locate_table, read_table
+from tabular_pipeline.data.sources import fetch_source
+from tabular_pipeline.data.tables import locate_table, read_table
+from tabular_pipeline.data.uris import redact_source, signed_source_for
+from tabular_pipeline.orchestration.fingerprints import digest_path
+from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_DIGEST, TAG_OUTPUT_URI, run_step
+from tabular_pipeline.parameters.entry_points import entry_point_options
+from tabular_pipeline.registry.datasets import log_dataset, pandas_dataset
 
 RAW_ARTIFACT_PATH = "raw"
 log = logging.getLogger("download")
@@ -49,10 +51,16 @@ def download_table(source: str, timeout_s: float, max_mb: float, run) -> None:
     log.info("raw table logged at %s", output_uri)
 
 
+# Help lines for `--help`; names, types and defaults come from MLproject.
+HELP = {
+    "source": "Path, file://, http(s):// or MLflow artifact URI.",
+    "timeout_s": "HTTP time limit in seconds.",
+    "max_mb": "Size cap for downloads and archives.",
+}
+
+
 @click.command()
-@click.option("--source", default="data/breast_cancer.csv", show_default=True, help="Path, file://, http(s):// or MLflow artifact URI.")
-@click.option("--timeout_s", type=float, default=60.0, show_default=True, help="HTTP time limit in seconds.")
-@click.option("--max_mb", type=float, default=1024.0, show_default=True, help="Size cap for downloads and archives.")
+@entry_point_options("download", HELP)
 def download(source: str, timeout_s: float, max_mb: float) -> None:
     """Fetch a raw table and log it as an artifact and an MLflow dataset input."""
     run_step("download", lambda run: download_table(source, timeout_s, max_mb, run))

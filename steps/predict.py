@@ -10,8 +10,10 @@ from pathlib import Path
 
 import click
 
-from tabular_pipeline.batch_scoring import (
-    DEFAULT_BATCH_ROWS,
+from tabular_pipeline.errors import PipelineError, one_line
+from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_URI, run_step
+from tabular_pipeline.parameters.entry_points import entry_point_options
+from tabular_pipeline.scoring.batch import (
     ScoringTotals,
     TableWriter,
     check_engine,
@@ -21,10 +23,7 @@ from tabular_pipeline.batch_scoring import (
     score_stream,
     table_format,
 )
-from tabular_pipeline.cli_options import WHOLE_NUMBER
-from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.output_files import check_output_path, discard, publish, staging_path
-from tabular_pipeline.step_runs import TAG_OUTPUT_URI, run_step
+from tabular_pipeline.scoring.outputs import check_output_path, discard, publish, staging_path
 
 PREDICTIONS_ARTIFACT_PATH = "predictions"
 # Spark reads these itself, on every executor; anything else is fetched to local disk first.
@@ -38,16 +37,21 @@ def check_model(model_uri: str):
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from tabular_pipeline.registry import check_model_exists, resolve_registered_model
+    from tabular_pipeline.registry.registration import check_model_exists, resolve_registered_model
 
     if not model_uri.startswith(("models:/", "runs:/")):
-        raise PipelineError(f"model_uri '{model_uri}' is not a model URI; expected models:/<name>/<version>, models:/<name>@<alias> or runs:/<run id>/<path>")
+        raise PipelineError(
+            f"model_uri '{model_uri}' is not a model URI; expected models:/<name>/<version>, models:/<name>@<alias> "
+            "or runs:/<run id>/<path>"
+        )
     client = mlflow.MlflowClient()
     check_model_exists(client, resolve_registered_model(client, model_uri))
     try:
         info = mlflow.models.get_model_info(model_uri)
     except MlflowException as error:
-        raise PipelineError(f"model {model_uri} could not be read ({error.message.splitlines()[0][:200]}); expected an MLflow model") from None
+        raise PipelineError(
+            f"model {model_uri} could not be read ({one_line(error, 200)}); expected an MLflow model"
+        ) from None
     recorded = str(info.flavors.get("python_function", {}).get("python_version", ""))
     here = platform.python_version()
     if recorded and recorded.rsplit(".", 1)[0] != here.rsplit(".", 1)[0]:
@@ -60,7 +64,8 @@ def check_model(model_uri: str):
 
 def local_table(data_path: str, scratch: Path) -> Path:
     """The table as a local file or folder (fetched first when it is a URI)."""
-    from tabular_pipeline.sources import DEFAULT_MAX_BYTES, fetch_source
+    from tabular_pipeline.data.archives import DEFAULT_MAX_BYTES
+    from tabular_pipeline.data.sources import fetch_source
 
     return fetch_source(data_path, scratch, Path.cwd(), timeout_s=60.0, max_bytes=DEFAULT_MAX_BYTES)
 
@@ -68,13 +73,13 @@ def local_table(data_path: str, scratch: Path) -> Path:
 def local_input(data_path: str) -> Path | None:
     """The input's local file or folder (relative paths are read from the project folder), or
     None when it is fetched from elsewhere."""
-    from tabular_pipeline.sources import local_path, source_kind
+    from tabular_pipeline.data.uris import local_path, source_kind
 
     return local_path(data_path, Path.cwd()) if data_path and source_kind(data_path) == "local" else None
 
 
 def data_format(path: Path) -> str:
-    """"parquet" or "csv" for a file, or for a folder of part files of one format."""
+    """ "parquet" or "csv" for a file, or for a folder of part files of one format."""
     if path.is_dir() and not path.suffix:
         suffixes = {p.suffix.lower() for p in path.iterdir() if p.is_file() and not p.name.startswith(("_", "."))}
         if len(suffixes) == 1:
@@ -83,26 +88,34 @@ def data_format(path: Path) -> str:
     return table_format(str(path), "data_path")
 
 
-def pandas_engine(source: Path, fmt: str, info, key_columns: list[str], batch_rows: int, output: Path, output_format: str) -> ScoringTotals:
+def pandas_engine(
+    source: Path, fmt: str, info, key_columns: list[str], batch_rows: int, output: Path, output_format: str
+) -> ScoringTotals:
     """Stream the table through the model one batch at a time."""
     import mlflow.pyfunc
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.dataset as ds
 
-    from tabular_pipeline.batch_scoring import CSV_BLOCK_BYTES
-    from tabular_pipeline.tables import pandas_like_csv_options
+    from tabular_pipeline.data.tables import pandas_like_csv_options
+    from tabular_pipeline.scoring.batch import CSV_BLOCK_BYTES
 
     if output.is_dir():
         raise PipelineError(f"output {output} is a folder; the pandas engine writes one .parquet or .csv file")
-    csv_format = ds.CsvFileFormat(read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES), convert_options=pandas_like_csv_options())
+    csv_format = ds.CsvFileFormat(
+        read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES), convert_options=pandas_like_csv_options()
+    )
     file_format = csv_format if fmt == "csv" else "parquet"
     try:
         dataset = ds.dataset(str(source), format=file_format)
         total = dataset.count_rows() if fmt == "parquet" else None
     except (pa.ArrowInvalid, OSError) as error:
-        raise PipelineError(f"data {source.name} could not be read ({str(error).splitlines()[0]}); expected a {fmt} table with a header") from None
-    plan = plan_scoring(dataset.schema.names, input_columns(info.signature.inputs if info.signature else None), key_columns)
+        raise PipelineError(
+            f"data {source.name} could not be read ({one_line(error)}); expected a {fmt} table with a header"
+        ) from None
+    plan = plan_scoring(
+        dataset.schema.names, input_columns(info.signature.inputs if info.signature else None), key_columns
+    )
     model = mlflow.pyfunc.load_model(info.model_uri)
     started, last_report = time.monotonic(), [time.monotonic()]
 
@@ -132,20 +145,28 @@ def _checked_batches(batches):
     try:
         yield from batches
     except pa.ArrowInvalid as error:
-        raise PipelineError(f"the table could not be parsed ({str(error).splitlines()[0]}); expected the same columns and types on every row") from None
+        raise PipelineError(
+            f"the table could not be parsed ({one_line(error)}); expected the same columns and types on every row"
+        ) from None
 
 
-def spark_engine(source: str, fmt: str, info, key_columns: list[str], master: str, output: str, output_format: str) -> int:
+def spark_engine(
+    source: str, fmt: str, info, key_columns: list[str], master: str, output: str, output_format: str
+) -> int:
     """Score with `spark_udf` and write a folder of part files; return the row count."""
     from pyspark.errors import PySparkException
 
-    from tabular_pipeline import spark_scoring
+    from tabular_pipeline.scoring import spark as spark_scoring
 
     spark = spark_scoring.start_session(master)
     try:
         frame = spark_scoring.read_table(spark, source, fmt)
-        plan = plan_scoring(frame.columns, input_columns(info.signature.inputs if info.signature else None), key_columns)
-        scored = spark_scoring.score_frame(frame, plan, info.model_uri, plan.features, spark_scoring.result_type(info.signature.outputs))
+        plan = plan_scoring(
+            frame.columns, input_columns(info.signature.inputs if info.signature else None), key_columns
+        )
+        scored = spark_scoring.score_frame(
+            frame, plan, info.model_uri, plan.features, spark_scoring.result_type(info.signature.outputs)
+        )
         staged = staging_path(Path(output))
         try:
             spark_scoring.write_table(scored, str(staged), output_format)
@@ -170,7 +191,7 @@ def predict_table(options: dict, run) -> None:
         raise PipelineError(f"batch_rows is {options['batch_rows']}; expected a positive number of rows per batch")
     master = ""
     if engine == "spark":
-        from tabular_pipeline.spark_scoring import check_master
+        from tabular_pipeline.scoring.spark import check_master
 
         master = check_master(options["spark_master"])
     key_columns = parse_key_columns(options["key_columns"])
@@ -185,7 +206,9 @@ def predict_table(options: dict, run) -> None:
         output = output or scratch / PREDICTIONS_ARTIFACT_PATH / f"predictions.{output_format}"
         log.info("scoring %s with %s on the %s engine", data_path, options["model_uri"], engine)
         if engine == "spark" and data_path.startswith(SPARK_NATIVE_SCHEMES):
-            rows = spark_engine(data_path, table_format(data_path, "data_path"), info, key_columns, master, str(output), output_format)
+            rows = spark_engine(
+                data_path, table_format(data_path, "data_path"), info, key_columns, master, str(output), output_format
+            )
         else:
             source = local_table(data_path, scratch)
             fmt = data_format(source)
@@ -205,14 +228,20 @@ def predict_table(options: dict, run) -> None:
     log.info("scored %s rows in %.1f s (%.0f rows/s); predictions at %s", f"{rows:,}", seconds, throughput, location)
 
 
+# Help lines for `--help`; names, types and defaults come from MLproject.
+HELP = {
+    "model_uri": "models:/<name>/<version|stage>, models:/<name>@<alias> or runs:/<run id>/<path>.",
+    "data_path": "A .csv or .parquet file (or a folder of part files), local or a URI.",
+    "output": "A .parquet or .csv path; empty logs the predictions as a run artifact.",
+    "engine": "pandas (streams in batches) or spark (spark_udf).",
+    "key_columns": "Columns copied next to the predictions; empty: every column the model does not read.",
+    "batch_rows": "Rows per batch on the pandas engine.",
+    "spark_master": "local[*], local[N] or spark://host:port.",
+}
+
+
 @click.command()
-@click.option("--model_uri", required=True, help="models:/<name>/<version|stage>, models:/<name>@<alias> or runs:/<run id>/<path>.")
-@click.option("--data_path", required=True, help="A .csv or .parquet file (or a folder of part files), local or a URI.")
-@click.option("--output", default="", help="A .parquet or .csv path; empty logs the predictions as a run artifact.")
-@click.option("--engine", default="pandas", show_default=True, help="pandas (streams in batches) or spark (spark_udf).")
-@click.option("--key_columns", default="", help="Columns copied next to the predictions; empty: every column the model does not read.")
-@click.option("--batch_rows", type=WHOLE_NUMBER, default=DEFAULT_BATCH_ROWS, show_default=True, help="Rows per batch on the pandas engine.")
-@click.option("--spark_master", default="local[*]", show_default=True, help="local[*], local[N] or spark://host:port.")
+@entry_point_options("predict", HELP)
 def predict(**options) -> None:
     """Score a table with a logged or registered model and write key columns plus predictions."""
     run_step("predict", lambda run: predict_table(options, run))

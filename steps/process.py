@@ -9,11 +9,12 @@ from pathlib import Path
 
 import click
 
-from tabular_pipeline.cli_options import WHOLE_NUMBER
-from tabular_pipeline.fingerprints import digest_path
-from tabular_pipeline.sources import fetch_table
-from tabular_pipeline.step_runs import TAG_OUTPUT_DIGEST, TAG_OUTPUT_URI, TAG_TASK, run_step
-from tabular_pipeline.tables import prepare_splits, profile_table, table_schema
+from tabular_pipeline.data.profiles import profile_table, table_schema
+from tabular_pipeline.data.sources import fetch_table
+from tabular_pipeline.data.splits import prepare_splits
+from tabular_pipeline.orchestration.fingerprints import digest_path
+from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_DIGEST, TAG_OUTPUT_URI, TAG_TASK, run_step
+from tabular_pipeline.parameters.entry_points import entry_point_options
 
 PROCESSED_ARTIFACT_PATH = "processed"
 log = logging.getLogger("process")
@@ -30,23 +31,39 @@ def process_table(data_path: str, label_column: str, test_size: float, seed: int
         staging.mkdir()
         splits.train.to_parquet(staging / "train.parquet", index=False)
         splits.test.to_parquet(staging / "test.parquet", index=False)
-        (staging / "schema.json").write_text(json.dumps(table_schema(splits.train, label_column, resolved_task), indent=2))
+        (staging / "schema.json").write_text(
+            json.dumps(table_schema(splits.train, label_column, resolved_task), indent=2)
+        )
         profile = {"train": profile_table(splits.train, label_column), "test": profile_table(splits.test, label_column)}
         (staging / "profile.json").write_text(json.dumps(profile, indent=2))
         output_digest = digest_path(staging)
         mlflow.log_artifacts(str(staging), PROCESSED_ARTIFACT_PATH)
     output_uri = f"runs:/{run.info.run_id}/{PROCESSED_ARTIFACT_PATH}"
-    mlflow.log_metrics({"train_rows": len(splits.train), "test_rows": len(splits.test), "feature_count": splits.train.shape[1] - 1})
+    mlflow.log_metrics(
+        {"train_rows": len(splits.train), "test_rows": len(splits.test), "feature_count": splits.train.shape[1] - 1}
+    )
     mlflow.set_tags({TAG_OUTPUT_URI: output_uri, TAG_OUTPUT_DIGEST: output_digest, TAG_TASK: resolved_task})
-    log.info("%s task; %d train and %d test rows logged at %s", resolved_task, len(splits.train), len(splits.test), output_uri)
+    log.info(
+        "%s task; %d train and %d test rows logged at %s",
+        resolved_task,
+        len(splits.train),
+        len(splits.test),
+        output_uri,
+    )
+
+
+# Help lines for `--help`; names, types and defaults come from MLproject.
+HELP = {
+    "data_path": "A .csv file, a folder with train.csv and test.csv, or a run URI from download.",
+    "label_column": "The target column.",
+    "test_size": "Test size.",
+    "seed": "Seed.",
+    "task": "auto, binary, multiclass or regression.",
+}
 
 
 @click.command()
-@click.option("--data_path", required=True, help="A .csv file, a folder with train.csv and test.csv, or a run URI from download.")
-@click.option("--label_column", default="label", show_default=True)
-@click.option("--test_size", type=float, default=0.25, show_default=True)
-@click.option("--seed", type=WHOLE_NUMBER, default=1, show_default=True)
-@click.option("--task", default="auto", show_default=True, help="auto, binary, multiclass or regression.")
+@entry_point_options("process", HELP)
 def process(data_path: str, label_column: str, test_size: float, seed: int, task: str) -> None:
     """Validate and split a table into train and test Parquet files."""
     run_step("process", lambda run: process_table(data_path, label_column, test_size, seed, task, run))

@@ -7,11 +7,17 @@ import logging
 import click
 
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.lineage import lineage_tags
-from tabular_pipeline.promotion_gate import candidate_run, evaluate_gate, parse_min_score
-from tabular_pipeline.promotion_lock import promotion_lock
-from tabular_pipeline.registry import register_and_promote, stage_for_alias, validate_alias, validate_model_name
-from tabular_pipeline.step_runs import TAG_OUTPUT_URI, run_step
+from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_URI, run_step
+from tabular_pipeline.parameters.entry_points import entry_point_options
+from tabular_pipeline.registry.gate import candidate_run, evaluate_gate, parse_min_score
+from tabular_pipeline.registry.lineage import lineage_tags
+from tabular_pipeline.registry.lock import promotion_lock
+from tabular_pipeline.registry.registration import (
+    register_and_promote,
+    stage_for_alias,
+    validate_alias,
+    validate_model_name,
+)
 
 log = logging.getLogger("register")
 
@@ -27,7 +33,9 @@ def lineage_of(client, model_uri: str) -> dict[str, str]:
         return {}
 
 
-def register_model(model_uri: str, model_name: str, alias: str, min_score_text: str, min_delta: float, force: bool) -> None:
+def register_model(
+    model_uri: str, model_name: str, alias: str, min_score_text: str, min_delta: float, force: bool
+) -> None:
     """Register `model_uri` as a version of `model_name`; promote it to `alias` if the gate passes."""
     import mlflow
     from mlflow import MlflowClient
@@ -46,7 +54,9 @@ def register_model(model_uri: str, model_name: str, alias: str, min_score_text: 
         return decision.promote, decision.as_tags(min_score, min_delta, force)
 
     with promotion_lock(client, name, mlflow.active_run().info.run_id):
-        version, created, promoted = register_and_promote(client, model_uri.strip(), name, alias, judge, extra_tags=lineage_of(client, model_uri.strip()))
+        version, created, promoted = register_and_promote(
+            client, model_uri.strip(), name, alias, judge, extra_tags=lineage_of(client, model_uri.strip())
+        )
     decision = decisions[0]
     registered_uri = f"models:/{name}/{version.version}"
     mlflow.set_tags(
@@ -71,16 +81,22 @@ def register_model(model_uri: str, model_name: str, alias: str, min_score_text: 
         log.info("%s %s but REJECTED it for '%s': %s", action, registered_uri, alias, decision.reason)
 
 
+# Help lines for `--help`; names, types and defaults come from MLproject.
+HELP = {
+    "model_uri": "models:/<model id> or runs:/<run id>/model.",
+    "model_name": "The registered model name.",
+    "alias": "Alias to point at the new version.",
+    "min_score": "Minimum primary metric (maximum for RMSE); empty for none.",
+    "min_delta": "How much the candidate must beat the champion by.",
+    "force": "Promote whatever the gate says.",
+}
+
+
 @click.command()
-@click.option("--model_uri", required=True, help="models:/<model id> or runs:/<run id>/model.")
-@click.option("--model_name", required=True, help="The registered model name.")
-@click.option("--alias", default="production", show_default=True, help="Alias to point at the new version.")
-@click.option("--min_score", "min_score_text", default="", help="Minimum primary metric (maximum for RMSE); empty for none.")
-@click.option("--min_delta", type=float, default=0.0, show_default=True, help="How much the candidate must beat the champion by.")
-@click.option("--force", type=click.BOOL, default=False, show_default=True, help="Promote whatever the gate says.")
-def register(model_uri: str, model_name: str, alias: str, min_score_text: str, min_delta: float, force: bool) -> None:
+@entry_point_options("register", HELP)
+def register(model_uri: str, model_name: str, alias: str, min_score: str, min_delta: float, force: bool) -> None:
     """Register a model version and promote it if it passes the gate."""
-    run_step("register", lambda run: register_model(model_uri, model_name, alias, min_score_text, min_delta, force))
+    run_step("register", lambda _run: register_model(model_uri, model_name, alias, min_score, min_delta, force))
 
 
 if __name__ == "__main__":

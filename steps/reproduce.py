@@ -11,10 +11,14 @@ from pathlib import Path
 
 import click
 
-from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.fingerprints import code_version
-from tabular_pipeline.lineage import (
-    PROJECT_DIR,
+from tabular_pipeline.errors import PipelineError, one_line
+from tabular_pipeline.orchestration.fingerprints import code_version
+from tabular_pipeline.orchestration.step_runs import TAG_CODE_VERSION, TAG_ENTRY_POINT, run_step
+from tabular_pipeline.orchestration.workflow import parent_env_manager
+from tabular_pipeline.parameters.entry_points import entry_point_options
+from tabular_pipeline.paths import PROJECT_DIR
+from tabular_pipeline.registry.gate import candidate_run
+from tabular_pipeline.registry.lineage import (
     TRAINING_ENTRY_POINTS,
     check_tolerance,
     compare_metrics,
@@ -22,10 +26,7 @@ from tabular_pipeline.lineage import (
     is_clean_commit,
     recorded_parameter,
 )
-from tabular_pipeline.promotion_gate import candidate_run
-from tabular_pipeline.registry import resolve_registered_model
-from tabular_pipeline.step_runs import TAG_CODE_VERSION, TAG_ENTRY_POINT, run_step
-from tabular_pipeline.workflow import parent_env_manager
+from tabular_pipeline.registry.registration import resolve_registered_model
 
 log = logging.getLogger("reproduce")
 
@@ -59,7 +60,10 @@ def checkout_at(project_dir: Path, commit: str | None):
             done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
             if done.returncode != 0:
                 reason = (done.stderr.strip().splitlines() or ["no output"])[-1][:200]
-                raise PipelineError(f"could not check out the recorded commit {commit} in a scratch clone ({reason}); expected it in this repository's history")
+                raise PipelineError(
+                    f"could not check out the recorded commit {commit} in a scratch clone ({reason}); expected it "
+                    "in this repository's history"
+                )
         yield clone
 
 
@@ -76,38 +80,72 @@ def reproduce_model(model_uri: str, tolerance: float, run) -> None:
     original = candidate_run(client, source_uri)
     entry_point = original.data.tags.get(TAG_ENTRY_POINT, "")
     if entry_point not in TRAINING_ENTRY_POINTS:
-        raise PipelineError(f"{model_uri} was not trained by this project (entry point {entry_point!r}); expected train_basic or train_automl")
+        raise PipelineError(
+            f"{model_uri} was not trained by this project (entry point {entry_point!r}); expected train_basic or "
+            "train_automl"
+        )
     declared = declared_parameters(yaml.safe_load((PROJECT_DIR / "MLproject").read_text()), entry_point)
     parameters = {name: recorded_parameter(value) for name, value in original.data.params.items() if name in declared}
     recorded_code = original.data.tags.get(TAG_CODE_VERSION, "")
     version, exact_code = code_to_run(recorded_code, code_version(PROJECT_DIR))
     if not exact_code:
-        log.warning("the recorded code %s had uncommitted changes and cannot be checked out; rerunning with this checkout", recorded_code or "(unknown)")
-    mlflow.set_tags({"reproduce.model_uri": model_uri, "reproduce.original_run_id": original.info.run_id, "reproduce.exact_code": str(exact_code).lower()})
-    log.info("rerunning %s of run %s at %s with %s", entry_point, original.info.run_id, version or "this checkout", parameters)
+        log.warning(
+            "the recorded code %s had uncommitted changes and cannot be checked out; rerunning with this checkout",
+            recorded_code or "(unknown)",
+        )
+    mlflow.set_tags(
+        {
+            "reproduce.model_uri": model_uri,
+            "reproduce.original_run_id": original.info.run_id,
+            "reproduce.exact_code": str(exact_code).lower(),
+        }
+    )
+    log.info(
+        "rerunning %s of run %s at %s with %s",
+        entry_point,
+        original.info.run_id,
+        version or "this checkout",
+        parameters,
+    )
     env_manager = parent_env_manager(client.get_run(run.info.run_id).data.tags)
     with checkout_at(PROJECT_DIR, version) as project:
         try:
             submitted = mlflow.projects.run(
-                str(project), entry_point=entry_point, parameters=parameters, experiment_id=run.info.experiment_id, env_manager=env_manager
+                str(project),
+                entry_point=entry_point,
+                parameters=parameters,
+                experiment_id=run.info.experiment_id,
+                env_manager=env_manager,
             )
         except ExecutionException as error:
-            raise PipelineError(f"the rerun of {entry_point} failed ({str(error).splitlines()[0][:200]})") from None
+            raise PipelineError(f"the rerun of {entry_point} failed ({one_line(error, 200)})") from None
     rerun = client.get_run(submitted.run_id)
     match, lines = compare_metrics(original.data.metrics, rerun.data.metrics, tolerance)
     for line in lines:
         log.info("%s", line)
-    mlflow.log_dict({"original_run_id": original.info.run_id, "rerun_run_id": rerun.info.run_id, "comparison": lines}, "reproduce/comparison.json")
+    mlflow.log_dict(
+        {"original_run_id": original.info.run_id, "rerun_run_id": rerun.info.run_id, "comparison": lines},
+        "reproduce/comparison.json",
+    )
     mlflow.set_tags({"reproduce.rerun_run_id": rerun.info.run_id, "reproduce.match": str(match).lower()})
     if not match:
         different = "; ".join(line for line in lines if line.endswith("DIFFERENT")) or "no test metrics to compare"
-        raise PipelineError(f"the rerun does not reproduce {model_uri}: {different}; expected every test metric within tolerance={tolerance:g}")
+        raise PipelineError(
+            f"the rerun does not reproduce {model_uri}: {different}; expected every test metric within "
+            f"tolerance={tolerance:g}"
+        )
     log.info("reproduced %s: every test metric matches (rerun %s)", model_uri, rerun.info.run_id)
 
 
+# Help lines for `--help`; names, types and defaults come from MLproject.
+HELP = {
+    "model_uri": "models:/<name>/<version>, models:/<name>@<alias>, or a logged model URI.",
+    "tolerance": "Largest absolute metric difference still called a match.",
+}
+
+
 @click.command()
-@click.option("--model_uri", required=True, help="models:/<name>/<version>, models:/<name>@<alias>, or a logged model URI.")
-@click.option("--tolerance", type=float, default=0.0, show_default=True, help="Largest absolute metric difference still called a match.")
+@entry_point_options("reproduce", HELP)
 def reproduce(model_uri: str, tolerance: float) -> None:
     """Rerun the training behind a model and report whether its test metrics match."""
     run_step("reproduce", lambda run: reproduce_model(model_uri, tolerance, run))

@@ -10,8 +10,18 @@ from pathlib import Path
 
 import click
 
-from tabular_pipeline.automl import check_tool
-from tabular_pipeline.automl_autosklearn import (
+from tabular_pipeline.data.screening import screen_columns
+from tabular_pipeline.data.sources import fetch_table
+from tabular_pipeline.data.splits import prepare_splits
+from tabular_pipeline.evaluation.metrics import scoring_for_task
+from tabular_pipeline.evaluation.plots import IMPORTANCE_REPEATS, IMPORTANCE_ROWS
+from tabular_pipeline.evaluation.report import log_evaluation, log_evaluation_of_output
+from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_URI, TAG_TASK, run_step
+from tabular_pipeline.parameters.entry_points import entry_point_options
+from tabular_pipeline.parameters.strings import parse_param_string
+from tabular_pipeline.registry.lineage import record_training_inputs
+from tabular_pipeline.training.automl import check_tool
+from tabular_pipeline.training.automl.autosklearn_search import (
     AUTOSKLEARN_METRIC,
     autosklearn_settings,
     config_params,
@@ -20,19 +30,16 @@ from tabular_pipeline.automl_autosklearn import (
     served_output,
     write_worker_request,
 )
-from tabular_pipeline.automl_flaml import LIBRARY_OF_LEARNER, assemble_pipeline, flaml_settings, run_search, trial_history
-from tabular_pipeline.cli_options import WHOLE_NUMBER
-from tabular_pipeline.evaluation_plots import IMPORTANCE_REPEATS, IMPORTANCE_ROWS
-from tabular_pipeline.evaluation_report import log_evaluation, log_evaluation_of_output
-from tabular_pipeline.feature_screening import screen_columns
-from tabular_pipeline.lineage import record_training_inputs
-from tabular_pipeline.model_logging import log_pipeline_model, log_saved_model
-from tabular_pipeline.modeling import build_preprocessor, scoring_for_task, split_feature_columns
-from tabular_pipeline.params import parse_param_string
-from tabular_pipeline.sources import fetch_table
-from tabular_pipeline.step_runs import TAG_OUTPUT_URI, TAG_TASK, run_step
-from tabular_pipeline.tables import prepare_splits
-from tabular_pipeline.training_log import log_prefixed_params, log_screening
+from tabular_pipeline.training.automl.flaml_search import (
+    LIBRARY_OF_LEARNER,
+    assemble_pipeline,
+    flaml_settings,
+    run_search,
+    trial_history,
+)
+from tabular_pipeline.training.model_logging import log_pipeline_model, log_saved_model
+from tabular_pipeline.training.pipelines import build_preprocessor, split_feature_columns
+from tabular_pipeline.training.run_records import log_prefixed_params, log_screening
 
 log = logging.getLogger("train_automl")
 
@@ -61,7 +68,9 @@ def train_with_automl(options: dict, run) -> None:
     if tool == "flaml":
         model_uri = search_with_flaml(splits, label, kept, task, settings, options["seed"])
     else:
-        model_uri = search_with_autosklearn(splits, label, kept, task, settings, options["seed"], run.info.experiment_id)
+        model_uri = search_with_autosklearn(
+            splits, label, kept, task, settings, options["seed"], run.info.experiment_id
+        )
     mlflow.set_tag(TAG_OUTPUT_URI, model_uri)
     log.info("model logged at %s", model_uri)
 
@@ -88,12 +97,20 @@ def search_with_flaml(splits, label: str, kept: list[str], task: str, settings: 
     preprocessor = build_preprocessor("lightgbm", split_feature_columns(train_x[kept])).fit(train_x)
     encoder = LabelEncoder().fit(train_y) if task != "regression" else None
     target = encoder.transform(train_y) if encoder is not None else train_y.to_numpy()
-    log.info("FLAML search: %s for %g s over %s (metric %s)", task, settings["time_budget"], ", ".join(settings["estimator_list"]), settings["metric"])
+    log.info(
+        "FLAML search: %s for %g s over %s (metric %s)",
+        task,
+        settings["time_budget"],
+        ", ".join(settings["estimator_list"]),
+        settings["metric"],
+    )
     with tempfile.TemporaryDirectory() as scratch:
         log_file = Path(scratch) / "flaml.log"
         automl = run_search(preprocessor.transform(train_x), target, settings, log_file)
         history = trial_history(log_file)
-    best_config = {name: (float(value) if hasattr(value, "dtype") else value) for name, value in automl.best_config.items()}
+    best_config = {
+        name: (float(value) if hasattr(value, "dtype") else value) for name, value in automl.best_config.items()
+    }
     log_search_summary(history, automl.best_estimator, best_config, {})
     mlflow.log_metrics({"automl_trials": float(len(history)), "automl_best_validation_loss": float(automl.best_loss)})
     model = assemble_pipeline(preprocessor, automl.model.estimator, encoder, task)
@@ -102,7 +119,9 @@ def search_with_flaml(splits, label: str, kept: list[str], task: str, settings: 
     return log_pipeline_model(model, train_x, LIBRARY_OF_LEARNER.get(automl.best_estimator, "")).model_uri
 
 
-def search_with_autosklearn(splits, label: str, kept: list[str], task: str, settings: dict, seed: int, experiment_id: str) -> str:
+def search_with_autosklearn(
+    splits, label: str, kept: list[str], task: str, settings: dict, seed: int, experiment_id: str
+) -> str:
     """auto-sklearn in its Python 3.9 worker; this step logs what the worker wrote and returns the
     logged model's URI."""
     import mlflow
@@ -121,16 +140,25 @@ def search_with_autosklearn(splits, label: str, kept: list[str], task: str, sett
         workdir = Path(scratch)
         write_worker_request(workdir, splits.train, splits.test, kept, request)
         log.info(
-            "auto-sklearn search: %s for %d s (per run %d s) in its Python 3.9 environment (built on first use, about a minute)",
+            "auto-sklearn search: %s for %d s (per run %d s) in its Python 3.9 environment (built on first use, "
+            "about a minute)",
             task, settings["time_left_for_this_task"], settings["per_run_time_limit"],
         )  # fmt: skip
         worker_run_id = run_worker(workdir, experiment_id)
         mlflow.set_tag("pipeline.worker_run_id", worker_run_id)
         result = read_worker_result(workdir)
         best_config = config_params(result.best.get("best_config", {}))
-        log_search_summary(result.trials, result.best.get("best_estimator", ""), best_config, {"ensemble": result.best.get("ensemble", [])})
+        log_search_summary(
+            result.trials,
+            result.best.get("best_estimator", ""),
+            best_config,
+            {"ensemble": result.best.get("ensemble", [])},
+        )
         succeeded = result.trials[result.trials["status"] == "Success"]
-        summary = {"automl_trials": float(len(result.trials)), "automl_ensemble_size": float(len(result.best.get("ensemble", [])))}
+        summary = {
+            "automl_trials": float(len(result.trials)),
+            "automl_ensemble_size": float(len(result.best.get("ensemble", []))),
+        }
         if len(succeeded):
             summary["automl_best_validation_score"] = float(succeeded["validation_score"].max())
         mlflow.log_metrics(summary)
@@ -138,16 +166,22 @@ def search_with_autosklearn(splits, label: str, kept: list[str], task: str, sett
         return log_saved_model(result.model_dir)
 
 
+# Help lines for `--help`; names, types and defaults come from MLproject.
+HELP = {
+    "tool": "flaml or autosklearn (any case).",
+    "data_path": "A processed run URI, or a raw .csv file or folder.",
+    "params": "Tool settings: name=value;name=value.",
+    "label_column": "The target column.",
+    "model_name": "Recorded only; registration happens in the register step.",
+    "time_budget": "Seconds of search (params may override).",
+    "task": "auto, binary, multiclass or regression.",
+    "seed": "Seed.",
+    "test_size": "Test fraction when data_path is a single raw file.",
+}
+
+
 @click.command()
-@click.option("--tool", default="flaml", show_default=True, help="flaml or autosklearn (any case).")
-@click.option("--data_path", required=True, help="A processed run URI, or a raw .csv file or folder.")
-@click.option("--params", default="", help="Tool settings: name=value;name=value.")
-@click.option("--label_column", default="label", show_default=True)
-@click.option("--model_name", default="", help="Recorded only; registration happens in the register step.")
-@click.option("--time_budget", type=float, default=60.0, show_default=True, help="Seconds of search (params may override).")
-@click.option("--task", default="auto", show_default=True, help="auto, binary, multiclass or regression.")
-@click.option("--seed", type=WHOLE_NUMBER, default=1, show_default=True)
-@click.option("--test_size", type=float, default=0.25, show_default=True, help="Test fraction when data_path is a single raw file.")
+@entry_point_options("train_automl", HELP)
 def train_automl(**options) -> None:
     """Train with an AutoML tool and log the best model."""
     run_step("train_automl", lambda run: train_with_automl(options, run))

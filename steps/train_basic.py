@@ -8,30 +8,26 @@ from pathlib import Path
 
 import click
 
-from tabular_pipeline.cli_options import WHOLE_NUMBER
-from tabular_pipeline.evaluation_report import log_evaluation
-from tabular_pipeline.feature_screening import screen_columns
-from tabular_pipeline.lineage import record_training_inputs
-from tabular_pipeline.model_logging import log_pipeline_model
-from tabular_pipeline.modeling import (
-    MAX_GRID_CANDIDATES,
-    booster_threads,
+from tabular_pipeline.data.screening import screen_columns
+from tabular_pipeline.data.sources import fetch_table
+from tabular_pipeline.data.splits import prepare_splits
+from tabular_pipeline.evaluation.report import log_evaluation
+from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_URI, TAG_TASK, run_step
+from tabular_pipeline.parameters.entry_points import entry_point_options
+from tabular_pipeline.parameters.hyperparameters import split_search_space
+from tabular_pipeline.parameters.strings import parse_param_string
+from tabular_pipeline.registry.lineage import record_training_inputs
+from tabular_pipeline.training.algorithms import booster_threads, check_hyperparameters, normalise_algorithm
+from tabular_pipeline.training.model_logging import log_pipeline_model
+from tabular_pipeline.training.pipelines import (
     build_pipeline,
-    build_search,
-    check_hyperparameters,
-    count_candidates,
     data_dependent_defaults,
     effective_hyperparameters,
     fit_params_for,
-    normalise_algorithm,
-    search_results_table,
     split_feature_columns,
 )
-from tabular_pipeline.params import parse_param_string, split_search_space
-from tabular_pipeline.sources import fetch_table
-from tabular_pipeline.step_runs import TAG_OUTPUT_URI, TAG_TASK, run_step
-from tabular_pipeline.tables import prepare_splits
-from tabular_pipeline.training_log import log_prefixed_params, log_screening
+from tabular_pipeline.training.run_records import log_prefixed_params, log_screening
+from tabular_pipeline.training.search import MAX_GRID_CANDIDATES, build_search, count_candidates, search_results_table
 
 log = logging.getLogger("train_basic")
 
@@ -45,7 +41,13 @@ def fit_model(pipeline, grid: dict, train_x, train_y, task: str, algorithm: str,
         return pipeline.fit(train_x, train_y, **fit_params)
     search = build_search(pipeline, grid, task, algorithm, options["cv"], options["seed"], n_jobs=options["n_jobs"])
     candidates = min(count_candidates(grid), MAX_GRID_CANDIDATES)
-    log.info("searching %d candidates with %d-fold cross-validation (%s, n_jobs=%d)", candidates, options["cv"], search.scoring, options["n_jobs"])
+    log.info(
+        "searching %d candidates with %d-fold cross-validation (%s, n_jobs=%d)",
+        candidates,
+        options["cv"],
+        search.scoring,
+        options["n_jobs"],
+    )
     search.fit(train_x, train_y, **fit_params)
     with tempfile.TemporaryDirectory() as scratch:
         results = Path(scratch) / "cv_results.csv"
@@ -63,7 +65,10 @@ def train_model(options: dict, run) -> None:  # noqa: ARG001 - same signature as
     import mlflow
 
     algorithm = normalise_algorithm(options["algorithm"])
-    hyperparameters = {**parse_param_string(options["params"], "params"), **parse_param_string(options["search_params"], "search_params")}
+    hyperparameters = {
+        **parse_param_string(options["params"], "params"),
+        **parse_param_string(options["search_params"], "search_params"),
+    }
     label = options["label_column"]
     with tempfile.TemporaryDirectory() as scratch:
         location = fetch_table(options["data_path"], Path(scratch))
@@ -90,18 +95,24 @@ def train_model(options: dict, run) -> None:  # noqa: ARG001 - same signature as
     log.info("model logged at %s", model_info.model_uri)
 
 
+# Help lines for `--help`; names, types and defaults come from MLproject.
+HELP = {
+    "data_path": "A processed run URI, or a raw .csv file or folder.",
+    "algorithm": "lr, svm, lightgbm or xgboost (any case).",
+    "params": "Fixed hyperparameters: name=value;name=value.",
+    "search_params": "Search space: name=[v1, v2];name=[v3, v4].",
+    "label_column": "The target column.",
+    "model_name": "Recorded only; registration happens in the register step.",
+    "task": "auto, binary, multiclass or regression.",
+    "seed": "Seed.",
+    "cv": "Folds for the search.",
+    "test_size": "Test fraction when data_path is a single raw file.",
+    "n_jobs": "Parallel fits during a search.",
+}
+
+
 @click.command()
-@click.option("--data_path", required=True, help="A processed run URI, or a raw .csv file or folder.")
-@click.option("--algorithm", default="lightgbm", show_default=True, help="lr, svm, lightgbm or xgboost (any case).")
-@click.option("--params", default="", help="Fixed hyperparameters: name=value;name=value.")
-@click.option("--search_params", default="", help="Search space: name=[v1, v2];name=[v3, v4].")
-@click.option("--label_column", default="label", show_default=True)
-@click.option("--model_name", default="", help="Recorded only; registration happens in the register step.")
-@click.option("--task", default="auto", show_default=True, help="auto, binary, multiclass or regression.")
-@click.option("--seed", type=WHOLE_NUMBER, default=1, show_default=True)
-@click.option("--cv", type=WHOLE_NUMBER, default=3, show_default=True, help="Folds for the search.")
-@click.option("--test_size", type=float, default=0.25, show_default=True, help="Test fraction when data_path is a single raw file.")
-@click.option("--n_jobs", type=WHOLE_NUMBER, default=1, show_default=True, help="Parallel fits during a search.")
+@entry_point_options("train_basic", HELP)
 def train_basic(**options) -> None:
     """Train LogisticRegression, SVM, LightGBM or XGBoost on a table and log the model."""
     run_step("train_basic", lambda run: train_model(options, run))

@@ -1,47 +1,10 @@
-"""The pyfunc model every training path logs: raw rows in, labels (or labels plus class
-probabilities) out.
+"""Where models logged before the sub-package layout (December 2026) find their model class.
 
-The fitted scikit-learn pipeline is stored with skops next to the list of types it needs, and this
-class loads it; nothing is unpickled. Like `estimators`, this module travels inside the model.
+Their `model_code.py` imports `tabular_pipeline.serving_model.TabularModel`; it now lives in
+`tabular_pipeline.serving.model`. Kept so that such a model still loads where this project is
+importable (the promotion gate scoring an older champion, `predict`).
 """
 
-from __future__ import annotations
+from tabular_pipeline.serving.model import TabularModel
 
-import json
-import warnings
-from pathlib import Path
-
-import mlflow
-import numpy as np
-import pandas as pd
-
-# Type hints on `predict` would make MLflow re-validate input this model already checks via its signature.
-warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
-
-PIPELINE_ARTIFACT = "pipeline"
-TRUSTED_TYPES_ARTIFACT = "trusted_types"
-PROBABILITIES_PARAM = "return_probabilities"
-
-
-def probability_frame(pipeline, features: pd.DataFrame) -> pd.DataFrame:
-    """Predicted labels plus one `probability_<class>` column per class, in the model's class order."""
-    frame = pd.DataFrame({"prediction": pipeline.predict(features)})
-    proba = np.asarray(pipeline.predict_proba(features))
-    for index, label in enumerate(pipeline.classes_):
-        frame[f"probability_{label}"] = proba[:, index]
-    return frame
-
-
-class TabularModel(mlflow.pyfunc.PythonModel):
-    """Serves a fitted pipeline; pass params {"return_probabilities": true} for class probabilities."""
-
-    def load_context(self, context):
-        import skops.io as sio
-
-        trusted = json.loads(Path(context.artifacts[TRUSTED_TYPES_ARTIFACT]).read_text())
-        self.pipeline = sio.load(context.artifacts[PIPELINE_ARTIFACT], trusted=trusted)
-
-    def predict(self, context, model_input, params=None):  # noqa: ARG002 - pyfunc signature
-        if (params or {}).get(PROBABILITIES_PARAM) and hasattr(self.pipeline, "predict_proba"):
-            return probability_frame(self.pipeline, model_input)
-        return self.pipeline.predict(model_input)
+__all__ = ["TabularModel"]

@@ -54,9 +54,14 @@ def stop_process(process: subprocess.Popen, grace_s: float = 20) -> None:
 def subprocess_env(tracking_uri: str, **extra: str) -> dict[str, str]:
     """The environment for `mlflow run`: this venv first on PATH, no run context leaking in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["PATH"] = os.pathsep.join([str(BIN_DIR), str(Path.home() / ".pyenv/bin"), str(Path.home() / ".pyenv/shims"), env.get("PATH", "")])
+    env["PATH"] = os.pathsep.join(
+        [str(BIN_DIR), str(Path.home() / ".pyenv/bin"), str(Path.home() / ".pyenv/shims"), env.get("PATH", "")]
+    )
     env["MLFLOW_TRACKING_URI"] = tracking_uri
     env["PYTHONUNBUFFERED"] = "1"
+    # MLflow 3.17's server otherwise starts six job-queue workers (GenAI jobs) per server: ~1.5 GB
+    # and a CPU-second each for work these tests never ask for.
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     env.update(extra)
     return env
 
@@ -77,12 +82,24 @@ def tracking_uri(tmp_path_factory) -> str:
     log_file = (root / "server.log").open("w")
     process = subprocess.Popen(
         [
-            str(BIN_DIR / "mlflow"), "server",
-            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-            "--serve-artifacts", "--artifacts-destination", str(root / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+            str(BIN_DIR / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--serve-artifacts",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
         ],
-        stdout=log_file, stderr=subprocess.STDOUT, env=subprocess_env(""), cwd=root,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env=subprocess_env(""),
+        cwd=root,
     )
     try:
         wait_until_healthy(url, process, SERVER_START_TIMEOUT_S)
@@ -101,13 +118,13 @@ def project_virtualenv(tracking_uri) -> None:
     moment would hand one of them a half-installed env: a file lock makes the second one wait,
     then find the env built, as any later run on the machine does.
     """
-    import fcntl
+    from filelock import FileLock
 
-    lock_path = Path(tempfile.gettempdir()) / "tabular-pipeline-project-env.lock"
-    with lock_path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(Path(tempfile.gettempdir()) / "tabular-pipeline-project-env.lock"):
         command = project_command("download", {}, "project-env", env_manager="virtualenv")
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=1500, env=subprocess_env(tracking_uri), cwd=PROJECT_DIR)
+        completed = subprocess.run(
+            command, capture_output=True, text=True, timeout=1500, env=subprocess_env(tracking_uri), cwd=PROJECT_DIR
+        )
     assert completed.returncode == 0, (completed.stdout + completed.stderr)[-4000:]
 
 
@@ -167,8 +184,13 @@ def run_project(tracking_uri, experiment_name):
     ) -> ProjectResult:
         command = project_command(entry_point, params, experiment or experiment_name, env_manager, uri, extra_args)
         completed = subprocess.run(
-            command, capture_output=True, text=True, errors="replace", timeout=timeout_s,
-            env=subprocess_env(tracking_uri, **(env or {})), cwd=PROJECT_DIR,
+            command,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout_s,
+            env=subprocess_env(tracking_uri, **(env or {})),
+            cwd=PROJECT_DIR,
         )
         output = completed.stdout + completed.stderr
         sys.stdout.write(output[-6000:])

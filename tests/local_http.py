@@ -19,7 +19,10 @@ class BaseUrl(str):
 
 @contextmanager
 def serve_routes(
-    routes: dict[str, bytes], delay_s: float = 0.0, delays: dict[str, float] | None = None, redirects: dict[str, str] | None = None
+    routes: dict[str, bytes],
+    delay_s: float = 0.0,
+    delays: dict[str, float] | None = None,
+    redirects: dict[str, str] | None = None,
 ):
     """Serve `routes` (path with its query -> body) on 127.0.0.1; `redirects` (path -> Location)
     answer 302; unknown paths answer 404. Yields the base URL.

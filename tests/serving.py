@@ -13,8 +13,23 @@ def served_model(model_uri: str, tracking_uri: str, env_manager: str = "local", 
     """Yield the base URL of a scoring server for `model_uri`, once `/ping` answers."""
     port = free_port()
     process = subprocess.Popen(
-        [str(BIN_DIR / "mlflow"), "models", "serve", "-m", model_uri, "--port", str(port), "-h", "127.0.0.1", "--env-manager", env_manager],
-        env=subprocess_env(tracking_uri), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            str(BIN_DIR / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            model_uri,
+            "--port",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "--env-manager",
+            env_manager,
+        ],
+        env=subprocess_env(tracking_uri),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -7,13 +7,19 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import PROJECT_DIR
 
-from tabular_pipeline.automl import check_tool
-from tabular_pipeline.automl_autosklearn import autosklearn_settings, config_params, read_worker_result, served_output, write_worker_request
 from tabular_pipeline.errors import PipelineError
+from tabular_pipeline.paths import AUTOSKLEARN_WORKER_DIR
+from tabular_pipeline.training.automl import check_tool
+from tabular_pipeline.training.automl.autosklearn_search import (
+    autosklearn_settings,
+    config_params,
+    read_worker_result,
+    served_output,
+    write_worker_request,
+)
 
-sys.path.insert(0, str(PROJECT_DIR / "autosklearn_worker"))
+sys.path.insert(0, str(AUTOSKLEARN_WORKER_DIR))
 from autosklearn_model import as_model_frame, class_probability_frame, describe_columns  # noqa: E402
 
 
@@ -36,9 +42,15 @@ def test_step_budget_applies_unless_params_set_one():
 
 
 def test_include_estimators_become_the_task_specific_include():
-    assert autosklearn_settings({"include_estimators": ["random_forest"]}, 30, "binary", 1)["include"] == {"classifier": ["random_forest"]}
-    assert autosklearn_settings({"include_estimators": "ard_regression"}, 30, "regression", 1)["include"] == {"regressor": ["ard_regression"]}
-    with pytest.raises(PipelineError, match="include_estimators holds \\['ard_regression'\\]; expected names among adaboost"):
+    assert autosklearn_settings({"include_estimators": ["random_forest"]}, 30, "binary", 1)["include"] == {
+        "classifier": ["random_forest"]
+    }
+    assert autosklearn_settings({"include_estimators": "ard_regression"}, 30, "regression", 1)["include"] == {
+        "regressor": ["ard_regression"]
+    }
+    with pytest.raises(
+        PipelineError, match="include_estimators holds \\['ard_regression'\\]; expected names among adaboost"
+    ):
         autosklearn_settings({"include_estimators": ["ard_regression"]}, 30, "multiclass", 1)
 
 
@@ -60,11 +72,20 @@ def test_bad_settings_fail_clearly(params, budget, message):
 
 
 def test_config_names_become_param_names():
-    assert config_params({"classifier:__choice__": "sgd", "classifier:sgd:alpha": 0.1}) == {"classifier.choice": "sgd", "classifier.sgd.alpha": 0.1}
+    assert config_params({"classifier:__choice__": "sgd", "classifier:sgd:alpha": 0.1}) == {
+        "classifier.choice": "sgd",
+        "classifier.sgd.alpha": 0.1,
+    }
 
 
 def test_a_worker_that_stopped_early_is_reported_with_its_reason(tmp_path):
-    write_worker_request(tmp_path, pd.DataFrame({"a": [1.0], "label": [0]}), pd.DataFrame({"a": [2.0], "label": [1]}), ["a"], {"task": "binary"})
+    write_worker_request(
+        tmp_path,
+        pd.DataFrame({"a": [1.0], "label": [0]}),
+        pd.DataFrame({"a": [2.0], "label": [1]}),
+        ["a"],
+        {"task": "binary"},
+    )
     assert json.loads((tmp_path / "request.json").read_text())["feature_columns"] == ["a"]
     with pytest.raises(PipelineError, match="the auto-sklearn search failed: it stopped before writing its results"):
         read_worker_result(tmp_path)
@@ -82,12 +103,20 @@ def test_served_output_is_values_for_regression_and_the_frame_otherwise():
 def test_model_frame_keeps_training_columns_and_categories():
     training = pd.DataFrame({"x": [1.0, np.nan], "colour": pd.Categorical(["red", "blue"]), "unused": ["a", "b"]})
     description = describe_columns(training[["x", "colour"]], classes=["bad", "good"])
-    assert description == {"columns": ["x", "colour"], "categorical": {"colour": ["blue", "red"]}, "classes": ["bad", "good"]}
+    assert description == {
+        "columns": ["x", "colour"],
+        "categorical": {"colour": ["blue", "red"]},
+        "classes": ["bad", "good"],
+    }
     rows = pd.DataFrame({"colour": ["red", "ultraviolet", None], "x": ["3", None, 2], "unused": [1, 2, 3]})
     frame = as_model_frame(rows, json.loads(json.dumps(description)))
     assert list(frame.columns) == ["x", "colour"]
     assert frame["x"].dtype == "float64" and np.isnan(frame["x"][1])
-    assert list(frame["colour"].cat.categories) == ["blue", "red"] and frame["colour"].isna().tolist() == [False, True, True]
+    assert list(frame["colour"].cat.categories) == ["blue", "red"] and frame["colour"].isna().tolist() == [
+        False,
+        True,
+        True,
+    ]
 
 
 def test_model_frame_names_missing_columns():

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from fixtures import mixed_frame
 
-from tabular_pipeline.automl import check_tool
-from tabular_pipeline.automl_flaml import assemble_pipeline, flaml_settings, run_search, trial_history
+from tabular_pipeline.data.splits import harmonise_dtypes
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.modeling import build_preprocessor, split_feature_columns
-from tabular_pipeline.tables import harmonise_dtypes
+from tabular_pipeline.training.automl import check_tool
+from tabular_pipeline.training.automl.flaml_search import assemble_pipeline, flaml_settings, run_search, trial_history
+from tabular_pipeline.training.pipelines import build_preprocessor, split_feature_columns
 
 
 def test_tools_in_any_case():
@@ -69,7 +69,10 @@ for child in children:  # the control case starts a JVM: never leave it behind
 
 @pytest.mark.parametrize(
     ("import_line", "starts_java"),
-    [("from tabular_pipeline.automl_flaml import flaml_automl_class; flaml_automl_class()", False), ("import flaml", True)],
+    [
+        ("from tabular_pipeline.training.automl.flaml_search import flaml_automl_class; flaml_automl_class()", False),
+        ("import flaml", True),
+    ],
     ids=["through the adapter", "plain import (the cause)"],
 )
 def test_importing_flaml_through_the_adapter_starts_no_spark_jvm(import_line, starts_java):

@@ -7,7 +7,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from tabular_pipeline.batch_scoring import (
+from tabular_pipeline.errors import PipelineError
+from tabular_pipeline.scoring.batch import (
     InputColumn,
     TableWriter,
     arrow_feature_schema,
@@ -19,9 +20,8 @@ from tabular_pipeline.batch_scoring import (
     score_stream,
     table_format,
 )
-from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.output_files import check_output_path, discard, publish, staging_path
-from tabular_pipeline.spark_scoring import check_master, result_type
+from tabular_pipeline.scoring.outputs import check_output_path, discard, publish, staging_path
+from tabular_pipeline.scoring.spark import check_master, result_type
 
 FEATURES = [InputColumn("x", "double"), InputColumn("colour", "string")]
 
@@ -52,7 +52,9 @@ def test_tables_that_do_not_fit_the_model_are_refused(columns, keys, message):
 
 def test_features_are_cast_to_the_model_schema():
     cast = cast_features(batch(id=[1, 2], x=[1, 2], colour=["a", None]), arrow_feature_schema(FEATURES))
-    assert cast.schema == pa.schema([("x", pa.float64()), ("colour", pa.string())]), "int64 becomes double, as the model declares"
+    assert cast.schema == pa.schema([("x", pa.float64()), ("colour", pa.string())]), (
+        "int64 becomes double, as the model declares"
+    )
     frame = cast.to_pandas()
     assert frame["x"].dtype == np.float64 and frame["colour"].isna().tolist() == [False, True]
 
@@ -80,7 +82,12 @@ def test_streaming_keeps_row_order_and_numbers_rows_across_batches(tmp_path, fmt
 def test_predictions_must_be_one_value_per_row(tmp_path):
     plan = plan_scoring(["x", "colour"], FEATURES, [])
     with pytest.raises(PipelineError, match="one value per row"):
-        score_stream(iter([batch(x=[1.0], colour=["a"])]), plan, lambda frame: np.zeros((1, 2)), TableWriter(tmp_path / "o.parquet", "parquet"))
+        score_stream(
+            iter([batch(x=[1.0], colour=["a"])]),
+            plan,
+            lambda _: np.zeros((1, 2)),
+            TableWriter(tmp_path / "o.parquet", "parquet"),
+        )
 
 
 def test_a_discarded_writer_leaves_the_earlier_output_as_it_was(tmp_path):

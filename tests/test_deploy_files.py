@@ -15,7 +15,9 @@ def test_tracking_compose_has_no_default_credentials_and_sets_allowed_hosts():
     services = yaml.safe_load(text)["services"]
     assert services["postgres"]["image"].startswith("postgres:")
     entrypoint = (DEPLOY / "tracking" / "entrypoint.sh").read_text()
-    assert "--app-name basic-auth" in entrypoint and "--allowed-hosts" in entrypoint and "--serve-artifacts" in entrypoint
+    assert (
+        "--app-name basic-auth" in entrypoint and "--allowed-hosts" in entrypoint and "--serve-artifacts" in entrypoint
+    )
     assert "password1234" not in text + entrypoint
     assert "auth_cache_ttl_seconds = ${auth_cache_ttl}" in entrypoint, "checked passwords are cached"
     assert services["mlflow"]["environment"]["MLFLOW_AUTH_CACHE_TTL_SECONDS"] == "${MLFLOW_AUTH_CACHE_TTL_SECONDS:-60}"

@@ -33,23 +33,46 @@ def run_automl_line(tmp_path, tracking_uri, tool: str, params: str, rows: int, s
         f"mlflow run . -P tool={tool} -P data_path={shlex.quote(str(data_file))} "
         f'-P params="{params}" -P model_name="{name}" --experiment-name="{experiment}"'
     )
-    completed = subprocess.run(["bash", "-c", line], cwd=PROJECT_DIR, env=subprocess_env(tracking_uri), capture_output=True, text=True, timeout=1500)
+    completed = subprocess.run(
+        ["bash", "-c", line],
+        cwd=PROJECT_DIR,
+        env=subprocess_env(tracking_uri),
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     output = completed.stdout + completed.stderr
     print(output[-5000:])
     assert completed.returncode == 0, output[-5000:]
     return table, experiment, name, data_file
 
 
-def test_dolphinscheduler_automl_line_with_flaml(project_virtualenv, tmp_path, client, tracking_uri):
-    table, experiment, name, _ = run_automl_line(tmp_path, tracking_uri, "flaml", "time_budget=10;estimator_list=['lgbm']", 400, 5)
+@pytest.mark.usefixtures("project_virtualenv")
+def test_dolphinscheduler_automl_line_with_flaml(tmp_path, client, tracking_uri):
+    table, experiment, name, _ = run_automl_line(
+        tmp_path, tracking_uri, "flaml", "time_budget=10;estimator_list=['lgbm']", 400, 5
+    )
 
     [train] = runs_of(client, experiment, "train_automl")
     params = train.data.params
-    assert params["automl.tool"] == "flaml" and params["automl.time_budget"] == "10.0" and params["automl.best_estimator"] == "lgbm"
+    assert (
+        params["automl.tool"] == "flaml"
+        and params["automl.time_budget"] == "10.0"
+        and params["automl.best_estimator"] == "lgbm"
+    )
     assert params["dropped_columns"] == "customer_id,constant"
-    assert {"test_roc_auc", "test_accuracy", "test_f1_macro", "test_log_loss"} <= set(train.data.metrics), "same metric names as train_basic"
-    artifacts = {a.path for a in client.list_artifacts(train.info.run_id, "automl")} | {a.path for a in client.list_artifacts(train.info.run_id, "evaluation")}
-    assert {"automl/trials.csv", "automl/best.json", "evaluation/roc_curve.png", "evaluation/feature_importance.png"} <= artifacts
+    assert {"test_roc_auc", "test_accuracy", "test_f1_macro", "test_log_loss"} <= set(train.data.metrics), (
+        "same metric names as train_basic"
+    )
+    artifacts = {a.path for a in client.list_artifacts(train.info.run_id, "automl")} | {
+        a.path for a in client.list_artifacts(train.info.run_id, "evaluation")
+    }
+    assert {
+        "automl/trials.csv",
+        "automl/best.json",
+        "evaluation/roc_curve.png",
+        "evaluation/feature_importance.png",
+    } <= artifacts
     trials = client.download_artifacts(train.info.run_id, "automl/trials.csv", str(tmp_path))
     assert len(open(trials).read().splitlines()) >= 2
     version = client.get_model_version_by_alias(name, "production")
@@ -58,15 +81,21 @@ def test_dolphinscheduler_automl_line_with_flaml(project_virtualenv, tmp_path, c
     rows = table.drop(columns=["label"]).head(2).astype({"x2": "float64"})
     rows.loc[0, "x1"], rows.loc[1, "colour"] = np.nan, "ultraviolet"
     with served_model(f"models:/{name}/Production", tracking_uri) as url:
-        payload = {"dataframe_records": json.loads(rows.to_json(orient="records")), "params": {"return_probabilities": True}}
+        payload = {
+            "dataframe_records": json.loads(rows.to_json(orient="records")),
+            "params": {"return_probabilities": True},
+        }
         answer = requests.post(f"{url}/invocations", json=payload, timeout=60)
     assert answer.status_code == 200, answer.text
     assert {row["prediction"] for row in answer.json()["predictions"]} <= {"good", "bad"}
 
 
-def test_dolphinscheduler_automl_line_with_autosklearn(project_virtualenv, tmp_path, client, tracking_uri, monkeypatch):
+@pytest.mark.usefixtures("project_virtualenv")
+def test_dolphinscheduler_automl_line_with_autosklearn(tmp_path, client, tracking_uri, monkeypatch):
     """auto-sklearn runs in its own Python 3.9 env (built here if missing) and is served from it."""
-    table, experiment, name, data_file = run_automl_line(tmp_path, tracking_uri, "autosklearn", "time_left_for_this_task=30;per_run_time_limit=10", 300, 7)
+    table, experiment, name, data_file = run_automl_line(
+        tmp_path, tracking_uri, "autosklearn", "time_left_for_this_task=30;per_run_time_limit=10", 300, 7
+    )
 
     [train] = runs_of(client, experiment, "train_automl")
     [worker] = runs_of(client, experiment, "search")
@@ -80,10 +109,23 @@ def test_dolphinscheduler_automl_line_with_autosklearn(project_virtualenv, tmp_p
     metrics = train.data.metrics
     assert {"test_roc_auc", "test_accuracy", "test_f1_macro", "test_log_loss", "automl_trials"} <= set(metrics)
     assert metrics["test_roc_auc"] > 0.7
-    artifacts = {a.path for a in client.list_artifacts(train.info.run_id, "automl")} | {a.path for a in client.list_artifacts(train.info.run_id, "evaluation")}
-    assert {"automl/trials.csv", "automl/best.json", "evaluation/roc_curve.png", "evaluation/feature_importance.csv", "evaluation/test.parquet"} <= artifacts
+    artifacts = {a.path for a in client.list_artifacts(train.info.run_id, "automl")} | {
+        a.path for a in client.list_artifacts(train.info.run_id, "evaluation")
+    }
+    assert {
+        "automl/trials.csv",
+        "automl/best.json",
+        "evaluation/roc_curve.png",
+        "evaluation/feature_importance.csv",
+        "evaluation/test.parquet",
+    } <= artifacts
     trials = pd.read_csv(client.download_artifacts(train.info.run_id, "automl/trials.csv", str(tmp_path)))
-    assert len(trials) == metrics["automl_trials"] >= 1 and {"learner", "config", "validation_score", "trial_time_s"} <= set(trials.columns)
+    assert len(trials) == metrics["automl_trials"] >= 1 and {
+        "learner",
+        "config",
+        "validation_score",
+        "trial_time_s",
+    } <= set(trials.columns)
 
     version = client.get_model_version_by_alias(name, "production")
     assert version.run_id == train.info.run_id and version.tags["gate.decision"] == "promoted"
@@ -96,7 +138,10 @@ def test_dolphinscheduler_automl_line_with_autosklearn(project_virtualenv, tmp_p
     rows.loc[0, "x1"], rows.loc[1, "colour"] = np.nan, "ultraviolet"
     # DolphinScheduler's serve line: the default env manager rebuilds the model's recorded env (3.9).
     with served_model(f"models:/{name}/Production", tracking_uri, env_manager="virtualenv", timeout_s=600) as url:
-        payload = {"dataframe_records": json.loads(rows.to_json(orient="records")), "params": {"return_probabilities": True}}
+        payload = {
+            "dataframe_records": json.loads(rows.to_json(orient="records")),
+            "params": {"return_probabilities": True},
+        }
         answer = requests.post(f"{url}/invocations", json=payload, timeout=60)
     assert answer.status_code == 200, answer.text
     predictions = answer.json()["predictions"]
@@ -108,9 +153,18 @@ def test_dolphinscheduler_automl_line_with_autosklearn(project_virtualenv, tmp_p
         f"mlflow run . --env-manager local -P data_path={shlex.quote(str(data_file))} -P algorithm=LogisticRegression "
         f"-P model_name={name} --experiment-name={experiment}"
     )
-    completed = subprocess.run(["bash", "-c", challenger], cwd=PROJECT_DIR, env=subprocess_env(tracking_uri), capture_output=True, text=True, timeout=900)
+    completed = subprocess.run(
+        ["bash", "-c", challenger],
+        cwd=PROJECT_DIR,
+        env=subprocess_env(tracking_uri),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert completed.returncode == 0, (completed.stdout + completed.stderr)[-5000:]
-    [register] = [r for r in runs_of(client, experiment, "register") if r.data.tags.get("pipeline.registered_version") == "2"]
+    [register] = [
+        r for r in runs_of(client, experiment, "register") if r.data.tags.get("pipeline.registered_version") == "2"
+    ]
     assert "gate_champion_score" in register.data.metrics, register.data.tags.get("pipeline.gate_reason")
     assert "champion's" in register.data.tags["pipeline.gate_reason"]
 
@@ -121,9 +175,18 @@ def test_dolphinscheduler_automl_line_with_autosklearn(project_virtualenv, tmp_p
         ({"tool": "h2o"}, "tool 'h2o' is not supported; expected flaml or autosklearn"),
         ({"tool": "flaml", "params": "time_budget=__import__('os')"}, "is refused (Call is not allowed)"),
         ({"tool": "flaml", "params": "estimator_list=['catboost']"}, "expected learners among"),
-        ({"tool": "autosklearn", "time_budget": "10"}, "the auto-sklearn budget is 10 s; expected between 30 and 86400 seconds"),
-        ({"tool": "AutoSklearn", "params": "ensemble_size=3"}, "unknown hyperparameter 'ensemble_size' for algorithm 'autosklearn'"),
-        ({"tool": "auto-sklearn", "params": "include_estimators=['catboost']"}, "include_estimators holds ['catboost']"),
+        (
+            {"tool": "autosklearn", "time_budget": "10"},
+            "the auto-sklearn budget is 10 s; expected between 30 and 86400 seconds",
+        ),
+        (
+            {"tool": "AutoSklearn", "params": "ensemble_size=3"},
+            "unknown hyperparameter 'ensemble_size' for algorithm 'autosklearn'",
+        ),
+        (
+            {"tool": "auto-sklearn", "params": "include_estimators=['catboost']"},
+            "include_estimators holds ['catboost']",
+        ),
     ],
 )
 def test_bad_tool_or_params_fail_cleanly(params, expected, run_project, client, experiment_name):
@@ -131,4 +194,8 @@ def test_bad_tool_or_params_fail_cleanly(params, expected, run_project, client, 
     assert result.returncode != 0
     assert any(expected in line for line in result.error_lines()), result.output[-3000:]
     assert "Traceback" not in result.output
-    assert all(r.info.status == "FAILED" for r in runs_of(client, experiment_name) if r.data.tags.get("mlflow.project.entryPoint") in ("main", "train_automl"))
+    assert all(
+        r.info.status == "FAILED"
+        for r in runs_of(client, experiment_name)
+        if r.data.tags.get("mlflow.project.entryPoint") in ("main", "train_automl")
+    )

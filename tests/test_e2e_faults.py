@@ -38,7 +38,11 @@ def descendant_running(root: int, needle: str) -> int | None:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if not argv or b"python" not in Path(argv[0].decode(errors="replace")).name.encode() or needle.encode() not in b" ".join(argv):
+        if (
+            not argv
+            or b"python" not in Path(argv[0].decode(errors="replace")).name.encode()
+            or needle.encode() not in b" ".join(argv)
+        ):
             continue
         pid, ancestor = int(entry.name), parent_of(int(entry.name))
         while ancestor and ancestor != root:
@@ -51,7 +55,13 @@ def descendant_running(root: int, needle: str) -> int | None:
 def start_main(params: dict, experiment: str, tracking_uri: str) -> subprocess.Popen:
     command = project_command("main", params, experiment)
     return subprocess.Popen(
-        command, cwd=PROJECT_DIR, env=subprocess_env(tracking_uri), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+        command,
+        cwd=PROJECT_DIR,
+        env=subprocess_env(tracking_uri),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
     )
 
 
@@ -87,7 +97,9 @@ def survivors(tree: dict[int, str], grace_s: float = 20.0) -> list[str]:
         time.sleep(0.5)
 
 
-def kill_while_it_trains(process: subprocess.Popen, client, experiment: str, sig: int, target: str, timeout_s: float = 300) -> tuple[str, list[str]]:
+def kill_while_it_trains(
+    process: subprocess.Popen, client, experiment: str, sig: int, target: str, timeout_s: float = 300
+) -> tuple[str, list[str]]:
     """Wait until train_automl has a RUNNING run and a live process, send `sig` to `target` (the
     step, or main), and return main's output and every process of the tree that outlived it."""
     deadline = time.monotonic() + timeout_s
@@ -108,12 +120,20 @@ def kill_while_it_trains(process: subprocess.Popen, client, experiment: str, sig
     return output, survivors(tree)
 
 
-def test_killed_steps_leave_no_process_no_running_run_no_version_and_resume_where_they_failed(client, tracking_uri, experiment_name):
+def test_killed_steps_leave_no_process_no_running_run_no_version_and_resume_where_they_failed(
+    client, tracking_uri, experiment_name
+):
     """SIGTERM and SIGKILL to the training step, then SIGTERM to `main` itself: `main` fails in
     one line, no process of the pipeline outlives it (a library's JVM included), no run stays
     RUNNING, nothing is registered, and the next `main` resumes where it failed."""
     name = f"faults-{uuid.uuid4().hex[:6]}"
-    params = {"tool": "flaml", "time_budget": 12, "params": "estimator_list=['lgbm']", "model_name": name, "data_path": SAMPLE}
+    params = {
+        "tool": "flaml",
+        "time_budget": 12,
+        "params": "estimator_list=['lgbm']",
+        "model_name": name,
+        "data_path": SAMPLE,
+    }
 
     for sig, target in ((signal.SIGTERM, "step"), (signal.SIGKILL, "step"), (signal.SIGTERM, "main")):
         process = start_main(params, experiment_name, tracking_uri)
@@ -123,10 +143,15 @@ def test_killed_steps_leave_no_process_no_running_run_no_version_and_resume_wher
         train = runs_of(client, experiment_name, "train_automl")[0]
         main_run = runs_of(client, experiment_name, "main")[0]
         if target == "step":
-            assert any(line.startswith("error: main: step train_automl failed") for line in output.splitlines()), output[-3000:]
+            assert any(line.startswith("error: main: step train_automl failed") for line in output.splitlines()), (
+                output[-3000:]
+            )
             assert main_run.info.status == "FAILED"
         else:
-            assert main_run.info.status in ("FAILED", "KILLED") and main_run.data.tags["pipeline.error"] == "terminated by SIGTERM"
+            assert (
+                main_run.info.status in ("FAILED", "KILLED")
+                and main_run.data.tags["pipeline.error"] == "terminated by SIGTERM"
+            )
         # The step ends its own run KILLED on SIGTERM, but MLflow's project runner then records any
         # non-zero exit as FAILED (it compares a status string with integer codes).
         assert train.info.status in ("FAILED", "KILLED"), (sig, target, train.info.status)
@@ -149,9 +174,12 @@ def test_killed_steps_leave_no_process_no_running_run_no_version_and_resume_wher
 def start_server(root: Path, port: int) -> subprocess.Popen:
     command = [
         str(BIN_DIR / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-        "--serve-artifacts", "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--serve-artifacts", "--artifacts-destination", str(root / "artifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=subprocess_env(""), cwd=root)
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=subprocess_env(""), cwd=root
+    )
     wait_until_healthy(f"http://127.0.0.1:{port}", process, 120)
     return process
 
@@ -178,8 +206,16 @@ def test_a_server_restart_mid_pipeline_is_ridden_out(tmp_path):
         version = client.get_model_version_by_alias(name, "production")
         assert version.status == "READY" and version.version == "1" and version.tags["gate.decision"] == "promoted"
         runs = runs_of(client, experiment)
-        assert {r.data.tags["mlflow.project.entryPoint"] for r in runs} == {"main", "download", "process", "train_basic", "register"}
-        assert [r.info.status for r in runs] == ["FINISHED"] * len(runs), [(r.data.tags["mlflow.project.entryPoint"], r.info.status) for r in runs]
+        assert {r.data.tags["mlflow.project.entryPoint"] for r in runs} == {
+            "main",
+            "download",
+            "process",
+            "train_basic",
+            "register",
+        }
+        assert [r.info.status for r in runs] == ["FINISHED"] * len(runs), [
+            (r.data.tags["mlflow.project.entryPoint"], r.info.status) for r in runs
+        ]
     finally:
         if process.poll() is None:
             process.kill()
@@ -197,7 +233,9 @@ def test_two_pipelines_at_once_on_the_sqlite_default_keep_the_store_intact(tmp_p
     experiment, name = "together", f"sqlite-{uuid.uuid4().hex[:6]}"
     client.create_experiment(experiment, artifact_location=(tmp_path / "artifacts").as_uri())  # schema created once
     strengths = ("0.1", "1.0")
-    processes = [start_main({"algorithm": "lr", "params": f"C={c}", "model_name": name}, experiment, uri) for c in strengths]
+    processes = [
+        start_main({"algorithm": "lr", "params": f"C={c}", "model_name": name}, experiment, uri) for c in strengths
+    ]
     outputs = [process.communicate(timeout=900)[0] for process in processes]
 
     with sqlite3.connect(tmp_path / "mlflow.db") as database:

@@ -55,64 +55,161 @@ def different_columns(folder: Path) -> dict:
 
 
 def train_params(text: str):
-    return lambda folder: {"data_path": SAMPLE, "algorithm": "lightgbm", "params": text}
+    return lambda _: {"data_path": SAMPLE, "algorithm": "lightgbm", "params": text}
 
 
 # (entry point, parameters built in the case's own folder, text the error line must contain)
 CASES = {
-    "call": ("train_basic", train_params("max_depth=__import__('os').system('touch pwned')"), "is refused (Call is not allowed)"),
-    "attribute": ("train_basic", train_params("max_depth=().__class__"), "is refused (Attribute is not allowed); " + EXPECTED_LITERAL),
+    "call": (
+        "train_basic",
+        train_params("max_depth=__import__('os').system('touch pwned')"),
+        "is refused (Call is not allowed)",
+    ),
+    "attribute": (
+        "train_basic",
+        train_params("max_depth=().__class__"),
+        "is refused (Attribute is not allowed); " + EXPECTED_LITERAL,
+    ),
     "lambda": ("train_basic", train_params("max_depth=lambda: 1"), "is refused (Lambda is not allowed)"),
-    "deep nesting": ("train_basic", train_params("max_depth=" + "[" * 60 + "]" * 60), "is refused (nested lists are not allowed)"),
-    "120 kB string": ("train_basic", train_params("max_depth=" + "9" * 120_000), "params is 120010 characters long; at most 4096 are allowed"),
+    "deep nesting": (
+        "train_basic",
+        train_params("max_depth=" + "[" * 60 + "]" * 60),
+        "is refused (nested lists are not allowed)",
+    ),
+    "120 kB string": (
+        "train_basic",
+        train_params("max_depth=" + "9" * 120_000),
+        "params is 120010 characters long; at most 4096 are allowed",
+    ),
     "lone =": ("train_basic", train_params("="), "params: entry '=' has an empty name; expected name=value"),
     "empty key": ("train_basic", train_params("=5"), "params: entry '=5' has an empty name; expected name=value"),
-    ";;": ("train_basic", train_params("max_depth=3;;num_leaves=7"), "params has an empty entry (';;' or a leading ';'); expected name=value;name=value"),
-    "non-UTF-8 param_file": ("main", lambda f: {"param_file": write(f, "params.txt", b"max_depth=\xff\xfe\n")}, "is not UTF-8 text; expected one name=value"),
-    "unknown name": ("train_basic", train_params("max_dept=3"), "unknown hyperparameter 'max_dept' for algorithm 'lightgbm'; did you mean max_depth"),
-    "wrong type": ("train_basic", train_params("num_leaves=[1, 'two']"), "hyperparameter 'num_leaves' for algorithm 'lightgbm' must be int"),
-    "main: missing file": ("main", lambda f: {"data_path": "/nonexistent/data.csv"}, "does not exist"),
-    "main: folder without train/test": ("main", lambda f: {"data_path": write(f, "notes.txt", b"x").parent}, "expected train.csv and test.csv"),
-    "main: empty csv": ("main", lambda f: {"data_path": write(f, "empty.csv", b"")}, "is empty"),
-    "main: missing label column": ("main", lambda f: {"label_column": "target"}, "label column 'target' is not in"),
-    "main: unknown algorithm": ("main", lambda f: {"algorithm": "randomforest"}, "expected one of lr, svm, lightgbm, xgboost"),
-    "main: malformed params": ("main", lambda f: {"params": "n_estimators=5;;max_depth"}, "empty entry"),
-    "main: wrong type": ("main", lambda f: {"params": "max_depth='deep'"}, "'max_depth' for algorithm 'lightgbm' must be int"),
-    "main: unknown override": ("main", lambda f: {"not_a_param": 1}, "unknown hyperparameter 'not_a_param'"),
-    "main: bad min_score": ("main", lambda f: {"min_score": "high"}, "min_score 'high' is not a number"),
-    "main: missing param_file": ("main", lambda f: {"param_file": "/nonexistent/params.txt"}, "param_file /nonexistent/params.txt does not exist"),
-    "automl call": ("train_automl", lambda f: {"data_path": SAMPLE, "params": "time_budget=exec('1')"}, "is refused (Call is not allowed)"),
-    "1 MB param_file": ("main", lambda f: {"param_file": write(f, "params.txt", b"a=" + b"x" * 2**20)}, "bytes; at most 4096 are allowed"),
-    "header only": ("process", lambda f: {"data_path": write(f, "header.csv", b"a,b,label\n")}, "has a header but no data rows; expected at least one row"),
-    "ragged csv": ("process", lambda f: {"data_path": write(f, "ragged.csv", RAGGED)}, "expected the same number of fields on every row"),
-    "binary .csv": ("process", lambda f: {"data_path": write(f, "blob.csv", bytes(range(256)) * 8)}, "is binary, not CSV text; expected a comma-separated"),
-    "single class": ("process", single_class, "label column 'label' has a single class; expected at least two classes"),
-    "all-NaN features": ("process", all_nan, "every feature of allnan.csv is missing (all NaN); expected at least one feature with values"),
-    "train/test columns differ": ("process", different_columns, "train.csv and test.csv have different columns"),
-    "bad model name": ("register", lambda f: {"model_uri": "models:/m-x", "model_name": "a:b"}, "model_name 'a:b' contains ':'; expected letters, digits"),
-    "quote in model name": ("main", lambda f: {"model_name": "o'brien"}, "contains \"'\"; expected letters, digits"),
-    "corrupt zip": ("process", lambda f: {"data_path": write(f, "data.zip", b"PK\x03\x04 not really a zip")}, "archive data.zip is corrupt or unreadable"),
-    "corrupt tar": ("process", lambda f: {"data_path": write(f, "data.tar.gz", b"\x1f\x8b\x08\x00 cut short")}, "archive data.tar.gz is corrupt or unreadable"),
-    "automl search_params": (
-        "main", lambda f: {"tool": "flaml", "search_params": "max_depth=[3, 5]"}, "search_params is not used by the AutoML tool flaml (max_depth)",
+    ";;": (
+        "train_basic",
+        train_params("max_depth=3;;num_leaves=7"),
+        "params has an empty entry (';;' or a leading ';'); expected name=value;name=value",
     ),
-    "param_file secrets": ("main", lambda f: {"param_file": write(f, "params.txt", b"n_estimators=5\napi_key: sk-live-123\n")}, "param_file line 2 is not"),
+    "non-UTF-8 param_file": (
+        "main",
+        lambda f: {"param_file": write(f, "params.txt", b"max_depth=\xff\xfe\n")},
+        "is not UTF-8 text; expected one name=value",
+    ),
+    "unknown name": (
+        "train_basic",
+        train_params("max_dept=3"),
+        "unknown hyperparameter 'max_dept' for algorithm 'lightgbm'; did you mean max_depth",
+    ),
+    "wrong type": (
+        "train_basic",
+        train_params("num_leaves=[1, 'two']"),
+        "hyperparameter 'num_leaves' for algorithm 'lightgbm' must be int",
+    ),
+    "main: missing file": ("main", lambda _: {"data_path": "/nonexistent/data.csv"}, "does not exist"),
+    "main: folder without train/test": (
+        "main",
+        lambda f: {"data_path": write(f, "notes.txt", b"x").parent},
+        "expected train.csv and test.csv",
+    ),
+    "main: empty csv": ("main", lambda f: {"data_path": write(f, "empty.csv", b"")}, "is empty"),
+    "main: missing label column": ("main", lambda _: {"label_column": "target"}, "label column 'target' is not in"),
+    "main: unknown algorithm": (
+        "main",
+        lambda _: {"algorithm": "randomforest"},
+        "expected one of lr, svm, lightgbm, xgboost",
+    ),
+    "main: malformed params": ("main", lambda _: {"params": "n_estimators=5;;max_depth"}, "empty entry"),
+    "main: wrong type": (
+        "main",
+        lambda _: {"params": "max_depth='deep'"},
+        "'max_depth' for algorithm 'lightgbm' must be int",
+    ),
+    "main: unknown override": ("main", lambda _: {"not_a_param": 1}, "unknown hyperparameter 'not_a_param'"),
+    "main: bad min_score": ("main", lambda _: {"min_score": "high"}, "min_score 'high' is not a number"),
+    "main: missing param_file": (
+        "main",
+        lambda _: {"param_file": "/nonexistent/params.txt"},
+        "param_file /nonexistent/params.txt does not exist",
+    ),
+    "automl call": (
+        "train_automl",
+        lambda _: {"data_path": SAMPLE, "params": "time_budget=exec('1')"},
+        "is refused (Call is not allowed)",
+    ),
+    "1 MB param_file": (
+        "main",
+        lambda f: {"param_file": write(f, "params.txt", b"a=" + b"x" * 2**20)},
+        "bytes; at most 4096 are allowed",
+    ),
+    "header only": (
+        "process",
+        lambda f: {"data_path": write(f, "header.csv", b"a,b,label\n")},
+        "has a header but no data rows; expected at least one row",
+    ),
+    "ragged csv": (
+        "process",
+        lambda f: {"data_path": write(f, "ragged.csv", RAGGED)},
+        "expected the same number of fields on every row",
+    ),
+    "binary .csv": (
+        "process",
+        lambda f: {"data_path": write(f, "blob.csv", bytes(range(256)) * 8)},
+        "is binary, not CSV text; expected a comma-separated",
+    ),
+    "single class": ("process", single_class, "label column 'label' has a single class; expected at least two classes"),
+    "all-NaN features": (
+        "process",
+        all_nan,
+        "every feature of allnan.csv is missing (all NaN); expected at least one feature with values",
+    ),
+    "train/test columns differ": ("process", different_columns, "train.csv and test.csv have different columns"),
+    "bad model name": (
+        "register",
+        lambda _: {"model_uri": "models:/m-x", "model_name": "a:b"},
+        "model_name 'a:b' contains ':'; expected letters, digits",
+    ),
+    "quote in model name": ("main", lambda _: {"model_name": "o'brien"}, 'contains "\'"; expected letters, digits'),
+    "corrupt zip": (
+        "process",
+        lambda f: {"data_path": write(f, "data.zip", b"PK\x03\x04 not really a zip")},
+        "archive data.zip is corrupt or unreadable",
+    ),
+    "corrupt tar": (
+        "process",
+        lambda f: {"data_path": write(f, "data.tar.gz", b"\x1f\x8b\x08\x00 cut short")},
+        "archive data.tar.gz is corrupt or unreadable",
+    ),
+    "automl search_params": (
+        "main",
+        lambda _: {"tool": "flaml", "search_params": "max_depth=[3, 5]"},
+        "search_params is not used by the AutoML tool flaml (max_depth)",
+    ),
+    "param_file secrets": (
+        "main",
+        lambda f: {"param_file": write(f, "params.txt", b"n_estimators=5\napi_key: sk-live-123\n")},
+        "param_file line 2 is not",
+    ),
 }
 DOWNLOAD_CASES = {
     "404": ({"source": "{url}/missing.csv"}, "failed with HTTP 404 Not Found; expected a reachable file"),
     "timeout": ({"source": "{url}/slow.csv", "timeout_s": 1}, "timed out after 1 s; expected a reachable server"),
-    "over the size cap": ({"source": "{url}/big.csv", "max_mb": 0.05}, "is 80008 bytes; the cap is 52428 (set -P max_mb)"),
+    "over the size cap": (
+        {"source": "{url}/big.csv", "max_mb": 0.05},
+        "is 80008 bytes; the cap is 52428 (set -P max_mb)",
+    ),
 }
 
 
 def project_files() -> set[str]:
     """Untracked files in the project folder, and the stores MLflow would create there by default."""
-    untracked = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=PROJECT_DIR, capture_output=True, text=True).stdout
+    untracked = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=PROJECT_DIR, capture_output=True, text=True
+    ).stdout
     stores = {name for name in ("mlruns", "mlflow.db", "mlartifacts", "pwned") if (PROJECT_DIR / name).exists()}
     return {line[3:] for line in untracked.splitlines() if line.startswith("??")} | stores
 
 
-def check_failure(result, entry_point: str, expected: str, client, experiment_name: str, model_name: str | None = None) -> None:
+def check_failure(
+    result, entry_point: str, expected: str, client, experiment_name: str, model_name: str | None = None
+) -> None:
     """One line, no traceback, the entry point's run FAILED, no run left RUNNING, no register run,
     nothing registered (for `main`, steps before the failing one may have FINISHED)."""
     assert result.returncode != 0, result.output[-2000:]
@@ -144,14 +241,23 @@ class CaseRun:
 @pytest.fixture(scope="module")
 def battery(tracking_uri, tmp_path_factory):
     """Every case, run through `mlflow run` a few at a time (each is its own process and experiment)."""
-    with serve_routes({"/big.csv": b"a,label\n" + b"1,0\n" * 20_000, "/slow.csv": b"a,label\n1,0\n"}, delays={"/slow.csv": 5}) as url:
+    with serve_routes(
+        {"/big.csv": b"a,label\n" + b"1,0\n" * 20_000, "/slow.csv": b"a,label\n1,0\n"}, delays={"/slow.csv": 5}
+    ) as url:
         cases = {}
         for case, (entry_point, make_params, expected) in CASES.items():
             inputs = tmp_path_factory.mktemp("hostile")
             params = make_params(inputs)
             if entry_point in ("main", "train_basic", "train_automl") and "model_name" not in params:
                 params["model_name"] = f"hostile-{uuid.uuid4().hex[:6]}"
-            cases[case] = CaseRun(entry_point, params, expected, f"hostile-{uuid.uuid4().hex[:10]}", inputs, {str(p) for p in inputs.rglob("*")})
+            cases[case] = CaseRun(
+                entry_point,
+                params,
+                expected,
+                f"hostile-{uuid.uuid4().hex[:10]}",
+                inputs,
+                {str(p) for p in inputs.rglob("*")},
+            )
         for case, (params, expected) in DOWNLOAD_CASES.items():
             params = {name: str(value).format(url=url) for name, value in params.items()}
             cases[case] = CaseRun("download", params, expected, f"hostile-{uuid.uuid4().hex[:10]}", PROJECT_DIR, set())
@@ -159,7 +265,9 @@ def battery(tracking_uri, tmp_path_factory):
         def run(case: CaseRun) -> None:
             command = project_command(case.entry_point, case.params, case.experiment)
             env = subprocess_env(tracking_uri)
-            completed = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=600, env=env, cwd=PROJECT_DIR)
+            completed = subprocess.run(
+                command, capture_output=True, text=True, errors="replace", timeout=600, env=env, cwd=PROJECT_DIR
+            )
             case.result = ProjectResult(completed.returncode, completed.stdout + completed.stderr)
 
         before = project_files()
@@ -176,13 +284,18 @@ def test_bad_input_to_each_entry_point_fails_cleanly(case, battery, client):
     check_failure(run.result, run.entry_point, run.expected, client, run.experiment, run.params.get("model_name"))
     if case == "param_file secrets":
         recorded = [value for r in runs_of(client, run.experiment) for value in r.data.tags.values()]
-        assert not [value for value in recorded if "sk-live-123" in value], "a param_file's content is never echoed into tags"
+        assert not [value for value in recorded if "sk-live-123" in value], (
+            "a param_file's content is never echoed into tags"
+        )
     assert project_after == project_before, "a case left files in the project folder"
     if run.inputs != PROJECT_DIR:
         assert {str(p) for p in run.inputs.rglob("*")} == run.inputs_before, "a case left files next to its input"
 
 
-@pytest.mark.xfail(strict=True, reason="MLflow's CLI cannot log a -P value with non-UTF-8 bytes (UnicodeEncodeError before project code runs)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="MLflow's CLI cannot log a -P value with non-UTF-8 bytes (UnicodeEncodeError before project code runs)",
+)
 def test_non_utf8_bytes_on_the_command_line(run_project, client, experiment_name):
     result = run_project("train_basic", {"data_path": SAMPLE, "params": os.fsdecode(b"max_depth=\xff\xfe")})
     check_failure(result, "train_basic", "params is not valid UTF-8 text", client, experiment_name)

@@ -24,7 +24,9 @@ def git(repo: Path, *args: str) -> str:
 def project_repository(root: Path) -> Path:
     """A git repository holding this project's current files (committed or not), one commit deep."""
     repo = root / "project"
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=PROJECT_DIR, capture_output=True, check=True)
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=PROJECT_DIR, capture_output=True, check=True
+    )
     for name in filter(None, listed.stdout.decode().split("\0")):
         if (PROJECT_DIR / name).is_file():
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
@@ -45,7 +47,9 @@ def test_version_lineage_and_reproduce_at_the_recorded_commit(run_project, clien
     result = run_project("train_basic", {"algorithm": "LogisticRegression", "data_path": SAMPLE}, uri=str(repo))
     assert result.returncode == 0, result.output[-3000:]
     [train] = runs_of(client, experiment_name, "train_basic")
-    registered = run_project("register", {"model_uri": train.data.tags["pipeline.output_uri"], "model_name": name}, uri=str(repo))
+    registered = run_project(
+        "register", {"model_uri": train.data.tags["pipeline.output_uri"], "model_name": name}, uri=str(repo)
+    )
     assert registered.returncode == 0, registered.output[-3000:]
     version = client.get_model_version(name, "1")
     tags = version.tags
@@ -78,7 +82,9 @@ def test_version_lineage_and_reproduce_at_the_recorded_commit(run_project, clien
     rerun = client.get_run(reproduce.data.tags["reproduce.rerun_run_id"])
     assert rerun.data.tags["mlflow.source.git.commit"] == trained_at, "the rerun ran the recorded commit"
     assert rerun.data.params["data_path"] == train.data.params["data_path"]
-    assert {k: v for k, v in rerun.data.metrics.items() if k.startswith("test_")} == {k: v for k, v in train.data.metrics.items() if k.startswith("test_")}
+    assert {k: v for k, v in rerun.data.metrics.items() if k.startswith("test_")} == {
+        k: v for k, v in train.data.metrics.items() if k.startswith("test_")
+    }
     assert "test_roc_auc: recorded" in reproduced.output and "-> same" in reproduced.output
 
 
@@ -100,7 +106,7 @@ def test_runs_logging_the_same_new_dataset_at_once_all_get_it(tracking_uri, clie
     import numpy as np
     import pandas as pd
 
-    from tabular_pipeline.lineage import log_dataset, pandas_dataset
+    from tabular_pipeline.registry.datasets import log_dataset, pandas_dataset
 
     mlflow.set_tracking_uri(tracking_uri)
     experiment_id = client.create_experiment(experiment_name)

@@ -48,7 +48,10 @@ def test_main_runs_the_whole_pipeline_then_reuses_then_reruns(run_project, clien
     process = children["process"][0]
     assert process.data.params["data_path"] == f"runs:/{download.info.run_id}/raw"
     assert {a.path for a in client.list_artifacts(process.info.run_id, "processed")} == {
-        "processed/train.parquet", "processed/test.parquet", "processed/schema.json", "processed/profile.json"
+        "processed/train.parquet",
+        "processed/test.parquet",
+        "processed/schema.json",
+        "processed/profile.json",
     }
     assert process.data.metrics["train_rows"] == 426 and process.data.metrics["test_rows"] == 143
 
@@ -96,7 +99,9 @@ def test_main_runs_the_whole_pipeline_then_reuses_then_reruns(run_project, clien
     assert client.get_model_version(name, "2").current_stage == "Production"
 
     # Changed hyperparameters: data steps reused, training reruns. Numbers given as strings still match.
-    fourth = run_project("main", {"model_name": name, "params": "n_estimators=50", "seed": "1.0", "test_size": "0.250", "force": "true"})
+    fourth = run_project(
+        "main", {"model_name": name, "params": "n_estimators=50", "seed": "1.0", "test_size": "0.250", "force": "true"}
+    )
     assert fourth.returncode == 0, fourth.output
     assert step_lines(fourth.output, "process", "reused") and step_lines(fourth.output, "train_basic", "finished")
     assert len(runs_of(client, experiment_name, "process")) == 2
@@ -105,7 +110,8 @@ def test_main_runs_the_whole_pipeline_then_reuses_then_reruns(run_project, clien
     assert client.get_model_version(name, "3").tags["gate.forced"] == "true"
 
 
-def test_dolphinscheduler_line_runs_verbatim_with_the_default_env_manager(project_virtualenv, tmp_path, client, tracking_uri):
+@pytest.mark.usefixtures("project_virtualenv")
+def test_dolphinscheduler_line_runs_verbatim_with_the_default_env_manager(tmp_path, client, tracking_uri):
     data_file = tmp_path / "file.csv"
     data_file.write_bytes(SAMPLE.read_bytes())
     line = (
@@ -113,7 +119,14 @@ def test_dolphinscheduler_line_runs_verbatim_with_the_default_env_manager(projec
         '-P params="n_estimators=50;max_depth=3" -P search_params="learning_rate=[0.05, 0.1]" '
         '-P model_name="demo" --experiment-name="demo-exp"'
     )
-    completed = subprocess.run(["bash", "-c", line], cwd=PROJECT_DIR, env=subprocess_env(tracking_uri), capture_output=True, text=True, timeout=1500)
+    completed = subprocess.run(
+        ["bash", "-c", line],
+        cwd=PROJECT_DIR,
+        env=subprocess_env(tracking_uri),
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     output = completed.stdout + completed.stderr
     print(output[-6000:])
     assert completed.returncode == 0, output[-6000:]
@@ -137,7 +150,9 @@ def test_folder_with_train_and_test_and_empty_strings_skip_registration(tmp_path
     table.iloc[400:].to_csv(folder / "test.csv", index=False)
     before = {m.name for m in client.search_registered_models()}
 
-    result = run_project("main", {"algorithm": "LR", "data_path": folder, "params": "", "search_params": "", "model_name": ""})
+    result = run_project(
+        "main", {"algorithm": "LR", "data_path": folder, "params": "", "search_params": "", "model_name": ""}
+    )
     assert result.returncode == 0, result.output
     [process] = runs_of(client, experiment_name, "process")
     assert process.data.metrics["train_rows"] == 400 and process.data.metrics["test_rows"] == 169
@@ -149,7 +164,9 @@ def test_folder_with_train_and_test_and_empty_strings_skip_registration(tmp_path
 
 
 def test_undeclared_parameters_are_hyperparameter_overrides(run_project, client, experiment_name):
-    result = run_project("main", {"algorithm": "lightgbm", "params": "n_estimators=30", "learning_rate": 0.2, "colsample_bytree": 0.8})
+    result = run_project(
+        "main", {"algorithm": "lightgbm", "params": "n_estimators=30", "learning_rate": 0.2, "colsample_bytree": 0.8}
+    )
     assert result.returncode == 0, result.output
     [train] = runs_of(client, experiment_name, "train_basic")
     assert train.data.params["hp.learning_rate"] == "0.2"

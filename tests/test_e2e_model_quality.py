@@ -18,14 +18,20 @@ from serving import served_model
 pytestmark = pytest.mark.e2e
 SAMPLE = PROJECT_DIR / "data" / "breast_cancer.csv"
 TASK_CASES = {
-    "binary": ("xgboost", {"test_roc_auc", "test_log_loss", "test_f1_macro"}, {"confusion_matrix.png", "roc_curve.png", "pr_curve.png"}),
+    "binary": (
+        "xgboost",
+        {"test_roc_auc", "test_log_loss", "test_f1_macro"},
+        {"confusion_matrix.png", "roc_curve.png", "pr_curve.png"},
+    ),
     "multiclass": ("lightgbm", {"test_roc_auc", "test_log_loss", "test_f1_macro"}, {"confusion_matrix.png"}),
     "regression": ("svm", {"test_rmse", "test_mae", "test_r2"}, {"residuals.png"}),
 }
 
 
 @pytest.mark.parametrize("task", list(TASK_CASES))
-def test_mixed_table_trains_evaluates_and_serves_raw_rows(task, tmp_path, run_project, client, experiment_name, tracking_uri):
+def test_mixed_table_trains_evaluates_and_serves_raw_rows(
+    task, tmp_path, run_project, client, experiment_name, tracking_uri
+):
     algorithm, metric_names, plots = TASK_CASES[task]
     table = mixed_frame(400, task, seed=3)
     data_file = tmp_path / f"{task}.csv"
@@ -38,7 +44,9 @@ def test_mixed_table_trains_evaluates_and_serves_raw_rows(task, tmp_path, run_pr
     assert train.data.params["task_detected"] == task and train.data.tags["pipeline.task"] == task
     assert train.data.params["dropped_columns"] == "customer_id,constant"
     assert metric_names <= set(train.data.metrics)
-    dropped = json.loads(Path(client.download_artifacts(train.info.run_id, "features/dropped_columns.json", str(tmp_path))).read_text())
+    dropped = json.loads(
+        Path(client.download_artifacts(train.info.run_id, "features/dropped_columns.json", str(tmp_path))).read_text()
+    )
     assert dropped["constant"] == "constant" and dropped["customer_id"].startswith("identifier-like")
     evaluation = {a.path.split("/")[-1] for a in client.list_artifacts(train.info.run_id, "evaluation")}
     assert plots | {"feature_importance.png", "feature_importance.csv", "test.parquet"} <= evaluation
@@ -51,7 +59,11 @@ def test_mixed_table_trains_evaluates_and_serves_raw_rows(task, tmp_path, run_pr
     records = json.loads(rows.to_json(orient="records"))
     with served_model(f"models:/{name}@production", tracking_uri) as url:
         plain = requests.post(f"{url}/invocations", json={"dataframe_records": records}, timeout=60)
-        with_proba = requests.post(f"{url}/invocations", json={"dataframe_records": records, "params": {"return_probabilities": True}}, timeout=60)
+        with_proba = requests.post(
+            f"{url}/invocations",
+            json={"dataframe_records": records, "params": {"return_probabilities": True}},
+            timeout=60,
+        )
     assert plain.status_code == 200, plain.text
     predictions = plain.json()["predictions"]
     assert len(predictions) == 2
@@ -75,7 +87,9 @@ def test_gate_rejects_worse_promotes_better_and_force_overrides(run_project, cli
     name = f"gate-{uuid.uuid4().hex[:8]}"
     models = {}
     for label, params in {"good": "n_estimators=100", "weak": "n_estimators=1;num_leaves=2;learning_rate=0.01"}.items():
-        assert run_project("train_basic", {"data_path": SAMPLE, "algorithm": "lightgbm", "params": params}).returncode == 0
+        assert (
+            run_project("train_basic", {"data_path": SAMPLE, "algorithm": "lightgbm", "params": params}).returncode == 0
+        )
         train = runs_of(client, experiment_name, "train_basic")[0]
         models[label] = (train.data.tags["pipeline.output_uri"], train.data.metrics["test_roc_auc"])
     assert models["weak"][1] < models["good"][1]
@@ -93,7 +107,9 @@ def test_gate_rejects_worse_promotes_better_and_force_overrides(run_project, cli
     tags = gate_tags(client, name, weak)
     assert tags["gate.decision"] == "rejected"
     assert float(tags["gate.candidate_score"]) == pytest.approx(models["weak"][1], abs=1e-5)
-    assert float(tags["gate.champion_score"]) == pytest.approx(models["good"][1], abs=1e-5), "champion scored on the candidate's test split"
+    assert float(tags["gate.champion_score"]) == pytest.approx(models["good"][1], abs=1e-5), (
+        "champion scored on the candidate's test split"
+    )
     assert tags["gate.champion_version"] == first
     assert client.get_model_version_by_alias(name, "production").version == first
     assert client.get_model_version(name, weak).current_stage == "None"
@@ -113,7 +129,10 @@ def test_gate_rejects_worse_promotes_better_and_force_overrides(run_project, cli
     result = run_project("register", {"model_uri": models["weak"][0], "model_name": other, "min_score": "0.9999"})
     assert result.returncode == 0
     [version] = client.search_model_versions(f"name = '{other}'")
-    assert version.tags["gate.decision"] == "rejected" and "below the threshold min_score=0.9999" in version.tags["gate.reason"]
+    assert (
+        version.tags["gate.decision"] == "rejected"
+        and "below the threshold min_score=0.9999" in version.tags["gate.reason"]
+    )
     assert version.aliases == []
 
 
@@ -133,12 +152,21 @@ def test_a_champion_that_cannot_be_scored_keeps_the_alias(run_project, client, e
     assert result.returncode == 0, result.output[-3000:]
     tags = gate_tags(client, name, "2")
     assert tags["gate.decision"] == "rejected" and tags["gate.champion_version"] == "1"
-    assert tags["gate.reason"].startswith("version 1 holds 'production' but it could not be scored on the candidate's test split")
+    assert tags["gate.reason"].startswith(
+        "version 1 holds 'production' but it could not be scored on the candidate's test split"
+    )
     assert tags["gate.reason"].endswith("the champion keeps the alias (force=true promotes anyway)")
     assert client.get_model_version_by_alias(name, "production").version == "1"
-    assert client.get_model_version(name, "2").aliases == [] and client.get_model_version(name, "2").current_stage == "None"
-    assert [line for line in result.output.splitlines() if "not promoting: version 1 holds 'production'" in line], "said in one line"
+    assert (
+        client.get_model_version(name, "2").aliases == []
+        and client.get_model_version(name, "2").current_stage == "None"
+    )
+    assert [line for line in result.output.splitlines() if "not promoting: version 1 holds 'production'" in line], (
+        "said in one line"
+    )
 
     result = run_project("register", {"model_uri": uris["challenger"], "model_name": name, "force": "true"})
     assert result.returncode == 0
-    assert client.get_model_version_by_alias(name, "production").version == "2", "force=true is the explicit way through"
+    assert client.get_model_version_by_alias(name, "production").version == "2", (
+        "force=true is the explicit way through"
+    )

@@ -14,7 +14,7 @@ import requests
 from conftest import PROJECT_DIR, free_port, project_command, stop_process, subprocess_env
 from helpers import runs_of
 
-from tabular_pipeline.synthetic import make_mixed_table
+from tabular_pipeline.data.synthetic import make_mixed_table
 
 pytestmark = pytest.mark.e2e
 
@@ -29,8 +29,12 @@ def trained_model(tracking_uri, tmp_path_factory) -> str:
     make_mixed_table(400, columns=12, seed=1).to_csv(table, index=False)
     experiment = f"predict-model-{uuid.uuid4().hex[:8]}"
     done = subprocess.run(
-        project_command("train_basic", {"data_path": table}, experiment), capture_output=True, text=True,
-        env=subprocess_env(tracking_uri), cwd=PROJECT_DIR, timeout=600,
+        project_command("train_basic", {"data_path": table}, experiment),
+        capture_output=True,
+        text=True,
+        env=subprocess_env(tracking_uri),
+        cwd=PROJECT_DIR,
+        timeout=600,
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     return runs_of(MlflowClient(tracking_uri), experiment, "train_basic")[0].data.tags["pipeline.output_uri"]
@@ -50,12 +54,21 @@ def spark_cluster(tmp_path_factory):
     url = f"spark://127.0.0.1:{port}"
     daemons = []
     for name, arguments in (
-        ("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(master_ui)]),
+        ("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
+                    "--webui-port", str(master_ui)]),
         ("worker", ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "2", "--memory", "2g",
                     "--webui-port", str(free_port()), "--work-dir", str(root / "work"), url]),
     ):  # fmt: skip
         log = (root / f"{name}.log").open("w")
-        daemons.append(subprocess.Popen([str(spark_home / "bin" / "spark-class"), *arguments], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root))
+        daemons.append(
+            subprocess.Popen(
+                [str(spark_home / "bin" / "spark-class"), *arguments],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=root,
+            )
+        )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -77,7 +90,9 @@ def scored_table(path) -> pd.DataFrame:
     return pd.read_parquet(path).sort_values("row_id").reset_index(drop=True)
 
 
-def test_pandas_and_spark_engines_give_identical_predictions(trained_model, spark_cluster, run_project, client, experiment_name, tracking_uri, tmp_path):
+def test_pandas_and_spark_engines_give_identical_predictions(
+    trained_model, spark_cluster, run_project, client, experiment_name, tracking_uri, tmp_path
+):
     """The pandas engine, and the Spark engine on a `spark://` cluster (local sessions are covered
     by the failure cases below), against each other and against the model in-process."""
     master_url, master_status = spark_cluster
@@ -91,17 +106,32 @@ def test_pandas_and_spark_engines_give_identical_predictions(trained_model, spar
 
     # batch_rows=64 makes the pandas engine stream five batches. The row id is a model input too
     # (the model takes raw rows and drops it itself), so it is named as the key.
-    result = run_project("predict", {"model_uri": trained_model, "data_path": csv_input, "output": pandas_output, "batch_rows": 64, "key_columns": "row_id"})
+    result = run_project(
+        "predict",
+        {
+            "model_uri": trained_model,
+            "data_path": csv_input,
+            "output": pandas_output,
+            "batch_rows": 64,
+            "key_columns": "row_id",
+        },
+    )
     assert result.returncode == 0, result.output[-3000:]
     spark_params = {
-        "model_uri": trained_model, "data_path": parquet_input, "output": spark_output,
-        "engine": "spark", "spark_master": master_url, "key_columns": "row_id",
+        "model_uri": trained_model,
+        "data_path": parquet_input,
+        "output": spark_output,
+        "engine": "spark",
+        "spark_master": master_url,
+        "key_columns": "row_id",
     }
     result = run_project("predict", spark_params)
     assert result.returncode == 0, result.output[-3000:]
 
     cluster_apps = requests.get(master_status, timeout=30).json()
-    assert "tabular-pipeline-predict" in [app["name"] for app in cluster_apps["completedapps"]], "the job ran on the cluster"
+    assert "tabular-pipeline-predict" in [app["name"] for app in cluster_apps["completedapps"]], (
+        "the job ran on the cluster"
+    )
     from_pandas, from_spark = scored_table(pandas_output), scored_table(spark_output)
     assert spark_output.is_dir(), "Spark writes a folder of part files"
     assert list(from_pandas.columns) == ["row_id", "prediction"], "key columns (the row id) plus predictions"
@@ -122,7 +152,9 @@ def test_pandas_and_spark_engines_give_identical_predictions(trained_model, spar
     assert "scored 300 rows" in result.output
 
 
-def test_predictions_default_to_a_run_artifact_and_bad_input_fails_in_one_line(trained_model, run_project, client, experiment_name, tracking_uri, tmp_path):
+def test_predictions_default_to_a_run_artifact_and_bad_input_fails_in_one_line(
+    trained_model, run_project, client, experiment_name, tracking_uri, tmp_path
+):
     import mlflow
 
     rows = make_mixed_table(50, columns=12, seed=3)
@@ -133,7 +165,9 @@ def test_predictions_default_to_a_run_artifact_and_bad_input_fails_in_one_line(t
     run = runs_of(client, experiment_name, "predict")[0]
     location = run.data.tags["pipeline.output_uri"]
     assert location == f"runs:/{run.info.run_id}/predictions/predictions.parquet"
-    downloaded = mlflow.artifacts.download_artifacts(location, dst_path=str(tmp_path / "fetched"), tracking_uri=tracking_uri)
+    downloaded = mlflow.artifacts.download_artifacts(
+        location, dst_path=str(tmp_path / "fetched"), tracking_uri=tracking_uri
+    )
     scored = pd.read_parquet(downloaded)
     assert list(scored.columns) == ["row_id", "label", "prediction"] and len(scored) == 50
     assert (scored["prediction"] == scored["label"]).mean() > 0.6, "the model learned something"
@@ -145,7 +179,11 @@ def test_predictions_default_to_a_run_artifact_and_bad_input_fails_in_one_line(t
     late_text = tmp_path / "late_text.parquet"
     numbers_as_text = rows["num_01"].map(lambda value: None if pd.isna(value) else repr(float(value)))
     rows.assign(num_01=numbers_as_text.where(rows.index != 40, "oops")).to_parquet(late_text, index=False)
-    never, partial, spark_partial = tmp_path / "never.parquet", tmp_path / "partial.parquet", tmp_path / "spark_partial.parquet"
+    never, partial, spark_partial = (
+        tmp_path / "never.parquet",
+        tmp_path / "partial.parquet",
+        tmp_path / "spark_partial.parquet",
+    )
     # Earlier results at the targets of the runs that fail mid-way: they must survive untouched.
     partial.write_bytes(b"an earlier result")
     spark_partial.mkdir()
@@ -156,10 +194,16 @@ def test_predictions_default_to_a_run_artifact_and_bad_input_fails_in_one_line(t
     input_bytes = table.read_bytes()
     cases = [
         ({"data_path": table, "output": table}, "overlaps the input"),
-        ({"data_path": parts, "output": parts / "scores.parquet", "engine": "spark", "spark_master": "local[1]"}, "overlaps the input"),
+        (
+            {"data_path": parts, "output": parts / "scores.parquet", "engine": "spark", "spark_master": "local[1]"},
+            "overlaps the input",
+        ),
         ({"data_path": table, "output": "scores.csv"}, "is a relative path; expected an absolute path"),
         ({"data_path": late_text, "output": partial, "batch_rows": 10}, "column 'num_01' cannot be read as double"),
-        ({"data_path": late_text, "output": spark_partial, "engine": "spark", "spark_master": "local[1]"}, "column 'num_01' cannot be read as double"),
+        (
+            {"data_path": late_text, "output": spark_partial, "engine": "spark", "spark_master": "local[1]"},
+            "column 'num_01' cannot be read as double",
+        ),
         ({"data_path": missing, "output": never}, "lacks 1 column(s) the model needs (num_00)"),
         ({"data_path": text, "output": never}, "column 'num_01' cannot be read as double"),
         ({"data_path": table, "engine": "dask"}, "engine 'dask' is not supported"),
@@ -199,8 +243,13 @@ def test_an_earlier_output_survives_a_predict_killed_mid_write(trained_model, tr
     output.write_bytes(earlier)
     params = {"model_uri": trained_model, "data_path": table, "output": output, "batch_rows": 5}
     process = subprocess.Popen(
-        project_command("predict", params, experiment_name), cwd=PROJECT_DIR, env=subprocess_env(tracking_uri),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        project_command("predict", params, experiment_name),
+        cwd=PROJECT_DIR,
+        env=subprocess_env(tracking_uri),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 300

@@ -21,11 +21,23 @@ def git_served_repo(tmp_path_factory):
     """A bare clone of this repository's HEAD behind `git daemon` on 127.0.0.1; yields (url, commit)."""
     root = tmp_path_factory.mktemp("git")
     subprocess.run(["git", "clone", "--quiet", "--bare", str(PROJECT_DIR), str(root / "project.git")], check=True)
-    commit = subprocess.run(["git", "-C", str(PROJECT_DIR), "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", str(PROJECT_DIR), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
     port = free_port()
     daemon = subprocess.Popen(
-        ["git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", f"--port={port}", f"--base-path={root}", str(root)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "git",
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            f"--base-path={root}",
+            str(root),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"git://127.0.0.1:{port}/project.git"
     deadline = time.monotonic() + 30
@@ -37,7 +49,8 @@ def git_served_repo(tmp_path_factory):
     daemon.wait(timeout=10)
 
 
-def test_basic_algorithm_preset_over_git(project_virtualenv, git_served_repo, tmp_path, client, tracking_uri):
+@pytest.mark.usefixtures("project_virtualenv")
+def test_basic_algorithm_preset_over_git(git_served_repo, tmp_path, client, tracking_uri):
     url, commit = git_served_repo
     param_file = tmp_path / "params.txt"
     param_file.write_text("# preset file\nn_estimators=60\nnum_leaves=15\n")
@@ -46,10 +59,18 @@ def test_basic_algorithm_preset_over_git(project_virtualenv, git_served_repo, tm
     # The line DolphinScheduler generates (the default env manager, virtualenv, included).
     line = (
         f"mlflow run {url}#Project-BasicAlgorithm -P algorithm=LightGBM -P data_path={shlex.quote(str(SAMPLE))} "
-        f'-P params="learning_rate=0.1" -P search_params="" -P model_name="{name}" -P param_file={shlex.quote(str(param_file))} '
+        f'-P params="learning_rate=0.1" -P search_params="" -P model_name="{name}" -P '
+        f"param_file={shlex.quote(str(param_file))} "
         f'--experiment-name="{experiment}" --version={commit}'
     )
-    completed = subprocess.run(["bash", "-c", line], env=subprocess_env(tracking_uri), capture_output=True, text=True, timeout=1200, cwd=tmp_path)
+    completed = subprocess.run(
+        ["bash", "-c", line],
+        env=subprocess_env(tracking_uri),
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        cwd=tmp_path,
+    )
     output = completed.stdout + completed.stderr
     print(output[-5000:])
     assert completed.returncode == 0, output[-5000:]
@@ -64,17 +85,29 @@ def test_basic_algorithm_preset_over_git(project_virtualenv, git_served_repo, tm
     assert client.get_model_version_by_alias(name, "production").run_id == train.info.run_id
 
 
-def test_automl_preset_over_git_with_flaml(project_virtualenv, git_served_repo, tmp_path, client, tracking_uri):
+@pytest.mark.usefixtures("project_virtualenv")
+def test_automl_preset_over_git_with_flaml(git_served_repo, tmp_path, client, tracking_uri):
     url, commit = git_served_repo
     experiment = f"preset-automl-{uuid.uuid4().hex[:6]}"
     line = (
         f"mlflow run {url}#Project-AutoML -P tool=flaml -P data_path={shlex.quote(str(SAMPLE))} "
-        f'-P params="time_budget=10;estimator_list=[\'lgbm\']" -P model_name="" --experiment-name="{experiment}" --version={commit}'
+        f'-P params="time_budget=10;estimator_list=[\'lgbm\']" -P model_name="" --experiment-name="{experiment}" '
+        f"--version={commit}"
     )
-    completed = subprocess.run(["bash", "-c", line], env=subprocess_env(tracking_uri), capture_output=True, text=True, timeout=1200, cwd=tmp_path)
+    completed = subprocess.run(
+        ["bash", "-c", line],
+        env=subprocess_env(tracking_uri),
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        cwd=tmp_path,
+    )
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output[-4000:]
     [main_run] = runs_of(client, experiment, "main")
-    assert main_run.data.tags["mlflow.source.git.commit"] == commit and main_run.data.tags["mlflow.source.git.repoURL"] == url
+    assert (
+        main_run.data.tags["mlflow.source.git.commit"] == commit
+        and main_run.data.tags["mlflow.source.git.repoURL"] == url
+    )
     [train] = runs_of(client, experiment, "train_automl")
     assert train.data.params["automl.best_estimator"] == "lgbm" and train.data.params["automl.time_budget"] == "10.0"

@@ -54,7 +54,9 @@ def test_a_password_in_the_url_is_refused_and_recorded_nowhere(run_project, clie
     assert not [line for line in project_lines(result.output) if password in line]
     assert not [where for where, value in recorded_text(client, experiment_name, None) if password in value]
     [main_run] = runs_of(client, experiment_name, "main")
-    assert main_run.info.status == "FAILED" and runs_of(client, experiment_name, "download") == [], "refused before any step"
+    assert main_run.info.status == "FAILED" and runs_of(client, experiment_name, "download") == [], (
+        "refused before any step"
+    )
 
 
 def test_a_presigned_url_downloads_and_its_signature_is_recorded_nowhere(run_project, client, experiment_name):
@@ -81,6 +83,8 @@ def test_a_redirect_to_the_cloud_metadata_address_is_refused(run_project, client
         result = run_project("download", {"source": f"{base}/table.csv", "timeout_s": 5})
     assert result.returncode != 0
     [line] = result.error_lines()
-    assert line.startswith("error: download: ") and "refused: its host is a cloud metadata or link-local address" in line, line
+    assert (
+        line.startswith("error: download: ") and "refused: its host is a cloud metadata or link-local address" in line
+    ), line
     [run] = runs_of(client, experiment_name, "download")
     assert run.info.status == "FAILED"

@@ -23,8 +23,19 @@ def registered_model(tracking_uri):
     """One LightGBM model registered and promoted through `main`, shared by this module's tests."""
     name = f"served-{uuid.uuid4().hex[:8]}"
     experiment = f"serving-{uuid.uuid4().hex[:8]}"
-    command = [str(BIN_DIR / "mlflow"), "run", str(PROJECT_DIR), "--env-manager", "local", "-P", f"model_name={name}", f"--experiment-name={experiment}"]
-    completed = subprocess.run(command, env=subprocess_env(tracking_uri), capture_output=True, text=True, timeout=900, cwd=PROJECT_DIR)
+    command = [
+        str(BIN_DIR / "mlflow"),
+        "run",
+        str(PROJECT_DIR),
+        "--env-manager",
+        "local",
+        "-P",
+        f"model_name={name}",
+        f"--experiment-name={experiment}",
+    ]
+    completed = subprocess.run(
+        command, env=subprocess_env(tracking_uri), capture_output=True, text=True, timeout=900, cwd=PROJECT_DIR
+    )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     return name
 
@@ -39,15 +50,31 @@ def test_dolphinscheduler_serve_line_verbatim_with_the_default_env_manager(regis
     port = free_port()
     line = f"mlflow models serve -m models:/{registered_model}/Production --port {port} -h 0.0.0.0"
     process = subprocess.Popen(
-        ["bash", "-c", f"exec {line}"], env=subprocess_env(tracking_uri), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        ["bash", "-c", f"exec {line}"],
+        env=subprocess_env(tracking_uri),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(url, process, VIRTUALENV_SERVE_TIMEOUT_S, path="/ping")
-        split = requests.post(f"{url}/invocations", json={"dataframe_split": json.loads(raw_rows().to_json(orient="split", index=False))}, timeout=60)
-        records = requests.post(f"{url}/invocations", json={"dataframe_records": json.loads(raw_rows().to_json(orient="records"))}, timeout=60)
-        missing_column = requests.post(f"{url}/invocations", json={"dataframe_records": [{"mean_radius": 1.0}]}, timeout=60)
-        bad_json = requests.post(f"{url}/invocations", data="{not json", headers={"Content-Type": "application/json"}, timeout=60)
+        split = requests.post(
+            f"{url}/invocations",
+            json={"dataframe_split": json.loads(raw_rows().to_json(orient="split", index=False))},
+            timeout=60,
+        )
+        records = requests.post(
+            f"{url}/invocations",
+            json={"dataframe_records": json.loads(raw_rows().to_json(orient="records"))},
+            timeout=60,
+        )
+        missing_column = requests.post(
+            f"{url}/invocations", json={"dataframe_records": [{"mean_radius": 1.0}]}, timeout=60
+        )
+        bad_json = requests.post(
+            f"{url}/invocations", data="{not json", headers={"Content-Type": "application/json"}, timeout=60
+        )
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -61,8 +88,19 @@ def test_dolphinscheduler_serve_line_verbatim_with_the_default_env_manager(regis
 def test_generate_dockerfile_writes_a_context_that_serves_on_8080(registered_model, tracking_uri, tmp_path):
     context = tmp_path / "context"
     completed = subprocess.run(
-        [str(BIN_DIR / "mlflow"), "models", "generate-dockerfile", "-m", f"models:/{registered_model}@production", "-d", str(context)],
-        env=subprocess_env(tracking_uri), capture_output=True, text=True, timeout=300,
+        [
+            str(BIN_DIR / "mlflow"),
+            "models",
+            "generate-dockerfile",
+            "-m",
+            f"models:/{registered_model}@production",
+            "-d",
+            str(context),
+        ],
+        env=subprocess_env(tracking_uri),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     dockerfile = (context / "Dockerfile").read_text()

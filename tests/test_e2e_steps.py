@@ -37,14 +37,20 @@ def test_steps_one_by_one_hand_over_uris(run_project, client, experiment_name, t
     monkeypatch.setenv("PATH", f"{BIN_DIR}{os.pathsep}{os.environ['PATH']}")
     mlflow.set_tracking_uri(tracking_uri)
     submitted = mlflow.projects.run(
-        str(PROJECT_DIR), entry_point="process", parameters={"data_path": raw_uri, "test_size": 0.3},
-        experiment_name=experiment_name, env_manager="local",
+        str(PROJECT_DIR),
+        entry_point="process",
+        parameters={"data_path": raw_uri, "test_size": 0.3},
+        experiment_name=experiment_name,
+        env_manager="local",
     )
     assert submitted.get_status() == "FINISHED"
     process = client.get_run(submitted.run_id)
     assert process.data.metrics["test_rows"] == 171
 
-    result = run_project("train_basic", {"data_path": process.data.tags["pipeline.output_uri"], "algorithm": "svm", "search_params": "C=[0.5, 1.0]"})
+    result = run_project(
+        "train_basic",
+        {"data_path": process.data.tags["pipeline.output_uri"], "algorithm": "svm", "search_params": "C=[0.5, 1.0]"},
+    )
     assert result.returncode == 0, result.output
     train = only_run(client, experiment_name, "train_basic")
     assert train.data.params["best.C"] in {"0.5", "1.0"}
@@ -62,9 +68,17 @@ def test_steps_one_by_one_hand_over_uris(run_project, client, experiment_name, t
     # The registered model serves raw rows over HTTP, a missing value included.
     frame.iloc[0, 0] = None
     with served_model(f"models:/{name}/Staging", tracking_uri) as url:
-        split = requests.post(f"{url}/invocations", json={"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}, timeout=60)
-        records = requests.post(f"{url}/invocations", json={"dataframe_records": json.loads(frame.to_json(orient="records"))}, timeout=60)
-        garbage = requests.post(f"{url}/invocations", data="not json", headers={"Content-Type": "application/json"}, timeout=60)
+        split = requests.post(
+            f"{url}/invocations",
+            json={"dataframe_split": json.loads(frame.to_json(orient="split", index=False))},
+            timeout=60,
+        )
+        records = requests.post(
+            f"{url}/invocations", json={"dataframe_records": json.loads(frame.to_json(orient="records"))}, timeout=60
+        )
+        garbage = requests.post(
+            f"{url}/invocations", data="not json", headers={"Content-Type": "application/json"}, timeout=60
+        )
     assert split.status_code == 200 and records.status_code == 200
     assert split.json()["predictions"] == records.json()["predictions"]
     assert set(split.json()["predictions"]) <= {0, 1} and len(split.json()["predictions"]) == 3
@@ -86,7 +100,7 @@ def zip_bytes(entries: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def test_download_reads_http_archives_and_file_uris(tmp_path, run_project, client, experiment_name):
+def test_download_reads_http_archives_and_file_uris(run_project, client, experiment_name):
     table = SAMPLE.read_bytes()
     split = zip_bytes({"train.csv": table, "test.csv": table})
     with serve_routes({"/table.csv": table, "/split.zip": split}) as base:
@@ -97,7 +111,8 @@ def test_download_reads_http_archives_and_file_uris(tmp_path, run_project, clien
     assert missing.returncode != 0 and any("HTTP 404" in line for line in missing.error_lines())
     artifacts = sorted(
         tuple(a.path for a in client.list_artifacts(run.info.run_id, "raw"))
-        for run in runs_of(client, experiment_name, "download") if run.info.status == "FINISHED"
+        for run in runs_of(client, experiment_name, "download")
+        if run.info.status == "FINISHED"
     )
     assert artifacts == [("raw/breast_cancer.csv",), ("raw/table.csv",), ("raw/test.csv", "raw/train.csv")]
 
@@ -116,7 +131,10 @@ def test_train_automl_refuses_a_budget_autosklearn_cannot_use_before_searching(r
     result = run_project("train_automl", {"tool": "autosklearn", "data_path": SAMPLE, "time_budget": 10})
     assert result.returncode != 0
     [line] = result.error_lines()
-    assert "the auto-sklearn budget is 10 s; expected between 30 and 86400 seconds" in line and "Traceback" not in result.output
+    assert (
+        "the auto-sklearn budget is 10 s; expected between 30 and 86400 seconds" in line
+        and "Traceback" not in result.output
+    )
     assert only_run(client, experiment_name, "train_automl").info.status == "FAILED"
     assert not runs_of(client, experiment_name, "search"), "no worker was started"
 
@@ -125,7 +143,10 @@ def test_register_refuses_a_missing_model_and_bad_names(run_project, client, exp
     name = f"missing-{uuid.uuid4().hex[:8]}"
     result = run_project("register", {"model_uri": "models:/m-0000000000000000000000000000dead", "model_name": name})
     assert result.returncode != 0
-    assert any(line.startswith("error: register: model models:/m-") and "does not exist" in line for line in result.error_lines())
+    assert any(
+        line.startswith("error: register: model models:/m-") and "does not exist" in line
+        for line in result.error_lines()
+    )
     with pytest.raises(MlflowException):
         client.get_registered_model(name)
     bad = run_project("register", {"model_uri": "models:/m-x", "model_name": "a/b"})

@@ -26,7 +26,13 @@ def team_server(tmp_path_factory):
     state = tmp_path_factory.mktemp("team-server")
     port = free_port()
     env = {**subprocess_env(""), "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD, "MLFLOW_BIN": str(BIN_DIR / "mlflow")}
-    started = subprocess.run(["bash", str(SCRIPT), "start", str(state), str(port), str(free_port())], env=env, capture_output=True, text=True, timeout=300)
+    started = subprocess.run(
+        ["bash", str(SCRIPT), "start", str(state), str(port), str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert started.returncode == 0, started.stdout + started.stderr
     try:
         yield f"http://127.0.0.1:{port}"
@@ -51,15 +57,26 @@ def test_script_refuses_to_start_without_an_admin_password(tmp_path):
 
 def test_script_refuses_a_credential_cache_time_that_is_not_whole_seconds(tmp_path):
     env = {**subprocess_env(""), "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD, "MLFLOW_AUTH_CACHE_TTL_SECONDS": "1m"}
-    completed = subprocess.run(["bash", str(SCRIPT), "start", str(tmp_path), "5999", "5998"], env=env, capture_output=True, text=True, timeout=60)
-    assert completed.returncode == 2 and "MLFLOW_AUTH_CACHE_TTL_SECONDS is '1m'; expected a whole number of seconds" in completed.stderr
+    completed = subprocess.run(
+        ["bash", str(SCRIPT), "start", str(tmp_path), "5999", "5998"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (
+        completed.returncode == 2
+        and "MLFLOW_AUTH_CACHE_TTL_SECONDS is '1m'; expected a whole number of seconds" in completed.stderr
+    )
 
 
 def test_requests_need_the_right_credentials_and_an_allowed_host(team_server):
     api = f"{team_server}/api/2.0/mlflow/experiments/search?max_results=1"
     assert requests.get(api, timeout=30).status_code == 401
     assert requests.get(api, auth=(ADMIN, "wrong-password-123"), timeout=30).status_code == 401
-    assert requests.get(api, auth=("admin", "password1234"), timeout=30).status_code == 401, "MLflow's default admin password must not work"
+    assert requests.get(api, auth=("admin", "password1234"), timeout=30).status_code == 401, (
+        "MLflow's default admin password must not work"
+    )
     assert requests.get(api, auth=(ADMIN, PASSWORD), timeout=30).status_code == 200
     assert requests.get(api, auth=(ADMIN, PASSWORD), headers={"Host": "evil.example"}, timeout=30).status_code == 403
     # Checked passwords are cached (MLFLOW_AUTH_CACHE_TTL_SECONDS): a wrong one must still fail after a right one.
@@ -67,13 +84,31 @@ def test_requests_need_the_right_credentials_and_an_allowed_host(team_server):
 
 
 def run_main(team_server, experiment, credentials: dict[str, str], **params) -> subprocess.CompletedProcess:
-    command = [str(BIN_DIR / "mlflow"), "run", str(PROJECT_DIR), "--env-manager", "local", f"--experiment-name={experiment}"]
+    command = [
+        str(BIN_DIR / "mlflow"),
+        "run",
+        str(PROJECT_DIR),
+        "--env-manager",
+        "local",
+        f"--experiment-name={experiment}",
+    ]
     for name, value in params.items():
         command += ["-P", f"{name}={value}"]
-    return subprocess.run(command, env={**subprocess_env(team_server), **credentials}, capture_output=True, text=True, timeout=900, cwd=PROJECT_DIR)
+    return subprocess.run(
+        command,
+        env={**subprocess_env(team_server), **credentials},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=PROJECT_DIR,
+    )
 
 
-@pytest.mark.parametrize("credentials", [{}, {"MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": "wrong-password-123"}], ids=["none", "wrong"])
+@pytest.mark.parametrize(
+    "credentials",
+    [{}, {"MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": "wrong-password-123"}],
+    ids=["none", "wrong"],
+)
 def test_pipeline_without_valid_credentials_fails_clearly(team_server, team_client, credentials):
     experiment = f"denied-{uuid.uuid4().hex[:6]}"
     completed = run_main(team_server, experiment, credentials, model_name="never")
@@ -95,9 +130,20 @@ def test_four_pipelines_at_once_on_postgres_with_credentials(team_server, team_c
     team_client.create_experiment(experiment)
     processes = []
     for strength in (0.001, 0.01, 0.1, 1.0):
-        command = [str(BIN_DIR / "mlflow"), "run", str(PROJECT_DIR), "--env-manager", "local", f"--experiment-name={experiment}"]
+        command = [
+            str(BIN_DIR / "mlflow"),
+            "run",
+            str(PROJECT_DIR),
+            "--env-manager",
+            "local",
+            f"--experiment-name={experiment}",
+        ]
         command += ["-P", "algorithm=lr", "-P", f"params=C={strength}", "-P", f"model_name={name}"]
-        processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=PROJECT_DIR))
+        processes.append(
+            subprocess.Popen(
+                command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=PROJECT_DIR
+            )
+        )
     outputs = [process.communicate(timeout=900)[0] for process in processes]
     for process, output in zip(processes, outputs, strict=True):
         assert process.returncode == 0, output[-3000:]
@@ -109,15 +155,25 @@ def test_four_pipelines_at_once_on_postgres_with_credentials(team_server, team_c
     assert scores[production.version] == max(scores.values()), (production.version, scores)
     for version in versions:
         promoted = version.tags["gate.decision"] == "promoted"
-        assert promoted or scores[version.version] < max(scores.values()), "a rejected version was not worse than the best"
+        assert promoted or scores[version.version] < max(scores.values()), (
+            "a rejected version was not worse than the best"
+        )
         # Only the alias holder keeps the stage; earlier ones were archived one by one (MLflow's own
         # archive_existing_versions emits SQL that PostgreSQL refuses).
         expected_stage = "Production" if version.version == production.version else ("Archived" if promoted else "None")
         assert version.current_stage == expected_stage, (version.version, version.current_stage)
-    assert not team_client.search_model_versions(f"name = '{name}.promotion-lock'"), "every ticket of the lock is released"
+    assert not team_client.search_model_versions(f"name = '{name}.promotion-lock'"), (
+        "every ticket of the lock is released"
+    )
 
     runs = runs_of(team_client, experiment)
-    assert {r.data.tags["mlflow.project.entryPoint"] for r in runs} == {"main", "download", "process", "train_basic", "register"}
+    assert {r.data.tags["mlflow.project.entryPoint"] for r in runs} == {
+        "main",
+        "download",
+        "process",
+        "train_basic",
+        "register",
+    }
     for run in runs:
         assert run.info.status == "FINISHED"
         for key, value in {**run.data.params, **run.data.tags}.items():
@@ -136,11 +192,11 @@ BOB_TAKES_THE_LOCK = """
 import sys, time
 from mlflow import MlflowClient
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.promotion_lock import promotion_lock
+from tabular_pipeline.registry.lock import promotion_lock
 
 model, timeout_s = sys.argv[1], float(sys.argv[2])
 client = MlflowClient()
-experiment = client.get_experiment_by_name("bob-" + model) or client.get_experiment(client.create_experiment("bob-" + model))
+experiment = client.get_experiment(client.create_experiment("bob-" + model + "-" + sys.argv[3]))
 run_id = client.create_run(experiment.experiment_id).info.run_id
 started = time.monotonic()
 try:
@@ -156,10 +212,12 @@ print(f"seconds: {time.monotonic() - started:.1f}")
 
 def bob_tries(team_server, bob: str, model: str, timeout_s: float) -> tuple[str, float]:
     env = {**subprocess_env(team_server), "MLFLOW_TRACKING_USERNAME": bob, "MLFLOW_TRACKING_PASSWORD": BOB_PASSWORD}
-    done = subprocess.run([str(BIN_DIR / "python"), "-c", BOB_TAKES_THE_LOCK, model, str(timeout_s)], env=env, cwd=PROJECT_DIR,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    command = [str(BIN_DIR / "python"), "-c", BOB_TAKES_THE_LOCK, model, str(timeout_s), uuid.uuid4().hex[:6]]
+    done = subprocess.run(command, env=env, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    lines = dict(line.split(": ", 1) for line in done.stdout.splitlines() if line.startswith(("outcome: ", "seconds: ")))
+    lines = dict(
+        line.split(": ", 1) for line in done.stdout.splitlines() if line.startswith(("outcome: ", "seconds: "))
+    )
     return lines["outcome"], float(lines["seconds"])
 
 
@@ -175,7 +233,7 @@ def test_two_users_share_the_promotion_lock_and_never_break_each_others(team_ser
     from mlflow import MlflowClient
     from mlflow.server import get_app_client
 
-    from tabular_pipeline.promotion_lock import lock_name, promotion_lock
+    from tabular_pipeline.registry.lock import lock_name, promotion_lock
 
     def act_as(user: str, password: str) -> None:  # MLflow's clients read the credentials per request
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
@@ -198,7 +256,9 @@ def test_two_users_share_the_promotion_lock_and_never_break_each_others(team_ser
     holder = alice.create_run(experiment).info.run_id
     with promotion_lock(alice, model, holder):
         outcome, seconds = bob_tries(team_server, bob, model, timeout_s=30)
-        assert outcome.startswith("refused: could not queue for the promotion lock") and "PERMISSION_DENIED" in outcome, outcome
+        assert (
+            outcome.startswith("refused: could not queue for the promotion lock") and "PERMISSION_DENIED" in outcome
+        ), outcome
         assert seconds < 15, "refused at once, not after spinning to the deadline"
         assert tickets() == [(1, holder)]
 
@@ -206,7 +266,9 @@ def test_two_users_share_the_promotion_lock_and_never_break_each_others(team_ser
         admin.grant_user_permission(bob, "registered_model", lock_name(model), "MANAGE")
         act_as(alice_name, ALICE_PASSWORD)
         outcome, seconds = bob_tries(team_server, bob, model, timeout_s=3)
-        assert outcome.startswith(f"refused: run {holder} holds the promotion lock '{lock_name(model)}' and is still running after 3 s"), outcome
+        assert outcome.startswith(
+            f"refused: run {holder} holds the promotion lock '{lock_name(model)}' and is still running after 3 s"
+        ), outcome
         assert tickets() == [(1, holder)], "Bob removed only his own ticket"
     alice.set_terminated(holder)
     outcome, _ = bob_tries(team_server, bob, model, timeout_s=30)

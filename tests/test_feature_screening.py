@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tabular_pipeline.data.screening import drop_reason, screen_columns
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.feature_screening import drop_reason, screen_columns
 
 ROWS = 50
 

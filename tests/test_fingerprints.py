@@ -4,12 +4,26 @@ import subprocess
 
 import pytest
 
-from tabular_pipeline.fingerprints import cache_key, canonical_params, canonical_value, code_version, digest_path
+from tabular_pipeline.orchestration.fingerprints import (
+    cache_key,
+    canonical_params,
+    canonical_value,
+    code_version,
+    digest_path,
+)
 
 
 @pytest.mark.parametrize(
     ("left", "right"),
-    [(100000, "100000"), ("100000", "100000.0"), (0.25, "0.25"), (True, "True"), ("true", "TRUE"), (1, 1.0), (" x ", "x")],
+    [
+        (100000, "100000"),
+        ("100000", "100000.0"),
+        (0.25, "0.25"),
+        (True, "True"),
+        ("true", "TRUE"),
+        (1, 1.0),
+        (" x ", "x"),
+    ],
 )
 def test_equal_meanings_give_equal_canonical_text(left, right):
     assert canonical_value(left) == canonical_value(right)
@@ -40,7 +54,9 @@ def test_digest_follows_content_and_names(tmp_path):
 
 
 def git(repo, *args):
-    subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t", *args], check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t", *args], check=True, capture_output=True
+    )
 
 
 def test_code_version_is_commit_then_dirty_hash_then_nogit(tmp_path):

@@ -7,19 +7,20 @@ import pytest
 from fixtures import mixed_frame
 
 from steps.reproduce import code_to_run
+from tabular_pipeline.data.splits import harmonise_dtypes
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.evaluation import evaluate_model
-from tabular_pipeline.lineage import (
+from tabular_pipeline.evaluation.metrics import evaluate_model
+from tabular_pipeline.registry.datasets import is_concurrent_dataset_insert
+from tabular_pipeline.registry.lineage import (
     check_tolerance,
     compare_metrics,
     declared_parameters,
     is_clean_commit,
-    is_concurrent_dataset_insert,
     lineage_tags,
     recorded_parameter,
 )
-from tabular_pipeline.modeling import ALGORITHMS, build_pipeline, data_dependent_defaults, split_feature_columns
-from tabular_pipeline.tables import harmonise_dtypes
+from tabular_pipeline.training.algorithms import ALGORITHMS
+from tabular_pipeline.training.pipelines import build_pipeline, data_dependent_defaults, split_feature_columns
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -54,7 +55,10 @@ def test_a_tolerance_must_be_a_finite_non_negative_number(tolerance):
 def test_recorded_parameters_are_unquoted_as_mlflow_logged_them():
     assert recorded_parameter("''") == ""
     assert recorded_parameter("lr") == "lr"
-    assert recorded_parameter("'time_budget=30;estimator_list=['\"'\"'lgbm'\"'\"']'") == "time_budget=30;estimator_list=['lgbm']"
+    assert (
+        recorded_parameter("'time_budget=30;estimator_list=['\"'\"'lgbm'\"'\"']'")
+        == "time_budget=30;estimator_list=['lgbm']"
+    )
 
 
 def test_declared_parameters_come_from_the_mlproject():
@@ -65,12 +69,18 @@ def test_declared_parameters_come_from_the_mlproject():
 
 def test_lineage_tags_point_at_run_code_and_data():
     dataset = lambda name, digest, context: SimpleNamespace(  # noqa: E731 - a tiny stand-in
-        dataset=SimpleNamespace(name=name, digest=digest), tags=[SimpleNamespace(key="mlflow.data.context", value=context)]
+        dataset=SimpleNamespace(name=name, digest=digest),
+        tags=[SimpleNamespace(key="mlflow.data.context", value=context)],
     )
     run = SimpleNamespace(
         info=SimpleNamespace(run_id="r1"),
         data=SimpleNamespace(
-            tags={"pipeline.entry_point": "train_basic", "pipeline.code_version": COMMIT, "mlflow.source.git.commit": COMMIT, "pipeline.git_dirty": "false"},
+            tags={
+                "pipeline.entry_point": "train_basic",
+                "pipeline.code_version": COMMIT,
+                "mlflow.source.git.commit": COMMIT,
+                "pipeline.git_dirty": "false",
+            },
             params={"data_path": "runs:/p1/processed"},
         ),
         inputs=SimpleNamespace(dataset_inputs=[dataset("train", "d1", "training"), dataset("test", "d2", "testing")]),
@@ -96,7 +106,9 @@ def test_same_data_parameters_and_seed_give_identical_metrics(algorithm, task):
     columns = split_feature_columns(x)
 
     def metrics_of_one_fit():
-        pipeline = build_pipeline(algorithm, task, {}, columns, seed=7, defaults=data_dependent_defaults(algorithm, task, y, columns))
+        pipeline = build_pipeline(
+            algorithm, task, {}, columns, seed=7, defaults=data_dependent_defaults(algorithm, task, y, columns)
+        )
         return evaluate_model(pipeline.fit(x, y), test.drop(columns=["label"]), test["label"], task)
 
     assert metrics_of_one_fit() == metrics_of_one_fit()
@@ -107,8 +119,8 @@ def test_sampled_schemas_equal_mlflows_own_inference():
     import pandas as pd
     from mlflow.types.utils import _infer_schema
 
-    from tabular_pipeline.schemas import SCHEMA_SAMPLE_ROWS, frame_schema
-    from tabular_pipeline.tables import harmonise_dtypes
+    from tabular_pipeline.data.schemas import SCHEMA_SAMPLE_ROWS, frame_schema
+    from tabular_pipeline.data.splits import harmonise_dtypes
 
     rows = SCHEMA_SAMPLE_ROWS + 500
     frame = harmonise_dtypes(mixed_frame(rows), "label")
@@ -123,12 +135,16 @@ def test_sampled_schemas_equal_mlflows_own_inference():
     "message",
     [
         'BAD_REQUEST: (psycopg.errors.UniqueViolation) duplicate key value violates unique constraint "dataset_pk"',
-        "BAD_REQUEST: (sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, datasets.name, datasets.digest",
-        "BAD_REQUEST: (pymysql.err.IntegrityError) (1062, \"Duplicate entry '1-train-abc' for key 'datasets.PRIMARY'\")",
+        "BAD_REQUEST: (sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, datasets.name, "
+        "datasets.digest",
+        "BAD_REQUEST: (pymysql.err.IntegrityError) (1062, \"Duplicate entry '1-train-abc' for key "
+        "'datasets.PRIMARY'\")",
     ],
 )
 def test_a_concurrent_insert_of_the_same_dataset_is_recognised_on_every_store(message):
-    assert is_concurrent_dataset_insert(message)
+    from mlflow.exceptions import MlflowException
+
+    assert is_concurrent_dataset_insert(MlflowException(message))
 
 
 @pytest.mark.parametrize(
@@ -140,4 +156,7 @@ def test_a_concurrent_insert_of_the_same_dataset_is_recognised_on_every_store(me
     ],
 )
 def test_other_store_errors_are_not_taken_for_the_dataset_race(message):
-    assert not is_concurrent_dataset_insert(message)
+    from mlflow.exceptions import MlflowException
+
+    assert not is_concurrent_dataset_insert(MlflowException(message))
+    assert not is_concurrent_dataset_insert(OSError(f"dataset {message}")), "only the store's own errors"

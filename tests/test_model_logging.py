@@ -11,10 +11,16 @@ import requests
 from fixtures import mixed_frame
 from serving import served_model
 
-from tabular_pipeline.feature_screening import screen_columns
-from tabular_pipeline.model_logging import log_pipeline_model
-from tabular_pipeline.modeling import ALGORITHMS, build_pipeline, data_dependent_defaults, fit_params_for, split_feature_columns
-from tabular_pipeline.tables import harmonise_dtypes
+from tabular_pipeline.data.screening import screen_columns
+from tabular_pipeline.data.splits import harmonise_dtypes
+from tabular_pipeline.training.algorithms import ALGORITHMS
+from tabular_pipeline.training.model_logging import log_pipeline_model
+from tabular_pipeline.training.pipelines import (
+    build_pipeline,
+    data_dependent_defaults,
+    fit_params_for,
+    split_feature_columns,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +31,9 @@ def local_store(tmp_path_factory):
     uri = f"sqlite:///{root / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     # Without an explicit artifact location a SQLite store writes ./mlruns into the working directory.
-    mlflow.set_experiment(experiment_id=mlflow.create_experiment("model-logging", artifact_location=(root / "artifacts").as_uri()))
+    mlflow.set_experiment(
+        experiment_id=mlflow.create_experiment("model-logging", artifact_location=(root / "artifacts").as_uri())
+    )
     yield uri
     mlflow.set_tracking_uri(None)
 
@@ -36,10 +44,15 @@ def test_logged_model_serves_raw_rows(local_store, algorithm, task):
     frame = harmonise_dtypes(mixed_frame(120, task), "label")
     features, label = frame.drop(columns=["label"]), frame["label"]
     kept, dropped = screen_columns(features)
-    assert dropped == {"customer_id": "identifier-like (unique whole numbers in a column named like an id)", "constant": "constant"}
+    assert dropped == {
+        "customer_id": "identifier-like (unique whole numbers in a column named like an id)",
+        "constant": "constant",
+    }
     columns = split_feature_columns(features[kept])
     defaults = data_dependent_defaults(algorithm, task, label, columns)
-    model = build_pipeline(algorithm, task, {}, columns, seed=1, defaults=defaults).fit(features, label, **fit_params_for(algorithm, columns))
+    model = build_pipeline(algorithm, task, {}, columns, seed=1, defaults=defaults).fit(
+        features, label, **fit_params_for(algorithm, columns)
+    )
     with mlflow.start_run():
         info = log_pipeline_model(model, features, algorithm)
     loaded = mlflow.pyfunc.load_model(info.model_uri)
@@ -49,9 +62,17 @@ def test_logged_model_serves_raw_rows(local_store, algorithm, task):
     predictions = loaded.predict(rows)
     assert len(predictions) == 3
     with served_model(info.model_uri, local_store) as url:
-        answer = requests.post(f"{url}/invocations", json={"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}, timeout=60)
+        answer = requests.post(
+            f"{url}/invocations",
+            json={"dataframe_split": json.loads(rows.to_json(orient="split", index=False))},
+            timeout=60,
+        )
     assert answer.status_code == 200, answer.text
-    assert answer.json()["predictions"] == pytest.approx(list(predictions)) if task == "regression" else answer.json()["predictions"] == list(predictions)
+    assert (
+        answer.json()["predictions"] == pytest.approx(list(predictions))
+        if task == "regression"
+        else answer.json()["predictions"] == list(predictions)
+    )
     if task == "regression":
         assert np.isfinite(np.asarray(predictions, dtype=float)).all()
         return
@@ -61,3 +82,85 @@ def test_logged_model_serves_raw_rows(local_store, algorithm, task):
     proba_columns = [c for c in with_proba.columns if c.startswith("probability_")]
     assert sorted(proba_columns) == sorted(f"probability_{c}" for c in set(label))
     assert np.allclose(with_proba[proba_columns].sum(axis=1), 1.0)
+
+
+LOAD_WITHOUT_THE_PROJECT = """
+import json, sys
+import mlflow.pyfunc
+import pandas as pd
+
+model = mlflow.pyfunc.load_model(sys.argv[1])
+rows = pd.read_parquet(sys.argv[2])
+import tabular_pipeline
+
+print(json.dumps({
+    "predictions": [str(value) for value in model.predict(rows)],
+    "package_path": list(tabular_pipeline.__path__),
+    "modules": sorted(name for name in sys.modules if name.startswith("tabular_pipeline")),
+}))
+"""
+
+
+@pytest.mark.usefixtures("local_store")
+def test_a_model_carries_only_the_serving_code_and_loads_without_the_project(tmp_path):
+    """The model's code is `tabular_pipeline/serving` alone; a fresh Python that cannot import the
+    project (another folder, no PYTHONPATH) loads it and predicts with it."""
+    import subprocess
+    import sys
+
+    frame = harmonise_dtypes(mixed_frame(120, "binary"), "label")
+    features, label = frame.drop(columns=["label"]), frame["label"]
+    columns = split_feature_columns(features)
+    model = build_pipeline("lightgbm", "binary", {}, columns, seed=1).fit(
+        features, label, **fit_params_for("lightgbm", columns)
+    )
+    with mlflow.start_run():
+        info = log_pipeline_model(model, features, "lightgbm")
+    local = mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path / "model"))
+    code = sorted(str(path.relative_to(local)) for path in (tmp_path / "model" / "code").rglob("*.py"))
+    assert code == [
+        f"code/tabular_pipeline/serving/{name}.py" for name in ("__init__", "estimators", "model", "model_code")
+    ]
+
+    rows = features.head(4)
+    rows_file = tmp_path / "rows.parquet"
+    rows.to_parquet(rows_file, index=False)
+    environment = {k: v for k, v in __import__("os").environ.items() if k not in ("PYTHONPATH", "MLFLOW_TRACKING_URI")}
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_WITHOUT_THE_PROJECT, local, str(rows_file)],
+        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["predictions"] == [str(value) for value in model.predict(rows)]
+    assert all(path.startswith(str(tmp_path / "model")) for path in answer["package_path"]), "only the model's copy"
+    assert all(name.startswith("tabular_pipeline.serving") or name == "tabular_pipeline" for name in answer["modules"])
+
+
+def test_models_logged_before_the_layout_still_load():
+    """Models logged before the sub-package layout name `tabular_pipeline.estimators.*` in their
+    skops file and `tabular_pipeline.serving_model.TabularModel` in their model code; both names
+    still resolve, so the gate can score such a champion."""
+    import io
+    import zipfile
+
+    import skops.io as sio
+
+    from tabular_pipeline.serving.model import TabularModel
+    from tabular_pipeline.training.model_logging import trusted_types_of
+
+    assert TabularModel.__module__ == "tabular_pipeline.serving.model"
+    frame = harmonise_dtypes(mixed_frame(80, "binary"), "label")
+    features, label = frame.drop(columns=["label"]), frame["label"]
+    columns = split_feature_columns(features)
+    model = build_pipeline("xgboost", "binary", {}, columns, seed=1).fit(features, label)
+    old, new = "tabular_pipeline.serving.estimators", "tabular_pipeline.estimators"
+    rewritten = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(sio.dumps(model))) as source, zipfile.ZipFile(rewritten, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            target.writestr(item, data.replace(old.encode(), new.encode()) if item.filename == "schema.json" else data)
+    trusted = [name.replace(old, new) for name in trusted_types_of(model)]
+    assert any(name.startswith(new) for name in trusted), "the old names are really in use here"
+    loaded = sio.loads(rewritten.getvalue(), trusted=trusted)
+    assert (loaded.predict(features) == model.predict(features)).all()

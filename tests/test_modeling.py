@@ -5,25 +5,32 @@ import pandas as pd
 import pytest
 from fixtures import mixed_frame
 
+from tabular_pipeline.data.splits import harmonise_dtypes
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.evaluation import PRIMARY_METRIC, evaluate_model
-from tabular_pipeline.modeling import (
-    ALGORITHMS,
+from tabular_pipeline.evaluation.metrics import PRIMARY_METRIC, evaluate_model
+from tabular_pipeline.training.algorithms import ALGORITHMS, check_hyperparameters, normalise_algorithm
+from tabular_pipeline.training.pipelines import (
     build_pipeline,
-    build_search,
-    check_hyperparameters,
     data_dependent_defaults,
     effective_hyperparameters,
-    normalise_algorithm,
-    search_results_table,
     split_feature_columns,
 )
-from tabular_pipeline.tables import harmonise_dtypes
+from tabular_pipeline.training.search import build_search, search_results_table
 
 
-@pytest.mark.parametrize(("given", "expected"), [
-        ("LR", "lr"), ("SVM", "svm"), ("LightGBM", "lightgbm"), ("XGboost", "xgboost"), (" xgboost ", "xgboost"),
-        ("LogisticRegression", "lr"), ("logistic_regression", "lr"), ("SVC", "svm"), ("lgbm", "lightgbm"), ("XGB", "xgboost"),
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("LR", "lr"),
+        ("SVM", "svm"),
+        ("LightGBM", "lightgbm"),
+        ("XGboost", "xgboost"),
+        (" xgboost ", "xgboost"),
+        ("LogisticRegression", "lr"),
+        ("logistic_regression", "lr"),
+        ("SVC", "svm"),
+        ("lgbm", "lightgbm"),
+        ("XGB", "xgboost"),
     ],  # fmt: skip
 )
 def test_algorithm_names_in_any_case(given, expected):
@@ -125,7 +132,7 @@ def test_imbalanced_classes_are_reweighted():
 
 @pytest.mark.parametrize("task", ["binary", "regression"])
 def test_boosters_use_their_histogram_methods(task):
-    from tabular_pipeline.modeling import base_estimator
+    from tabular_pipeline.training.algorithms import base_estimator
 
     # LightGBM's tree learner is histogram-based only; XGBoost's must be asked for.
     assert base_estimator("xgboost", task, seed=0).get_params()["tree_method"] == "hist"
@@ -134,7 +141,7 @@ def test_boosters_use_their_histogram_methods(task):
 @pytest.mark.parametrize("algorithm", ["lightgbm", "xgboost"])
 def test_boosters_use_the_cores_they_are_given(algorithm):
     """Threads follow the machine and the search's parallel fits, never a fixed number."""
-    from tabular_pipeline.modeling import booster_threads, usable_cores
+    from tabular_pipeline.training.algorithms import booster_threads, usable_cores
 
     cores = usable_cores()
     assert booster_threads() == cores and booster_threads(cores + 5) == 1

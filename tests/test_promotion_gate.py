@@ -4,13 +4,15 @@ import pandas as pd
 import pytest
 
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.evaluation import metrics_from_served_output
-from tabular_pipeline.promotion_gate import decide_promotion, parse_min_score
+from tabular_pipeline.evaluation.metrics import metrics_from_served_output
+from tabular_pipeline.registry.gate import decide_promotion, parse_min_score
 
 
 def decide(candidate, champion=None, min_score=None, min_delta=0.0, force=False, greater=True, unjudged=""):
     metric = "test_roc_auc" if greater else "test_rmse"
-    return decide_promotion(metric, greater, candidate, champion, min_score, min_delta, force, champion_unjudged=unjudged)
+    return decide_promotion(
+        metric, greater, candidate, champion, min_score, min_delta, force, champion_unjudged=unjudged
+    )
 
 
 def test_first_version_is_promoted_when_it_passes_the_threshold():
@@ -59,7 +61,13 @@ def test_decision_tags_record_both_scores():
 @pytest.mark.parametrize("labels", [[0, 1, 1, 0], ["bad", "good", "good", "bad"]])
 def test_served_probabilities_map_back_to_labels(labels):
     truth = pd.Series(labels)
-    output = pd.DataFrame({"prediction": labels, f"probability_{labels[0]}": [0.9, 0.2, 0.1, 0.7], f"probability_{labels[1]}": [0.1, 0.8, 0.9, 0.3]})
+    output = pd.DataFrame(
+        {
+            "prediction": labels,
+            f"probability_{labels[0]}": [0.9, 0.2, 0.1, 0.7],
+            f"probability_{labels[1]}": [0.1, 0.8, 0.9, 0.3],
+        }
+    )
     metrics = metrics_from_served_output(output, truth, "binary")
     assert metrics["test_accuracy"] == 1.0 and metrics["test_roc_auc"] == 1.0
 

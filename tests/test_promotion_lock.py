@@ -8,7 +8,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.promotion_lock import TIMEOUT_ENV, Ticket, lock_name, promotion_lock, tickets_ahead, wait_timeout_s
+from tabular_pipeline.registry.lock import TIMEOUT_ENV, Ticket, lock_name, promotion_lock, tickets_ahead, wait_timeout_s
 
 
 def test_only_earlier_tickets_count_and_in_order():
@@ -44,7 +44,10 @@ def test_a_second_holder_waits_with_backoff_then_gives_up_and_never_touches_the_
     with promotion_lock(store_client, "churn", first):
         assert live_tickets(store_client, "churn") == [(1, first)]
         started = time.monotonic()
-        with pytest.raises(PipelineError, match=f"run {first} holds the promotion lock 'churn.promotion-lock' and is still running after 1 s"):
+        with pytest.raises(
+            PipelineError,
+            match=f"run {first} holds the promotion lock 'churn.promotion-lock' and is still running after 1 s",
+        ):
             with promotion_lock(store_client, "churn", second, timeout_s=1):
                 pytest.fail("the second contender must not get the lock")
         assert 0.9 < time.monotonic() - started < 10, "the wait is bounded by its deadline"
@@ -70,7 +73,7 @@ def test_a_holder_whose_run_cannot_be_read_is_not_taken_for_stale(store_client):
     waiting = store_client.create_run(experiment).info.run_id
 
     class FlakyRuns(MlflowClient):
-        def get_run(self, run_id):
+        def get_run(self, _run_id):
             from mlflow.exceptions import MlflowException
 
             raise MlflowException("the server is busy", error_code="TEMPORARILY_UNAVAILABLE")
@@ -78,7 +81,9 @@ def test_a_holder_whose_run_cannot_be_read_is_not_taken_for_stale(store_client):
     flaky = FlakyRuns(tracking_uri=store_client.tracking_uri, registry_uri=store_client.tracking_uri)
     store_client.create_registered_model(lock_name("credit"))
     store_client.create_model_version(lock_name("credit"), "runs:/0123/promotion-lock", run_id="0123")
-    with pytest.raises(PipelineError, match="run 0123 holds the promotion lock 'credit.promotion-lock' and cannot be read"):
+    with pytest.raises(
+        PipelineError, match="run 0123 holds the promotion lock 'credit.promotion-lock' and cannot be read"
+    ):
         with promotion_lock(flaky, "credit", waiting, timeout_s=1):
             pytest.fail("an unreadable holder was taken for stale")
 

@@ -3,7 +3,7 @@
 import pytest
 
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.registry import parse_model_uri, stage_for_alias, validate_alias, validate_model_name
+from tabular_pipeline.registry.registration import parse_model_uri, stage_for_alias, validate_alias, validate_model_name
 
 
 def test_valid_names_and_aliases_pass():
@@ -36,9 +36,22 @@ def test_model_uris_are_parsed_before_anything_is_registered():
     assert parse_model_uri("runs:/r1/model") == ("run", "r1", "model")
     assert parse_model_uri("models:/iris/Production")[0] == "registered"
     # Registered names that merely start with `m-` are not logged-model ids.
-    for registered in ("models:/m-fraud@production", "models:/m-fraud/3", f"models:/{logged_id}@champion", f"models:/{logged_id}/2"):
+    for registered in (
+        "models:/m-fraud@production",
+        "models:/m-fraud/3",
+        f"models:/{logged_id}@champion",
+        f"models:/{logged_id}/2",
+    ):
         assert parse_model_uri(registered) == ("registered", registered, "")
-    for bad in ("runs:/r1", "/tmp/model", "s3://bucket/model", "models:/m-abc", "models:/iris", "models:/a/b/c", "models:/@x"):
+    for bad in (
+        "runs:/r1",
+        "/tmp/model",
+        "s3://bucket/model",
+        "models:/m-abc",
+        "models:/iris",
+        "models:/a/b/c",
+        "models:/@x",
+    ):
         with pytest.raises(PipelineError, match="is not a model URI"):
             parse_model_uri(bad)
 
@@ -48,9 +61,11 @@ def test_promotion_on_a_direct_sqlite_store_keeps_the_new_version_in_its_stage(t
     the new version must stay in Production and only the older one be archived, on both."""
     from mlflow import MlflowClient
 
-    from tabular_pipeline.registry import promote
+    from tabular_pipeline.registry.registration import promote
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", registry_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", registry_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"
+    )
     client.create_registered_model("m")
     for _ in range(2):
         client.create_model_version("m", source=str(tmp_path))
@@ -69,7 +84,7 @@ def test_a_failed_registration_never_deletes_a_registered_model_it_did_not_creat
     from mlflow.exceptions import MlflowException
     from sklearn.linear_model import LogisticRegression
 
-    from tabular_pipeline.registry import register_and_promote
+    from tabular_pipeline.registry.registration import register_and_promote
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
 
@@ -92,7 +107,7 @@ def test_a_failed_registration_never_deletes_a_registered_model_it_did_not_creat
             info = mlflow.sklearn.log_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), name="model")
         client.create_registered_model("shared", description="made by another team")
 
-        def failing_judge(version):
+        def failing_judge(_version):
             raise PipelineError("the gate could not run")
 
         with pytest.raises(PipelineError, match="could not promote version 1 of 'shared'"):

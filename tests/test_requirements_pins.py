@@ -3,7 +3,7 @@
 import sys
 from importlib import metadata
 
-from tabular_pipeline.model_logging import booster_distributions, distribution_of
+from tabular_pipeline.training.model_logging import booster_distributions, distribution_of
 
 
 def test_the_installed_booster_distribution_is_pinned():

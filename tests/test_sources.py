@@ -7,8 +7,11 @@ import zipfile
 import pytest
 from local_http import serve_routes
 
+from tabular_pipeline.data.archives import extract_archive
+from tabular_pipeline.data.downloads import download_http
+from tabular_pipeline.data.sources import fetch_source
+from tabular_pipeline.data.uris import local_path, source_kind
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.sources import download_http, extract_archive, fetch_source, local_path, source_kind
 
 CSV = b"a,label\n1,0\n2,1\n"
 
@@ -16,8 +19,13 @@ CSV = b"a,label\n1,0\n2,1\n"
 @pytest.mark.parametrize(
     ("source", "kind"),
     [
-        ("/abs/t.csv", "local"), ("rel/t.csv", "local"), ("file:///x/t.csv", "local"), ("https://h/t.csv", "http"),
-        ("runs:/abc/raw", "mlflow"), ("s3://b/k", "mlflow"), ("mlflow-artifacts:/x", "mlflow"),
+        ("/abs/t.csv", "local"),
+        ("rel/t.csv", "local"),
+        ("file:///x/t.csv", "local"),
+        ("https://h/t.csv", "http"),
+        ("runs:/abc/raw", "mlflow"),
+        ("s3://b/k", "mlflow"),
+        ("mlflow-artifacts:/x", "mlflow"),
     ],
 )
 def test_source_kind(source, kind):
@@ -91,12 +99,18 @@ def test_fetch_source_unpacks_archives_and_reports_missing_paths(tmp_path):
 
 @pytest.mark.parametrize(
     ("name", "content"),
-    [("broken.zip", b"PK\x03\x04 this is not a zip"), ("broken.tar.gz", b"\x1f\x8b\x08\x00 truncated gzip"), ("broken.tar", b"x" * 700)],
+    [
+        ("broken.zip", b"PK\x03\x04 this is not a zip"),
+        ("broken.tar.gz", b"\x1f\x8b\x08\x00 truncated gzip"),
+        ("broken.tar", b"x" * 700),
+    ],
 )
 def test_corrupt_archives_are_one_clear_error(tmp_path, name, content):
     archive = tmp_path / name
     archive.write_bytes(content)
-    with pytest.raises(PipelineError, match=f"archive {name} is corrupt or unreadable .*; expected a valid zip or tar archive"):
+    with pytest.raises(
+        PipelineError, match=f"archive {name} is corrupt or unreadable .*; expected a valid zip or tar archive"
+    ):
         extract_archive(archive, tmp_path / "out")
 
 
@@ -123,7 +137,7 @@ def test_urls_with_credentials_are_refused_without_echoing_them(tmp_path, source
 
 
 def test_presigned_urls_are_recorded_without_their_signature():
-    from tabular_pipeline.sources import redact_source, scrub
+    from tabular_pipeline.data.uris import redact_source, scrub
 
     signed = "https://bucket.example.com/t.csv?X-Amz-Signature=abc123&X-Amz-Expires=60"
     assert redact_source(signed) == "https://bucket.example.com/t.csv"
@@ -139,7 +153,9 @@ def test_redirects_to_metadata_or_link_local_hosts_are_refused_before_connecting
         "/hop.csv": "/t.csv",
     }
     with serve_routes({"/t.csv": CSV}, redirects=redirects) as base:
-        assert download_http(f"{base}/hop.csv", tmp_path, 10, 1000).read_bytes() == CSV, "ordinary redirects are followed"
+        assert download_http(f"{base}/hop.csv", tmp_path, 10, 1000).read_bytes() == CSV, (
+            "ordinary redirects are followed"
+        )
         for path in ("/to-link-local.csv", "/to-metadata.csv"):
             with pytest.raises(PipelineError, match="refused: its host is a cloud metadata or link-local address"):
                 download_http(f"{base}{path}", tmp_path, 2, 1000)

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from bench.stats import markdown_table, median, percentile, ratio
+from tabular_pipeline.data.synthetic import make_mixed_table
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.synthetic import make_mixed_table
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])

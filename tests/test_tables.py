@@ -5,19 +5,17 @@ import pandas as pd
 import pytest
 from fixtures import mixed_frame
 
-from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.tables import (
-    TableLocation,
+from tabular_pipeline.data.splits import (
     detect_task,
     harmonise_dtypes,
-    locate_table,
     prepare_splits,
-    read_table,
     resolve_task,
     split_table,
     validate_split_columns,
     validate_table,
 )
+from tabular_pipeline.data.tables import TableLocation, locate_table, read_table
+from tabular_pipeline.errors import PipelineError
 
 
 def write(path, text):
@@ -138,3 +136,19 @@ def test_prepare_splits_on_a_mixed_table(tmp_path):
     assert task == "binary"
     assert len(splits.train) == 90 and len(splits.test) == 30
     assert splits.train["x2"].dtype == "float64"
+
+
+def test_the_csv_missing_value_spellings_are_pandas_own():
+    """The list the pyarrow reader uses must be exactly what pandas reads as missing: every entry
+    becomes NaN in pandas, and a pandas upgrade that changes its defaults fails here."""
+    import io
+
+    from tabular_pipeline.data.tables import PANDAS_NA_VALUES
+
+    spellings = [value for value in PANDAS_NA_VALUES if value]
+    text = "x\n" + "\n".join(spellings) + "\nkept\n"
+    read = pd.read_csv(io.StringIO(text), dtype=str)["x"]
+    assert read.iloc[:-1].isna().all() and read.iloc[-1] == "kept"
+    assert not pd.read_csv(io.StringIO("x\nNAN\n-NAN\nnone\n"), dtype=str)["x"].isna().any(), (
+        "other spellings stay text"
+    )

@@ -2,7 +2,13 @@
 
 from types import SimpleNamespace
 
-from tabular_pipeline.workflow import StepResult, failed_run_id, format_summary, parent_env_manager, source_digest
+from tabular_pipeline.orchestration.workflow import (
+    StepResult,
+    failed_run_id,
+    format_summary,
+    parent_env_manager,
+    source_digest,
+)
 
 
 def test_source_digest_by_kind(tmp_path):
@@ -28,7 +34,17 @@ def test_summary_lists_steps_model_and_ui():
     run = SimpleNamespace(info=SimpleNamespace(experiment_id="3", run_id="r0"))
     results = [
         StepResult("download", "r1", "3", "runs:/r1/raw", "sha256:1", True, 0.1),
-        StepResult("train_basic", "r2", "3", "models:/m-1", None, False, 5.0, {"pipeline.primary_metric": "test_roc_auc"}, {"test_roc_auc": 0.97}),
+        StepResult(
+            "train_basic",
+            "r2",
+            "3",
+            "models:/m-1",
+            None,
+            False,
+            5.0,
+            {"pipeline.primary_metric": "test_roc_auc"},
+            {"test_roc_auc": 0.97},
+        ),
         StepResult("register", "r3", "3", "models:/demo/2", None, False, 1.0),
     ]
     text = format_summary(results, run, "http://127.0.0.1:5000", "demo", "production", 6.1)

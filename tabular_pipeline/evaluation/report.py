@@ -1,0 +1,97 @@
+"""Logging a trained model's evaluation to the active run, identically for every training path."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from tabular_pipeline.evaluation.metrics import (
+    PRIMARY_METRIC,
+    metrics_from_served_output,
+    scoring_for_task,
+    unpack_served_output,
+)
+from tabular_pipeline.evaluation.plots import (
+    permutation_importance_table,
+    save_classification_plots,
+    save_importance_plot,
+    save_regression_plots,
+)
+from tabular_pipeline.serving.model import probability_frame
+
+EVALUATION_ARTIFACT_PATH = "evaluation"
+TEST_SPLIT_FILE = "test.parquet"
+log = logging.getLogger("evaluation")
+
+
+def log_evaluation(model, test: pd.DataFrame, label_column: str, task: str, seed: int) -> dict[str, float]:
+    """Log test metrics, plots, permutation importance and the test split itself.
+
+    The test split is kept with the run so that `register` can score the current champion on
+    exactly the rows the candidate was judged on.
+
+    Args:
+        model: the fitted pipeline (raw columns in).
+        test: the held-out rows, label included.
+        label_column: the target column.
+        task: "binary", "multiclass" or "regression".
+        seed: the seed for permutation importance.
+
+    Returns:
+        The metrics that were logged.
+    """
+    features, label = test.drop(columns=[label_column]), test[label_column]
+    with_probabilities = task != "regression" and hasattr(model, "predict_proba")
+    output = probability_frame(model, features) if with_probabilities else model.predict(features)
+    try:
+        importance = permutation_importance_table(model, features, label, scoring_for_task(task), seed)
+    except ValueError as error:  # e.g. ROC AUC on a test split holding one class only
+        log.warning("permutation importance skipped: %s", error)
+        importance = None
+    return log_evaluation_of_output(output, test, label_column, task, importance)
+
+
+def log_evaluation_of_output(
+    output, test: pd.DataFrame, label_column: str, task: str, importance: pd.DataFrame | None
+) -> dict[str, float]:
+    """Log metrics and plots computed from a model's answer on the test split (as a served model
+    gives it), the permutation importance table, and the test split itself.
+
+    This is what models that cannot be loaded in this process (auto-sklearn's, on Python 3.9) use.
+
+    Args:
+        output: labels or values, or a frame with `prediction` and `probability_<class>` columns.
+        test: the held-out rows, label included.
+        label_column: the target column.
+        task: "binary", "multiclass" or "regression".
+        importance: columns `feature`, `importance_mean`, `importance_std`, or None.
+
+    Returns:
+        The metrics that were logged.
+    """
+    import mlflow
+
+    label = test[label_column]
+    metrics = metrics_from_served_output(output, label, task)
+    mlflow.log_metrics(metrics)
+    predictions, probabilities, classes = unpack_served_output(output, label, task)
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        test.to_parquet(folder / TEST_SPLIT_FILE, index=False)
+        if task == "regression":
+            save_regression_plots(label, predictions, folder)
+        else:
+            binary = probabilities is not None and len(classes) == 2
+            save_classification_plots(
+                label, predictions, probabilities[:, 1] if binary else None, classes[1] if binary else None, folder
+            )
+        if importance is not None:
+            importance.to_csv(folder / "feature_importance.csv", index=False)
+            save_importance_plot(importance, folder / "feature_importance.png")
+        mlflow.log_artifacts(str(folder), EVALUATION_ARTIFACT_PATH)
+    mlflow.set_tag("pipeline.primary_metric", PRIMARY_METRIC[task])
+    log.info("test metrics: %s", ", ".join(f"{name}={value:.4f}" for name, value in metrics.items()))
+    return metrics

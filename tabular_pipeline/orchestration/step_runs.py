@@ -1,0 +1,148 @@
+"""The MLflow run around every step: logging set-up, tags, and turning errors into a FAILED run
+with one clear line instead of a bare traceback."""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+
+from tabular_pipeline.errors import PipelineError, one_line
+from tabular_pipeline.orchestration.processes import end_process_tree
+
+TAG_ENTRY_POINT = "pipeline.entry_point"
+TAG_OUTPUT_URI = "pipeline.output_uri"
+TAG_OUTPUT_DIGEST = "pipeline.output_digest"
+TAG_INPUT_DIGEST = "pipeline.input_digest"
+TAG_CACHE_KEY = "pipeline.cache_key"
+TAG_CODE_VERSION = "pipeline.code_version"
+TAG_ERROR = "pipeline.error"
+TAG_TASK = "pipeline.task"
+# Logged on every step's run; `main` does not copy them from the training step.
+STEP_RESOURCE_METRICS = ("step_seconds", "peak_memory_mb")
+
+EXIT_USER_ERROR = 2
+EXIT_BUG = 1
+EXIT_TERMINATED = 143
+
+_QUIET_LOGGERS = ("mlflow", "urllib3", "alembic", "git", "matplotlib", "py.warnings")
+
+
+def configure_logging() -> None:
+    """One timestamped line per event on stderr; MLflow's own chatter at warning level."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s [%(name)s] %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+        force=True,
+    )
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def run_page_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """A link to the run in the MLflow UI (for a local store, the UI started on port 5000)."""
+    base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+class StepTerminated(BaseException):
+    """Raised in the step's process when it receives SIGTERM, so the run ends as KILLED."""
+
+
+def _raise_terminated(_signum, _frame):
+    raise StepTerminated()
+
+
+def failure_message(error: BaseException) -> str:
+    """The error's first line; unexpected errors (bugs) are prefixed with their type."""
+    return (
+        one_line(error) if isinstance(error, PipelineError) else f"unexpected {type(error).__name__}: {one_line(error)}"
+    )
+
+
+def peak_memory_mb() -> float:
+    """The peak resident memory of this process so far, in MiB (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def log_step_resources(client, run_id: str, seconds: float) -> None:
+    """Log the step's wall time and peak memory in one call; a failure here must not fail the step."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [Metric("step_seconds", seconds, now, 0), Metric("peak_memory_mb", peak_memory_mb(), now, 0)]
+    try:
+        client.log_batch(run_id, metrics=metrics)
+    except Exception:  # noqa: BLE001 - the figures are informative; the step's outcome stands
+        logging.getLogger("step").warning("could not log step_seconds and peak_memory_mb")
+
+
+def run_step(entry_point: str, body: Callable[[object], None]) -> None:
+    """Run `body(run)` inside the step's MLflow run and end it FINISHED, FAILED or KILLED.
+
+    A `PipelineError` is printed as ``error: <entry point>: <message>`` and exits with 2; any other
+    exception also prints its traceback and exits with 1. Either way the run is FAILED and the
+    message is stored in the run's ``pipeline.error`` tag for the orchestrating `main`.
+
+    Args:
+        entry_point: the step's name, used in logs and tags.
+        body: the step's work; it receives the active `mlflow.ActiveRun`.
+    """
+    import mlflow
+
+    configure_logging()
+    # Each step logs its own run link once; MLflow would print it again on every end_run.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    log = logging.getLogger(entry_point)
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    started = time.monotonic()
+    try:
+        run = mlflow.start_run()
+    except Exception as error:  # noqa: BLE001 - the tracking server is the usual culprit
+        print(
+            f"error: {entry_point}: could not start an MLflow run at {mlflow.get_tracking_uri()} "
+            f"({failure_message(error)})",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_USER_ERROR)
+    mlflow.set_tag(TAG_ENTRY_POINT, entry_point)
+    log.info("started run %s", run_page_url(mlflow.get_tracking_uri(), run.info.experiment_id, run.info.run_id))
+    status, code, message = "FINISHED", 0, ""
+    try:
+        body(run)
+    except PipelineError as error:
+        status, code, message = "FAILED", EXIT_USER_ERROR, failure_message(error)
+    except StepTerminated:
+        status, code, message = "KILLED", EXIT_TERMINATED, "terminated by SIGTERM"
+    except Exception as error:  # noqa: BLE001 - report any bug as a FAILED run with one clear line
+        traceback.print_exc()
+        status, code, message = "FAILED", EXIT_BUG, failure_message(error)
+    client = mlflow.MlflowClient()
+    if status != "FINISHED":
+        try:
+            client.set_tag(run.info.run_id, TAG_ERROR, message[:4000])
+        except Exception:  # noqa: BLE001 - the message still reaches stderr below
+            pass
+    # Libraries may leave runs of their own active (FLAML's MLflow integration does); end those,
+    # then this step's run by id, so it never stays RUNNING or takes another run's status.
+    while mlflow.active_run() is not None:
+        mlflow.end_run(status)
+    elapsed = time.monotonic() - started
+    log_step_resources(client, run.info.run_id, elapsed)
+    client.set_terminated(run.info.run_id, status)
+    # Nothing this step started may outlive it (a library's JVM would hold the caller's output open).
+    for leftover in end_process_tree(os.getpid(), include_root=False):
+        log.warning("killed %s, which did not end with the step", leftover)
+    if code:
+        print(f"error: {entry_point}: {message}", file=sys.stderr)
+        log.info("%s after %.1f s", status.lower(), elapsed)
+        sys.exit(code)
+    log.info("finished in %.1f s", elapsed)

@@ -1,0 +1,265 @@
+"""The multistep workflow: which steps run, with what parameters, and when a finished one is reused.
+
+`main.py` wires these together; everything that talks to MLflow takes a client or works inside
+the active run, and everything else is a pure function.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tabular_pipeline.data.uris import local_path, source_kind
+from tabular_pipeline.errors import PipelineError
+from tabular_pipeline.orchestration.fingerprints import cache_key, digest_path
+from tabular_pipeline.orchestration.processes import end_process_tree
+from tabular_pipeline.orchestration.step_cache import find_reusable_run
+from tabular_pipeline.orchestration.step_runs import (
+    TAG_CACHE_KEY,
+    TAG_CODE_VERSION,
+    TAG_ERROR,
+    TAG_INPUT_DIGEST,
+    TAG_OUTPUT_DIGEST,
+    TAG_OUTPUT_URI,
+    run_page_url,
+)
+
+log = logging.getLogger("main")
+TAG_PROJECT_ENV = "mlflow.project.env"
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One step to run: its entry point, parameters, and what its cache key is made of.
+
+    `key_params` leaves out parameters that only point at the input (a run URI differs on every
+    run); the input's content digest stands in for them.
+    """
+
+    entry_point: str
+    params: dict[str, object]
+    key_params: dict[str, object]
+    input_digest: str | None
+    cacheable: bool = True
+    # For steps whose effect lives outside their run (register): is a matching run's effect still in place?
+    still_valid: Callable[[object], bool] | None = None
+
+
+@dataclass
+class StepResult:
+    """What a finished (or reused) step left behind."""
+
+    entry_point: str
+    run_id: str
+    experiment_id: str
+    output_uri: str
+    output_digest: str | None
+    reused: bool
+    seconds: float
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def source_digest(source: str, project_dir: Path) -> str | None:
+    """The content digest of a local source, the URI itself for an immutable run artifact, else None.
+
+    None means "cannot tell whether it changed", so the download step always runs.
+    """
+    kind = source_kind(source)
+    if kind == "local":
+        path = local_path(source, project_dir)
+        return digest_path(path) if path.exists() else None
+    if source.startswith("runs:/"):
+        return "uri:" + source
+    return None
+
+
+def parent_env_manager(run_tags: dict[str, str]) -> str:
+    """The env manager `mlflow run` used for main, so the children use the same one.
+
+    MLflow records it as the run's `mlflow.project.env` tag for virtualenv, uv and conda; a run
+    without the tag ran with the local environment.
+    """
+    return run_tags.get(TAG_PROJECT_ENV) or "local"
+
+
+_FAILED_RUN_ID = re.compile(r"Run \(ID '([0-9a-f]+)'\)")
+
+
+def failed_run_id(message: str) -> str | None:
+    """The run id inside MLflow's "Run (ID '...') failed" message."""
+    match = _FAILED_RUN_ID.search(message)
+    return match.group(1) if match else None
+
+
+def stop_children(grace_s: float = 60.0) -> None:
+    """End every process below this one: SIGTERM first, so a step can end its run KILLED, then
+    SIGKILL whatever is left after `grace_s`."""
+    import os
+
+    for leftover in end_process_tree(os.getpid(), include_root=False, grace_s=grace_s):
+        log.warning("killed %s of the stopped step", leftover)
+
+
+class StepRunner:
+    """Runs steps as child MLflow project runs, reusing finished ones when their key matches."""
+
+    def __init__(self, client, project_dir: Path, experiment_id: str, env_manager: str, code: str, use_cache: bool):
+        self.client = client
+        self.project_dir = project_dir
+        self.experiment_id = experiment_id
+        self.env_manager = env_manager
+        self.code = code
+        self.use_cache = use_cache
+
+    def key_for(self, spec: StepSpec) -> str | None:
+        if not spec.cacheable or spec.input_digest is None:
+            return None
+        return cache_key(spec.entry_point, spec.key_params, self.code, spec.input_digest)
+
+    def _result(self, spec: StepSpec, run, reused: bool, seconds: float) -> StepResult:
+        tags = run.data.tags
+        return StepResult(
+            entry_point=spec.entry_point,
+            run_id=run.info.run_id,
+            experiment_id=run.info.experiment_id,
+            output_uri=tags.get(TAG_OUTPUT_URI, ""),
+            output_digest=tags.get(TAG_OUTPUT_DIGEST),
+            reused=reused,
+            seconds=seconds,
+            tags=dict(tags),
+            metrics=dict(run.data.metrics),
+        )
+
+    def run(self, spec: StepSpec) -> StepResult:
+        """Reuse a matching finished run or launch the step; raise `PipelineError` if it fails."""
+        import mlflow
+        from mlflow.entities import RunTag
+        from mlflow.exceptions import ExecutionException
+
+        started = time.monotonic()
+        key = self.key_for(spec)
+        if key and self.use_cache:
+            found = find_reusable_run(self.client, self.experiment_id, key)
+            if (
+                found is not None
+                and found.data.tags.get(TAG_OUTPUT_URI)
+                and (spec.still_valid is None or spec.still_valid(found))
+            ):
+                result = self._result(spec, found, reused=True, seconds=time.monotonic() - started)
+                log.info(
+                    "%-12s reused   run %s (same parameters, code and input) in %.1f s -> %s",
+                    spec.entry_point,
+                    result.run_id,
+                    result.seconds,
+                    result.output_uri,
+                )
+                return result
+        reason = (
+            "cache off"
+            if not self.use_cache
+            else ("no earlier run matches" if key else "input cannot be fingerprinted")
+        )
+        log.info("%-12s started  (%s)", spec.entry_point, reason)
+        try:
+            submitted = mlflow.projects.run(
+                uri=str(self.project_dir),
+                entry_point=spec.entry_point,
+                parameters={name: str(value) for name, value in spec.params.items()},
+                experiment_id=self.experiment_id,
+                env_manager=self.env_manager,
+                run_name=spec.entry_point,
+                synchronous=True,
+            )
+        except ExecutionException as error:
+            raise self._step_failure(spec, str(error), time.monotonic() - started) from None
+        except BaseException:
+            # main was stopped (SIGTERM, Ctrl-C) while the step ran: stop the step's whole tree
+            # (main has no other children) and give it time to end its run.
+            stop_children()
+            self._end_running_steps()
+            raise
+        run = self.client.get_run(submitted.run_id)
+        tags = {TAG_CODE_VERSION: self.code}
+        if spec.input_digest:
+            tags[TAG_INPUT_DIGEST] = spec.input_digest
+        if key:
+            # Tagged only once the step has FINISHED, so a failed or killed run is never reused.
+            tags[TAG_CACHE_KEY] = key
+        self.client.log_batch(run.info.run_id, tags=[RunTag(name, value) for name, value in tags.items()])
+        result = self._result(spec, run, reused=False, seconds=time.monotonic() - started)
+        log.info(
+            "%-12s finished run %s in %.1f s -> %s", spec.entry_point, result.run_id, result.seconds, result.output_uri
+        )
+        return result
+
+    def _end_running_steps(self) -> None:
+        """Mark step runs of this pipeline FAILED when their process could not end them (SIGKILL).
+
+        Only runs that are still RUNNING are touched; a status a step set itself (KILLED) is kept.
+        """
+        import mlflow
+
+        main_run = mlflow.active_run()
+        if main_run is None:
+            return
+        running = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{main_run.info.run_id}' and attributes.status = 'RUNNING'",
+        )
+        for run in running:
+            self.client.set_terminated(run.info.run_id, "FAILED")
+
+    def _step_failure(self, spec: StepSpec, message: str, seconds: float) -> PipelineError:
+        run_id = failed_run_id(message)
+        detail = "see the step's output above"
+        if run_id:
+            try:
+                detail = self.client.get_run(run_id).data.tags.get(TAG_ERROR) or detail
+            except Exception:  # noqa: BLE001 - the step's own output already shows the cause
+                pass
+        where = f" (run {run_page_url(self.client.tracking_uri, self.experiment_id, run_id)})" if run_id else ""
+        log.info("%-12s FAILED after %.1f s", spec.entry_point, seconds)
+        return PipelineError(f"step {spec.entry_point} failed: {detail}{where}")
+
+
+def format_summary(
+    results: list[StepResult], main_run, tracking_uri: str, model_name: str, alias: str, seconds: float
+) -> str:
+    """The closing report: every step's run and output, the model version, and where to look."""
+    lines = [
+        f"Pipeline finished in {seconds:.1f} s.",
+        f"  {'main':<12} {run_page_url(tracking_uri, main_run.info.experiment_id, main_run.info.run_id)}",
+    ]
+    for result in results:
+        state = "reused" if result.reused else "ran"
+        lines.append(f"  {result.entry_point:<12} {result.output_uri}  ({state}, run {result.run_id})")
+    trained = next((r for r in results if r.entry_point.startswith("train")), None)
+    if trained:
+        primary = trained.tags.get("pipeline.primary_metric")
+        if primary and primary in trained.metrics:
+            lines.append(f"  {'score':<12} {primary} = {trained.metrics[primary]:.4f}")
+    registered = next((r for r in results if r.entry_point == "register"), None)
+    if registered and registered.tags.get("pipeline.gate_decision") == "rejected":
+        lines.append(
+            f"Registered: {registered.output_uri}, but NOT promoted to '{alias}': "
+            f"{registered.tags.get('pipeline.gate_reason', '')}"
+        )
+        lines.append(
+            f"Serve the current one: mlflow models serve -m models:/{model_name}@{alias} --port 5001 --env-manager "
+            "local"
+        )
+    elif registered:
+        lines.append(f"Registered: {registered.output_uri}, promoted: models:/{model_name}@{alias}")
+        lines.append(f"Serve it:   mlflow models serve -m models:/{model_name}@{alias} --port 5001 --env-manager local")
+    else:
+        lines.append("Not registered: model_name is empty.")
+    if tracking_uri.startswith(("http://", "https://")):
+        lines.append(f"Open the UI: {tracking_uri}")
+    else:
+        lines.append(f"Open the UI: mlflow ui --backend-store-uri {tracking_uri}   (then open the main run link above)")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Registry: registering versions, the promotion gate, the promotion lock, and lineage tags."""

@@ -1,0 +1,272 @@
+"""Registering a model version and pointing an alias (and the matching legacy stage) at it."""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from collections.abc import Callable
+
+from tabular_pipeline.errors import PipelineError, one_line
+
+log = logging.getLogger("registry")
+
+TAG_SOURCE_MODEL_URI = "pipeline.model_uri"
+# MLflow names logged models `m-` plus a UUID's 32 hex digits; `models:/m-fraud@production` is a
+# registered model that merely starts with `m-`.
+_LOGGED_MODEL_URI = re.compile(r"^models:/(m-[0-9a-f]{32})$")
+# Characters the registry refuses, plus quotes: names go into search filters such as `name = '...'`.
+_FORBIDDEN_NAME_CHARACTERS = "/:%?#\\'\"`"
+_ALIAS_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,254}$")
+# Aliases that also set the legacy stage, so `models:/<name>/Production` URIs keep resolving.
+_STAGE_FOR_ALIAS = {"production": "Production", "staging": "Staging"}
+MAX_MODEL_NAME_LENGTH = 256
+
+
+def validate_model_name(name: str) -> str:
+    """Return the stripped name if the registry will accept it, else raise a clear error."""
+    stripped = name.strip()
+    if not stripped:
+        raise PipelineError("model_name is empty; expected a registered model name such as 'churn-model'")
+    if len(stripped) > MAX_MODEL_NAME_LENGTH:
+        raise PipelineError(f"model_name is {len(stripped)} characters; at most {MAX_MODEL_NAME_LENGTH} are allowed")
+    bad = sorted({c for c in stripped if c in _FORBIDDEN_NAME_CHARACTERS or not c.isprintable()})
+    if bad:
+        raise PipelineError(
+            f"model_name {stripped!r} contains {''.join(bad)!r}; expected letters, digits, spaces, '.', '_' or '-'"
+        )
+    return stripped
+
+
+def validate_alias(alias: str) -> str:
+    """Return the alias if MLflow accepts it (not `latest`, not like a version `v3`)."""
+    if not _ALIAS_PATTERN.match(alias) or alias.lower() == "latest" or re.match(r"^[vV]\d+$", alias):
+        raise PipelineError(
+            f"alias {alias!r} is not valid; expected letters, digits, '_' or '-', not 'latest' or 'v<number>'"
+        )
+    return alias
+
+
+def stage_for_alias(alias: str) -> str | None:
+    """The legacy stage that mirrors `alias` (production -> Production), or None."""
+    return _STAGE_FOR_ALIAS.get(alias.lower())
+
+
+def parse_model_uri(model_uri: str) -> tuple[str, str, str]:
+    """Split a model URI into (kind, id, path): ("logged", model id, "") or ("run", run id, path).
+
+    Registered-model URIs (``models:/<name>/<version>``) come back as ("registered", uri, "").
+    """
+    logged = _LOGGED_MODEL_URI.match(model_uri)
+    if logged:
+        return "logged", logged.group(1), ""
+    if model_uri.startswith("runs:/"):
+        run_id, _, path = model_uri[len("runs:/") :].partition("/")
+        if run_id and path:
+            return "run", run_id, path.strip("/")
+    reference = model_uri[len("models:/") :] if model_uri.startswith("models:/") else ""
+    name, separator, which = reference.partition("@") if "@" in reference else reference.partition("/")
+    if name and separator and which and "/" not in which:
+        return "registered", model_uri, ""
+    raise PipelineError(
+        f"model_uri {model_uri!r} is not a model URI; expected models:/<name>/<version or stage>, "
+        "models:/<name>@<alias>, models:/m-<32 hex digits> or runs:/<run id>/<path>"
+    )
+
+
+def check_model_exists(client, model_uri: str) -> None:
+    """Fail fast, before anything is registered, when `model_uri` points at nothing."""
+    from mlflow.exceptions import MlflowException
+
+    kind, identifier, path = parse_model_uri(model_uri)
+    try:
+        if kind == "logged":
+            client.get_logged_model(identifier)
+        elif kind == "run":
+            client.get_run(identifier)
+            if not client.list_artifacts(identifier, path):
+                experiment_id = client.get_run(identifier).info.experiment_id
+                models = client.search_logged_models(
+                    [experiment_id], filter_string=f"source_run_id = '{identifier}' AND name = '{path}'"
+                )
+                if not models:
+                    raise PipelineError(
+                        f"run {identifier} has no model at '{path}'; expected the model URI that train_basic logged"
+                    )
+    except MlflowException as error:
+        reason = one_line(error, 200)
+        raise PipelineError(
+            f"model {model_uri} does not exist ({reason}); expected the model URI that train_basic logged"
+        ) from None
+
+
+def find_existing_version(client, name: str, model_uri: str):
+    """The version of `name` already registered from `model_uri`, if any (keeps reruns idempotent)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException as error:
+        raise PipelineError(f"could not list the versions of '{name}' ({one_line(error)})") from None
+    matches = [v for v in versions if (v.tags or {}).get(TAG_SOURCE_MODEL_URI) == model_uri]
+    return max(matches, key=lambda v: int(v.version)) if matches else None
+
+
+def create_registered_model_if_missing(client, name: str) -> bool:
+    """Create the registered model unless it exists; True only when this call created it.
+
+    Creation is atomic in the registry, so "created here" is proven, not guessed from a lookup
+    that may fail for other reasons; only such a model may be removed again on a failure.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(name)
+        return True
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_ALREADY_EXISTS":
+            return False
+        raise PipelineError(f"could not create the registered model '{name}' ({one_line(error)})") from None
+
+
+def drop_if_empty(client, name: str) -> None:
+    """Delete a registered model that holds no version; called only for a model this run created."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if not client.search_model_versions(f"name = '{name}'"):
+            client.delete_registered_model(name)
+    except MlflowException:
+        log.warning("could not remove the empty registered model '%s'", name)
+
+
+def promote(client, name: str, version: str, alias: str) -> None:
+    """Point `alias` at the version and move the matching stage there, archiving the previous one."""
+    client.set_registered_model_alias(name, alias, version)
+    stage = stage_for_alias(alias)
+    if stage:
+        with warnings.catch_warnings():
+            # Stages are deprecated in MLflow 3, but DolphinScheduler serves `models:/<name>/Production`.
+            warnings.simplefilter("ignore", FutureWarning)
+            client.transition_model_version_stage(name, version, stage)
+            # Archived one by one: MLflow's archive_existing_versions=True emits SQL that
+            # PostgreSQL refuses (it compares an integer column with text).
+            for other in client.search_model_versions(f"name = '{name}'"):
+                if str(other.version) != str(version) and other.current_stage == stage:
+                    client.transition_model_version_stage(name, other.version, "Archived")
+
+
+Judge = Callable[[str], tuple[bool, dict[str, str]]]
+
+
+def register_and_promote(
+    client, model_uri: str, name: str, alias: str, judge: Judge | None = None, extra_tags: dict[str, str] | None = None
+):
+    """Register `model_uri` under `name`, ask `judge` whether to promote it, and promote it if so.
+
+    A rerun with the same model URI reuses its version instead of registering a duplicate. If
+    anything fails after a new version was created, that version is deleted again. A version the
+    judge rejects stays registered, with the judge's tags, but gets no alias and no stage.
+
+    Args:
+        client: an `MlflowClient`.
+        model_uri: the logged model (``models:/m-...`` or ``runs:/<id>/model``).
+        name: the registered model name.
+        alias: the alias to point at the version.
+        judge: given the version number, returns (promote?, tags to record); None promotes.
+        extra_tags: tags to put on the version (e.g. lineage).
+
+    Returns:
+        (the `ModelVersion`, whether it was newly created, whether it was promoted).
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    check_model_exists(client, model_uri)
+    model_created = create_registered_model_if_missing(client, name)
+    existing = None if model_created else find_existing_version(client, name, model_uri)
+    created = existing is None
+    try:
+        if existing is None:
+            version = mlflow.register_model(
+                model_uri,
+                name,
+                await_registration_for=300,
+                tags={TAG_SOURCE_MODEL_URI: model_uri, **(extra_tags or {})},
+            )
+        else:
+            version = existing
+            log.info("model %s is already version %s of '%s'; reusing it", model_uri, version.version, name)
+    except MlflowException as error:
+        if model_created:
+            drop_if_empty(client, name)
+        raise PipelineError(f"could not register {model_uri} as '{name}' ({one_line(error)})") from None
+    try:
+        if version.status != "READY":
+            raise PipelineError(f"version {version.version} of '{name}' is {version.status}, not READY")
+        promoted, tags = judge(version.version) if judge else (True, {})
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version.version, key, value)
+        if promoted:
+            promote(client, name, version.version, alias)
+    except (MlflowException, PipelineError) as error:
+        if created:
+            # Never leave a half-registered version behind: it would look usable but carry no alias.
+            try:
+                client.delete_model_version(name, version.version)
+            except MlflowException:
+                log.warning("could not roll back version %s of '%s'", version.version, name)
+            if model_created:
+                drop_if_empty(client, name)
+        raise PipelineError(
+            f"could not promote version {version.version} of '{name}' to '{alias}' ({one_line(error)})"
+        ) from None
+    return client.get_model_version(name, version.version), created, promoted
+
+
+def resolve_registered_model(client, model_uri: str) -> str:
+    """The logged model behind a registered-model URI (``models:/<name>/<version>``,
+    ``models:/<name>@<alias>`` or ``models:/<name>/<stage>``); other model URIs come back as given."""
+    from mlflow.exceptions import MlflowException
+
+    kind, _, _ = parse_model_uri(model_uri)
+    if kind != "registered":
+        return model_uri
+    reference = model_uri[len("models:/") :]
+    try:
+        if "@" in reference:
+            name, alias = reference.split("@", 1)
+            version = client.get_model_version_by_alias(name, alias)
+        else:
+            name, _, which = reference.partition("/")
+            if which.isdigit():
+                version = client.get_model_version(name, which)
+            else:
+                latest = client.get_latest_versions(name, [which]) if which else []
+                if not latest:
+                    raise PipelineError(
+                        f"model {model_uri} has no version in stage {which!r}; expected models:/<name>/<version> or "
+                        "models:/<name>@<alias>"
+                    )
+                version = latest[0]
+    except MlflowException as error:
+        raise PipelineError(
+            f"model {model_uri} does not exist ({one_line(error, 200)}); expected a registered version"
+        ) from None
+    return version.source
+
+
+def promotion_still_current(client, output_uri: str, alias: str) -> bool:
+    """Whether the version an earlier `register` run promoted (`models:/<name>/<version>`) still
+    holds `alias`; only then may `main` reuse that run instead of judging the model again."""
+    from mlflow.exceptions import MlflowException
+
+    match = re.fullmatch(r"models:/(.+)/(\d+)", output_uri or "")
+    if not match:
+        return False
+    name, version = match.groups()
+    try:
+        current = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return False
+    return str(current.version) == version and current.tags.get("gate.decision") == "promoted"

@@ -1,0 +1,81 @@
+"""Outputs written beside their target under a hidden name and moved into place only when complete.
+
+Whatever happens while a step writes (a bad row in a late batch, a failed Spark job, SIGKILL), the
+file or folder that was at the target before stays as it was; readers never see half a table.
+Spark and pandas readers skip names starting with `.`, so a leftover staging entry from a killed
+process is ignored by them too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from tabular_pipeline.errors import PipelineError
+
+STAGING_MARK = ".partial-"
+
+
+def check_output_path(output_text: str, input_path: Path | None) -> Path:
+    """The absolute output path, refusing relative paths and any overlap with the input.
+
+    Args:
+        output_text: the user's `output` parameter.
+        input_path: the local input file or folder, if the input is local.
+
+    Returns:
+        The resolved output path.
+    """
+    path = Path(output_text).expanduser()
+    if not path.is_absolute():
+        raise PipelineError(
+            f"output '{output_text}' is a relative path; expected an absolute path (MLflow runs the step in the "
+            "project folder, or in a temporary clone for a git URL, so a relative path would land there)"
+        )
+    output = path.resolve()
+    if input_path is not None:
+        source = input_path.expanduser().resolve()
+        if output == source or source in output.parents or output in source.parents:
+            raise PipelineError(
+                f"output {output} overlaps the input {source}; expected a path outside the input so the input is "
+                "never written over"
+            )
+    return output
+
+
+def staging_path(target: Path) -> Path:
+    """A hidden sibling of `target` on the same filesystem, so the final move is a rename."""
+    return target.with_name(f".{target.name}{STAGING_MARK}{uuid.uuid4().hex[:12]}")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def discard(staged: Path) -> None:
+    """Remove a staging file or folder (the target is not touched)."""
+    _remove(staged)
+
+
+def publish(staged: Path, target: Path) -> None:
+    """Move a complete staging file or folder to `target`, replacing what was there.
+
+    A file over a file (or nothing) is one atomic rename. Otherwise the old entry is first renamed
+    aside, then removed once the new one is in place.
+    """
+    if not target.exists() or (target.is_file() and staged.is_file()):
+        os.replace(staged, target)
+        return
+    aside = target.with_name(f".{target.name}.replaced-{uuid.uuid4().hex[:12]}")
+    os.replace(target, aside)
+    try:
+        os.replace(staged, target)
+    except OSError:
+        os.replace(aside, target)
+        raise
+    _remove(aside)

@@ -1,0 +1,173 @@
+"""The Spark engine of batch scoring: `mlflow.pyfunc.spark_udf` over a Spark DataFrame.
+
+It runs on a local session (`local[*]`) or on a cluster given as a `spark://` master URL; the
+input and output paths must then be visible to every executor (a shared or object-store path).
+Spark writes its output as a folder of part files, the usual layout for Spark tables; pandas,
+pyarrow and Spark all read such a folder as one table.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from tabular_pipeline.errors import PipelineError
+from tabular_pipeline.scoring.batch import PREDICTION_COLUMN, ROW_NUMBER_COLUMN, InputColumn, ScoringPlan
+
+log = logging.getLogger("predict")
+
+# MLflow column types and the Spark SQL types the input is cast to (and results are declared as).
+SPARK_TYPES = {
+    "double": "double",
+    "float": "float",
+    "long": "bigint",
+    "integer": "int",
+    "string": "string",
+    "boolean": "boolean",
+    "binary": "binary",
+    "datetime": "timestamp",
+}
+MASTER_PATTERN = re.compile(
+    r"^(local(\[(\*|\d+)(,\d+)?\])?|spark://[A-Za-z0-9.\-]+(:\d+)?(,[A-Za-z0-9.\-]+(:\d+)?)*|yarn|k8s://\S+)$"
+)
+
+
+def check_master(master: str) -> str:
+    """Accept local[...], spark://host:port, yarn or k8s://...; refuse anything else in one line."""
+    value = (master or "").strip()
+    if not MASTER_PATTERN.match(value):
+        raise PipelineError(
+            f"spark_master '{master}' is not a Spark master URL; expected local[*], local[N] or spark://host:port"
+        )
+    return value
+
+
+# Numpy dtypes of tensor outputs (a model returning an array) and their Spark types.
+NUMPY_SPARK_TYPES = {
+    "int64": "bigint",
+    "int32": "int",
+    "float64": "double",
+    "float32": "float",
+    "bool": "boolean",
+    "object": "string",
+    "str": "string",
+}
+
+
+def result_type(output_schema) -> str:
+    """The Spark type of the model's predictions, from its output schema (double when unknown)."""
+    if output_schema is None or len(output_schema.inputs) != 1:
+        return "double"
+    spec = output_schema.inputs[0]
+    type_name = str(getattr(spec.type, "name", spec.type))
+    return SPARK_TYPES.get(type_name) or NUMPY_SPARK_TYPES.get(type_name, "double")
+
+
+def start_session(master: str):
+    """A Spark session for scoring, with Arrow transfer on and the UI off (nobody looks at it here).
+
+    Spark's own log is turned down to FATAL once the session is up: a failed job reaches the step
+    as an exception, which it reports in one line (or with the Java trace when unexpected), instead
+    of Spark logging the same Java stack several times over first.
+    """
+    from pyspark.logger import PySparkLogger
+    from pyspark.sql import SparkSession
+
+    spark = (
+        SparkSession.builder.master(master)
+        .appName("tabular-pipeline-predict")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("FATAL")
+    for name in ("DataFrameQueryContextLogger", "SQLQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
+    return spark
+
+
+def read_table(spark, path: str, fmt: str):
+    """Read a Parquet or CSV table (CSV with a header, types inferred as pandas would)."""
+    reader = spark.read
+    if fmt == "csv":
+        reader = reader.option("header", "true").option("inferSchema", "true").option("enforceSchema", "false")
+    return reader.format(fmt).load(path)
+
+
+def score_frame(frame, plan: ScoringPlan, model_uri: str, features: list[InputColumn], prediction_type: str):
+    """Key columns (or a row number) plus a `prediction` column computed by the model's UDF."""
+    import mlflow.pyfunc
+    from pyspark.sql import functions as F
+
+    spark = frame.sparkSession
+    udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=prediction_type, env_manager="local")
+    cast = [F.col(f"`{c.name}`").cast(SPARK_TYPES[c.type_name]).alias(c.name) for c in features]
+    # Spark infers int for small whole numbers where pyarrow and pandas infer int64: widen, so both engines agree.
+    narrow = {name for name, kind in frame.dtypes if kind in ("tinyint", "smallint", "int")}
+    keys = [
+        F.col(f"`{name}`").cast("bigint").alias(name) if name in narrow else F.col(f"`{name}`")
+        for name in plan.key_columns
+    ]
+    if plan.add_row_number:
+        frame = with_row_number(frame)
+        keys = [F.col(ROW_NUMBER_COLUMN)]
+    return frame.select(*keys, udf(F.struct(*cast)).alias(PREDICTION_COLUMN))
+
+
+def with_row_number(frame):
+    """Add a 0-based row number in input order, as the pandas engine numbers rows.
+
+    `monotonically_increasing_id` puts the partition index in the upper bits; one counting pass
+    gives each partition's offset, so the numbers are contiguous without moving rows to one node.
+    """
+    from pyspark.sql import functions as F
+
+    counts = dict(frame.groupBy(F.spark_partition_id().alias("part")).count().collect())
+    offsets, running = [], 0
+    for part in range(max(counts, default=-1) + 1):
+        offsets.append(running)
+        running += counts.get(part, 0)
+    local_index = F.monotonically_increasing_id().bitwiseAND((1 << 33) - 1)
+    offset = F.element_at(
+        F.array(*[F.lit(o) for o in offsets or [0]]).cast("array<bigint>"), F.spark_partition_id() + 1
+    )
+    return frame.withColumn(ROW_NUMBER_COLUMN, offset + local_index)
+
+
+def write_table(frame, path: str, fmt: str) -> None:
+    """Write the scored frame as a folder of Parquet or CSV (with header) part files."""
+    writer = frame.write.mode("overwrite")
+    if fmt == "csv":
+        writer = writer.option("header", "true")
+    writer.format(fmt).save(path)
+
+
+def readable_failure(error, frame, features: list[InputColumn]) -> Exception:
+    """A one-line `PipelineError` for a Spark failure caused by the data (a value the model's
+    column type cannot hold, as the pandas engine reports it); any other failure unchanged.
+
+    Spark names the value, not the column, so the columns cast to that type are searched for it
+    (only on this failure path).
+    """
+    from pyspark.sql import functions as F
+
+    condition = getattr(error, "getCondition", getattr(error, "getErrorClass", lambda: None))()
+    if condition != "CAST_INVALID_INPUT":
+        return error
+    parameters = error.getMessageParameters() or {}
+    value = str(parameters.get("expression", "")).strip("'")
+    target = str(parameters.get("targetType", "")).strip('"').lower()
+    candidates = [c.name for c in features if SPARK_TYPES[c.type_name] == target or c.type_name == target]
+    try:
+        column = next(
+            (name for name in candidates if frame.filter(F.col(f"`{name}`").cast("string") == value).limit(1).count()),
+            None,
+        )
+    except Exception:  # noqa: BLE001 - the search only names the column; the value alone still says what is wrong
+        column = None
+    where = f"column '{column}'" if column else "a column"
+    return PipelineError(
+        f"{where} cannot be read as {target} (the value '{value}'); expected values of the type the model was "
+        "trained on"
+    )

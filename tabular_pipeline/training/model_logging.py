@@ -1,0 +1,152 @@
+"""Logging a fitted pipeline as an MLflow model that serves raw rows."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from tabular_pipeline.paths import PACKAGE_DIR, SERVING_DIR
+from tabular_pipeline.serving.model import PIPELINE_ARTIFACT, PROBABILITIES_PARAM, TRUSTED_TYPES_ARTIFACT
+
+MODEL_CODE = SERVING_DIR / "model_code.py"
+INPUT_EXAMPLE_ROWS = 5
+BASE_DISTRIBUTIONS = ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy", "cloudpickle")
+# Booster libraries by import name: `xgboost` comes from `xgboost` or `xgboost-cpu`, whichever is installed.
+ALGORITHM_MODULES = {"lightgbm": "lightgbm", "xgboost": "xgboost"}
+
+
+def trusted_types_of(model) -> list[str]:
+    """The non-default types in `model` that skops must be told to trust when loading.
+
+    They are the types of the object this process just built, not of a file from elsewhere.
+    """
+    import skops.io as sio
+
+    return sorted(sio.get_untrusted_types(data=sio.dumps(model)))
+
+
+def distribution_of(module: str) -> str:
+    """The installed distribution that provides the importable `module`.
+
+    Several may claim the same import name (`xgboost` and `xgboost-cpu` both ship `xgboost`); the
+    one whose recorded files hold the module actually imported wins.
+    """
+    import importlib
+
+    candidates = metadata.packages_distributions().get(module, [])
+    if len(candidates) == 1:
+        return candidates[0]
+    origin = Path(importlib.import_module(module).__file__).resolve()
+    for name in candidates:
+        distribution = metadata.distribution(name)
+        if any(Path(distribution.locate_file(file)).resolve() == origin for file in distribution.files or []):
+            return name
+    if candidates:
+        return candidates[0]
+    raise LookupError(f"no installed distribution provides the module {module!r}")
+
+
+def booster_distributions(algorithm: str) -> tuple[str, ...]:
+    """The distribution behind the algorithm's booster library, if it has one."""
+    module = ALGORITHM_MODULES.get(algorithm)
+    return (distribution_of(module),) if module else ()
+
+
+def serving_code(scratch: Path) -> Path:
+    """A copy of `tabular_pipeline/serving` alone, under a `tabular_pipeline` folder without an
+    `__init__.py`: what a model carries as its `code_paths`.
+
+    Where the model is served, that folder is a namespace package holding only `serving`, so the
+    model imports `tabular_pipeline.serving.*` and nothing else of the project; where the project
+    itself is importable, its regular package wins and provides the same modules.
+    """
+    import shutil
+
+    shipped = scratch / PACKAGE_DIR.name
+    shutil.copytree(SERVING_DIR, shipped / SERVING_DIR.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return shipped
+
+
+def pinned_requirements(distributions: tuple[str, ...]) -> list[str]:
+    """`name==version` for each installed distribution: the serving env matches the training one."""
+    return [f"{name}=={metadata.version(name)}" for name in distributions]
+
+
+def log_pipeline_model(model, train_features: pd.DataFrame, algorithm: str, name: str = "model"):
+    """Log `model` with a signature and input example inferred from the raw training columns.
+
+    Args:
+        model: a fitted scikit-learn pipeline.
+        train_features: training rows without the label (dtypes as served).
+        algorithm: which booster library the serving env needs, if any.
+        name: the model's name within the run.
+
+    Returns:
+        The `mlflow.models.model.ModelInfo` (its `model_uri` is what `register` takes).
+    """
+    import mlflow
+    import skops.io as sio
+    from mlflow.models import ModelSignature, infer_signature
+
+    from tabular_pipeline.data.schemas import frame_schema
+
+    example = train_features.head(INPUT_EXAMPLE_ROWS)
+    with warnings.catch_warnings():
+        # The hint concerns integer *outputs* (class labels); integer features are already float64.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        sampled = infer_signature(example, model.predict(example), params={PROBABILITIES_PARAM: False})
+    # Input types from a sample, optional columns from the whole frame (MLflow's own inference takes 14 s on 225k rows).
+    signature = ModelSignature(inputs=frame_schema(train_features), outputs=sampled.outputs, params=sampled.params)
+    with tempfile.TemporaryDirectory() as scratch:
+        pipeline_file = Path(scratch) / "pipeline.skops"
+        types_file = Path(scratch) / "trusted_types.json"
+        sio.dump(model, pipeline_file)
+        types_file.write_text(json.dumps(trusted_types_of(model)))
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(MODEL_CODE),
+            artifacts={PIPELINE_ARTIFACT: str(pipeline_file), TRUSTED_TYPES_ARTIFACT: str(types_file)},
+            code_paths=[str(serving_code(Path(scratch)))],
+            signature=signature,
+            input_example=example,
+            pip_requirements=pinned_requirements(BASE_DISTRIBUTIONS + booster_distributions(algorithm)),
+        )
+
+
+def log_saved_model(model_dir: Path, name: str = "model"):
+    """Log a model another environment saved (auto-sklearn's, on Python 3.9) as a logged model of
+    the active run, exactly as `log_model` would: same URIs, same registry behaviour.
+
+    Args:
+        model_dir: a local MLflow model folder (MLmodel, environment files, artifacts).
+        name: the model's name within the run.
+
+    Returns:
+        The `models:/<model id>` URI that `register` takes.
+    """
+    import mlflow
+    import yaml
+    from mlflow.entities import LoggedModelOutput
+
+    run_id = mlflow.active_run().info.run_id
+    client = mlflow.MlflowClient()
+    logged = mlflow.initialize_logged_model(name=name, source_run_id=run_id, model_type="autosklearn")
+    try:
+        client.log_outputs(run_id=run_id, models=[LoggedModelOutput(logged.model_id, step=0)])
+        mlmodel_file = model_dir / "MLmodel"
+        description = yaml.safe_load(mlmodel_file.read_text())
+        description.update(
+            model_id=logged.model_id, model_uuid=logged.model_id, run_id=run_id, artifact_path=logged.artifact_location
+        )
+        mlmodel_file.write_text(yaml.safe_dump(description, sort_keys=False))
+        client.log_model_artifacts(logged.model_id, str(model_dir))
+    except BaseException:
+        mlflow.finalize_logged_model(logged.model_id, "FAILED")
+        raise
+    mlflow.finalize_logged_model(logged.model_id, "READY")
+    return f"models:/{logged.model_id}"
