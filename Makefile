@@ -7,8 +7,13 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(HOME)/.pyenv/bin:$(HOME)/.pyenv/shims:$(PATH)
 EXPERIMENT ?= tabular-pipeline
 MODEL_NAME ?= breast-cancer-classifier
+# Where runs go when MLFLOW_TRACKING_URI is unset: a SQLite file in this folder.
+TRACKING_URI ?= $(or $(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlflow.db)
+MODEL_URI ?= models:/$(MODEL_NAME)@production
+PORT ?= 5001
+UI_PORT ?= 5000
 
-.PHONY: install run test bench lint clean
+.PHONY: install browser run serve ui test lint format bench clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,22 +24,40 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 install: $(BIN)/.installed
 
 # The main pipeline on the bundled sample: download -> process -> train_basic (LightGBM) -> register.
-# With MLFLOW_TRACKING_URI unset, MLflow stores runs in ./mlflow.db and artifacts in ./mlruns.
 run: install
-	$(BIN)/mlflow run . --env-manager local --experiment-name $(EXPERIMENT) -P model_name=$(MODEL_NAME) $(ARGS)
+	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow run . --env-manager local --experiment-name $(EXPERIMENT) \
+		-P model_name=$(MODEL_NAME) $(ARGS)
 
-# Two workers, one test file each at a time (module fixtures such as the bad-input battery run
-# once); e2e files are handed out first (tests/conftest.py) so the short unit files fill the end.
+# Headless Chromium, for the tests that look at the MLflow UI and the model card (Debian's package).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium for the browser checks"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Serve a registered model over HTTP (POST /invocations), from this folder's environment.
+serve: install
+	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow models serve -m $(MODEL_URI) --port $(PORT) --env-manager local
+
+# The MLflow UI over this folder's runs (or any store given as TRACKING_URI).
+ui: install
+	$(BIN)/mlflow ui --backend-store-uri $(TRACKING_URI) --port $(UI_PORT)
+
+# Lint first (seconds), then two workers, one test file each at a time (module fixtures such as
+# the bad-input battery run once); e2e files are handed out first (tests/conftest.py).
 TEST_WORKERS ?= 2
-test: install
+test: install lint browser
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 # Benchmarks (not tests): writes bench/RESULTS.md. BENCH_ARGS="--quick" for a tiny smoke run.
 bench: install
 	$(BIN)/python -m bench.run_benchmarks $(BENCH_ARGS)
-
-lint: install
-	$(BIN)/ruff check .
 
 clean:
 	rm -rf mlflow.db mlruns mlartifacts .pytest_cache

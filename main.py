@@ -7,17 +7,30 @@ version and input data digest all match (`-P use_cache=false` turns that off).
 
 from __future__ import annotations
 
+# Standard library only: on a Python without the project's packages, it reruns main on the Python
+# that launched it (or explains in one line) before the imports below could fail.
+from tabular_pipeline.interpreter import ensure_project_interpreter
+
+ensure_project_interpreter()
+
 import logging
+import os
+import sys
 import time
 from functools import partial
 from pathlib import Path
 
 import click
 
-from tabular_pipeline.data.uris import check_no_credentials
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.orchestration.fingerprints import code_version
-from tabular_pipeline.orchestration.step_runs import STEP_RESOURCE_METRICS, TAG_CODE_VERSION, TAG_OUTPUT_URI, run_step
+from tabular_pipeline.orchestration.step_runs import (
+    STEP_RESOURCE_METRICS,
+    TAG_CODE_VERSION,
+    TAG_OUTPUT_URI,
+    run_name_tag,
+    run_step,
+)
 from tabular_pipeline.orchestration.workflow import (
     StepRunner,
     StepSpec,
@@ -98,6 +111,31 @@ def promoted_by(client, alias: str, register_run) -> bool:
     return promotion_still_current(client, register_run.data.tags.get(TAG_OUTPUT_URI, ""), alias)
 
 
+def check_input_exists(data_path: str) -> None:
+    """Refuse, before any step runs, a URL with credentials or a local table that is not there."""
+    from tabular_pipeline.data.uris import check_no_credentials, local_path, source_kind
+
+    check_no_credentials(data_path)
+    if not data_path:
+        raise PipelineError("data_path is empty; expected a .csv file, a folder with train.csv and test.csv, or a URI")
+    if source_kind(data_path) == "local" and not local_path(data_path, PROJECT_DIR).exists():
+        raise PipelineError(
+            f"data_path {local_path(data_path, PROJECT_DIR)} does not exist; expected a .csv or .parquet file "
+            "or a folder with train.csv and test.csv (relative paths are read from the project folder)"
+        )
+
+
+def pipeline_name(options: dict, train_entry_point: str) -> str:
+    """The main run's name in the UI, e.g. `main: lightgbm on breast_cancer.csv`."""
+    from tabular_pipeline.data.uris import redact_source
+
+    what = (
+        options["tool"].strip().lower() if train_entry_point == "train_automl" else options["algorithm"].strip().lower()
+    )
+    table = redact_source(options["data_path"].strip()).rstrip("/").rsplit("/", 1)[-1] or "data"
+    return f"main: {what.strip().lower()} on {table}"[:250]
+
+
 def check_training_choice(options: dict, fixed: dict, search: dict, unechoed: set[str]) -> str:
     """Validate the algorithm or AutoML tool, and hyperparameter names, before any step runs.
 
@@ -175,11 +213,14 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
         options["params"], options["search_params"], extra_args, options["param_file"]
     )
     train_entry_point = check_training_choice(options, fixed, search, from_file)
-    check_no_credentials(options["data_path"].strip())
+    check_input_exists(options["data_path"].strip())
     model_name = validate_model_name(options["model_name"]) if options["model_name"].strip() else ""
     alias = validate_alias(options["alias"].strip())
     parse_min_score(options["min_score"])  # fail before training, not after it
-    env_manager = parent_env_manager(client.get_run(run.info.run_id).data.tags)
+    run_tags = client.get_run(run.info.run_id).data.tags
+    env_manager = parent_env_manager(run_tags)
+    if "mlflow.runName" in run_name_tag(run.info.run_name, "main"):
+        mlflow.set_tag("mlflow.runName", pipeline_name(options, train_entry_point))
     code = code_version(PROJECT_DIR)
     mlflow.set_tags(
         {
@@ -189,6 +230,9 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
         }
     )
     log.info("code %s, env manager %s, cache %s", code, env_manager, "on" if options["use_cache"] else "off")
+    if env_manager == "local":
+        # Steps start as `python -m ...` from PATH: make that this Python, whoever launched main.
+        os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     runner = StepRunner(client, PROJECT_DIR, run.info.experiment_id, env_manager, code, options["use_cache"])
 
     data_path = options["data_path"].strip()
@@ -237,7 +281,16 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
     # One batch: the training step's scores, and how long each step took here (reused ones: the lookup).
     step_times = {f"{r.entry_point}_seconds": r.seconds for r in results}
     mlflow.log_metrics({**{k: v for k, v in train.metrics.items() if k not in STEP_RESOURCE_METRICS}, **step_times})
-    summary = format_summary(results, run, mlflow.get_tracking_uri(), model_name, alias, time.monotonic() - started)
+    summary = format_summary(
+        results,
+        run,
+        mlflow.get_tracking_uri(),
+        model_name,
+        alias,
+        time.monotonic() - started,
+        PROJECT_DIR,
+        Path(sys.executable),
+    )
     click.echo(summary)
 
 

@@ -16,6 +16,7 @@ from tabular_pipeline.orchestration.fingerprints import digest_path
 from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_DIGEST, TAG_OUTPUT_URI, run_step
 from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.registry.datasets import log_dataset, pandas_dataset
+from tabular_pipeline.registry.lineage import TAG_DATA_SOURCE
 
 RAW_ARTIFACT_PATH = "raw"
 log = logging.getLogger("download")
@@ -47,7 +48,7 @@ def download_table(source: str, timeout_s: float, max_mb: float, run) -> None:
         output_digest = digest_path(staging)
         mlflow.log_artifacts(str(staging), RAW_ARTIFACT_PATH)
     output_uri = f"runs:/{run.info.run_id}/{RAW_ARTIFACT_PATH}"
-    mlflow.set_tags({TAG_OUTPUT_URI: output_uri, TAG_OUTPUT_DIGEST: output_digest})
+    mlflow.set_tags({TAG_OUTPUT_URI: output_uri, TAG_OUTPUT_DIGEST: output_digest, TAG_DATA_SOURCE: recorded})
     log.info("raw table logged at %s", output_uri)
 
 

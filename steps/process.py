@@ -15,6 +15,7 @@ from tabular_pipeline.data.splits import prepare_splits
 from tabular_pipeline.orchestration.fingerprints import digest_path
 from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_DIGEST, TAG_OUTPUT_URI, TAG_TASK, run_step
 from tabular_pipeline.parameters.entry_points import entry_point_options
+from tabular_pipeline.registry.lineage import TAG_DATA_SOURCE, upstream_source
 
 PROCESSED_ARTIFACT_PATH = "processed"
 log = logging.getLogger("process")
@@ -42,7 +43,14 @@ def process_table(data_path: str, label_column: str, test_size: float, seed: int
     mlflow.log_metrics(
         {"train_rows": len(splits.train), "test_rows": len(splits.test), "feature_count": splits.train.shape[1] - 1}
     )
-    mlflow.set_tags({TAG_OUTPUT_URI: output_uri, TAG_OUTPUT_DIGEST: output_digest, TAG_TASK: resolved_task})
+    mlflow.set_tags(
+        {
+            TAG_OUTPUT_URI: output_uri,
+            TAG_OUTPUT_DIGEST: output_digest,
+            TAG_TASK: resolved_task,
+            TAG_DATA_SOURCE: upstream_source(data_path),
+        }
+    )
     log.info(
         "%s task; %d train and %d test rows logged at %s",
         resolved_task,

@@ -6,11 +6,12 @@ import logging
 
 import click
 
-from tabular_pipeline.errors import PipelineError
+from tabular_pipeline.errors import PipelineError, one_line
+from tabular_pipeline.evaluation.card import log_card
 from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_URI, run_step
 from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.registry.gate import candidate_run, evaluate_gate, parse_min_score
-from tabular_pipeline.registry.lineage import lineage_tags
+from tabular_pipeline.registry.lineage import TAG_DATA_SOURCE, lineage_tags
 from tabular_pipeline.registry.lock import promotion_lock
 from tabular_pipeline.registry.registration import (
     register_and_promote,
@@ -39,6 +40,7 @@ def register_model(
     """Register `model_uri` as a version of `model_name`; promote it to `alias` if the gate passes."""
     import mlflow
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     name = validate_model_name(model_name)
     alias = validate_alias(alias.strip())
@@ -72,6 +74,14 @@ def register_model(
         mlflow.log_metric("gate_candidate_score", decision.candidate_score)
     if decision.champion_score is not None:
         mlflow.log_metric("gate_champion_score", decision.champion_score)
+    try:
+        # What a person reads; the decision itself is already in the version's tags.
+        describe_version(client, model_uri.strip(), name, version.version, alias, decision, promoted)
+        publish_card(
+            client, model_uri.strip(), name, version.version, alias, decision, promoted, (min_score, min_delta, force)
+        )
+    except MlflowException as error:
+        log.warning("the version's description or card could not be written (%s)", one_line(error))
     action = "registered" if created else "found existing"
     if promoted:
         stage = stage_for_alias(alias)
@@ -79,6 +89,41 @@ def register_model(
         log.info("%s %s and promoted it (%s): %s", action, registered_uri, where, decision.reason)
     else:
         log.info("%s %s but REJECTED it for '%s': %s", action, registered_uri, alias, decision.reason)
+
+
+def publish_card(client, model_uri: str, name: str, version: str, alias: str, decision, promoted: bool, rules) -> None:
+    """Rebuild the training run's model card with the gate's decision, there and on this run."""
+    import mlflow
+
+    min_score, min_delta, force = rules
+    registered_uri = f"models:/{name}/{version}"
+    gate = {
+        "decision": "promoted" if promoted else "rejected",
+        "headline": f"Version {version} of '{name}': " + ("promoted to " if promoted else "not promoted to ") + alias,
+        "reason": decision.reason,
+        "details": decision.details(min_score, min_delta, force),
+        "model_uri": f"models:/{name}@{alias}" if promoted else registered_uri,
+    }
+    training_run_id = candidate_run(client, model_uri).info.run_id
+    log_card(client, training_run_id, gate, also_to=mlflow.active_run().info.run_id)
+
+
+def version_description(metric: str, score: float | None, source: str, promoted: bool, alias: str, reason: str) -> str:
+    """The few lines a person reads first in the registry: the score, the data, the gate's call."""
+    from pathlib import PurePosixPath
+
+    shown = f"{metric} {score:.4f}" if score is not None else f"no {metric}"
+    data = PurePosixPath(source).name or source or "unknown data"
+    verdict = f"Promoted to '{alias}'" if promoted else f"Not promoted to '{alias}'"
+    return f"{shown} on {data}. {verdict}: {reason}"
+
+
+def describe_version(client, model_uri: str, name: str, version: str, alias: str, decision, promoted: bool) -> None:
+    """Write the version's description (score, data, decision); the figures stay in its tags."""
+    run = candidate_run(client, model_uri)
+    source = run.data.tags.get(TAG_DATA_SOURCE, run.data.params.get("data_path", ""))
+    text = version_description(decision.metric, decision.candidate_score, source, promoted, alias, decision.reason)
+    client.update_model_version(name, version, description=text[:1000])
 
 
 # Help lines for `--help`; names, types and defaults come from MLproject.

@@ -13,6 +13,7 @@ import click
 from tabular_pipeline.data.screening import screen_columns
 from tabular_pipeline.data.sources import fetch_table
 from tabular_pipeline.data.splits import prepare_splits
+from tabular_pipeline.evaluation.card import CARD_FILE, log_card
 from tabular_pipeline.evaluation.metrics import scoring_for_task
 from tabular_pipeline.evaluation.plots import IMPORTANCE_REPEATS, IMPORTANCE_ROWS
 from tabular_pipeline.evaluation.report import log_evaluation, log_evaluation_of_output
@@ -60,7 +61,7 @@ def train_with_automl(options: dict, run) -> None:
         settings = autosklearn_settings(params, options["time_budget"], task, options["seed"])
     train_x = splits.train.drop(columns=[label])
     kept, dropped = screen_columns(train_x)
-    record_training_inputs(splits.train, splits.test, label)
+    record_training_inputs(splits.train, splits.test, label, options["data_path"])
     mlflow.log_params({"automl.tool": tool, "task_detected": task})
     log_screening(dropped)
     log_prefixed_params("automl", settings)
@@ -72,7 +73,8 @@ def train_with_automl(options: dict, run) -> None:
             splits, label, kept, task, settings, options["seed"], run.info.experiment_id
         )
     mlflow.set_tag(TAG_OUTPUT_URI, model_uri)
-    log.info("model logged at %s", model_uri)
+    log_card(mlflow.MlflowClient(), run.info.run_id)
+    log.info("model logged at %s; its card is the run's %s", model_uri, CARD_FILE)
 
 
 def log_search_summary(history, best_estimator: str, best_config: dict, details: dict) -> None:

@@ -121,6 +121,8 @@ def test_outputs_never_overlap_the_input_and_are_absolute(tmp_path):
             check_output_path(str(output), source)
     with pytest.raises(PipelineError, match="is a relative path; expected an absolute path"):
         check_output_path("scores.csv", table)
+    with pytest.raises(PipelineError, match="is a remote URI; expected a local or mounted absolute path"):
+        check_output_path("s3a://bucket/scores.parquet", table)
 
 
 def test_publishing_swaps_folders_and_files_in_whole(tmp_path):

@@ -104,7 +104,13 @@ def kill_while_it_trains(
     step, or main), and return main's output and every process of the tree that outlived it."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and process.poll() is None:
-        running = [r for r in runs_of(client, experiment, "train_automl") if r.info.status == "RUNNING"]
+        # MLflow creates the step's run before it starts the step; the step tags it once its own
+        # SIGTERM handler is in place, so only then is a signal handled rather than fatal.
+        running = [
+            r
+            for r in runs_of(client, experiment, "train_automl")
+            if r.info.status == "RUNNING" and "pipeline.entry_point" in r.data.tags
+        ]
         pid = descendant_running(process.pid, "steps.train_automl") if running else None
         if pid:
             time.sleep(3)  # inside the search (its budget is 12 s)

@@ -3,6 +3,7 @@ those records and reports whether the metrics match."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import threading
@@ -52,13 +53,15 @@ def test_version_lineage_and_reproduce_at_the_recorded_commit(run_project, clien
     )
     assert registered.returncode == 0, registered.output[-3000:]
     version = client.get_model_version(name, "1")
-    tags = version.tags
-    assert tags["lineage.training_run_id"] == train.info.run_id and tags["lineage.entry_point"] == "train_basic"
-    assert tags["lineage.code_version"] == train.data.tags["pipeline.code_version"] == trained_at
-    assert tags["lineage.git_dirty"] == "false" and tags["lineage.git_commit"] == trained_at
-    assert tags["lineage.data_uri"] == train.data.params["data_path"] == str(SAMPLE)
+    lineage = json.loads(version.tags["lineage"])
+    assert lineage["training_run_id"] == train.info.run_id and lineage["entry_point"] == "train_basic"
+    assert lineage["code_version"] == train.data.tags["pipeline.code_version"] == trained_at
+    assert lineage["git_dirty"] == "false" and lineage["git_commit"] == trained_at
+    assert lineage["data_uri"] == train.data.params["data_path"] == str(SAMPLE) == lineage["data_source"]
     digests = {d.dataset.name: d.dataset.digest for d in train.inputs.dataset_inputs}
-    assert tags["lineage.train_digest"] == digests["train"] and tags["lineage.test_digest"] == digests["test"]
+    assert lineage["train_digest"] == digests["train"] and lineage["test_digest"] == digests["test"]
+    assert len(version.tags) <= 5, f"a version carries few tags: {sorted(version.tags)}"
+    assert "test_roc_auc" in version.description and "production" in version.description
     assert train.data.params["hp.C"] and train.data.params["seed"] == "1", "effective parameters are on the run"
 
     # The caller's checkout moves on: a new commit, an uncommitted edit and an untracked file.

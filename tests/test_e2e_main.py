@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import uuid
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 from conftest import PROJECT_DIR, subprocess_env
 from helpers import runs_of
+from readme import readme_block_containing
 
 pytestmark = pytest.mark.e2e
 SAMPLE = PROJECT_DIR / "data" / "breast_cancer.csv"
@@ -90,13 +92,16 @@ def test_main_runs_the_whole_pipeline_then_reuses_then_reruns(run_project, clien
     assert client.get_model_version_by_alias(name, "production").version == "1"
     assert len(client.search_model_versions(f"name = '{name}'")) == 1
 
-    # Cache off: everything runs again and the new version takes over production.
+    # Cache off: everything runs again; the retrained model ties the champion, and a tie does not
+    # replace it (no churn of versions), so version 2 is registered but not promoted.
     third = run_project("main", {"model_name": name, "use_cache": "false"})
     assert third.returncode == 0, third.output
     assert len(runs_of(client, experiment_name, "train_basic")) == 2
-    assert client.get_model_version_by_alias(name, "production").version == "2"
-    assert client.get_model_version(name, "1").current_stage == "Archived"
-    assert client.get_model_version(name, "2").current_stage == "Production"
+    assert client.get_model_version_by_alias(name, "production").version == "1"
+    tie = client.get_model_version(name, "2")
+    assert tie.tags["gate.decision"] == "rejected" and "a tie does not replace it" in tie.tags["gate.reason"]
+    assert tie.aliases == [] and tie.current_stage == "None"
+    assert "NOT promoted to 'production'" in third.output
 
     # Changed hyperparameters: data steps reused, training reruns. Numbers given as strings still match.
     fourth = run_project(
@@ -107,18 +112,19 @@ def test_main_runs_the_whole_pipeline_then_reuses_then_reruns(run_project, clien
     assert len(runs_of(client, experiment_name, "process")) == 2
     assert runs_of(client, experiment_name, "train_basic")[0].data.params["hp.n_estimators"] == "50"
     assert client.get_model_version_by_alias(name, "production").version == "3"
-    assert client.get_model_version(name, "3").tags["gate.forced"] == "true"
+    assert json.loads(client.get_model_version(name, "3").tags["gate.details"])["forced"] is True
 
 
 @pytest.mark.usefixtures("project_virtualenv")
 def test_dolphinscheduler_line_runs_verbatim_with_the_default_env_manager(tmp_path, client, tracking_uri):
     data_file = tmp_path / "file.csv"
     data_file.write_bytes(SAMPLE.read_bytes())
-    line = (
-        f"mlflow run . -P algorithm=xgboost -P data_path={shlex.quote(str(data_file))} "
-        '-P params="n_estimators=50;max_depth=3" -P search_params="learning_rate=[0.05, 0.1]" '
-        '-P model_name="demo" --experiment-name="demo-exp"'
-    )
+    # The README's own example, with its placeholder path filled in; the session's server stands
+    # in for its `export MLFLOW_TRACKING_URI=...` line.
+    block = readme_block_containing("bash", "mlflow run . -P algorithm=xgboost")
+    line = "\n".join(row for row in block.splitlines() if not row.startswith("export MLFLOW_TRACKING_URI="))
+    assert "/abs/path/file.csv" in line and 'model_name="demo"' in line and '--experiment-name="demo-exp"' in line
+    line = line.replace("/abs/path/file.csv", shlex.quote(str(data_file)))
     completed = subprocess.run(
         ["bash", "-c", line],
         cwd=PROJECT_DIR,

@@ -1,6 +1,7 @@
 """Unit tests of lineage records, metric comparison for `reproduce`, and run-to-run determinism of
 every algorithm (same data, parameters and seed give identical metrics)."""
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -85,15 +86,16 @@ def test_lineage_tags_point_at_run_code_and_data():
         ),
         inputs=SimpleNamespace(dataset_inputs=[dataset("train", "d1", "training"), dataset("test", "d2", "testing")]),
     )
-    assert lineage_tags(run) == {
-        "lineage.training_run_id": "r1",
-        "lineage.entry_point": "train_basic",
-        "lineage.code_version": COMMIT,
-        "lineage.git_commit": COMMIT,
-        "lineage.git_dirty": "false",
-        "lineage.data_uri": "runs:/p1/processed",
-        "lineage.train_digest": "d1",
-        "lineage.test_digest": "d2",
+    [(name, value)] = lineage_tags(run).items()
+    assert name == "lineage" and json.loads(value) == {
+        "training_run_id": "r1",
+        "entry_point": "train_basic",
+        "code_version": COMMIT,
+        "git_commit": COMMIT,
+        "git_dirty": "false",
+        "data_uri": "runs:/p1/processed",
+        "train_digest": "d1",
+        "test_digest": "d2",
     }
 
 

@@ -152,3 +152,17 @@ def test_the_csv_missing_value_spellings_are_pandas_own():
     assert not pd.read_csv(io.StringIO("x\nNAN\n-NAN\nnone\n"), dtype=str)["x"].isna().any(), (
         "other spellings stay text"
     )
+
+
+def test_a_missing_label_column_names_the_closest_columns_or_the_last_ones():
+    from tabular_pipeline.data.splits import describe_columns
+
+    wide = pd.DataFrame(columns=[f"feature_{i}" for i in range(30)] + ["Target"])
+    assert describe_columns(wide, "target") == "closest: Target; 31 columns in all"
+    assert describe_columns(wide, "outcome").endswith("feature_27, feature_28, feature_29, Target"), (
+        "the label is often last"
+    )
+    with pytest.raises(
+        PipelineError, match=r"label column 'label' is not in t.csv \(31 columns, the last 8: .*Target\)"
+    ):
+        validate_table(pd.DataFrame([range(31)], columns=wide.columns), "label", "t.csv")

@@ -1,5 +1,6 @@
 """Unit tests of the workflow's pure parts: input digests, env manager hand-down, summaries."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 from tabular_pipeline.orchestration.workflow import (
@@ -47,11 +48,38 @@ def test_summary_lists_steps_model_and_ui():
         ),
         StepResult("register", "r3", "3", "models:/demo/2", None, False, 1.0),
     ]
-    text = format_summary(results, run, "http://127.0.0.1:5000", "demo", "production", 6.1)
+    text = format_summary(
+        results, run, "http://127.0.0.1:5000", "demo", "production", 6.1, Path("/p"), Path("/env/bin/python")
+    )
     assert "http://127.0.0.1:5000/#/experiments/3/runs/r0" in text
     assert "runs:/r1/raw  (reused" in text
     assert "test_roc_auc = 0.9700" in text
     assert "models:/demo/2, promoted: models:/demo@production" in text
-    local = format_summary(results[:2], run, "sqlite:////p/mlflow.db", "", "production", 1.0)
-    assert "mlflow ui --backend-store-uri sqlite:////p/mlflow.db" in local
+    assert "Open the UI: http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning" in text
+    local = format_summary(
+        results[:2], run, "sqlite:///mlflow.db", "", "production", 1.0, Path("/p"), Path("/env/bin/python")
+    )
+    assert "Open the UI: /env/bin/mlflow ui --backend-store-uri sqlite:////p/mlflow.db" in local
     assert "Not registered" in local
+
+
+def test_printed_commands_name_make_targets_in_a_checkout_and_full_paths_elsewhere(tmp_path):
+    from tabular_pipeline.orchestration.workflow import printed_commands
+
+    (tmp_path / "Makefile").write_text("")
+    venv_python = tmp_path / ".venv" / "bin" / "python"
+    serve, ui = printed_commands("sqlite:///mlflow.db", "models:/m@production", tmp_path, venv_python)
+    assert serve == f"make -C {tmp_path} serve MODEL_URI=models:/m@production" and ui.startswith(
+        f"make -C {tmp_path} ui "
+    )
+    serve, ui = printed_commands("sqlite:////elsewhere.db", "models:/m@production", tmp_path, venv_python)
+    assert serve.endswith("TRACKING_URI=sqlite:////elsewhere.db")
+    assert ui.startswith(f"make -C {tmp_path} ui TRACKING_URI=sqlite:////elsewhere.db")
+    serve, ui = printed_commands(
+        "http://h:5000", "models:/m@production", tmp_path / "clone", Path("/opt/env/bin/python")
+    )
+    assert serve == (
+        'env PATH=/opt/env/bin:"$PATH" MLFLOW_TRACKING_URI=http://h:5000 /opt/env/bin/mlflow models serve '
+        "-m models:/m@production --port 5001 --env-manager local"
+    )
+    assert ui == "http://h:5000/#/experiments/0?workflowType=machine_learning", "the model-training view"

@@ -23,6 +23,24 @@ class Splits:
     test: pd.DataFrame
 
 
+def describe_columns(table: pd.DataFrame, wanted: str, shown: int = 8) -> str:
+    """The closest column names to `wanted` first (a typo, another case), then the last columns,
+    where a label usually is; never a list cut short before the likely answer."""
+    import difflib
+
+    names = [str(name) for name in table.columns]
+    lowered = {name.lower(): name for name in names}
+    close = difflib.get_close_matches(wanted.lower(), list(lowered), n=3, cutoff=0.5)
+    if close:
+        return f"closest: {', '.join(lowered[name] for name in close)}; {len(names)} columns in all"
+    tail = names[-shown:]
+    return (
+        f"{len(names)} columns, the last {len(tail)}: {', '.join(tail)}"
+        if len(names) > shown
+        else f"columns: {', '.join(names)}"
+    )
+
+
 def validate_table(table: pd.DataFrame, label_column: str, name: str = "table") -> None:
     """Check that the table has rows, the label column, a usable label and at least one feature.
 
@@ -34,9 +52,9 @@ def validate_table(table: pd.DataFrame, label_column: str, name: str = "table") 
     if table.shape[0] == 0:
         raise PipelineError(f"{name} has a header but no data rows; expected at least one row")
     if label_column not in table.columns:
-        shown = ", ".join(map(str, table.columns[:10])) + (", ..." if table.shape[1] > 10 else "")
         raise PipelineError(
-            f"label column '{label_column}' is not in {name} (columns: {shown}); set -P label_column=<name>"
+            f"label column '{label_column}' is not in {name} ({describe_columns(table, label_column)}); "
+            "set -P label_column=<name>"
         )
     if table[label_column].isna().all():
         raise PipelineError(f"label column '{label_column}' of {name} is empty; expected a value on every row")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import resource
 import signal
 import sys
@@ -46,10 +47,20 @@ def configure_logging() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def run_page_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
-    """A link to the run in the MLflow UI (for a local store, the UI started on port 5000)."""
+# MLflow 3.17's UI starts a new visitor in its GenAI workflow; this query opens model training.
+UI_VIEW = "?workflowType=machine_learning"
+
+
+def experiment_page_url(tracking_uri: str, experiment_id: str) -> str:
+    """A link to the experiment's runs in the MLflow UI (for a local store, `make ui` on port 5000)."""
     base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{base}/#/experiments/{experiment_id}{UI_VIEW}"
+
+
+def run_page_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """A link to the run in the MLflow UI (for a local store, `make ui` on port 5000)."""
+    base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}{UI_VIEW}"
 
 
 class StepTerminated(BaseException):
@@ -85,6 +96,29 @@ def log_step_resources(client, run_id: str, seconds: float) -> None:
         logging.getLogger("step").warning("could not log step_seconds and peak_memory_mb")
 
 
+# MLflow names runs it starts without a name like "hilarious-turtle-362".
+GENERATED_RUN_NAME = re.compile(r"^[a-z]+-[a-z]+-\d{1,4}$")
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+# The MLflow UI opens an experiment of this kind on its runs and models, not on GenAI traces.
+MODEL_TRAINING_KIND = "custom_model_development"
+
+
+def run_name_tag(current: str | None, entry_point: str) -> dict[str, str]:
+    """Rename a run MLflow named at random after its entry point; a name someone chose stays."""
+    return {"mlflow.runName": entry_point} if not current or GENERATED_RUN_NAME.match(current) else {}
+
+
+def mark_experiment_kind(client, experiment_id: str) -> None:
+    """Tag the experiment as model training, unless it already says what it is."""
+    try:
+        if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
+            client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
+    except Exception as error:  # noqa: BLE001 - a view setting must never fail a step
+        logging.getLogger("step").warning(
+            "could not mark experiment %s as model training (%s)", experiment_id, one_line(error)
+        )
+
+
 def run_step(entry_point: str, body: Callable[[object], None]) -> None:
     """Run `body(run)` inside the step's MLflow run and end it FINISHED, FAILED or KILLED.
 
@@ -113,7 +147,8 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
             file=sys.stderr,
         )
         sys.exit(EXIT_USER_ERROR)
-    mlflow.set_tag(TAG_ENTRY_POINT, entry_point)
+    mlflow.set_tags({TAG_ENTRY_POINT: entry_point, **run_name_tag(run.info.run_name, entry_point)})
+    mark_experiment_kind(mlflow.MlflowClient(), run.info.experiment_id)
     log.info("started run %s", run_page_url(mlflow.get_tracking_uri(), run.info.experiment_id, run.info.run_id))
     status, code, message = "FINISHED", 0, ""
     try:

@@ -25,6 +25,7 @@ from tabular_pipeline.orchestration.step_runs import (
     TAG_INPUT_DIGEST,
     TAG_OUTPUT_DIGEST,
     TAG_OUTPUT_URI,
+    experiment_page_url,
     run_page_url,
 )
 
@@ -159,11 +160,12 @@ class StepRunner:
                     result.output_uri,
                 )
                 return result
-        reason = (
-            "cache off"
-            if not self.use_cache
-            else ("no earlier run matches" if key else "input cannot be fingerprinted")
-        )
+        if not self.use_cache:
+            reason = "cache off"
+        elif key:
+            reason = "no earlier run matches"
+        else:
+            reason = "its input is fetched anew each time" if spec.cacheable else "never reused"
         log.info("%-12s started  (%s)", spec.entry_point, reason)
         try:
             submitted = mlflow.projects.run(
@@ -227,8 +229,62 @@ class StepRunner:
         return PipelineError(f"step {spec.entry_point} failed: {detail}{where}")
 
 
+def absolute_store_uri(tracking_uri: str, base_dir: Path) -> str:
+    """A local store URI with its path made absolute (`sqlite:///mlflow.db` is relative to the
+    folder a process runs in), so a printed command works from any folder."""
+    for prefix in ("sqlite:///", "file://"):
+        if tracking_uri.startswith(prefix) and not tracking_uri[len(prefix) :].startswith("/"):
+            return prefix + str(base_dir / tracking_uri[len(prefix) :])
+    if "://" not in tracking_uri and tracking_uri:
+        return str(base_dir / tracking_uri)
+    return tracking_uri
+
+
+def printed_commands(
+    tracking_uri: str, model_uri: str, project_dir: Path, python: Path, experiment_id: str = "0"
+) -> tuple[str, str]:
+    """The serve and UI commands to print, each runnable as printed from a plain shell.
+
+    In a checkout set up with `make` (its `.venv` and Makefile are there), they are `make -C <checkout>
+    serve` and `make -C <checkout> ui`, which put that environment on PATH. Anywhere else (a notebook, MLflow's clone of
+    a git URL) they name this interpreter's scripts by full path and put them first on PATH, since
+    `mlflow models serve` starts `uvicorn` from PATH.
+    """
+    import shlex
+
+    store = absolute_store_uri(tracking_uri, project_dir)
+    remote = store.startswith(("http://", "https://"))
+    page = experiment_page_url(store, experiment_id)
+    if (project_dir / "Makefile").is_file() and python.parent == project_dir / ".venv" / "bin":
+        default_store = f"sqlite:///{project_dir / 'mlflow.db'}"
+        store_arg = "" if store == default_store else f" TRACKING_URI={shlex.quote(store)}"
+        make = f"make -C {shlex.quote(str(project_dir))}"
+        serve = f"{make} serve MODEL_URI={shlex.quote(model_uri)}{store_arg}"
+        ui = page if remote else f"{make} ui{store_arg}   # then open {page}"
+        return serve, ui
+    scripts = python.parent
+    path = f'PATH={shlex.quote(str(scripts))}:"$PATH"'
+    serve = (
+        f"env {path} MLFLOW_TRACKING_URI={shlex.quote(store)} {shlex.quote(str(scripts / 'mlflow'))} models serve "
+        f"-m {shlex.quote(model_uri)} --port 5001 --env-manager local"
+    )
+    ui = (
+        page
+        if remote
+        else f"{shlex.quote(str(scripts / 'mlflow'))} ui --backend-store-uri {shlex.quote(store)}   (then {page})"
+    )
+    return serve, ui
+
+
 def format_summary(
-    results: list[StepResult], main_run, tracking_uri: str, model_name: str, alias: str, seconds: float
+    results: list[StepResult],
+    main_run,
+    tracking_uri: str,
+    model_name: str,
+    alias: str,
+    seconds: float,
+    project_dir: Path,
+    python: Path,
 ) -> str:
     """The closing report: every step's run and output, the model version, and where to look."""
     lines = [
@@ -244,22 +300,17 @@ def format_summary(
         if primary and primary in trained.metrics:
             lines.append(f"  {'score':<12} {primary} = {trained.metrics[primary]:.4f}")
     registered = next((r for r in results if r.entry_point == "register"), None)
+    serve, ui = printed_commands(
+        tracking_uri, f"models:/{model_name}@{alias}", project_dir, python, main_run.info.experiment_id
+    )
     if registered and registered.tags.get("pipeline.gate_decision") == "rejected":
-        lines.append(
-            f"Registered: {registered.output_uri}, but NOT promoted to '{alias}': "
-            f"{registered.tags.get('pipeline.gate_reason', '')}"
-        )
-        lines.append(
-            f"Serve the current one: mlflow models serve -m models:/{model_name}@{alias} --port 5001 --env-manager "
-            "local"
-        )
+        reason = registered.tags.get("pipeline.gate_reason", "")
+        lines.append(f"Registered: {registered.output_uri}, but NOT promoted to '{alias}': {reason}")
+        lines.append(f"Serve the current one: {serve}")
     elif registered:
         lines.append(f"Registered: {registered.output_uri}, promoted: models:/{model_name}@{alias}")
-        lines.append(f"Serve it:   mlflow models serve -m models:/{model_name}@{alias} --port 5001 --env-manager local")
+        lines.append(f"Serve it:    {serve}")
     else:
         lines.append("Not registered: model_name is empty.")
-    if tracking_uri.startswith(("http://", "https://")):
-        lines.append(f"Open the UI: {tracking_uri}")
-    else:
-        lines.append(f"Open the UI: mlflow ui --backend-store-uri {tracking_uri}   (then open the main run link above)")
+    lines.append(f"Open the UI: {ui}")
     return "\n".join(lines)

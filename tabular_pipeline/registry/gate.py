@@ -29,22 +29,26 @@ class GateDecision:
     champion_score: float | None = None
     champion_version: str | None = None
 
-    def as_tags(self, min_score: float | None, min_delta: float, forced: bool) -> dict[str, str]:
-        """The decision as model-version tags (recorded whichever way it went)."""
+    def details(self, min_score: float | None, min_delta: float, forced: bool) -> dict[str, object]:
+        """Everything the decision was made from, for the `gate.details` tag and the model card."""
+        return {
+            "primary_metric": self.metric,
+            "candidate_score": self.candidate_score,
+            "champion_score": self.champion_score,
+            "champion_version": self.champion_version,
+            "min_score": min_score,
+            "min_delta": float(min_delta),
+            "forced": forced,
+        }
 
-        def text(value):
-            return "none" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
+    def as_tags(self, min_score: float | None, min_delta: float, forced: bool) -> dict[str, str]:
+        """The decision as three model-version tags: the verdict, why, and the figures as JSON."""
+        import json
 
         return {
             "gate.decision": "promoted" if self.promote else "rejected",
             "gate.reason": self.reason[:500],
-            "gate.primary_metric": self.metric,
-            "gate.candidate_score": text(self.candidate_score),
-            "gate.champion_score": text(self.champion_score),
-            "gate.champion_version": text(self.champion_version),
-            "gate.min_score": text(min_score),
-            "gate.min_delta": text(float(min_delta)),
-            "gate.forced": str(forced).lower(),
+            "gate.details": json.dumps(self.details(min_score, min_delta, forced)),
         }
 
 

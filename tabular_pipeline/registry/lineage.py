@@ -16,20 +16,52 @@ from tabular_pipeline.orchestration.step_runs import TAG_CODE_VERSION, TAG_ENTRY
 from tabular_pipeline.paths import PROJECT_DIR
 
 TAG_GIT_DIRTY = "pipeline.git_dirty"
+# The original table (file, URL or URI, without credentials or signature) a run's data came from.
+TAG_DATA_SOURCE = "pipeline.data_source"
 TRAINING_ENTRY_POINTS = ("train_basic", "train_automl")
 log = logging.getLogger("lineage")
 
 
-def record_training_inputs(train: pd.DataFrame, test: pd.DataFrame, label: str) -> None:
-    """Log the splits as the run's datasets (with digests) and the code that trains on them."""
+def upstream_source(data_path: str) -> str:
+    """The table a step's input came from, as it may be recorded: for a `runs:/` URI, the
+    `pipeline.data_source` of the step that wrote it; otherwise the path or URL itself, without a
+    signature."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    if data_path.startswith("runs:/"):
+        try:
+            tags = MlflowClient().get_run(data_path[len("runs:/") :].split("/", 1)[0]).data.tags
+        except MlflowException:
+            return data_path
+        return tags.get(TAG_DATA_SOURCE, data_path)
+    return redact_source(data_path)
+
+
+def record_training_inputs(train: pd.DataFrame, test: pd.DataFrame, label: str, data_path: str) -> None:
+    """Log the splits as the run's datasets (with digests), where they came from, the code that
+    trains on them, and the training profile and a request example for the model card."""
+    import json
+
     import mlflow
 
+    from tabular_pipeline.data.profiles import profile_table
+    from tabular_pipeline.evaluation.card import PROFILE_FILE, REQUEST_FILE
     from tabular_pipeline.registry.datasets import log_dataset, pandas_dataset
 
     log_dataset(pandas_dataset(train, name="train", targets=label), context="training")
     log_dataset(pandas_dataset(test, name="test", targets=label), context="testing")
     code = code_version(PROJECT_DIR)
-    mlflow.set_tags({TAG_CODE_VERSION: code, TAG_GIT_DIRTY: str(not is_clean_commit(code)).lower()})
+    mlflow.set_tags(
+        {
+            TAG_CODE_VERSION: code,
+            TAG_GIT_DIRTY: str(not is_clean_commit(code)).lower(),
+            TAG_DATA_SOURCE: upstream_source(data_path),
+        }
+    )
+    mlflow.log_dict(profile_table(train, label), PROFILE_FILE)
+    example = json.loads(train.drop(columns=[label]).head(2).to_json(orient="records"))
+    mlflow.log_dict({"dataframe_records": example}, REQUEST_FILE)
 
 
 def is_clean_commit(code: str) -> bool:
@@ -48,28 +80,37 @@ def dataset_digests(run) -> dict[str, str]:
     return digests
 
 
-def lineage_tags(run) -> dict[str, str]:
-    """Model version tags that point back at everything the training run used.
+def lineage_record(run) -> dict[str, str]:
+    """What points back at everything the training run used: run, entry point, code (version, git
+    commit, dirty flag), data (source, the step's input URI, split digests).
 
     Args:
         run: the training run (a `mlflow.entities.Run`).
 
     Returns:
-        ``lineage.*`` tags: run, entry point, code version, git commit and dirty flag, data URI and digests.
+        The record; empty values are left out.
     """
     tags = run.data.tags
     digests = dataset_digests(run)
     values = {
-        "lineage.training_run_id": run.info.run_id,
-        "lineage.entry_point": tags.get(TAG_ENTRY_POINT, ""),
-        "lineage.code_version": tags.get(TAG_CODE_VERSION, ""),
-        "lineage.git_commit": tags.get("mlflow.source.git.commit", ""),
-        "lineage.git_dirty": tags.get(TAG_GIT_DIRTY, ""),
-        "lineage.data_uri": redact_source(run.data.params.get("data_path", "")),
-        "lineage.train_digest": digests.get("training", ""),
-        "lineage.test_digest": digests.get("testing", ""),
+        "training_run_id": run.info.run_id,
+        "entry_point": tags.get(TAG_ENTRY_POINT, ""),
+        "code_version": tags.get(TAG_CODE_VERSION, ""),
+        "git_commit": tags.get("mlflow.source.git.commit", ""),
+        "git_dirty": tags.get(TAG_GIT_DIRTY, ""),
+        "data_source": tags.get(TAG_DATA_SOURCE, ""),
+        "data_uri": redact_source(run.data.params.get("data_path", "")),
+        "train_digest": digests.get("training", ""),
+        "test_digest": digests.get("testing", ""),
     }
     return {name: value for name, value in values.items() if value}
+
+
+def lineage_tags(run) -> dict[str, str]:
+    """The lineage record as one model-version tag, `lineage` (JSON)."""
+    import json
+
+    return {"lineage": json.dumps(lineage_record(run), sort_keys=True)}
 
 
 def declared_parameters(mlproject: Mapping, entry_point: str) -> list[str]:

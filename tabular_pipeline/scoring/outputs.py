@@ -28,6 +28,11 @@ def check_output_path(output_text: str, input_path: Path | None) -> Path:
     Returns:
         The resolved output path.
     """
+    if "://" in output_text or output_text.startswith(("s3a:", "hdfs:", "gs:", "dbfs:")):
+        raise PipelineError(
+            f"output '{output_text}' is a remote URI; expected a local or mounted absolute path "
+            "(outputs are staged beside the target and renamed into place, which needs a filesystem)"
+        )
     path = Path(output_text).expanduser()
     if not path.is_absolute():
         raise PipelineError(

@@ -105,7 +105,7 @@ class EarlyStoppedBooster(_DelegatesToFittedEstimator, BaseEstimator):
                 import lightgbm
 
                 stop = lightgbm.early_stopping(self.stopping_rounds, verbose=False)
-                booster.fit(fit_x, fit_y, eval_set=[(stop_x, stop_y)], callbacks=[stop], **fit_params)
+                booster.fit(fit_x, fit_y, eval_X=(stop_x,), eval_y=(stop_y,), callbacks=[stop], **fit_params)
         self.estimator_ = booster
         self.n_features_in_ = getattr(booster, "n_features_in_", np.shape(X)[1])
         if hasattr(booster, "classes_"):
