@@ -67,7 +67,8 @@ def base_estimator(algorithm: str, task: str, seed: int, threads: int = 1):
     if algorithm == "svm":
         from sklearn.svm import SVC, SVR
 
-        return SVR() if regression else SVC(probability=True, random_state=seed)
+        # Class probabilities come from calibration around it (`pipelines.needs_calibration`).
+        return SVR() if regression else SVC(random_state=seed)
     # Boosters get more, smaller steps than the libraries' defaults; early stopping
     # (`EarlyStoppedBooster`) decides how many of the trees are actually used.
     if algorithm == "lightgbm":
@@ -91,6 +92,12 @@ def base_estimator(algorithm: str, task: str, seed: int, threads: int = 1):
         tree_method="hist",
         n_jobs=threads,
     )
+
+
+def needs_calibration(algorithm: str, task: str) -> bool:
+    """Whether the classifier gets its probabilities from `CalibratedClassifierCV` (an SVM: SVC's
+    own `probability=True` is deprecated since scikit-learn 1.9, with this as its replacement)."""
+    return algorithm == "svm" and task != "regression"
 
 
 def allowed_hyperparameters(algorithm: str, task: str) -> dict[str, object]:

@@ -10,7 +10,7 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from tabular_pipeline.parameters.strings import Scalar
-from tabular_pipeline.training.algorithms import base_estimator
+from tabular_pipeline.training.algorithms import base_estimator, needs_calibration
 
 # The wrapper settings logged next to the estimator's own hyperparameters.
 STOPPING_SETTINGS = ("validation_fraction", "stopping_rounds", "min_rows")
@@ -150,15 +150,23 @@ def build_pipeline(
     )
     if uses_native_categories(algorithm):
         estimator = EarlyStoppedBooster(estimator, random_state=seed)
+    if needs_calibration(algorithm, task):
+        from sklearn.calibration import CalibratedClassifierCV
+
+        # Platt scaling on cross-validated decision values, refitted on all rows: what SVC's
+        # deprecated `probability=True` did, with predictions that agree with the probabilities.
+        estimator = CalibratedClassifierCV(estimator, method="sigmoid", ensemble=False)
     model = estimator if task == "regression" else LabelEncodedClassifier(estimator)
     return Pipeline([("preprocess", build_preprocessor(algorithm, columns)), ("model", model)])
 
 
 def estimator_param_prefix(task: str, algorithm: str) -> str:
     """The Pipeline parameter prefix that reaches the estimator's own hyperparameters, through
-    the label-encoding wrapper (classifiers) and the early-stopping wrapper (boosters)."""
+    the label-encoding wrapper (classifiers), the early-stopping wrapper (boosters) and the
+    calibration around an SVM classifier."""
     prefix = "model__" if task == "regression" else "model__estimator__"
-    return prefix + "estimator__" if uses_native_categories(algorithm) else prefix
+    wrapped = uses_native_categories(algorithm) or needs_calibration(algorithm, task)
+    return prefix + "estimator__" if wrapped else prefix
 
 
 def effective_hyperparameters(pipeline, task: str, algorithm: str) -> dict[str, object]:
