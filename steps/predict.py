@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from tabular_pipeline.errors import PipelineError, one_line
+from tabular_pipeline.monitoring.drift import DriftCounter
 from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_URI, run_step
 from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.scoring.batch import (
@@ -89,7 +90,15 @@ def data_format(path: Path) -> str:
 
 
 def pandas_engine(
-    source: Path, fmt: str, info, key_columns: list[str], batch_rows: int, output: Path, output_format: str
+    source: Path,
+    fmt: str,
+    info,
+    model_dir: Path,
+    key_columns: list[str],
+    batch_rows: int,
+    output: Path,
+    output_format: str,
+    counter: DriftCounter | None,
 ) -> ScoringTotals:
     """Stream the table through the model one batch at a time."""
     import mlflow.pyfunc
@@ -116,8 +125,13 @@ def pandas_engine(
     plan = plan_scoring(
         dataset.schema.names, input_columns(info.signature.inputs if info.signature else None), key_columns
     )
-    model = mlflow.pyfunc.load_model(info.model_uri)
+    model = mlflow.pyfunc.load_model(str(model_dir))
     started, last_report = time.monotonic(), [time.monotonic()]
+
+    def predict(features):
+        if counter is not None:
+            counter.add(features)  # drift counts from the same cast batch the model sees
+        return model.predict(features)
 
     def report(totals: ScoringTotals) -> None:
         now = time.monotonic()
@@ -129,7 +143,7 @@ def pandas_engine(
     writer = TableWriter(output, output_format)
     try:
         batches = _checked_batches(dataset.to_batches(batch_size=batch_rows))
-        totals = score_stream(batches, plan, model.predict, writer, report)
+        totals = score_stream(batches, plan, predict, writer, report)
     except BaseException:
         # A bad row in batch N must not leave the first N-1 batches behind, nor touch an earlier output.
         writer.discard()
@@ -151,7 +165,15 @@ def _checked_batches(batches):
 
 
 def spark_engine(
-    source: str, fmt: str, info, key_columns: list[str], master: str, output: str, output_format: str
+    source: str,
+    fmt: str,
+    info,
+    model_dir: Path,
+    key_columns: list[str],
+    master: str,
+    output: str,
+    output_format: str,
+    counter: DriftCounter | None,
 ) -> int:
     """Score with `spark_udf` and write a folder of part files; return the row count."""
     from pyspark.errors import PySparkException
@@ -165,7 +187,7 @@ def spark_engine(
             frame.columns, input_columns(info.signature.inputs if info.signature else None), key_columns
         )
         scored = spark_scoring.score_frame(
-            frame, plan, info.model_uri, plan.features, spark_scoring.result_type(info.signature.outputs)
+            frame, plan, str(model_dir), plan.features, spark_scoring.result_type(info.signature.outputs)
         )
         staged = staging_path(Path(output))
         try:
@@ -177,14 +199,22 @@ def spark_engine(
                 raise spark_scoring.readable_failure(error, frame, plan.features) from None
             raise
         publish(staged, Path(output))
+        if counter is not None:
+            from tabular_pipeline.monitoring.spark_counts import count_on_spark
+
+            count_on_spark(frame, counter)
         return rows
     finally:
         spark.stop()
 
 
 def predict_table(options: dict, run) -> None:
-    """Check the inputs, score the table with the chosen engine, and log where the predictions are."""
+    """Check the inputs, score the table with the chosen engine, compare it with the training
+    profile, and log where the predictions are."""
     import mlflow
+
+    from tabular_pipeline.data.uris import redact_source
+    from tabular_pipeline.monitoring.drift import parse_thresholds
 
     engine = check_engine(options["engine"])
     if options["batch_rows"] < 1:
@@ -195,6 +225,7 @@ def predict_table(options: dict, run) -> None:
 
         master = check_master(options["spark_master"])
     key_columns = parse_key_columns(options["key_columns"])
+    thresholds = parse_thresholds(options["drift_thresholds"])
     output_text = options["output"].strip()
     output_format = table_format(output_text, "output") if output_text else "parquet"
     info = check_model(options["model_uri"].strip())
@@ -204,18 +235,20 @@ def predict_table(options: dict, run) -> None:
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         output = output or scratch / PREDICTIONS_ARTIFACT_PATH / f"predictions.{output_format}"
-        log.info("scoring %s with %s on the %s engine", data_path, options["model_uri"], engine)
+        model_dir, counter = local_model(info.model_uri, scratch / "model")
+        log.info("scoring %s with %s on the %s engine", redact_source(data_path), options["model_uri"], engine)
+        engine_args = (info, model_dir, key_columns)
         if engine == "spark" and data_path.startswith(SPARK_NATIVE_SCHEMES):
-            rows = spark_engine(
-                data_path, table_format(data_path, "data_path"), info, key_columns, master, str(output), output_format
-            )
+            fmt = table_format(data_path, "data_path")
+            rows = spark_engine(data_path, fmt, *engine_args, master, str(output), output_format, counter)
         else:
             source = local_table(data_path, scratch)
             fmt = data_format(source)
             if engine == "spark":
-                rows = spark_engine(str(source), fmt, info, key_columns, master, str(output), output_format)
+                rows = spark_engine(str(source), fmt, *engine_args, master, str(output), output_format, counter)
             else:
-                rows = pandas_engine(source, fmt, info, key_columns, options["batch_rows"], output, output_format).rows
+                totals = pandas_engine(source, fmt, *engine_args, options["batch_rows"], output, output_format, counter)
+                rows = totals.rows
         seconds = time.monotonic() - started
         if output_text:
             location = str(output)
@@ -226,6 +259,41 @@ def predict_table(options: dict, run) -> None:
     mlflow.log_metrics({"rows_scored": rows, "scoring_seconds": seconds, "rows_per_second": throughput})
     mlflow.set_tags({TAG_OUTPUT_URI: location, "predict.engine": engine})
     log.info("scored %s rows in %.1f s (%.0f rows/s); predictions at %s", f"{rows:,}", seconds, throughput, location)
+    check_drift(counter, options, thresholds, rows, run)
+
+
+def local_model(model_uri: str, destination: Path) -> tuple[Path, DriftCounter | None]:
+    """The model downloaded once (both engines load it from here), and a drift counter on its
+    training profile (None, said once, for a model logged without one)."""
+    import mlflow
+
+    from tabular_pipeline.monitoring.profile import load_profile
+
+    model_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(destination)))
+    profile = load_profile(model_dir)
+    if profile is None:
+        log.info(
+            "model %s carries no training profile (logged before drift monitoring); drift is not checked", model_uri
+        )
+        mlflow.set_tag("monitoring.profile", "absent")
+        return model_dir, None
+    return model_dir, DriftCounter(profile)
+
+
+def check_drift(counter: DriftCounter | None, options: dict, thresholds: dict[str, float], rows: int, run) -> None:
+    """Record the drift of the scored table and, with fail_on_drift, fail after everything is written."""
+    from tabular_pipeline.data.uris import redact_source
+    from tabular_pipeline.monitoring.report import REPORT_PATH, record_drift
+
+    if counter is None:
+        return
+    data = redact_source(options["data_path"].strip())
+    drifted = record_drift(counter.result(thresholds), options["model_uri"].strip(), data, thresholds, rows)
+    if drifted and options["fail_on_drift"]:
+        raise PipelineError(
+            f"drift in {len(drifted)} column(s): {', '.join(drifted)} (report: runs:/{run.info.run_id}/{REPORT_PATH}); "
+            "expected a table like the training data (the predictions are written; -P fail_on_drift=false only reports)"
+        )
 
 
 # Help lines for `--help`; names, types and defaults come from MLproject.
@@ -237,6 +305,8 @@ HELP = {
     "key_columns": "Columns copied next to the predictions; empty: every column the model does not read.",
     "batch_rows": "Rows per batch on the pandas engine.",
     "spark_master": "local[*], local[N] or spark://host:port.",
+    "drift_thresholds": "When a column counts as drifted: psi=<PSI at or above>;missing=<rise in missing share>.",
+    "fail_on_drift": "Fail the run (after writing everything) when a column drifted.",
 }
 
 

@@ -17,6 +17,7 @@ from tabular_pipeline.evaluation.card import CARD_FILE, log_card
 from tabular_pipeline.evaluation.metrics import scoring_for_task
 from tabular_pipeline.evaluation.plots import IMPORTANCE_REPEATS, IMPORTANCE_ROWS
 from tabular_pipeline.evaluation.report import log_evaluation, log_evaluation_of_output
+from tabular_pipeline.monitoring.profile import training_profile
 from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_URI, TAG_TASK, run_step
 from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.parameters.strings import parse_param_string
@@ -118,7 +119,8 @@ def search_with_flaml(splits, label: str, kept: list[str], task: str, settings: 
     model = assemble_pipeline(preprocessor, automl.model.estimator, encoder, task)
     log_evaluation(model, splits.test, label, task, seed)
     log_prefixed_params("hp", automl.model.estimator.get_params())
-    return log_pipeline_model(model, train_x, LIBRARY_OF_LEARNER.get(automl.best_estimator, "")).model_uri
+    library = LIBRARY_OF_LEARNER.get(automl.best_estimator, "")
+    return log_pipeline_model(model, train_x, library, profile=training_profile(train_x[kept])).model_uri
 
 
 def search_with_autosklearn(
@@ -165,7 +167,8 @@ def search_with_autosklearn(
             summary["automl_best_validation_score"] = float(succeeded["validation_score"].max())
         mlflow.log_metrics(summary)
         log_evaluation_of_output(served_output(result.test_output, task), splits.test, label, task, result.importance)
-        return log_saved_model(result.model_dir)
+        train_x = splits.train.drop(columns=[label])
+        return log_saved_model(result.model_dir, profile=training_profile(train_x[kept]))
 
 
 # Help lines for `--help`; names, types and defaults come from MLproject.

@@ -263,3 +263,86 @@ def test_an_earlier_output_survives_a_predict_killed_mid_write(trained_model, tr
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     assert output.read_bytes() == earlier, "the earlier output is untouched"
+
+
+def drifted_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """One scaled number, one mostly missing column, one new dominant category."""
+    import numpy as np
+
+    rng = np.random.default_rng(9)
+    changed = rows.astype({"cat_00": object})
+    changed["num_01"] = changed["num_01"] * 10
+    changed.loc[rng.random(len(changed)) < 0.8, "num_02"] = np.nan
+    changed.loc[rng.random(len(changed)) < 0.7, "cat_00"] = "a brand new level"
+    return changed
+
+
+def test_predict_measures_drift_against_the_training_profile_on_both_engines(
+    trained_model, run_project, client, experiment_name, tmp_path, tracking_uri
+):
+    import os
+
+    from browser import inked_share, rendered_dom, screenshot
+
+    new_rows = make_mixed_table(1500, columns=12, seed=5).drop(columns=["label"])
+    same, changed = tmp_path / "same.parquet", tmp_path / "changed.parquet"
+    new_rows.to_parquet(same, index=False)
+    drifted_rows(new_rows).to_parquet(changed, index=False)
+    cases = {
+        "same": {"data_path": same, "output": tmp_path / "same_scores.parquet"},
+        "pandas": {"data_path": changed, "output": tmp_path / "pandas_scores.parquet", "batch_rows": 400},
+        "spark": {
+            "data_path": changed,
+            "output": tmp_path / "spark_scores.parquet",
+            "engine": "spark",
+            "spark_master": "local[1]",
+        },
+        "fail": {"data_path": changed, "output": tmp_path / "failed_scores.parquet", "fail_on_drift": "true"},
+    }
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = dict(
+            zip(
+                cases,
+                pool.map(
+                    lambda p: run_project("predict", {"model_uri": trained_model, "key_columns": "row_id", **p}),
+                    cases.values(),
+                ),
+                strict=True,
+            )
+        )
+    runs = {r.data.params["output"]: r for r in runs_of(client, experiment_name, "predict")}
+    run = {case: runs[str(params["output"])] for case, params in cases.items()}
+
+    assert results["same"].returncode == 0, results["same"].output[-3000:]
+    assert run["same"].data.metrics["drifted_columns"] == 0 and run["same"].data.tags["monitoring.drifted"] == ""
+    assert "no drift in 10 columns" in results["same"].output
+
+    drift = {}
+    for case in ("pandas", "spark"):
+        assert results[case].returncode == 0, results[case].output[-3000:]
+        assert set(run[case].data.tags["monitoring.drifted"].split(",")) == {"num_01", "num_02", "cat_00"}
+        assert run[case].data.metrics["drifted_columns"] == 3
+        assert "drift in 3 of 10 columns" in results[case].output
+        drift[case] = {k: v for k, v in run[case].data.metrics.items() if k.startswith("drift.")}
+    assert len(drift["pandas"]) == 10 and drift["pandas"] == pytest.approx(drift["spark"], abs=1e-9), (
+        "both engines agree"
+    )
+
+    failed = results["fail"]
+    assert failed.returncode != 0 and run["fail"].info.status == "FAILED"
+    [line] = failed.error_lines()
+    assert line.startswith("error: predict: drift in 3 column(s):") and "monitoring/drift_report.html" in line
+    assert cases["fail"]["output"].is_file(), "the predictions are written before the run fails"
+
+    import mlflow
+
+    report = mlflow.artifacts.download_artifacts(
+        f"runs:/{run['pandas'].info.run_id}/monitoring/drift_report.html",
+        dst_path=str(tmp_path / "report"),
+        tracking_uri=tracking_uri,
+    )
+    assert "3 of 10 columns drifted" in rendered_dom(Path(report).as_uri(), budget_ms=3_000)
+    shots = Path(os.environ.get("BROWSER_SHOTS_DIR") or tmp_path)
+    assert (
+        inked_share(screenshot(Path(report).as_uri(), shots / "drift_report.png", height=2200, budget_ms=3_000)) > 0.01
+    )

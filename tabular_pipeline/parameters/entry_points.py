@@ -18,7 +18,7 @@ from tabular_pipeline.paths import MLPROJECT_FILE
 
 # MLproject has no int or bool type: counts are declared float and switches string.
 WHOLE_NUMBER_PARAMETERS = frozenset({"seed", "cv", "n_jobs", "batch_rows"})
-SWITCH_PARAMETERS = frozenset({"use_cache", "force"})
+SWITCH_PARAMETERS = frozenset({"use_cache", "force", "fail_on_drift"})
 
 
 @dataclass(frozen=True)

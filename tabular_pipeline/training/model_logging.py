@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tabular_pipeline.monitoring.profile import PROFILE_ARTIFACT, PROFILE_FILE
 from tabular_pipeline.paths import PACKAGE_DIR, SERVING_DIR
 from tabular_pipeline.serving.model import PIPELINE_ARTIFACT, PROBABILITIES_PARAM, TRUSTED_TYPES_ARTIFACT
 
@@ -77,13 +78,16 @@ def pinned_requirements(distributions: tuple[str, ...]) -> list[str]:
     return [f"{name}=={metadata.version(name)}" for name in distributions]
 
 
-def log_pipeline_model(model, train_features: pd.DataFrame, algorithm: str, name: str = "model"):
+def log_pipeline_model(
+    model, train_features: pd.DataFrame, algorithm: str, profile: dict | None = None, name: str = "model"
+):
     """Log `model` with a signature and input example inferred from the raw training columns.
 
     Args:
         model: a fitted scikit-learn pipeline.
         train_features: training rows without the label (dtypes as served).
         algorithm: which booster library the serving env needs, if any.
+        profile: the training profile (`monitoring.profile`), carried as the artifact `predict` checks drift with.
         name: the model's name within the run.
 
     Returns:
@@ -107,10 +111,15 @@ def log_pipeline_model(model, train_features: pd.DataFrame, algorithm: str, name
         types_file = Path(scratch) / "trusted_types.json"
         sio.dump(model, pipeline_file)
         types_file.write_text(json.dumps(trusted_types_of(model)))
+        artifacts = {PIPELINE_ARTIFACT: str(pipeline_file), TRUSTED_TYPES_ARTIFACT: str(types_file)}
+        if profile is not None:
+            profile_file = Path(scratch) / PROFILE_FILE
+            profile_file.write_text(json.dumps(profile))
+            artifacts[PROFILE_ARTIFACT] = str(profile_file)
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=str(MODEL_CODE),
-            artifacts={PIPELINE_ARTIFACT: str(pipeline_file), TRUSTED_TYPES_ARTIFACT: str(types_file)},
+            artifacts=artifacts,
             code_paths=[str(serving_code(Path(scratch)))],
             signature=signature,
             input_example=example,
@@ -118,7 +127,7 @@ def log_pipeline_model(model, train_features: pd.DataFrame, algorithm: str, name
         )
 
 
-def log_saved_model(model_dir: Path, name: str = "model"):
+def log_saved_model(model_dir: Path, profile: dict | None = None, name: str = "model"):
     """Log a model another environment saved (auto-sklearn's, on Python 3.9) as a logged model of
     the active run, exactly as `log_model` would: same URIs, same registry behaviour.
 
@@ -133,6 +142,9 @@ def log_saved_model(model_dir: Path, name: str = "model"):
     import yaml
     from mlflow.entities import LoggedModelOutput
 
+    if profile is not None:
+        (model_dir / "artifacts").mkdir(exist_ok=True)
+        (model_dir / "artifacts" / PROFILE_FILE).write_text(json.dumps(profile))
     run_id = mlflow.active_run().info.run_id
     client = mlflow.MlflowClient()
     logged = mlflow.initialize_logged_model(name=name, source_run_id=run_id, model_type="autosklearn")
