@@ -323,6 +323,26 @@ def batch_scoring(bench: Bench, sizes: Sizes, model_uri: str) -> str:
     return f"### 5. Batch scoring ({sizes.batch_rows:,} rows, {model_uri})\n\n{table}\n"
 
 
+def monitoring_cost(bench: Bench, sizes: Sizes) -> str:
+    """Batch scoring with drift counting against the same loop without it (`bench/monitoring_cost.py`)."""
+    log(f"monitoring cost on {sizes.batch_rows:,} rows")
+    _, output = bench.python("bench.monitoring_cost", "--rows", str(sizes.batch_rows), "--repeats", str(sizes.repeats))
+    result = json.loads(output.strip().splitlines()[-1])
+    table = markdown_table(
+        ["rows", "profiled columns", "scoring without (s)", "with drift counts (s)", "ratio (target ≤ 1.15)"],
+        [
+            [
+                f"{result['rows']:,}",
+                result["columns"],
+                f"{result['without_s']:.1f}",
+                f"{result['with_s']:.1f}",
+                f"{result['ratio']:.2f}",
+            ]
+        ],
+    )
+    return f"### 6. Drift monitoring cost\n\n{table}\n"
+
+
 def write_results(sections: list[str], sizes: Sizes, output: Path, seconds: float) -> None:
     """Replace the measured part of the results file, keeping the hand-written analysis around it."""
     commit = subprocess.run(
@@ -388,7 +408,9 @@ def tracking_server(scratch: Path, existing: str):
 @click.option("--quick", is_flag=True, help="Tiny sizes and one repetition: checks that everything runs.")
 @click.option("--repeats", type=int, default=None, help="Repetitions per measurement (default 3, 1 with --quick).")
 @click.option("--output", type=click.Path(path_type=Path), default=RESULTS_FILE, show_default=True)
-@click.option("--only", default="overhead,automl,serving,batch", show_default=True, help="Which benchmarks to run.")
+@click.option(
+    "--only", default="overhead,automl,serving,batch,monitoring", show_default=True, help="Which benchmarks to run."
+)
 @click.option(
     "--tracking_uri", default="", help="Use this tracking server instead of starting one (the smoke test does)."
 )
@@ -425,6 +447,8 @@ def main(quick: bool, repeats: int | None, output: Path, only: str, tracking_uri
             sections.append(serving_latency(bench, sizes, models[serving_data], datasets[serving_data]))
         if "batch" in chosen:
             sections.append(batch_scoring(bench, sizes, models[batch_data]))
+        if "monitoring" in chosen:
+            sections.append(monitoring_cost(bench, sizes))
     write_results(sections, sizes, output, time.monotonic() - started)
     log(f"results written to {output}")
 

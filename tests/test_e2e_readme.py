@@ -104,6 +104,13 @@ def test_a_new_user_runs_the_readme_from_a_fresh_copy(tmp_path):
         assert status == "200", body
         predictions = json.loads(body)["predictions"]
         assert len(predictions) == 2 and {"prediction", "probability_0", "probability_1"} <= set(predictions[0])
+        # The README's batch-scoring example, as written, from a plain shell in the project folder.
+        scoring = readme_block_containing("bash", "-e predict")
+        Path("/tmp/scored.parquet").unlink(missing_ok=True)
+        scored = subprocess.run(["bash", "-c", scoring], cwd=copy, env=env, capture_output=True, text=True, timeout=600)
+        assert scored.returncode == 0, (scored.stdout + scored.stderr)[-3000:]
+        assert "no drift in 30 columns" in scored.stderr, "the training table does not drift from itself"
+        assert Path("/tmp/scored.parquet").is_file()
         wait_until_healthy("http://127.0.0.1:5000", ui, 180, path="/")
         look_at_the_ui_and_the_card(copy, experiment_page, shots_folder(tmp_path))
     finally:

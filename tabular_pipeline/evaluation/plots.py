@@ -10,6 +10,8 @@ import pandas as pd
 
 IMPORTANCE_ROWS = 2000
 IMPORTANCE_REPEATS = 5
+# The residual plot draws a seeded sample of at most this many test rows.
+PLOT_ROWS = 5000
 TOP_FEATURES = 20
 
 
@@ -116,7 +118,11 @@ def save_regression_plots(label: pd.Series, predictions: np.ndarray, folder: Pat
 
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6, 5))
-    PredictionErrorDisplay.from_predictions(label, predictions, kind="residual_vs_predicted", ax=ax)
+    # A scatter of more points than this shows nothing more and costs seconds to draw.
+    shown = min(len(label), PLOT_ROWS)
+    PredictionErrorDisplay.from_predictions(
+        label, predictions, kind="residual_vs_predicted", subsample=shown, random_state=0, ax=ax
+    )
     ax.set_title("Residuals (test split)")
     fig.tight_layout()
     path = folder / "residuals.png"

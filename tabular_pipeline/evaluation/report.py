@@ -15,6 +15,8 @@ from tabular_pipeline.evaluation.metrics import (
     unpack_served_output,
 )
 from tabular_pipeline.evaluation.plots import (
+    IMPORTANCE_ROWS,
+    PLOT_ROWS,
     permutation_importance_table,
     save_classification_plots,
     save_importance_plot,
@@ -77,6 +79,13 @@ def log_evaluation_of_output(
     label = test[label_column]
     metrics = metrics_from_served_output(output, label, task)
     mlflow.log_metrics(metrics)
+    # Metrics use the whole split; permutation importance and the residual plot use seeded samples.
+    mlflow.log_params(
+        {
+            "evaluation.importance_rows": min(len(test), IMPORTANCE_ROWS),
+            "evaluation.plot_rows": min(len(test), PLOT_ROWS),
+        }
+    )
     predictions, probabilities, classes = unpack_served_output(output, label, task)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)

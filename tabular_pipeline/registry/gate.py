@@ -145,11 +145,11 @@ def python_version() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
-def recorded_python(model_uri: str) -> str:
-    """The major.minor Python version a model was saved with."""
-    import mlflow
+def recorded_python(model_dir: Path) -> str:
+    """The major.minor Python version a downloaded model was saved with."""
+    from mlflow.models import Model
 
-    flavor = mlflow.models.get_model_info(model_uri).flavors.get("python_function", {})
+    flavor = Model.load(str(model_dir / "MLmodel")).flavors.get("python_function", {})
     return ".".join(str(flavor.get("python_version", python_version())).split(".")[:2])
 
 
@@ -183,17 +183,25 @@ def score_champion(champion_uri: str, run, task: str, metric: str) -> tuple[floa
 
     label_column = run.data.params.get("label_column", "label")
     try:
-        with tempfile.TemporaryDirectory() as scratch:
-            path = mlflow.artifacts.download_artifacts(TEST_SPLIT_URI.format(run_id=run.info.run_id), dst_path=scratch)
-            test = pd.read_parquet(Path(path))
-        features, label = test.drop(columns=[label_column]), test[label_column]
         from tabular_pipeline.serving.model import PROBABILITIES_PARAM
 
         params = {PROBABILITIES_PARAM: True} if task != "regression" else None
-        if recorded_python(champion_uri) == python_version():
-            output = mlflow.pyfunc.load_model(champion_uri).predict(features, params=params)
-        else:
-            output = predict_in_model_environment(champion_uri, features, params)
+        with tempfile.TemporaryDirectory() as scratch:
+            path = mlflow.artifacts.download_artifacts(TEST_SPLIT_URI.format(run_id=run.info.run_id), dst_path=scratch)
+            test = pd.read_parquet(Path(path))
+            features, label = test.drop(columns=[label_column]), test[label_column]
+            # Downloaded once; read for its Python version and loaded from disk, without MLflow's
+            # check of installed versions against the model's requirements (about a second, and
+            # only a warning): the prediction is the test.
+            model_dir = Path(
+                mlflow.artifacts.download_artifacts(champion_uri, dst_path=str(Path(scratch) / "champion"))
+            )
+            if recorded_python(model_dir) == python_version():
+                output = mlflow.pyfunc.load_model(str(model_dir), suppress_warnings=True).predict(
+                    features, params=params
+                )
+            else:
+                output = predict_in_model_environment(champion_uri, features, params)
         score = metrics_from_served_output(output, label, task).get(metric)
     except Exception as error:  # noqa: BLE001 - any failure means "not compared"; the gate then fails closed
         reason = one_line(error, 200)
