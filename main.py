@@ -62,7 +62,9 @@ def read_param_file(path_text: str) -> dict:
     path = Path(path_text.strip()).expanduser()
     path = path if path.is_absolute() else PROJECT_DIR / path
     if not path.is_file():
-        raise PipelineError(f"param_file {path} does not exist; expected a text file with one name=value per line")
+        raise PipelineError(
+            f"param_file {str(path)!r} does not exist; expected a text file with one name=value per line"
+        )
     if path.stat().st_size > MAX_PARAM_STRING_LENGTH:
         raise PipelineError(
             f"param_file {path} is {path.stat().st_size} bytes; at most {MAX_PARAM_STRING_LENGTH} are allowed"

@@ -12,6 +12,7 @@ import click
 from tabular_pipeline.data.sources import fetch_source
 from tabular_pipeline.data.tables import locate_table, read_table
 from tabular_pipeline.data.uris import redact_source, signed_source_for
+from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.orchestration.fingerprints import digest_path
 from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_DIGEST, TAG_OUTPUT_URI, run_step
 from tabular_pipeline.parameters.entry_points import entry_point_options
@@ -30,6 +31,8 @@ def download_table(source: str, timeout_s: float, max_mb: float, run) -> None:
     """
     import mlflow
 
+    if not timeout_s > 0 or not max_mb > 0:
+        raise PipelineError(f"timeout_s is {timeout_s:g} and max_mb {max_mb:g}; expected both above 0")
     source = signed_source_for(source)
     recorded = redact_source(source)
     with tempfile.TemporaryDirectory() as scratch:

@@ -110,7 +110,9 @@ def pandas_engine(
     from tabular_pipeline.scoring.batch import CSV_BLOCK_BYTES
 
     if output.is_dir():
-        raise PipelineError(f"output {output} is a folder; the pandas engine writes one .parquet or .csv file")
+        raise PipelineError(
+            f"output {output} is a folder; expected a .parquet or .csv file path (the pandas engine writes one file)"
+        )
     csv_format = ds.CsvFileFormat(
         read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES), convert_options=pandas_like_csv_options()
     )

@@ -4,6 +4,7 @@ report whether the test metrics match."""
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import tempfile
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ import click
 from tabular_pipeline.errors import PipelineError, one_line
 from tabular_pipeline.orchestration.fingerprints import code_version
 from tabular_pipeline.orchestration.step_runs import TAG_CODE_VERSION, TAG_ENTRY_POINT, run_step
-from tabular_pipeline.orchestration.workflow import parent_env_manager
+from tabular_pipeline.orchestration.workflow import absolute_store_uri, parent_env_manager
 from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.paths import PROJECT_DIR
 from tabular_pipeline.registry.gate import candidate_run
@@ -84,8 +85,6 @@ def reproduce_model(model_uri: str, tolerance: float, run) -> None:
             f"{model_uri} was not trained by this project (entry point {entry_point!r}); expected train_basic or "
             "train_automl"
         )
-    declared = declared_parameters(yaml.safe_load((PROJECT_DIR / "MLproject").read_text()), entry_point)
-    parameters = {name: recorded_parameter(value) for name, value in original.data.params.items() if name in declared}
     recorded_code = original.data.tags.get(TAG_CODE_VERSION, "")
     version, exact_code = code_to_run(recorded_code, code_version(PROJECT_DIR))
     if not exact_code:
@@ -100,15 +99,20 @@ def reproduce_model(model_uri: str, tolerance: float, run) -> None:
             "reproduce.exact_code": str(exact_code).lower(),
         }
     )
-    log.info(
-        "rerunning %s of run %s at %s with %s",
-        entry_point,
-        original.info.run_id,
-        version or "this checkout",
-        parameters,
-    )
     env_manager = parent_env_manager(client.get_run(run.info.run_id).data.tags)
+    # The rerun runs in another folder: a relative store URI (sqlite:///mlflow.db) must still name this one.
+    os.environ["MLFLOW_TRACKING_URI"] = absolute_store_uri(mlflow.get_tracking_uri(), Path.cwd())
     with checkout_at(PROJECT_DIR, version) as project:
+        # The parameters the recorded code declares, from its own MLproject.
+        declared = declared_parameters(yaml.safe_load((project / "MLproject").read_text()), entry_point)
+        parameters = {name: recorded_parameter(v) for name, v in original.data.params.items() if name in declared}
+        log.info(
+            "rerunning %s of run %s at %s with %s",
+            entry_point,
+            original.info.run_id,
+            version or "this checkout",
+            parameters,
+        )
         try:
             submitted = mlflow.projects.run(
                 str(project),
@@ -118,7 +122,10 @@ def reproduce_model(model_uri: str, tolerance: float, run) -> None:
                 env_manager=env_manager,
             )
         except ExecutionException as error:
-            raise PipelineError(f"the rerun of {entry_point} failed ({one_line(error, 200)})") from None
+            raise PipelineError(
+                f"the rerun of {entry_point} failed ({one_line(error, 200)}); expected the recorded code and data to "
+                "train again (see the rerun's own log above)"
+            ) from None
     rerun = client.get_run(submitted.run_id)
     match, lines = compare_metrics(original.data.metrics, rerun.data.metrics, tolerance)
     for line in lines:

@@ -123,6 +123,14 @@ def test_outputs_never_overlap_the_input_and_are_absolute(tmp_path):
         check_output_path("scores.csv", table)
     with pytest.raises(PipelineError, match="is a remote URI; expected a local or mounted absolute path"):
         check_output_path("s3a://bucket/scores.parquet", table)
+    earlier = tmp_path / "earlier.parquet"
+    earlier.mkdir()
+    for name in ("part-00000-abc.snappy.parquet", "_SUCCESS", ".part-00000-abc.snappy.parquet.crc"):
+        (earlier / name).write_bytes(b"")
+    assert check_output_path(str(earlier), table) == earlier, "an earlier Spark output may be replaced"
+    (earlier / "notes.txt").write_text("someone else's file")
+    with pytest.raises(PipelineError, match="is a folder holding other files"):
+        check_output_path(str(earlier), table)
 
 
 def test_publishing_swaps_folders_and_files_in_whole(tmp_path):

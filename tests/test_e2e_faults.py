@@ -228,41 +228,30 @@ def test_a_server_restart_mid_pipeline_is_ridden_out(tmp_path):
         stop_process(server)
 
 
-def test_two_pipelines_at_once_on_the_sqlite_default_keep_the_store_intact(tmp_path):
-    """Either pipeline may finish or fail (SQLite takes one writer at a time), but each must do
-    one or the other completely: a finished one has its version judged by the gate, a failed one
-    says why in one line and registered nothing; the store stays intact and nothing is RUNNING."""
+def test_two_pipelines_at_once_on_the_sqlite_default_both_finish_and_keep_the_store_intact(tmp_path):
+    """Two pipelines registering the same model at once on a SQLite file (the default store): both
+    finish, each version is judged by the gate in turn, the better one ends up in production, the
+    store passes SQLite's integrity check, and nothing is left RUNNING."""
     import sqlite3
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment, name = "together", f"sqlite-{uuid.uuid4().hex[:6]}"
     client.create_experiment(experiment, artifact_location=(tmp_path / "artifacts").as_uri())  # schema created once
-    strengths = ("0.1", "1.0")
+    strengths = ("0.001", "1.0")
     processes = [
         start_main({"algorithm": "lr", "params": f"C={c}", "model_name": name}, experiment, uri) for c in strengths
     ]
     outputs = [process.communicate(timeout=900)[0] for process in processes]
+    for process, output in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, output[-3000:]
 
     with sqlite3.connect(tmp_path / "mlflow.db") as database:
         assert database.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     runs = runs_of(client, experiment)
-    assert runs and not [r.info.run_id for r in runs if r.info.status == "RUNNING"]
+    assert [r.info.status for r in runs] == ["FINISHED"] * len(runs) == ["FINISHED"] * 10
     versions = client.search_model_versions(f"name = '{name}'")
-    for strength, process, output in zip(strengths, processes, outputs, strict=True):
-        print(output[-3000:])
-        [main_run] = [r for r in runs_of(client, experiment, "main") if r.data.params["params"] == f"C={strength}"]
-        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == main_run.info.run_id]
-        trained = [r.info.run_id for r in children if r.data.tags["mlflow.project.entryPoint"] == "train_basic"]
-        own_versions = [v for v in versions if v.run_id in trained]
-        if process.returncode == 0:
-            assert main_run.info.status == "FINISHED"
-            [version] = own_versions
-            assert version.tags["gate.decision"] in ("promoted", "rejected") and version.status == "READY"
-        else:
-            assert len([line for line in output.splitlines() if line.startswith("error: main: ")]) == 1, output[-3000:]
-            assert main_run.info.status == "FAILED" and own_versions == [], "a failed pipeline registered nothing"
-    assert len({v.version for v in versions}) == len(versions) == sum(process.returncode == 0 for process in processes)
-    if versions:
-        holder = client.get_model_version_by_alias(name, "production")
-        assert holder.tags["gate.decision"] == "promoted"
+    assert sorted(int(v.version) for v in versions) == [1, 2]
+    scores = {str(v.version): client.get_run(v.run_id).data.metrics["test_roc_auc"] for v in versions}
+    holder = client.get_model_version_by_alias(name, "production")
+    assert scores[str(holder.version)] == max(scores.values()) and holder.tags["gate.decision"] == "promoted"

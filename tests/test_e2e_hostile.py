@@ -127,7 +127,7 @@ CASES = {
     "main: missing param_file": (
         "main",
         lambda _: {"param_file": "/nonexistent/params.txt"},
-        "param_file /nonexistent/params.txt does not exist",
+        "param_file '/nonexistent/params.txt' does not exist",
     ),
     "automl call": (
         "train_automl",

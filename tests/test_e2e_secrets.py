@@ -78,7 +78,8 @@ def test_a_presigned_url_downloads_and_its_signature_is_recorded_nowhere(run_pro
 
 
 def test_a_redirect_to_the_cloud_metadata_address_is_refused(run_project, client, experiment_name):
-    redirects = {"/table.csv": "http://169.254.169.254/latest/meta-data/iam/security-credentials/"}
+    # The IPv4-mapped IPv6 form of the metadata address: it must not slip past the check.
+    redirects = {"/table.csv": "http://[::ffff:169.254.169.254]/latest/meta-data/iam/security-credentials/"}
     with serve_routes({}, redirects=redirects) as base:
         result = run_project("download", {"source": f"{base}/table.csv", "timeout_s": 5})
     assert result.returncode != 0

@@ -100,3 +100,11 @@ def test_the_profile_is_plain_json(profile):
     for described in (profile, training_profile(gappy)):
         assert json.loads(json.dumps(described)) == described
     assert training_profile(gappy)["columns"]["member"]["boolean"] is True
+
+
+def test_a_small_table_is_not_judged_on_noise(profile):
+    """Twenty rows of the training distribution would cross PSI 0.2 by chance on ten bins."""
+    result = drift_of(profile, drifted(features(20, seed=2)))
+    assert not any(d.drifted for d in result.values()) and not any(d.judged for d in result.values())
+    enough = drift_of(profile, features(3000, seed=2))
+    assert all(d.judged for d in enough.values())

@@ -130,3 +130,14 @@ def test_contenders_racing_for_a_stale_lock_never_hold_it_together(tracking_uri)
     for (_, left_end, left), (right_start, _, right) in zip(ordered, ordered[1:], strict=False):
         assert right_start >= left_end, f"runs {left} and {right} held the lock at the same time"
     assert client.search_model_versions(f"name = '{lock_name(model)}'") == [], "every ticket is gone, stale ones too"
+
+
+def test_a_duplicate_ticket_of_the_same_run_does_not_make_it_wait_for_itself(store_client):
+    """MLflow's client retries a request whose answer was lost, so one run may hold two tickets."""
+    experiment = store_client.create_experiment("duplicate-tickets")
+    run_id = store_client.create_run(experiment).info.run_id
+    store_client.create_registered_model(lock_name("dupes"))
+    store_client.create_model_version(lock_name("dupes"), f"runs:/{run_id}/promotion-lock", run_id=run_id)
+    with promotion_lock(store_client, "dupes", run_id, timeout_s=2):
+        assert [run for _, run in live_tickets(store_client, "dupes")] == [run_id, run_id]
+    assert live_tickets(store_client, "dupes") == [], "both of its tickets are released"

@@ -12,7 +12,23 @@ def test_valid_names_and_aliases_pass():
     assert validate_alias("production") == "production"
 
 
-@pytest.mark.parametrize("name", ["", "  ", "a/b", "a:b", "bad\nname", "x" * 300, "a?b", "o'brien", 'say "hi"', "a`b"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "  ",
+        "a/b",
+        "a:b",
+        "bad\nname",
+        "x" * 250,
+        "a?b",
+        "o'brien",
+        'say "hi"',
+        "a`b",
+        "churn@v2",
+        "churn.promotion-lock",
+    ],
+)
 def test_names_the_registry_refuses_fail_early(name):
     with pytest.raises(PipelineError, match="model_name"):
         validate_model_name(name)
@@ -119,5 +135,46 @@ def test_a_failed_registration_never_deletes_a_registered_model_it_did_not_creat
         with pytest.raises(PipelineError, match="could not promote version 1 of 'fresh'"):
             register_and_promote(client, info.model_uri, "fresh", "production", judge=failing_judge)
         assert client.search_registered_models("name = 'fresh'") == [], "a model this run created is removed again"
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def test_a_promotion_cut_off_half_way_leaves_the_champion_where_it_was(tmp_path):
+    """The alias moves first, then the stages: if moving a stage fails, the alias goes back to the
+    champion, the champion keeps Production, and the new version is rolled back."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from sklearn.linear_model import LogisticRegression
+
+    from tabular_pipeline.registry.registration import register_and_promote
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+    class StageFailsOnce(MlflowClient):
+        failed = False
+
+        def transition_model_version_stage(self, name, version, stage, archive_existing_versions=False):
+            if not StageFailsOnce.failed and str(version) == "2":
+                StageFailsOnce.failed = True
+                raise MlflowException("the database went away", error_code="TEMPORARILY_UNAVAILABLE")
+            return super().transition_model_version_stage(name, version, stage, archive_existing_versions)
+
+    client = StageFailsOnce(tracking_uri=uri, registry_uri=uri)
+    mlflow.set_tracking_uri(uri)
+    try:
+        experiment = client.create_experiment("promotion", artifact_location=(tmp_path / "artifacts").as_uri())
+        infos = []
+        for c in (1.0, 0.5):
+            with mlflow.start_run(experiment_id=experiment):
+                infos.append(
+                    mlflow.sklearn.log_model(LogisticRegression(C=c).fit([[0.0], [1.0]], [0, 1]), name="model")
+                )
+        register_and_promote(client, infos[0].model_uri, "churn", "production")
+        with pytest.raises(PipelineError, match="could not promote version 2 of 'churn' to 'production'"):
+            register_and_promote(client, infos[1].model_uri, "churn", "production")
+        assert client.get_model_version_by_alias("churn", "production").version in (1, "1")
+        assert client.get_model_version("churn", "1").current_stage == "Production"
+        assert [str(v.version) for v in client.search_model_versions("name = 'churn'")] == ["1"]
     finally:
         mlflow.set_tracking_uri(None)

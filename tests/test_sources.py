@@ -73,7 +73,7 @@ def test_zip_slip_is_refused_and_nothing_is_written(tmp_path, name, maker):
 
 def test_archive_size_cap(tmp_path):
     archive = make_zip(tmp_path / "big.zip", {"t.csv": b"0" * 5000})
-    with pytest.raises(PipelineError, match="the cap is 1000"):
+    with pytest.raises(PipelineError, match=r"unpacks to 5000 bytes; expected at most 1000 \(set -P max_mb\)"):
         extract_archive(archive, tmp_path / "o", max_bytes=1000)
 
 
@@ -161,5 +161,21 @@ def test_redirects_to_metadata_or_link_local_hosts_are_refused_before_connecting
                 download_http(f"{base}{path}", tmp_path, 2, 1000)
         with pytest.raises(PipelineError, match="redirects to a non-HTTP address"):
             download_http(f"{base}/to-file.csv", tmp_path, 2, 1000)
-    with pytest.raises(PipelineError, match="refused"):
-        download_http("http://169.254.169.254/latest/meta-data/", tmp_path, 2, 1000)
+    for address in (
+        "169.254.169.254",
+        "[::ffff:169.254.169.254]",
+        "[::ffff:a9fe:a9fe]",
+        "[fd00:ec2::254]",
+        "100.100.100.200",
+    ):
+        with pytest.raises(PipelineError, match="refused"):
+            download_http(f"http://{address}/latest/meta-data/", tmp_path, 2, 1000)
+
+
+def test_metadata_addresses_are_recognised_however_they_are_written():
+    from tabular_pipeline.data.downloads import is_metadata_address
+
+    for address in ("169.254.169.254", "::ffff:169.254.169.254", "2002:a9fe:a9fe::1", "fe80::1%eth0", "fd00:ec2::254"):
+        assert is_metadata_address(address), address
+    for address in ("127.0.0.1", "10.0.0.5", "::1", "::ffff:10.0.0.5", "2606:4700::1111"):
+        assert not is_metadata_address(address), address

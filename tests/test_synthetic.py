@@ -23,9 +23,9 @@ def test_generated_tables_are_mixed_typed_with_gaps_and_reproducible(task):
 
 
 def test_generated_table_arguments_are_checked():
-    with pytest.raises(PipelineError, match="at least 10 rows"):
+    with pytest.raises(PipelineError, match="5 rows was asked for; expected at least 10"):
         make_mixed_table(5)
-    with pytest.raises(PipelineError, match="at least 6 columns"):
+    with pytest.raises(PipelineError, match="4 columns was asked for; expected at least 6"):
         make_mixed_table(100, columns=4)
     with pytest.raises(PipelineError, match="task 'ranking'"):
         make_mixed_table(100, task="ranking")

@@ -83,3 +83,16 @@ def test_printed_commands_name_make_targets_in_a_checkout_and_full_paths_elsewhe
         "-m models:/m@production --port 5001 --env-manager local"
     )
     assert ui == "http://h:5000/#/experiments/0?workflowType=machine_learning", "the model-training view"
+
+
+def test_a_password_in_the_tracking_uri_is_never_printed():
+    from tabular_pipeline.orchestration.step_runs import run_page_url, shown_uri
+    from tabular_pipeline.orchestration.workflow import printed_commands
+
+    for uri in ("postgresql://mlflow:s3cret@db:5432/mlflow", "https://alice:s3cret@mlflow.example.com"):
+        serve, ui = printed_commands(uri, "models:/m@production", Path("/clone"), Path("/opt/env/bin/python"), "7")
+        assert "s3cret" not in serve + ui and "MLFLOW_TRACKING_URI set as for this run" in serve
+        assert "s3cret" not in run_page_url(uri, "7", "r1") and "s3cret" not in shown_uri(uri)
+    assert run_page_url("https://alice:s3cret@mlflow.example.com", "7", "r1").startswith(
+        "https://mlflow.example.com/#/"
+    )

@@ -77,7 +77,9 @@ def extract_archive(archive: Path, destination: Path, max_bytes: int = DEFAULT_M
     try:
         total = _checked_zip_size(archive, destination) if is_zip else _checked_tar_size(archive, destination)
         if total > max_bytes:
-            raise PipelineError(f"archive {archive.name} unpacks to {total} bytes; the cap is {max_bytes}")
+            raise PipelineError(
+                f"archive {archive.name} unpacks to {total} bytes; expected at most {max_bytes} (set -P max_mb)"
+            )
         shutil.unpack_archive(archive, destination, **({} if is_zip else {"filter": "data"}))
     except (zipfile.BadZipFile, tarfile.TarError, shutil.ReadError, EOFError, zlib.error, OSError) as error:
         reason = one_line(error, 200)

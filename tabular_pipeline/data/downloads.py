@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urljoin, urlparse, urlsplit
@@ -21,13 +22,25 @@ def _file_name_for(url: str, content_type: str) -> str:
 
 # Cloud metadata services: a redirect there would hand the worker's own credentials to the table.
 METADATA_HOSTS = ("metadata.google.internal", "metadata", "metadata.azure.internal")
+# Metadata services that are not link-local: AWS's IPv6 endpoint and Alibaba Cloud's.
+METADATA_ADDRESSES = tuple(ipaddress.ip_address(text) for text in ("fd00:ec2::254", "100.100.100.200"))
 MAX_REDIRECTS = 5
 
 
-def check_fetchable_host(url: str) -> None:
-    """Refuse URLs whose host is a cloud metadata name or resolves to a link-local address
-    (169.254.0.0/16, fe80::/10), before any connection is made."""
+def is_metadata_address(text: str) -> bool:
+    """Whether an IP address is link-local or a cloud metadata service, however it is written
+    (an IPv4-mapped or 6to4 IPv6 address is checked as the IPv4 address it carries)."""
     import ipaddress
+
+    address = ipaddress.ip_address(text.split("%")[0])
+    if isinstance(address, ipaddress.IPv6Address):
+        address = address.ipv4_mapped or address.sixtofour or address
+    return address.is_link_local or address in METADATA_ADDRESSES
+
+
+def check_fetchable_host(url: str) -> None:
+    """Refuse URLs whose host is a cloud metadata service, by name or address, or resolves to a
+    link-local address (169.254.0.0/16, fe80::/10), before any connection is made."""
     import socket
 
     host = (urlsplit(url).hostname or "").rstrip(".").lower()
@@ -41,7 +54,7 @@ def check_fetchable_host(url: str) -> None:
         addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
     except (socket.gaierror, UnicodeError):
         return  # requests reports the unknown host in its own words
-    if any(ipaddress.ip_address(address.split("%")[0]).is_link_local for address in addresses):
+    if any(is_metadata_address(address) for address in addresses):
         raise PipelineError(refused)
 
 

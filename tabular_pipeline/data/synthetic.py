@@ -26,7 +26,7 @@ def column_plan(columns: int) -> tuple[int, int, int]:
     """
     features = columns - 3
     if features < 3:
-        raise PipelineError(f"a generated table needs at least 6 columns; got {columns}")
+        raise PipelineError(f"a generated table of {columns} columns was asked for; expected at least 6")
     categorical = max(1, round(features * 0.3))
     counts = max(1, round(features * 0.1))
     return features - categorical - counts, counts, categorical
@@ -48,7 +48,7 @@ def make_mixed_table(
         The table, with `row_id` first and `label` last; categories are pandas `category` columns.
     """
     if rows < 10:
-        raise PipelineError(f"a generated table needs at least 10 rows; got {rows}")
+        raise PipelineError(f"a generated table of {rows} rows was asked for; expected at least 10")
     if task not in ("binary", "multiclass", "regression"):
         raise PipelineError(f"task '{task}' is not supported; expected binary, multiclass or regression")
     rng = np.random.default_rng(seed)

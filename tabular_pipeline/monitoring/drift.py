@@ -23,6 +23,9 @@ from tabular_pipeline.monitoring.profile import OTHER, bin_index, category_text
 DEFAULT_THRESHOLDS = {"psi": 0.2, "missing": 0.1}
 # Shares are floored before the logarithm, so an empty bin gives a large but finite PSI.
 SHARE_FLOOR = 1e-4
+# PSI of a small sample is noisy (20 rows from the training distribution score about 0.45 on ten
+# bins): a column is judged only with at least this many present values per bin.
+MIN_ROWS_PER_BIN = 10
 
 
 def parse_thresholds(text: str) -> dict[str, float]:
@@ -74,6 +77,7 @@ class ColumnDrift:
     train_shares: list[float]
     now_shares: list[float]
     drifted: bool
+    judged: bool = True  # False: too few values to tell drift from noise
 
     @property
     def missing_change(self) -> float:
@@ -134,8 +138,21 @@ class DriftCounter:
             # Values beyond the stored top values, above the share such values had in training: new ones.
             unseen = max(0.0, rest / present - spec["other"]) if present else 0.0
         score = psi(train, now) if present else 0.0
-        drifted = score >= thresholds["psi"] or missing_now - spec["missing"] >= thresholds["missing"]
-        return ColumnDrift(name, spec["kind"], score, spec["missing"], missing_now, unseen, labels, train, now, drifted)
+        judged = present >= MIN_ROWS_PER_BIN * len(labels)
+        crossed = score >= thresholds["psi"] or missing_now - spec["missing"] >= thresholds["missing"]
+        return ColumnDrift(
+            name,
+            spec["kind"],
+            score,
+            spec["missing"],
+            missing_now,
+            unseen,
+            labels,
+            train,
+            now,
+            judged and crossed,
+            judged,
+        )
 
 
 def bin_labels(edges: list[float]) -> list[str]:

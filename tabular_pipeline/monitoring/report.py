@@ -41,7 +41,7 @@ def render_report(drifts: list[ColumnDrift], model_uri: str, data: str, threshol
     body = "".join(
         f'<tr class="{"drifted" if d.drifted else ""}"><td>{html.escape(d.column)}</td><td>{d.kind}</td>'
         f"<td>{d.psi:.3f}</td><td>{d.missing_train:.1%} → {d.missing_now:.1%}</td><td>{d.unseen_share:.1%}</td>"
-        f"<td>{'yes' if d.drifted else 'no'}</td></tr>"
+        f"<td>{'yes' if d.drifted else 'no' if d.judged else 'too few rows to tell'}</td></tr>"
         for d in drifts
     )
     table = "<table><tr>" + "".join(f"<th>{h}</th>" for h in header) + f"</tr>{body}</table>"
@@ -77,6 +77,9 @@ def record_drift(
     mlflow.log_metrics({"drifted_columns": len(drifted), **{metric_name(d.column): d.psi for d in drifts}})
     mlflow.set_tag(DRIFTED_TAG, ",".join(drifted)[:5000])
     mlflow.log_text(render_report(drifts, model_uri, data, thresholds, rows), REPORT_PATH)
+    unjudged = [d.column for d in drifts if not d.judged]
+    if unjudged:
+        log.info("too few rows to judge drift in %d column(s): %s", len(unjudged), ", ".join(unjudged))
     if drifted:
         log.warning(
             "drift in %d of %d columns: %s (report: %s)", len(drifted), len(drifts), ", ".join(drifted), REPORT_PATH

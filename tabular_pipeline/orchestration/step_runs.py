@@ -30,6 +30,7 @@ STEP_RESOURCE_METRICS = ("step_seconds", "peak_memory_mb")
 EXIT_USER_ERROR = 2
 EXIT_BUG = 1
 EXIT_TERMINATED = 143
+EXIT_INTERRUPTED = 130
 
 _QUIET_LOGGERS = ("mlflow", "urllib3", "alembic", "git", "matplotlib", "py.warnings")
 
@@ -51,16 +52,37 @@ def configure_logging() -> None:
 UI_VIEW = "?workflowType=machine_learning"
 
 
+def has_credentials(uri: str) -> bool:
+    """Whether a URI carries a user name or password (`postgresql://user:pw@db/mlflow`)."""
+    from urllib.parse import urlsplit
+
+    return "@" in urlsplit(uri).netloc
+
+
+def shown_uri(uri: str) -> str:
+    """A URI as it may be printed or recorded: without its user name and password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit((parts.scheme, "***@" + parts.netloc.rsplit("@", 1)[1], parts.path, parts.query, ""))
+
+
+def _ui_base(tracking_uri: str) -> str:
+    if tracking_uri.startswith(("http://", "https://")):
+        return shown_uri(tracking_uri).replace("***@", "").rstrip("/")
+    return "http://127.0.0.1:5000"
+
+
 def experiment_page_url(tracking_uri: str, experiment_id: str) -> str:
     """A link to the experiment's runs in the MLflow UI (for a local store, `make ui` on port 5000)."""
-    base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    return f"{base}/#/experiments/{experiment_id}{UI_VIEW}"
+    return f"{_ui_base(tracking_uri)}/#/experiments/{experiment_id}{UI_VIEW}"
 
 
 def run_page_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     """A link to the run in the MLflow UI (for a local store, `make ui` on port 5000)."""
-    base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}{UI_VIEW}"
+    return f"{_ui_base(tracking_uri)}/#/experiments/{experiment_id}/runs/{run_id}{UI_VIEW}"
 
 
 class StepTerminated(BaseException):
@@ -68,6 +90,9 @@ class StepTerminated(BaseException):
 
 
 def _raise_terminated(_signum, _frame):
+    # Once stopping, stop quietly: a second SIGTERM or Ctrl-C must not cut the clean-up short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise StepTerminated()
 
 
@@ -142,7 +167,7 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
         run = mlflow.start_run()
     except Exception as error:  # noqa: BLE001 - the tracking server is the usual culprit
         print(
-            f"error: {entry_point}: could not start an MLflow run at {mlflow.get_tracking_uri()} "
+            f"error: {entry_point}: could not start an MLflow run at {shown_uri(mlflow.get_tracking_uri())} "
             f"({failure_message(error)})",
             file=sys.stderr,
         )
@@ -157,6 +182,10 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
         status, code, message = "FAILED", EXIT_USER_ERROR, failure_message(error)
     except StepTerminated:
         status, code, message = "KILLED", EXIT_TERMINATED, "terminated by SIGTERM"
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        status, code, message = "KILLED", EXIT_INTERRUPTED, "interrupted (Ctrl-C)"
     except Exception as error:  # noqa: BLE001 - report any bug as a FAILED run with one clear line
         traceback.print_exc()
         status, code, message = "FAILED", EXIT_BUG, failure_message(error)

@@ -26,6 +26,7 @@ from tabular_pipeline.orchestration.step_runs import (
     TAG_OUTPUT_DIGEST,
     TAG_OUTPUT_URI,
     experiment_page_url,
+    has_credentials,
     run_page_url,
 )
 
@@ -255,6 +256,9 @@ def printed_commands(
     store = absolute_store_uri(tracking_uri, project_dir)
     remote = store.startswith(("http://", "https://"))
     page = experiment_page_url(store, experiment_id)
+    if has_credentials(store):
+        # A password in the tracking URI is never printed: the commands take it from the environment.
+        return printed_commands_from_environment(model_uri, project_dir, python, page, remote)
     if (project_dir / "Makefile").is_file() and python.parent == project_dir / ".venv" / "bin":
         default_store = f"sqlite:///{project_dir / 'mlflow.db'}"
         store_arg = "" if store == default_store else f" TRACKING_URI={shlex.quote(store)}"
@@ -273,6 +277,27 @@ def printed_commands(
         if remote
         else f"{shlex.quote(str(scripts / 'mlflow'))} ui --backend-store-uri {shlex.quote(store)}   (then {page})"
     )
+    return serve, ui
+
+
+def printed_commands_from_environment(model_uri: str, project_dir: Path, python: Path, page: str, remote: bool):
+    """The serve and UI commands for a tracking URI with credentials in it: they read it from
+    `MLFLOW_TRACKING_URI`, set in the shell as it was for this run."""
+    import shlex
+
+    note = "   # with MLFLOW_TRACKING_URI set as for this run"
+    if (project_dir / "Makefile").is_file() and python.parent == project_dir / ".venv" / "bin":
+        make = f"make -C {shlex.quote(str(project_dir))}"
+        serve = f"{make} serve MODEL_URI={shlex.quote(model_uri)}{note}"
+        ui = page if remote else f'{make} ui TRACKING_URI="$MLFLOW_TRACKING_URI"{note}, then open {page}'
+        return serve, ui
+    scripts = python.parent
+    mlflow_path = shlex.quote(str(scripts / "mlflow"))
+    serve = (
+        f'env PATH={shlex.quote(str(scripts))}:"$PATH" {mlflow_path} models serve -m {shlex.quote(model_uri)} '
+        f"--port 5001 --env-manager local{note}"
+    )
+    ui = page if remote else f'{mlflow_path} ui --backend-store-uri "$MLFLOW_TRACKING_URI"{note}, then open {page}'
     return serve, ui
 
 

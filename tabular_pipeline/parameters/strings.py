@@ -187,7 +187,7 @@ def parse_param_string(text: str, source: str = "params") -> dict[str, ParamValu
             raise PipelineError(f"{source}: entry {_describe(entry)} has an empty name; expected name=value")
         check_name(name, source)
         if name in parsed:
-            raise PipelineError(f"{source}: '{name}' is given twice")
+            raise PipelineError(f"{source}: '{name}' is given twice; expected each name once")
         parsed[name] = parse_value(name, value_text, source)
     return parsed
 
@@ -219,7 +219,7 @@ def parse_param_file(content: str) -> dict[str, ParamValue]:
                 "and '_')"
             )
         if name in parsed:
-            raise PipelineError(f"{where}: '{name}' is given twice")
+            raise PipelineError(f"{where}: '{name}' is given twice; expected each name once")
         try:
             parsed[name] = parse_value(name, value_text, where)
         except PipelineError:

@@ -16,6 +16,9 @@ from tabular_pipeline.evaluation.metrics import GREATER_IS_BETTER, metrics_from_
 
 log = logging.getLogger("gate")
 TEST_SPLIT_URI = "runs:/{run_id}/evaluation/test.parquet"
+# Scores this close are a tie: the candidate's score was logged at training, the champion's is
+# computed now through its pyfunc (or a JSON round trip), so equal models differ by float noise.
+TIE_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -28,10 +31,14 @@ class GateDecision:
     candidate_score: float | None
     champion_score: float | None = None
     champion_version: str | None = None
+    # Whether the champion was trained on the candidate's training split: when not, it may have
+    # seen rows of the candidate's test split, and its score there can be optimistic.
+    same_split: bool | None = None
 
     def details(self, min_score: float | None, min_delta: float, forced: bool) -> dict[str, object]:
         """Everything the decision was made from, for the `gate.details` tag and the model card."""
         return {
+            "champion_trained_on_the_same_split": self.same_split,
             "primary_metric": self.metric,
             "candidate_score": self.candidate_score,
             "champion_score": self.champion_score,
@@ -112,13 +119,13 @@ def decide_promotion(
     if champion is None or math.isnan(champion):
         return decision(True, champion_note or "first version to pass the gate: no champion to beat")
     gain = candidate - champion if greater_is_better else champion - candidate
+    if abs(gain) <= TIE_TOLERANCE:
+        return decision(False, f"{metric} {candidate:.4f} ties the champion's; a tie does not replace it")
     if gain > 0 and gain >= min_delta:
         return decision(
             True,
             f"{metric} {candidate:.4f} beats the champion's {champion:.4f} by {gain:.4f} (min_delta={min_delta:g})",
         )
-    if gain == 0:
-        return decision(False, f"{metric} {candidate:.4f} ties the champion's; a tie does not replace it")
     return decision(
         False, f"{metric} {candidate:.4f} does not beat the champion's {champion:.4f} by min_delta={min_delta:g}"
     )
@@ -170,7 +177,7 @@ def predict_in_model_environment(model_uri: str, features: pd.DataFrame, params:
     backend = get_flavor_backend(model_uri, env_manager="virtualenv", install_mlflow=False)
     with tempfile.TemporaryDirectory() as scratch:
         request, answer = Path(scratch) / "request.json", Path(scratch) / "answer.json"
-        payload = {"dataframe_split": json.loads(features.to_json(orient="split", index=False))}
+        payload = {"dataframe_split": json.loads(features.to_json(orient="split", index=False, double_precision=15))}
         request.write_text(json.dumps({**payload, **({"params": params} if params else {})}))
         backend.predict(model_uri=model_uri, input_path=str(request), output_path=str(answer), content_type="json")
         predictions = json.loads(answer.read_text())["predictions"]
@@ -252,14 +259,29 @@ def evaluate_gate(
         current = current_holder(client, name, alias)
     except MlflowException as error:
         current, unjudged = None, f"the current '{alias}' version could not be looked up ({one_line(error, 200)})"
-    if current is not None and str(current.version) != str(version):
+    same_split, note = None, ""
+    if current is not None and str(current.version) == str(version):
+        note = f"it already holds '{alias}'"
+    elif current is not None:
         champion_version = str(current.version)
         champion, unjudged = score_champion(f"models:/{name}/{current.version}", run, task, metric)
         if unjudged:
             unjudged = f"version {champion_version} holds '{alias}' but {unjudged}"
+        same_split = trained_on_same_split(current, run)
     decision = decide_promotion(
-        metric, GREATER_IS_BETTER[task], candidate, champion, min_score, min_delta, force, champion_unjudged=unjudged
+        metric, GREATER_IS_BETTER[task], candidate, champion, min_score, min_delta, force, note, unjudged
     )
     if unjudged and not force:
         log.warning("not promoting: %s", unjudged)
-    return GateDecision(decision.promote, decision.reason, metric, candidate, champion, champion_version)
+    return GateDecision(decision.promote, decision.reason, metric, candidate, champion, champion_version, same_split)
+
+
+def trained_on_same_split(champion_version, candidate_run) -> bool | None:
+    """Whether the champion's recorded training split is the candidate's (None when unrecorded)."""
+    import json
+
+    from tabular_pipeline.registry.lineage import dataset_digests
+
+    champion_digest = json.loads(champion_version.tags.get("lineage", "{}")).get("train_digest")
+    candidate_digest = dataset_digests(candidate_run).get("training")
+    return None if not champion_digest or not candidate_digest else champion_digest == candidate_digest

@@ -112,9 +112,13 @@ def _retrying(action, what: str, waiter: _Waiter):
             return action()
         except MlflowException as error:
             if error.error_code in FINAL_ERROR_CODES:
-                raise PipelineError(f"could not {what} ({error.error_code}: {one_line(error)})") from None
+                raise PipelineError(
+                    f"could not {what} ({error.error_code}: {one_line(error)}); expected EDIT permission on the lock"
+                ) from None
             if waiter.expired():
-                raise PipelineError(f"could not {what} before the lock's deadline ({one_line(error)})") from None
+                raise PipelineError(
+                    f"could not {what} before the lock's deadline ({one_line(error)}); expected the registry to answer"
+                ) from None
             log.info("could not %s (%s); trying again", what, one_line(error))
             waiter.sleep()
 
@@ -173,23 +177,39 @@ def promotion_lock(client, model_name: str, run_id: str, timeout_s: float | None
     )
     mine = int(ticket.version)
     try:
-        _wait_for_turn(client, name, mine, waiter)
+        _wait_for_turn(client, name, mine, run_id, waiter)
     except BaseException:
-        _drop_ticket(client, name, mine)
+        _release(client, name, run_id, mine)
         raise
     try:
         yield
     finally:
-        if not _drop_ticket(client, name, mine):
+        _release(client, name, run_id, mine)
+
+
+def _release(client, name: str, run_id: str, mine: int) -> None:
+    """Delete this run's ticket, and any duplicate a retried request created for it."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        own = {t.version for t in _live_tickets(client, name, _Waiter(30)) if t.run_id == run_id} | {mine}
+    except (MlflowException, PipelineError):
+        own = {mine}
+    for version in sorted(own):
+        if not _drop_ticket(client, name, version):
             log.warning(
-                "could not release the promotion lock '%s' (ticket %d); it counts until run %s ends", name, mine, run_id
+                "could not release the promotion lock '%s' (ticket %d); it counts until run %s ends",
+                name,
+                version,
+                run_id,
             )
 
 
-def _wait_for_turn(client, name: str, mine: int, waiter: _Waiter) -> None:
+def _wait_for_turn(client, name: str, mine: int, run_id: str, waiter: _Waiter) -> None:
     reported = None
     while True:
-        ahead = tickets_ahead(_live_tickets(client, name, waiter), mine)
+        # A retried request can leave this run a second ticket; it never waits for itself.
+        ahead = [t for t in tickets_ahead(_live_tickets(client, name, waiter), mine) if t.run_id != run_id]
         states = {ticket.version: holder_state(client, ticket.run_id) for ticket in ahead}
         blocking = [ticket for ticket in ahead if states[ticket.version] != "ended"]
         if not blocking:

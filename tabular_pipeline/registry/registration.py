@@ -6,6 +6,7 @@ import logging
 import re
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from tabular_pipeline.errors import PipelineError, one_line
 
@@ -16,11 +17,12 @@ TAG_SOURCE_MODEL_URI = "pipeline.model_uri"
 # registered model that merely starts with `m-`.
 _LOGGED_MODEL_URI = re.compile(r"^models:/(m-[0-9a-f]{32})$")
 # Characters the registry refuses, plus quotes: names go into search filters such as `name = '...'`.
-_FORBIDDEN_NAME_CHARACTERS = "/:%?#\\'\"`"
+_FORBIDDEN_NAME_CHARACTERS = "/:%?#@\\'\"`"
 _ALIAS_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,254}$")
 # Aliases that also set the legacy stage, so `models:/<name>/Production` URIs keep resolving.
 _STAGE_FOR_ALIAS = {"production": "Production", "staging": "Staging"}
-MAX_MODEL_NAME_LENGTH = 256
+# The registry's limit, less room for the `.promotion-lock` suffix of the model's lock.
+MAX_MODEL_NAME_LENGTH = 256 - len(".promotion-lock")
 
 
 def validate_model_name(name: str) -> str:
@@ -29,11 +31,14 @@ def validate_model_name(name: str) -> str:
     if not stripped:
         raise PipelineError("model_name is empty; expected a registered model name such as 'churn-model'")
     if len(stripped) > MAX_MODEL_NAME_LENGTH:
-        raise PipelineError(f"model_name is {len(stripped)} characters; at most {MAX_MODEL_NAME_LENGTH} are allowed")
+        raise PipelineError(f"model_name is {len(stripped)} characters; expected at most {MAX_MODEL_NAME_LENGTH}")
+    if stripped.endswith(".promotion-lock"):
+        raise PipelineError(f"model_name {stripped!r} names a promotion lock; expected the model's own name")
     bad = sorted({c for c in stripped if c in _FORBIDDEN_NAME_CHARACTERS or not c.isprintable()})
     if bad:
         raise PipelineError(
-            f"model_name {stripped!r} contains {''.join(bad)!r}; expected letters, digits, spaces, '.', '_' or '-'"
+            f"model_name {stripped!r} contains {''.join(bad)!r}; expected letters, digits, spaces, '.', '_' or '-' "
+            "(none of / : % ? # @ \\ ' \" `)"
         )
     return stripped
 
@@ -107,7 +112,9 @@ def find_existing_version(client, name: str, model_uri: str):
     try:
         versions = client.search_model_versions(f"name = '{name}'")
     except MlflowException as error:
-        raise PipelineError(f"could not list the versions of '{name}' ({one_line(error)})") from None
+        raise PipelineError(
+            f"could not list the versions of '{name}' ({one_line(error)}); expected the registry to answer"
+        ) from None
     matches = [v for v in versions if (v.tags or {}).get(TAG_SOURCE_MODEL_URI) == model_uri]
     return max(matches, key=lambda v: int(v.version)) if matches else None
 
@@ -126,7 +133,9 @@ def create_registered_model_if_missing(client, name: str) -> bool:
     except MlflowException as error:
         if error.error_code == "RESOURCE_ALREADY_EXISTS":
             return False
-        raise PipelineError(f"could not create the registered model '{name}' ({one_line(error)})") from None
+        raise PipelineError(
+            f"could not create the registered model '{name}' ({one_line(error)}); expected permission to create it"
+        ) from None
 
 
 def drop_if_empty(client, name: str) -> None:
@@ -154,6 +163,47 @@ def promote(client, name: str, version: str, alias: str) -> None:
             for other in client.search_model_versions(f"name = '{name}'"):
                 if str(other.version) != str(version) and other.current_stage == stage:
                     client.transition_model_version_stage(name, other.version, "Archived")
+
+
+@dataclass(frozen=True)
+class PromotionState:
+    """Who held the alias and the matching stage before a promotion, to put back if it fails."""
+
+    alias_version: str | None
+    stages: dict[str, str]
+
+
+def promotion_state(client, name: str, version: str, alias: str) -> PromotionState:
+    """The alias holder, and the stage of the candidate and of every version in the alias's stage."""
+    from tabular_pipeline.registry.gate import current_holder
+
+    holder = current_holder(client, name, alias)
+    stage = stage_for_alias(alias)
+    versions = client.search_model_versions(f"name = '{name}'") if stage else []
+    stages = {
+        str(v.version): v.current_stage for v in versions if v.current_stage == stage or str(v.version) == str(version)
+    }
+    return PromotionState(str(holder.version) if holder is not None else None, stages)
+
+
+def restore_promotion(client, name: str, alias: str, state: PromotionState) -> None:
+    """Put the alias and the stages back as `state` recorded them (best effort, each step logged)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if state.alias_version is not None:
+            client.set_registered_model_alias(name, alias, state.alias_version)
+        else:
+            client.delete_registered_model_alias(name, alias)
+    except MlflowException as error:
+        log.warning("could not put alias '%s' of '%s' back (%s)", alias, name, one_line(error))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        for version, stage in state.stages.items():
+            try:
+                client.transition_model_version_stage(name, version, stage)
+            except MlflowException as error:
+                log.warning("could not put version %s of '%s' back in %s (%s)", version, name, stage, one_line(error))
 
 
 Judge = Callable[[str], tuple[bool, dict[str, str]]]
@@ -200,16 +250,26 @@ def register_and_promote(
     except MlflowException as error:
         if model_created:
             drop_if_empty(client, name)
-        raise PipelineError(f"could not register {model_uri} as '{name}' ({one_line(error)})") from None
+        raise PipelineError(
+            f"could not register {model_uri} as '{name}' ({one_line(error)}); expected EDIT permission on '{name}'"
+        ) from None
+    state = None
     try:
         if version.status != "READY":
-            raise PipelineError(f"version {version.version} of '{name}' is {version.status}, not READY")
+            raise PipelineError(
+                f"version {version.version} of '{name}' is {version.status}; expected READY after registration"
+            )
         promoted, tags = judge(version.version) if judge else (True, {})
         for key, value in tags.items():
             client.set_model_version_tag(name, version.version, key, value)
         if promoted:
+            state = promotion_state(client, name, version.version, alias)
             promote(client, name, version.version, alias)
     except (MlflowException, PipelineError) as error:
+        if state is not None:
+            # A promotion cut off half way must not leave the alias moved (or, once the new version
+            # is deleted below, gone) and the previous holder archived.
+            restore_promotion(client, name, alias, state)
         if created:
             # Never leave a half-registered version behind: it would look usable but carry no alias.
             try:

@@ -92,7 +92,7 @@ def input_columns(schema) -> list[InputColumn]:
         type_name = getattr(spec.type, "name", str(spec.type))
         if type_name not in ARROW_TYPES:
             raise PipelineError(
-                f"model input '{spec.name}' has type {type_name}; batch scoring supports {', '.join(ARROW_TYPES)}"
+                f"model input '{spec.name}' has type {type_name}; expected one of {', '.join(ARROW_TYPES)}"
             )
         columns.append(InputColumn(spec.name, type_name, spec.required))
     return columns

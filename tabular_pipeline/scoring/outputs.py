@@ -30,13 +30,13 @@ def check_output_path(output_text: str, input_path: Path | None) -> Path:
     """
     if "://" in output_text or output_text.startswith(("s3a:", "hdfs:", "gs:", "dbfs:")):
         raise PipelineError(
-            f"output '{output_text}' is a remote URI; expected a local or mounted absolute path "
+            f"output {output_text!r} is a remote URI; expected a local or mounted absolute path "
             "(outputs are staged beside the target and renamed into place, which needs a filesystem)"
         )
     path = Path(output_text).expanduser()
     if not path.is_absolute():
         raise PipelineError(
-            f"output '{output_text}' is a relative path; expected an absolute path (MLflow runs the step in the "
+            f"output {output_text!r} is a relative path; expected an absolute path (MLflow runs the step in the "
             "project folder, or in a temporary clone for a git URL, so a relative path would land there)"
         )
     output = path.resolve()
@@ -47,7 +47,18 @@ def check_output_path(output_text: str, input_path: Path | None) -> Path:
                 f"output {output} overlaps the input {source}; expected a path outside the input so the input is "
                 "never written over"
             )
+    if output.is_dir() and not is_earlier_output(output):
+        raise PipelineError(
+            f"output {output} is a folder holding other files; expected a new path, or a folder of part files "
+            "from an earlier predict to replace"
+        )
     return output
+
+
+def is_earlier_output(folder: Path) -> bool:
+    """Whether a folder holds nothing but a Spark table's part files and markers (`part-*`,
+    `_SUCCESS`, `.crc`): the only kind of folder an output may replace."""
+    return all(entry.is_file() and entry.name.startswith(("part-", "_", ".")) for entry in folder.iterdir())
 
 
 def staging_path(target: Path) -> Path:

@@ -152,7 +152,7 @@ def read_worker_result(workdir: Path) -> WorkerResult:
             if (workdir / "error.txt").is_file()
             else "it stopped before writing its results"
         )
-        raise PipelineError(f"the auto-sklearn search failed: {reason}")
+        raise PipelineError(f"the auto-sklearn search failed: {reason}; expected it to finish within its budget")
     importance_file = workdir / "feature_importance.csv"
     return WorkerResult(
         model_dir=workdir / "model",
@@ -208,7 +208,9 @@ def run_worker(workdir: Path, experiment_id: str) -> str:
             synchronous=False,
         )
     except (ExecutionException, MlflowException) as error:
-        raise PipelineError(f"could not start the auto-sklearn worker: {one_line(error)}") from None
+        raise PipelineError(
+            f"could not start the auto-sklearn worker: {one_line(error)}; expected MLflow to build its Python 3.9 env"
+        ) from None
     try:
         submitted.wait()
     except BaseException:

@@ -41,9 +41,11 @@ def check_flaml_params(params: Mapping[str, ParamValue], unechoed: Collection[st
         learners = [learners]
     unknown = [name for name in learners if name not in FLAML_LEARNERS]
     if unknown:
-        raise PipelineError(f"estimator_list holds {unknown}; expected learners among {', '.join(FLAML_LEARNERS)}")
+        shown = "unknown learners" if "estimator_list" in unechoed else unknown  # a param_file's values stay unsaid
+        raise PipelineError(f"estimator_list holds {shown}; expected learners among {', '.join(FLAML_LEARNERS)}")
     if "time_budget" in params and not 1 <= float(params["time_budget"]) <= 24 * 3600:
-        raise PipelineError(f"time_budget is {params['time_budget']} s; expected between 1 and 86400 seconds")
+        shown = "out of range" if "time_budget" in unechoed else f"{params['time_budget']} s"
+        raise PipelineError(f"time_budget is {shown}; expected between 1 and 86400 seconds")
     return list(learners)
 
 
