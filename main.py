@@ -22,8 +22,16 @@ from pathlib import Path
 
 import click
 
-from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.orchestration.fingerprints import code_version
+from tabular_pipeline.orchestration.pipeline_inputs import (
+    check_input_exists,
+    check_training_choice,
+    collect_hyperparameters,
+    hand_over_source,
+    pipeline_name,
+    training_spec,
+)
+from tabular_pipeline.orchestration.report import format_summary
 from tabular_pipeline.orchestration.step_runs import (
     STEP_RESOURCE_METRICS,
     TAG_CODE_VERSION,
@@ -31,79 +39,13 @@ from tabular_pipeline.orchestration.step_runs import (
     run_name_tag,
     run_step,
 )
-from tabular_pipeline.orchestration.workflow import (
-    StepRunner,
-    StepSpec,
-    format_summary,
-    parent_env_manager,
-    source_digest,
-)
+from tabular_pipeline.orchestration.workflow import StepRunner, StepSpec, parent_env_manager, source_digest
 from tabular_pipeline.parameters.entry_points import entry_point_options
-from tabular_pipeline.parameters.hyperparameters import validate_hyperparameters
-from tabular_pipeline.parameters.strings import (
-    MAX_PARAM_STRING_LENGTH,
-    format_param_string,
-    parse_extra_options,
-    parse_param_file,
-    parse_param_string,
-)
 from tabular_pipeline.registry.gate import parse_min_score
 from tabular_pipeline.registry.registration import validate_alias, validate_model_name
-from tabular_pipeline.training.automl import check_tool
 
 PROJECT_DIR = Path(__file__).resolve().parent
 log = logging.getLogger("main")
-
-
-def read_param_file(path_text: str) -> dict:
-    """The parameters in DolphinScheduler's `param_file` (one `name=value` per line), {} if unset."""
-    if not path_text.strip():
-        return {}
-    path = Path(path_text.strip()).expanduser()
-    path = path if path.is_absolute() else PROJECT_DIR / path
-    if not path.is_file():
-        raise PipelineError(
-            f"param_file {str(path)!r} does not exist; expected a text file with one name=value per line"
-        )
-    if path.stat().st_size > MAX_PARAM_STRING_LENGTH:
-        raise PipelineError(
-            f"param_file {path} is {path.stat().st_size} bytes; at most {MAX_PARAM_STRING_LENGTH} are allowed"
-        )
-    try:
-        return parse_param_file(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise PipelineError(f"param_file {path} is not UTF-8 text; expected one name=value per line") from None
-
-
-def collect_hyperparameters(
-    params: str, search_params: str, extra_args: list[str], param_file: str = ""
-) -> tuple[dict, dict, set[str]]:
-    """Parse `param_file`, `params`, `search_params` and undeclared `--name value` overrides.
-
-    Later sources win: the file, then `params`, then the overrides.
-
-    Returns:
-        (fixed parameters including overrides, search parameters, names whose values came from the file).
-    """
-    fixed = read_param_file(param_file)
-    from_file = set(fixed)
-    given = parse_param_string(params, "params")
-    given.update(parse_extra_options(extra_args))
-    fixed.update(given)
-    return fixed, parse_param_string(search_params, "search_params"), from_file - set(given)
-
-
-def hand_over_source(data_path: str) -> str:
-    """The source to pass to `download` as a parameter: a presigned URL loses its query string
-    there (MLflow records every parameter), and travels to the step in the environment instead."""
-    import os
-
-    from tabular_pipeline.data.uris import SIGNED_SOURCE_ENV, redact_source
-
-    recorded = redact_source(data_path)
-    if recorded != data_path:
-        os.environ[SIGNED_SOURCE_ENV] = data_path
-    return recorded
 
 
 def promoted_by(client, alias: str, register_run) -> bool:
@@ -111,97 +53,6 @@ def promoted_by(client, alias: str, register_run) -> bool:
     from tabular_pipeline.registry.registration import promotion_still_current
 
     return promotion_still_current(client, register_run.data.tags.get(TAG_OUTPUT_URI, ""), alias)
-
-
-def check_input_exists(data_path: str) -> None:
-    """Refuse, before any step runs, a URL with credentials or a local table that is not there."""
-    from tabular_pipeline.data.uris import check_no_credentials, local_path, source_kind
-
-    check_no_credentials(data_path)
-    if not data_path:
-        raise PipelineError("data_path is empty; expected a .csv file, a folder with train.csv and test.csv, or a URI")
-    if source_kind(data_path) == "local" and not local_path(data_path, PROJECT_DIR).exists():
-        raise PipelineError(
-            f"data_path {local_path(data_path, PROJECT_DIR)} does not exist; expected a .csv or .parquet file "
-            "or a folder with train.csv and test.csv (relative paths are read from the project folder)"
-        )
-
-
-def pipeline_name(options: dict, train_entry_point: str) -> str:
-    """The main run's name in the UI, e.g. `main: lightgbm on breast_cancer.csv`."""
-    from tabular_pipeline.data.uris import redact_source
-
-    what = (
-        options["tool"].strip().lower() if train_entry_point == "train_automl" else options["algorithm"].strip().lower()
-    )
-    table = redact_source(options["data_path"].strip()).rstrip("/").rsplit("/", 1)[-1] or "data"
-    return f"main: {what.strip().lower()} on {table}"[:250]
-
-
-def check_training_choice(options: dict, fixed: dict, search: dict, unechoed: set[str]) -> str:
-    """Validate the algorithm or AutoML tool, and hyperparameter names, before any step runs.
-
-    AutoML tools search their own spaces, so a `search_params` for them is refused rather than
-    silently dropped.
-    """
-    from tabular_pipeline.training.algorithms import allowed_hyperparameters, normalise_algorithm
-
-    tool = options["tool"].strip().lower().replace("-", "")
-    if tool:
-        from tabular_pipeline.training.automl.autosklearn_search import check_autosklearn_params
-        from tabular_pipeline.training.automl.flaml_search import check_flaml_params
-
-        tool = check_tool(tool)
-        if search:
-            raise PipelineError(
-                f"search_params is not used by the AutoML tool {tool} ({', '.join(search)}); expected it empty: "
-                "the tool searches its own space within time_budget (restrict it with params, e.g. estimator_list "
-                "for flaml)"
-            )
-        if tool == "flaml":
-            check_flaml_params(fixed, unechoed)
-        else:
-            check_autosklearn_params(fixed, options["time_budget"], unechoed)
-        return "train_automl"
-    algorithm = normalise_algorithm(options["algorithm"])
-    if fixed or search:
-        # Only then: building the estimators to list their parameters imports the library (1.5 s for LightGBM).
-        # The task is known only after `process`; any name valid for either task passes here.
-        allowed = {**allowed_hyperparameters(algorithm, "regression"), **allowed_hyperparameters(algorithm, "binary")}
-        validate_hyperparameters({**fixed, **search}, allowed, algorithm, unechoed - set(search))
-    return "train_basic"
-
-
-def training_spec(
-    entry_point: str, options: dict, fixed: dict, search: dict, data_uri: str, data_digest: str | None
-) -> StepSpec:
-    """The train step's parameters; the data URI is left out of its cache key (its digest counts)."""
-    if entry_point == "train_automl":
-        key_params = {
-            "tool": check_tool(options["tool"]),
-            "params": format_param_string(fixed),
-            "label_column": options["label_column"],
-            "time_budget": options["time_budget"],
-            "task": options["task"],
-            "seed": options["seed"],
-            "test_size": options["test_size"],
-        }
-    else:
-        from tabular_pipeline.training.algorithms import normalise_algorithm
-
-        key_params = {
-            "algorithm": normalise_algorithm(options["algorithm"]),
-            "params": format_param_string(fixed),
-            "search_params": format_param_string(search),
-            "label_column": options["label_column"],
-            "task": options["task"],
-            "seed": options["seed"],
-            "cv": options["cv"],
-            "test_size": options["test_size"],
-        }
-    run_params = {"n_jobs": options["n_jobs"]} if entry_point == "train_basic" else {}
-    # n_jobs changes how fast the search runs, not what it finds, so it stays out of the cache key.
-    return StepSpec(entry_point, {"data_path": data_uri, **key_params, **run_params}, key_params, data_digest)
 
 
 def run_pipeline(options: dict, extra_args: list[str], run) -> None:

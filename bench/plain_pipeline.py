@@ -27,7 +27,7 @@ def main(data_path: str, label_column: str, algorithm: str, model_name: str, exp
     from tabular_pipeline.data.splits import prepare_splits
     from tabular_pipeline.data.tables import locate_table
     from tabular_pipeline.evaluation.report import log_evaluation
-    from tabular_pipeline.registry.registration import promote
+    from tabular_pipeline.registry.promotion import promote
     from tabular_pipeline.training.model_logging import log_pipeline_model
     from tabular_pipeline.training.pipelines import (
         build_pipeline,

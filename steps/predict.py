@@ -15,21 +15,16 @@ from tabular_pipeline.monitoring.drift import DriftCounter
 from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_URI, run_step
 from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.scoring.batch import (
-    ScoringTotals,
-    TableWriter,
     check_engine,
-    input_columns,
     parse_key_columns,
-    plan_scoring,
-    score_stream,
     table_format,
 )
-from tabular_pipeline.scoring.outputs import check_output_path, discard, publish, staging_path
+from tabular_pipeline.scoring.engines import pandas_engine, spark_engine
+from tabular_pipeline.scoring.outputs import check_output_path
 
 PREDICTIONS_ARTIFACT_PATH = "predictions"
 # Spark reads these itself, on every executor; anything else is fetched to local disk first.
 SPARK_NATIVE_SCHEMES = ("hdfs://", "s3a://", "gs://", "abfss://", "wasbs://", "dbfs:/")
-PROGRESS_EVERY_S = 10.0
 log = logging.getLogger("predict")
 
 
@@ -87,127 +82,6 @@ def data_format(path: Path) -> str:
             return table_format(f"x{suffixes.pop()}", "data_path")
         raise PipelineError(f"folder {path} does not hold only .parquet or only .csv files; expected one table")
     return table_format(str(path), "data_path")
-
-
-def pandas_engine(
-    source: Path,
-    fmt: str,
-    info,
-    model_dir: Path,
-    key_columns: list[str],
-    batch_rows: int,
-    output: Path,
-    output_format: str,
-    counter: DriftCounter | None,
-) -> ScoringTotals:
-    """Stream the table through the model one batch at a time."""
-    import mlflow.pyfunc
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.dataset as ds
-
-    from tabular_pipeline.data.tables import pandas_like_csv_options
-    from tabular_pipeline.scoring.batch import CSV_BLOCK_BYTES
-
-    if output.is_dir():
-        raise PipelineError(
-            f"output {output} is a folder; expected a .parquet or .csv file path (the pandas engine writes one file)"
-        )
-    csv_format = ds.CsvFileFormat(
-        read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES), convert_options=pandas_like_csv_options()
-    )
-    file_format = csv_format if fmt == "csv" else "parquet"
-    try:
-        dataset = ds.dataset(str(source), format=file_format)
-        total = dataset.count_rows() if fmt == "parquet" else None
-    except (pa.ArrowInvalid, OSError) as error:
-        raise PipelineError(
-            f"data {source.name} could not be read ({one_line(error)}); expected a {fmt} table with a header"
-        ) from None
-    plan = plan_scoring(
-        dataset.schema.names, input_columns(info.signature.inputs if info.signature else None), key_columns
-    )
-    model = mlflow.pyfunc.load_model(str(model_dir))
-    started, last_report = time.monotonic(), [time.monotonic()]
-
-    def predict(features):
-        if counter is not None:
-            counter.add(features)  # drift counts from the same cast batch the model sees
-        return model.predict(features)
-
-    def report(totals: ScoringTotals) -> None:
-        now = time.monotonic()
-        if now - last_report[0] >= PROGRESS_EVERY_S:
-            of = f" of {total:,}" if total else ""
-            log.info("scored %s%s rows (%.0f rows/s)", f"{totals.rows:,}", of, totals.rows / (now - started))
-            last_report[0] = now
-
-    writer = TableWriter(output, output_format)
-    try:
-        batches = _checked_batches(dataset.to_batches(batch_size=batch_rows))
-        totals = score_stream(batches, plan, predict, writer, report)
-    except BaseException:
-        # A bad row in batch N must not leave the first N-1 batches behind, nor touch an earlier output.
-        writer.discard()
-        raise
-    writer.commit()
-    return totals
-
-
-def _checked_batches(batches):
-    """Arrow's lazy CSV parse errors surface while iterating; turn them into one line."""
-    import pyarrow as pa
-
-    try:
-        yield from batches
-    except pa.ArrowInvalid as error:
-        raise PipelineError(
-            f"the table could not be parsed ({one_line(error)}); expected the same columns and types on every row"
-        ) from None
-
-
-def spark_engine(
-    source: str,
-    fmt: str,
-    info,
-    model_dir: Path,
-    key_columns: list[str],
-    master: str,
-    output: str,
-    output_format: str,
-    counter: DriftCounter | None,
-) -> int:
-    """Score with `spark_udf` and write a folder of part files; return the row count."""
-    from pyspark.errors import PySparkException
-
-    from tabular_pipeline.scoring import spark as spark_scoring
-
-    spark = spark_scoring.start_session(master)
-    try:
-        frame = spark_scoring.read_table(spark, source, fmt)
-        plan = plan_scoring(
-            frame.columns, input_columns(info.signature.inputs if info.signature else None), key_columns
-        )
-        scored = spark_scoring.score_frame(
-            frame, plan, str(model_dir), plan.features, spark_scoring.result_type(info.signature.outputs)
-        )
-        staged = staging_path(Path(output))
-        try:
-            spark_scoring.write_table(scored, str(staged), output_format)
-            rows = spark.read.format(output_format).option("header", "true").load(str(staged)).count()
-        except BaseException as error:
-            discard(staged)
-            if isinstance(error, PySparkException):
-                raise spark_scoring.readable_failure(error, frame, plan.features) from None
-            raise
-        publish(staged, Path(output))
-        if counter is not None:
-            from tabular_pipeline.monitoring.spark_counts import count_on_spark
-
-            count_on_spark(frame, counter)
-        return rows
-    finally:
-        spark.stop()
 
 
 def predict_table(options: dict, run) -> None:

@@ -13,12 +13,8 @@ from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.registry.gate import candidate_run, evaluate_gate, parse_min_score
 from tabular_pipeline.registry.lineage import TAG_DATA_SOURCE, lineage_tags
 from tabular_pipeline.registry.lock import promotion_lock
-from tabular_pipeline.registry.registration import (
-    register_and_promote,
-    stage_for_alias,
-    validate_alias,
-    validate_model_name,
-)
+from tabular_pipeline.registry.promotion import stage_for_alias
+from tabular_pipeline.registry.registration import register_and_promote, validate_alias, validate_model_name
 
 log = logging.getLogger("register")
 

@@ -14,8 +14,9 @@ import click
 
 from tabular_pipeline.errors import PipelineError, one_line
 from tabular_pipeline.orchestration.fingerprints import code_version
+from tabular_pipeline.orchestration.report import absolute_store_uri
 from tabular_pipeline.orchestration.step_runs import TAG_CODE_VERSION, TAG_ENTRY_POINT, run_step
-from tabular_pipeline.orchestration.workflow import absolute_store_uri, parent_env_manager
+from tabular_pipeline.orchestration.workflow import parent_env_manager
 from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.paths import PROJECT_DIR
 from tabular_pipeline.registry.gate import candidate_run

@@ -3,7 +3,8 @@
 import pytest
 
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.registry.registration import parse_model_uri, stage_for_alias, validate_alias, validate_model_name
+from tabular_pipeline.registry.promotion import stage_for_alias
+from tabular_pipeline.registry.registration import parse_model_uri, validate_alias, validate_model_name
 
 
 def test_valid_names_and_aliases_pass():
@@ -77,7 +78,7 @@ def test_promotion_on_a_direct_sqlite_store_keeps_the_new_version_in_its_stage(t
     the new version must stay in Production and only the older one be archived, on both."""
     from mlflow import MlflowClient
 
-    from tabular_pipeline.registry.registration import promote
+    from tabular_pipeline.registry.promotion import promote
 
     client = MlflowClient(
         tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", registry_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"

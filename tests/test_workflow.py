@@ -3,13 +3,8 @@
 from pathlib import Path
 from types import SimpleNamespace
 
-from tabular_pipeline.orchestration.workflow import (
-    StepResult,
-    failed_run_id,
-    format_summary,
-    parent_env_manager,
-    source_digest,
-)
+from tabular_pipeline.orchestration.report import format_summary
+from tabular_pipeline.orchestration.workflow import StepResult, failed_run_id, parent_env_manager, source_digest
 
 
 def test_source_digest_by_kind(tmp_path):
@@ -64,7 +59,7 @@ def test_summary_lists_steps_model_and_ui():
 
 
 def test_printed_commands_name_make_targets_in_a_checkout_and_full_paths_elsewhere(tmp_path):
-    from tabular_pipeline.orchestration.workflow import printed_commands
+    from tabular_pipeline.orchestration.report import printed_commands
 
     (tmp_path / "Makefile").write_text("")
     venv_python = tmp_path / ".venv" / "bin" / "python"
@@ -86,8 +81,8 @@ def test_printed_commands_name_make_targets_in_a_checkout_and_full_paths_elsewhe
 
 
 def test_a_password_in_the_tracking_uri_is_never_printed():
+    from tabular_pipeline.orchestration.report import printed_commands
     from tabular_pipeline.orchestration.step_runs import run_page_url, shown_uri
-    from tabular_pipeline.orchestration.workflow import printed_commands
 
     for uri in ("postgresql://mlflow:s3cret@db:5432/mlflow", "https://alice:s3cret@mlflow.example.com"):
         serve, ui = printed_commands(uri, "models:/m@production", Path("/clone"), Path("/opt/env/bin/python"), "7")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
-import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from tabular_pipeline.errors import PipelineError, one_line
+from tabular_pipeline.registry.promotion import promote, promotion_state, restore_promotion
 
 log = logging.getLogger("registry")
 
@@ -19,8 +18,6 @@ _LOGGED_MODEL_URI = re.compile(r"^models:/(m-[0-9a-f]{32})$")
 # Characters the registry refuses, plus quotes: names go into search filters such as `name = '...'`.
 _FORBIDDEN_NAME_CHARACTERS = "/:%?#@\\'\"`"
 _ALIAS_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,254}$")
-# Aliases that also set the legacy stage, so `models:/<name>/Production` URIs keep resolving.
-_STAGE_FOR_ALIAS = {"production": "Production", "staging": "Staging"}
 # The registry's limit, less room for the `.promotion-lock` suffix of the model's lock.
 MAX_MODEL_NAME_LENGTH = 256 - len(".promotion-lock")
 
@@ -50,11 +47,6 @@ def validate_alias(alias: str) -> str:
             f"alias {alias!r} is not valid; expected letters, digits, '_' or '-', not 'latest' or 'v<number>'"
         )
     return alias
-
-
-def stage_for_alias(alias: str) -> str | None:
-    """The legacy stage that mirrors `alias` (production -> Production), or None."""
-    return _STAGE_FOR_ALIAS.get(alias.lower())
 
 
 def parse_model_uri(model_uri: str) -> tuple[str, str, str]:
@@ -147,63 +139,6 @@ def drop_if_empty(client, name: str) -> None:
             client.delete_registered_model(name)
     except MlflowException:
         log.warning("could not remove the empty registered model '%s'", name)
-
-
-def promote(client, name: str, version: str, alias: str) -> None:
-    """Point `alias` at the version and move the matching stage there, archiving the previous one."""
-    client.set_registered_model_alias(name, alias, version)
-    stage = stage_for_alias(alias)
-    if stage:
-        with warnings.catch_warnings():
-            # Stages are deprecated in MLflow 3, but DolphinScheduler serves `models:/<name>/Production`.
-            warnings.simplefilter("ignore", FutureWarning)
-            client.transition_model_version_stage(name, version, stage)
-            # Archived one by one: MLflow's archive_existing_versions=True emits SQL that
-            # PostgreSQL refuses (it compares an integer column with text).
-            for other in client.search_model_versions(f"name = '{name}'"):
-                if str(other.version) != str(version) and other.current_stage == stage:
-                    client.transition_model_version_stage(name, other.version, "Archived")
-
-
-@dataclass(frozen=True)
-class PromotionState:
-    """Who held the alias and the matching stage before a promotion, to put back if it fails."""
-
-    alias_version: str | None
-    stages: dict[str, str]
-
-
-def promotion_state(client, name: str, version: str, alias: str) -> PromotionState:
-    """The alias holder, and the stage of the candidate and of every version in the alias's stage."""
-    from tabular_pipeline.registry.gate import current_holder
-
-    holder = current_holder(client, name, alias)
-    stage = stage_for_alias(alias)
-    versions = client.search_model_versions(f"name = '{name}'") if stage else []
-    stages = {
-        str(v.version): v.current_stage for v in versions if v.current_stage == stage or str(v.version) == str(version)
-    }
-    return PromotionState(str(holder.version) if holder is not None else None, stages)
-
-
-def restore_promotion(client, name: str, alias: str, state: PromotionState) -> None:
-    """Put the alias and the stages back as `state` recorded them (best effort, each step logged)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        if state.alias_version is not None:
-            client.set_registered_model_alias(name, alias, state.alias_version)
-        else:
-            client.delete_registered_model_alias(name, alias)
-    except MlflowException as error:
-        log.warning("could not put alias '%s' of '%s' back (%s)", alias, name, one_line(error))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        for version, stage in state.stages.items():
-            try:
-                client.transition_model_version_stage(name, version, stage)
-            except MlflowException as error:
-                log.warning("could not put version %s of '%s' back in %s (%s)", version, name, stage, one_line(error))
 
 
 Judge = Callable[[str], tuple[bool, dict[str, str]]]

@@ -1,0 +1,144 @@
+"""The two engines of `predict`: pandas (streams the table in batches) and Spark (`spark_udf` on a
+session or a cluster)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from tabular_pipeline.errors import PipelineError, one_line
+from tabular_pipeline.monitoring.drift import DriftCounter
+from tabular_pipeline.scoring.batch import (
+    ScoringTotals,
+    TableWriter,
+    input_columns,
+    plan_scoring,
+    score_stream,
+)
+from tabular_pipeline.scoring.outputs import discard, publish, staging_path
+
+log = logging.getLogger("predict")
+
+PROGRESS_EVERY_S = 10.0
+
+
+def pandas_engine(
+    source: Path,
+    fmt: str,
+    info,
+    model_dir: Path,
+    key_columns: list[str],
+    batch_rows: int,
+    output: Path,
+    output_format: str,
+    counter: DriftCounter | None,
+) -> ScoringTotals:
+    """Stream the table through the model one batch at a time."""
+    import mlflow.pyfunc
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.dataset as ds
+
+    from tabular_pipeline.data.tables import pandas_like_csv_options
+    from tabular_pipeline.scoring.batch import CSV_BLOCK_BYTES
+
+    if output.is_dir():
+        raise PipelineError(
+            f"output {output} is a folder; expected a .parquet or .csv file path (the pandas engine writes one file)"
+        )
+    csv_format = ds.CsvFileFormat(
+        read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES), convert_options=pandas_like_csv_options()
+    )
+    file_format = csv_format if fmt == "csv" else "parquet"
+    try:
+        dataset = ds.dataset(str(source), format=file_format)
+        total = dataset.count_rows() if fmt == "parquet" else None
+    except (pa.ArrowInvalid, OSError) as error:
+        raise PipelineError(
+            f"data {source.name} could not be read ({one_line(error)}); expected a {fmt} table with a header"
+        ) from None
+    plan = plan_scoring(
+        dataset.schema.names, input_columns(info.signature.inputs if info.signature else None), key_columns
+    )
+    model = mlflow.pyfunc.load_model(str(model_dir))
+    started, last_report = time.monotonic(), [time.monotonic()]
+
+    def predict(features):
+        if counter is not None:
+            counter.add(features)  # drift counts from the same cast batch the model sees
+        return model.predict(features)
+
+    def report(totals: ScoringTotals) -> None:
+        now = time.monotonic()
+        if now - last_report[0] >= PROGRESS_EVERY_S:
+            of = f" of {total:,}" if total else ""
+            log.info("scored %s%s rows (%.0f rows/s)", f"{totals.rows:,}", of, totals.rows / (now - started))
+            last_report[0] = now
+
+    writer = TableWriter(output, output_format)
+    try:
+        batches = _checked_batches(dataset.to_batches(batch_size=batch_rows))
+        totals = score_stream(batches, plan, predict, writer, report)
+    except BaseException:
+        # A bad row in batch N must not leave the first N-1 batches behind, nor touch an earlier output.
+        writer.discard()
+        raise
+    writer.commit()
+    return totals
+
+
+def _checked_batches(batches):
+    """Arrow's lazy CSV parse errors surface while iterating; turn them into one line."""
+    import pyarrow as pa
+
+    try:
+        yield from batches
+    except pa.ArrowInvalid as error:
+        raise PipelineError(
+            f"the table could not be parsed ({one_line(error)}); expected the same columns and types on every row"
+        ) from None
+
+
+def spark_engine(
+    source: str,
+    fmt: str,
+    info,
+    model_dir: Path,
+    key_columns: list[str],
+    master: str,
+    output: str,
+    output_format: str,
+    counter: DriftCounter | None,
+) -> int:
+    """Score with `spark_udf` and write a folder of part files; return the row count."""
+    from pyspark.errors import PySparkException
+
+    from tabular_pipeline.scoring import spark as spark_scoring
+
+    spark = spark_scoring.start_session(master)
+    try:
+        frame = spark_scoring.read_table(spark, source, fmt)
+        plan = plan_scoring(
+            frame.columns, input_columns(info.signature.inputs if info.signature else None), key_columns
+        )
+        scored = spark_scoring.score_frame(
+            frame, plan, str(model_dir), plan.features, spark_scoring.result_type(info.signature.outputs)
+        )
+        staged = staging_path(Path(output))
+        try:
+            spark_scoring.write_table(scored, str(staged), output_format)
+            rows = spark.read.format(output_format).option("header", "true").load(str(staged)).count()
+        except BaseException as error:
+            discard(staged)
+            if isinstance(error, PySparkException):
+                raise spark_scoring.readable_failure(error, frame, plan.features) from None
+            raise
+        publish(staged, Path(output))
+        if counter is not None:
+            from tabular_pipeline.monitoring.spark_counts import count_on_spark
+
+            count_on_spark(frame, counter)
+        return rows
+    finally:
+        spark.stop()
