@@ -16,7 +16,6 @@ from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.orchestration.fingerprints import digest_path
 from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_DIGEST, TAG_OUTPUT_URI, run_step
 from tabular_pipeline.parameters.entry_points import entry_point_options
-from tabular_pipeline.registry.datasets import log_dataset, pandas_dataset
 from tabular_pipeline.registry.lineage import TAG_DATA_SOURCE
 
 RAW_ARTIFACT_PATH = "raw"
@@ -30,6 +29,9 @@ def download_table(source: str, timeout_s: float, max_mb: float, run) -> None:
     `SIGNED_SOURCE_ENV` so that its signature never becomes a run parameter.
     """
     import mlflow
+
+    # Imported here: it imports MLflow's dataset classes (seconds), which `--help` does not need.
+    from tabular_pipeline.registry.datasets import log_dataset, pandas_dataset
 
     if not timeout_s > 0 or not max_mb > 0:
         raise PipelineError(f"timeout_s is {timeout_s:g} and max_mb {max_mb:g}; expected both above 0")

@@ -7,11 +7,11 @@ import platform
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tabular_pipeline.errors import PipelineError, one_line
-from tabular_pipeline.monitoring.drift import DriftCounter
 from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_URI, run_step
 from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.scoring.batch import (
@@ -21,6 +21,9 @@ from tabular_pipeline.scoring.batch import (
 )
 from tabular_pipeline.scoring.engines import pandas_engine, spark_engine
 from tabular_pipeline.scoring.outputs import check_output_path
+
+if TYPE_CHECKING:  # numpy and pandas load only when a table is scored
+    from tabular_pipeline.monitoring.drift import DriftCounter
 
 PREDICTIONS_ARTIFACT_PATH = "predictions"
 # Spark reads these itself, on every executor; anything else is fetched to local disk first.
@@ -153,6 +156,8 @@ def local_model(model_uri: str, destination: Path) -> tuple[Path, DriftCounter |
         )
         mlflow.set_tag("monitoring.profile", "absent")
         return model_dir, None
+    from tabular_pipeline.monitoring.drift import DriftCounter
+
     return model_dir, DriftCounter(profile)
 
 

@@ -74,7 +74,7 @@ def test_main_runs_the_whole_pipeline_then_reuses_then_reruns(run_project, clien
     for uri in (f"models:/{name}/Production", f"models:/{name}@production"):
         predictions = mlflow.pyfunc.load_model(uri).predict(rows)
         assert set(predictions) <= {0, 1} and len(predictions) == 5
-    assert f"models:/{name}/1" in first.output and "mlflow models serve" in first.output
+    assert f"models:/{name}/1" in first.output and f"serve MODEL_URI=models:/{name}@production" in first.output
 
     # Unchanged inputs: every step is reused (register too: its version still holds the alias).
     second = run_project("main", {"model_name": name})

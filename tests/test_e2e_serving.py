@@ -110,7 +110,8 @@ def test_generate_dockerfile_writes_a_context_that_serves_on_8080(registered_mod
     assert "python_function" in (model_dir / "MLmodel").read_text()
     requirements = (model_dir / "requirements.txt").read_text()
     assert "mlflow==3.17.2" in requirements and "lightgbm==" in requirements and "skops==" in requirements
-    assert (model_dir / "code" / "tabular_pipeline" / "serving_model.py").is_file()
+    shipped = sorted(path.name for path in (model_dir / "code" / "tabular_pipeline").rglob("*.py"))
+    assert shipped == ["__init__.py", "estimators.py", "model.py", "model_code.py"], "only the serving code travels"
     from mlflow.models.container import DEFAULT_NGINX_SERVER_PORT
 
     assert DEFAULT_NGINX_SERVER_PORT == 8080

@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tabular_pipeline.errors import PipelineError, one_line
-from tabular_pipeline.monitoring.drift import DriftCounter
 from tabular_pipeline.scoring.batch import (
     ScoringTotals,
     TableWriter,
@@ -17,6 +17,9 @@ from tabular_pipeline.scoring.batch import (
     score_stream,
 )
 from tabular_pipeline.scoring.outputs import discard, publish, staging_path
+
+if TYPE_CHECKING:  # numpy and pandas load only when a table is scored
+    from tabular_pipeline.monitoring.drift import DriftCounter
 
 log = logging.getLogger("predict")
 
