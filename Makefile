@@ -2,13 +2,16 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
-BIN := $(CURDIR)/$(VENV)/bin
+BIN := $(abspath $(VENV))/bin
 # MLflow's virtualenv env manager (the default of `mlflow run`) needs pyenv, which lives here.
 export PATH := $(BIN):$(HOME)/.pyenv/bin:$(HOME)/.pyenv/shims:$(PATH)
 EXPERIMENT ?= tabular-pipeline
 MODEL_NAME ?= breast-cancer-classifier
-# Where runs go when MLFLOW_TRACKING_URI is unset: a SQLite file in this folder.
-TRACKING_URI ?= $(or $(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlflow.db)
+# Where runs go: TRACKING_URI, else MLFLOW_TRACKING_URI, else a SQLite file in this folder. The
+# recipes read it as a quoted shell variable and are not echoed, so a password in it is never
+# printed, and characters such as & ; $ in it reach MLflow unchanged.
+export TRACKING_URI
+STORE := "$${TRACKING_URI:-$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}}"
 MODEL_URI ?= models:/$(MODEL_NAME)@production
 PORT ?= 5001
 UI_PORT ?= 5000
@@ -25,7 +28,7 @@ install: $(BIN)/.installed
 
 # The main pipeline on the bundled sample: download -> process -> train_basic (LightGBM) -> register.
 run: install
-	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow run . --env-manager local --experiment-name $(EXPERIMENT) \
+	@MLFLOW_TRACKING_URI=$(STORE) $(BIN)/mlflow run . --env-manager local --experiment-name $(EXPERIMENT) \
 		-P model_name=$(MODEL_NAME) $(ARGS)
 
 # Headless Chromium, for the tests that look at the MLflow UI and the model card (Debian's package).
@@ -35,11 +38,11 @@ browser:
 
 # Serve a registered model over HTTP (POST /invocations), from this folder's environment.
 serve: install
-	MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow models serve -m $(MODEL_URI) --port $(PORT) --env-manager local
+	@MLFLOW_TRACKING_URI=$(STORE) $(BIN)/mlflow models serve -m $(MODEL_URI) --port $(PORT) --env-manager local
 
 # The MLflow UI over this folder's runs (or any store given as TRACKING_URI).
 ui: install
-	$(BIN)/mlflow ui --backend-store-uri $(TRACKING_URI) --port $(UI_PORT)
+	@$(BIN)/mlflow ui --backend-store-uri $(STORE) --port $(UI_PORT)
 
 # Lint first (seconds), then two workers, one test file each at a time (module fixtures such as
 # the bad-input battery run once); e2e files are handed out first (tests/conftest.py).

@@ -114,7 +114,7 @@ def predict_table(options: dict, run) -> None:
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         output = output or scratch / PREDICTIONS_ARTIFACT_PATH / f"predictions.{output_format}"
-        model_dir, counter = local_model(info.model_uri, scratch / "model")
+        model_dir, counter = local_model(info.model_uri, scratch / "model", options["fail_on_drift"])
         log.info("scoring %s with %s on the %s engine", redact_source(data_path), options["model_uri"], engine)
         engine_args = (info, model_dir, key_columns)
         if engine == "spark" and data_path.startswith(SPARK_NATIVE_SCHEMES):
@@ -141,7 +141,7 @@ def predict_table(options: dict, run) -> None:
     check_drift(counter, options, thresholds, rows, run)
 
 
-def local_model(model_uri: str, destination: Path) -> tuple[Path, DriftCounter | None]:
+def local_model(model_uri: str, destination: Path, fail_on_drift: bool) -> tuple[Path, DriftCounter | None]:
     """The model downloaded once (both engines load it from here), and a drift counter on its
     training profile (None, said once, for a model logged without one)."""
     import mlflow
@@ -151,7 +151,8 @@ def local_model(model_uri: str, destination: Path) -> tuple[Path, DriftCounter |
     model_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(destination)))
     profile = load_profile(model_dir)
     if profile is None:
-        log.info(
+        # A warning when the caller asked to fail on drift: nothing can fail this run.
+        (log.warning if fail_on_drift else log.info)(
             "model %s carries no training profile (logged before drift monitoring); drift is not checked", model_uri
         )
         mlflow.set_tag("monitoring.profile", "absent")
@@ -169,7 +170,8 @@ def check_drift(counter: DriftCounter | None, options: dict, thresholds: dict[st
     if counter is None:
         return
     data = redact_source(options["data_path"].strip())
-    drifted = record_drift(counter.result(thresholds), options["model_uri"].strip(), data, thresholds, rows)
+    drifts = counter.result(thresholds)
+    drifted = record_drift(drifts, options["model_uri"].strip(), data, thresholds, rows, options["fail_on_drift"])
     if drifted and options["fail_on_drift"]:
         raise PipelineError(
             f"drift in {len(drifted)} column(s): {', '.join(drifted)} (report: runs:/{run.info.run_id}/{REPORT_PATH}); "

@@ -108,3 +108,14 @@ def test_a_small_table_is_not_judged_on_noise(profile):
     assert not any(d.drifted for d in result.values()) and not any(d.judged for d in result.values())
     enough = drift_of(profile, features(3000, seed=2))
     assert all(d.judged for d in enough.values())
+
+
+@pytest.mark.parametrize("missing_share", [1.0, 0.99, 0.9])
+def test_a_column_that_empties_is_flagged_even_with_too_few_values_for_psi(profile, missing_share):
+    """The emptier a column gets, the fewer values PSI has; the missing share still judges it."""
+    table = features(3000, seed=2)
+    table.loc[np.random.default_rng(4).random(len(table)) < missing_share, "num_02"] = np.nan
+    table.loc[:, "cat_01"] = None
+    result = drift_of(profile, table)
+    assert sorted(name for name, d in result.items() if d.drifted) == ["cat_01", "num_02"]
+    assert result["num_02"].judged and result["cat_01"].judged and result["cat_01"].missing_change > 0.9

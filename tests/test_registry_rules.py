@@ -3,6 +3,7 @@
 import pytest
 
 from tabular_pipeline.errors import PipelineError
+from tabular_pipeline.orchestration.step_runs import StepTerminated
 from tabular_pipeline.registry.promotion import stage_for_alias
 from tabular_pipeline.registry.registration import parse_model_uri, validate_alias, validate_model_name
 
@@ -140,9 +141,11 @@ def test_a_failed_registration_never_deletes_a_registered_model_it_did_not_creat
         mlflow.set_tracking_uri(None)
 
 
-def test_a_promotion_cut_off_half_way_leaves_the_champion_where_it_was(tmp_path):
-    """The alias moves first, then the stages: if moving a stage fails, the alias goes back to the
-    champion, the champion keeps Production, and the new version is rolled back."""
+@pytest.mark.parametrize("interruption", ["mlflow error", "sigterm"])
+def test_a_promotion_cut_off_half_way_leaves_the_champion_where_it_was(tmp_path, interruption):
+    """The alias moves first, then the stages: if moving a stage fails or the step is interrupted
+    there, the alias goes back to the champion, the champion keeps Production, and the new version
+    is rolled back; an interruption still ends the step afterwards."""
     import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -158,6 +161,8 @@ def test_a_promotion_cut_off_half_way_leaves_the_champion_where_it_was(tmp_path)
         def transition_model_version_stage(self, name, version, stage, archive_existing_versions=False):
             if not StageFailsOnce.failed and str(version) == "2":
                 StageFailsOnce.failed = True
+                if interruption == "sigterm":
+                    raise StepTerminated("terminated")
                 raise MlflowException("the database went away", error_code="TEMPORARILY_UNAVAILABLE")
             return super().transition_model_version_stage(name, version, stage, archive_existing_versions)
 
@@ -172,7 +177,8 @@ def test_a_promotion_cut_off_half_way_leaves_the_champion_where_it_was(tmp_path)
                     mlflow.sklearn.log_model(LogisticRegression(C=c).fit([[0.0], [1.0]], [0, 1]), name="model")
                 )
         register_and_promote(client, infos[0].model_uri, "churn", "production")
-        with pytest.raises(PipelineError, match="could not promote version 2 of 'churn' to 'production'"):
+        expected = {"mlflow error": PipelineError, "sigterm": StepTerminated}  # Ctrl-C: the same path
+        with pytest.raises(expected[interruption]):
             register_and_promote(client, infos[1].model_uri, "churn", "production")
         assert client.get_model_version_by_alias("churn", "production").version in (1, "1")
         assert client.get_model_version("churn", "1").current_stage == "Production"

@@ -91,3 +91,29 @@ def test_a_password_in_the_tracking_uri_is_never_printed():
     assert run_page_url("https://alice:s3cret@mlflow.example.com", "7", "r1").startswith(
         "https://mlflow.example.com/#/"
     )
+
+
+def test_make_targets_never_echo_a_password_and_pass_the_uri_unchanged(tmp_path):
+    """`make serve/ui/run` with a password (and shell metacharacters) in MLFLOW_TRACKING_URI: make
+    prints no recipe line, and MLflow gets the URI exactly (a stand-in `mlflow` records it)."""
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    scripts = tmp_path / "venv" / "bin"
+    scripts.mkdir(parents=True)
+    (scripts / ".installed").touch()  # newer than the requirements: nothing to install
+    (scripts / "mlflow").write_text('#!/bin/sh\nprintf "%s\\n" "$MLFLOW_TRACKING_URI" "$@" > "$RECORD"\n')
+    (scripts / "mlflow").chmod(0o755)
+    uri = "postgresql://alice:s3&c;r$e't@db:5432/mlflow"
+    for target in ("serve", "ui", "run"):
+        record = tmp_path / f"{target}.txt"
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MLFLOW_TRACKING_URI": uri, "RECORD": str(record)}
+        result = subprocess.run(
+            ["make", "-C", str(root), target, f"VENV={tmp_path / 'venv'}"], env=env, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        assert "s3&c" not in result.stdout + result.stderr, target
+        recorded = record.read_text().splitlines()
+        assert recorded[0] == uri if target != "ui" else uri in recorded, (target, recorded)
+    assert os.environ.get("MLFLOW_TRACKING_URI") != uri

@@ -24,8 +24,11 @@ DEFAULT_THRESHOLDS = {"psi": 0.2, "missing": 0.1}
 # Shares are floored before the logarithm, so an empty bin gives a large but finite PSI.
 SHARE_FLOOR = 1e-4
 # PSI of a small sample is noisy (20 rows from the training distribution score about 0.45 on ten
-# bins): a column is judged only with at least this many present values per bin.
+# bins): a column's PSI is judged only with at least this many present values per bin.
 MIN_ROWS_PER_BIN = 10
+# The missing share is judged on all rows, present or not, so a column that empties is still caught:
+# at 100 rows its noise (about 0.02 at a 5% share) stays well under the default rise of 0.1.
+MIN_ROWS_FOR_MISSING = 100
 
 
 def parse_thresholds(text: str) -> dict[str, float]:
@@ -77,7 +80,7 @@ class ColumnDrift:
     train_shares: list[float]
     now_shares: list[float]
     drifted: bool
-    judged: bool = True  # False: too few values to tell drift from noise
+    judged: bool = True  # False: too few rows to tell drift from noise on either rule
 
     @property
     def missing_change(self) -> float:
@@ -138,8 +141,11 @@ class DriftCounter:
             # Values beyond the stored top values, above the share such values had in training: new ones.
             unseen = max(0.0, rest / present - spec["other"]) if present else 0.0
         score = psi(train, now) if present else 0.0
-        judged = present >= MIN_ROWS_PER_BIN * len(labels)
-        crossed = score >= thresholds["psi"] or missing_now - spec["missing"] >= thresholds["missing"]
+        psi_judged = present >= MIN_ROWS_PER_BIN * len(labels)
+        missing_judged = counts.rows >= MIN_ROWS_FOR_MISSING
+        crossed = (psi_judged and score >= thresholds["psi"]) or (
+            missing_judged and missing_now - spec["missing"] >= thresholds["missing"]
+        )
         return ColumnDrift(
             name,
             spec["kind"],
@@ -150,8 +156,8 @@ class DriftCounter:
             labels,
             train,
             now,
-            judged and crossed,
-            judged,
+            crossed,
+            psi_judged or missing_judged,
         )
 
 

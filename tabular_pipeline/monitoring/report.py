@@ -10,6 +10,7 @@ from tabular_pipeline.monitoring.drift import ColumnDrift
 
 REPORT_PATH = "monitoring/drift_report.html"
 DRIFTED_TAG = "monitoring.drifted"
+UNJUDGED_TAG = "monitoring.unjudged"  # columns with too few rows to tell drift from noise
 log = logging.getLogger("predict")
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2933}
@@ -68,9 +69,17 @@ def render_report(drifts: list[ColumnDrift], model_uri: str, data: str, threshol
 
 
 def record_drift(
-    drifts: list[ColumnDrift], model_uri: str, data: str, thresholds: dict[str, float], rows: int
+    drifts: list[ColumnDrift],
+    model_uri: str,
+    data: str,
+    thresholds: dict[str, float],
+    rows: int,
+    fail_on_drift: bool = False,
 ) -> list[str]:
-    """Log the metrics, the tag, the report and one line; return the drifted columns."""
+    """Log the metrics, the tags, the report and one line; return the drifted columns.
+
+    Columns with too few rows to judge are tagged (`monitoring.unjudged`) and said in one line, a
+    warning when the caller asked to fail on drift, since they cannot fail the run."""
     import mlflow
 
     drifted = [d.column for d in drifts if d.drifted]
@@ -78,8 +87,11 @@ def record_drift(
     mlflow.set_tag(DRIFTED_TAG, ",".join(drifted)[:5000])
     mlflow.log_text(render_report(drifts, model_uri, data, thresholds, rows), REPORT_PATH)
     unjudged = [d.column for d in drifts if not d.judged]
+    mlflow.set_tag(UNJUDGED_TAG, ",".join(unjudged)[:5000])
     if unjudged:
-        log.info("too few rows to judge drift in %d column(s): %s", len(unjudged), ", ".join(unjudged))
+        (log.warning if fail_on_drift else log.info)(
+            "too few rows to judge drift in %d column(s): %s", len(unjudged), ", ".join(unjudged)
+        )
     if drifted:
         log.warning(
             "drift in %d of %d columns: %s (report: %s)", len(drifted), len(drifts), ", ".join(drifted), REPORT_PATH

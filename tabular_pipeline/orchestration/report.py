@@ -71,7 +71,7 @@ def printed_commands_from_environment(model_uri: str, project_dir: Path, python:
     if (project_dir / "Makefile").is_file() and python.parent == project_dir / ".venv" / "bin":
         make = f"make -C {shlex.quote(str(project_dir))}"
         serve = f"{make} serve MODEL_URI={shlex.quote(model_uri)}{note}"
-        ui = page if remote else f'{make} ui TRACKING_URI="$MLFLOW_TRACKING_URI"{note}, then open {page}'
+        ui = page if remote else f"{make} ui{note}, then open {page}"
         return serve, ui
     scripts = python.parent
     mlflow_path = shlex.quote(str(scripts / "mlflow"))

@@ -200,7 +200,8 @@ def register_and_promote(
         if promoted:
             state = promotion_state(client, name, version.version, alias)
             promote(client, name, version.version, alias)
-    except (MlflowException, PipelineError) as error:
+    except BaseException as error:
+        # Any interruption (an MLflow error, a bad tag, SIGTERM, Ctrl-C) puts things back first.
         if state is not None:
             # A promotion cut off half way must not leave the alias moved (or, once the new version
             # is deleted below, gone) and the previous holder archived.
@@ -213,10 +214,19 @@ def register_and_promote(
                 log.warning("could not roll back version %s of '%s'", version.version, name)
             if model_created:
                 drop_if_empty(client, name)
+        if not isinstance(error, MlflowException | PipelineError):
+            raise
         raise PipelineError(
             f"could not promote version {version.version} of '{name}' to '{alias}' ({one_line(error)})"
         ) from None
-    return client.get_model_version(name, version.version), created, promoted
+    try:
+        return client.get_model_version(name, version.version), created, promoted
+    except MlflowException as error:
+        # The promotion stands; only the fresh read of the version failed.
+        log.warning(
+            "version %s of '%s' is registered but could not be read back (%s)", version.version, name, one_line(error)
+        )
+        return version, created, promoted
 
 
 def resolve_registered_model(client, model_uri: str) -> str:
