@@ -128,9 +128,14 @@ def test_outputs_never_overlap_the_input_and_are_absolute(tmp_path):
     for name in ("part-00000-abc.snappy.parquet", "_SUCCESS", ".part-00000-abc.snappy.parquet.crc"):
         (earlier / name).write_bytes(b"")
     assert check_output_path(str(earlier), table) == earlier, "an earlier Spark output may be replaced"
-    (earlier / "notes.txt").write_text("someone else's file")
-    with pytest.raises(PipelineError, match="is a folder holding other files"):
-        check_output_path(str(earlier), table)
+    for name in ("._SUCCESS.crc", "_committed_123", "_started_123"):
+        (earlier / name).write_bytes(b"")
+    assert check_output_path(str(earlier), table) == earlier, "Spark's commit markers and checksums too"
+    for someones in ("notes.txt", ".env", "_config.yml", ".gitignore"):
+        (earlier / someones).write_text("someone else's file")
+        with pytest.raises(PipelineError, match="is a folder holding other files"):
+            check_output_path(str(earlier), table)
+        (earlier / someones).unlink()
 
 
 def test_publishing_swaps_folders_and_files_in_whole(tmp_path):

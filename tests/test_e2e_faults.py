@@ -81,6 +81,16 @@ def process_tree(root: int) -> dict[int, str]:
     return tree
 
 
+def kill_tree(process: subprocess.Popen) -> None:
+    """Kill `process` and everything below it (main and its steps would otherwise go on)."""
+    for pid in reversed(list(process_tree(process.pid))):
+        try:
+            psutil.Process(pid).kill()
+        except psutil.NoSuchProcess:
+            pass
+    process.wait(timeout=30)
+
+
 def survivors(tree: dict[int, str], grace_s: float = 20.0) -> list[str]:
     """The processes of `tree` still alive after `grace_s` (zombies count as ended)."""
     deadline = time.monotonic() + grace_s
@@ -119,7 +129,7 @@ def kill_while_it_trains(
             break
         time.sleep(0.5)
     else:
-        process.kill()
+        kill_tree(process)
         pytest.fail("train_automl never started")
     output, _ = process.communicate(timeout=120)
     print(output[-4000:])
@@ -224,7 +234,7 @@ def test_a_server_restart_mid_pipeline_is_ridden_out(tmp_path):
         ]
     finally:
         if process.poll() is None:
-            process.kill()
+            kill_tree(process)
         stop_process(server)
 
 

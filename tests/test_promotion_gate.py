@@ -30,6 +30,9 @@ def test_challenger_must_beat_the_champion_by_min_delta():
     assert not tie.promote and "a tie does not replace it" in tie.reason, "ties must not churn versions"
     noise = decide(0.9000000004, champion=0.90)
     assert not noise.promote and "tie" in noise.reason, "float noise between two scorings is a tie"
+    large = decide(1_000_000.0004, champion=1_000_000.0, greater=False)
+    assert not large.promote and "tie" in large.reason, "float noise on a large RMSE is a tie too"
+    assert decide(999_990.0, champion=1_000_000.0, greater=False).promote
     worse = decide(0.85, champion=0.90)
     assert not worse.promote and "does not beat the champion's 0.9000" in worse.reason
     assert not decide(0.91, champion=0.90, min_delta=0.02).promote

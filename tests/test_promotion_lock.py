@@ -141,3 +141,16 @@ def test_a_duplicate_ticket_of_the_same_run_does_not_make_it_wait_for_itself(sto
     with promotion_lock(store_client, "dupes", run_id, timeout_s=2):
         assert [run for _, run in live_tickets(store_client, "dupes")] == [run_id, run_id]
     assert live_tickets(store_client, "dupes") == [], "both of its tickets are released"
+
+
+def test_a_run_with_a_duplicate_ticket_keeps_its_earliest_place(store_client):
+    """Run A's lost-answer retry leaves it tickets 1 and 3 around run B's ticket 2: A goes first
+    (its place is ticket 1) instead of waiting for B, which waits for A."""
+    experiment = store_client.create_experiment("duplicate-around-another")
+    first, second = (store_client.create_run(experiment).info.run_id for _ in range(2))
+    store_client.create_registered_model(lock_name("around"))
+    for run_id in (first, second):
+        store_client.create_model_version(lock_name("around"), f"runs:/{run_id}/promotion-lock", run_id=run_id)
+    with promotion_lock(store_client, "around", first, timeout_s=2):
+        assert [run for _, run in live_tickets(store_client, "around")] == [first, second, first]
+    assert [run for _, run in live_tickets(store_client, "around")] == [second], "only its own tickets go"

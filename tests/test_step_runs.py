@@ -57,3 +57,31 @@ def test_only_generated_run_names_are_replaced():
     assert GENERATED_RUN_NAME.match("hilarious-turtle-362")
     assert run_name_tag("hilarious-turtle-362", "process") == {"mlflow.runName": "process"}
     assert run_name_tag("nightly churn retrain", "process") == {}, "a name someone chose stays"
+
+
+SECOND_CTRL_C = """
+import os, signal, time
+from tabular_pipeline.orchestration.step_runs import run_step
+
+def body(run):
+    print("run", run.info.run_id, flush=True)
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+    finally:
+        os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C while cleaning up
+        time.sleep(0.2)
+        print("cleaned up", flush=True)
+
+run_step("demo", body)
+"""
+
+
+def test_a_second_ctrl_c_does_not_cut_the_clean_up_short(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {"MLFLOW_TRACKING_URI": uri, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", SECOND_CTRL_C], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 130 and "cleaned up" in done.stdout, done.stderr[-2000:]
+    assert MlflowClient(uri).get_run(done.stdout.split()[1]).info.status == "KILLED"

@@ -100,7 +100,7 @@ def read_table(path: Path) -> pd.DataFrame:
         raise PipelineError(f"data file {path.name} is not UTF-8 text; expected a UTF-8 encoded CSV") from None
     except (OSError, ValueError) as error:
         raise PipelineError(
-            f"data file {path.name} could not be read ({error}); expected a readable CSV or Parquet file"
+            f"data file {path.name} could not be read ({one_line(error)}); expected a readable CSV or Parquet file"
         ) from None
 
 

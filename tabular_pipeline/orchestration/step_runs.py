@@ -96,6 +96,13 @@ def _raise_terminated(_signum, _frame):
     raise StepTerminated()
 
 
+def _raise_interrupted(_signum, _frame):
+    # The same for Ctrl-C: the first one stops the step, later ones cannot cut its clean-up short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def failure_message(error: BaseException) -> str:
     """The error's first line; unexpected errors (bugs) are prefixed with their type."""
     return (
@@ -162,6 +169,7 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     log = logging.getLogger(entry_point)
     signal.signal(signal.SIGTERM, _raise_terminated)
+    signal.signal(signal.SIGINT, _raise_interrupted)
     started = time.monotonic()
     try:
         run = mlflow.start_run()
@@ -182,7 +190,7 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
         status, code, message = "FAILED", EXIT_USER_ERROR, failure_message(error)
     except StepTerminated:
         status, code, message = "KILLED", EXIT_TERMINATED, "terminated by SIGTERM"
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # ours, or a library's own SIGINT handler's
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         status, code, message = "KILLED", EXIT_INTERRUPTED, "interrupted (Ctrl-C)"

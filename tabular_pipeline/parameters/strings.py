@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
-from tabular_pipeline.errors import PipelineError
+from tabular_pipeline.errors import PipelineError, one_line
 
 Scalar = int | float | bool | str | None
 ParamValue = Scalar | list
@@ -139,7 +139,7 @@ def parse_value(name: str, text: str, source: str = "params") -> ParamValue:
     except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
         if _BAREWORD_PATTERN.match(text):
             return text
-        reason = "it is not valid syntax" if isinstance(error, SyntaxError) else str(error)
+        reason = "it is not valid syntax" if isinstance(error, SyntaxError) else one_line(error)
         raise PipelineError(
             f"{source}: value of '{name}' ({_describe(text)}) is refused ({reason}); "
             "expected a number, a quoted string, True/False/None, or a flat list such as [1, 2]"

@@ -17,7 +17,8 @@ from tabular_pipeline.evaluation.metrics import GREATER_IS_BETTER, metrics_from_
 log = logging.getLogger("gate")
 TEST_SPLIT_URI = "runs:/{run_id}/evaluation/test.parquet"
 # Scores this close are a tie: the candidate's score was logged at training, the champion's is
-# computed now through its pyfunc (or a JSON round trip), so equal models differ by float noise.
+# computed now through its pyfunc (or a JSON round trip), so equal models differ by float noise;
+# relative for large errors (an RMSE of 1e6), absolute near zero.
 TIE_TOLERANCE = 1e-6
 
 
@@ -119,7 +120,7 @@ def decide_promotion(
     if champion is None or math.isnan(champion):
         return decision(True, champion_note or "first version to pass the gate: no champion to beat")
     gain = candidate - champion if greater_is_better else champion - candidate
-    if abs(gain) <= TIE_TOLERANCE:
+    if math.isclose(candidate, champion, rel_tol=TIE_TOLERANCE, abs_tol=TIE_TOLERANCE):
         return decision(False, f"{metric} {candidate:.4f} ties the champion's; a tie does not replace it")
     if gain > 0 and gain >= min_delta:
         return decision(

@@ -208,8 +208,12 @@ def _release(client, name: str, run_id: str, mine: int) -> None:
 def _wait_for_turn(client, name: str, mine: int, run_id: str, waiter: _Waiter) -> None:
     reported = None
     while True:
-        # A retried request can leave this run a second ticket; it never waits for itself.
-        ahead = [t for t in tickets_ahead(_live_tickets(client, name, waiter), mine) if t.run_id != run_id]
+        # A retried request can leave this run a second ticket: its place is its earliest one (else
+        # a run queued between the two would wait for it while it waits for that run), and it
+        # never waits for itself.
+        live = _live_tickets(client, name, waiter)
+        first = min([t.version for t in live if t.run_id == run_id] + [mine])
+        ahead = [t for t in tickets_ahead(live, first) if t.run_id != run_id]
         states = {ticket.version: holder_state(client, ticket.run_id) for ticket in ahead}
         blocking = [ticket for ticket in ahead if states[ticket.version] != "ended"]
         if not blocking:

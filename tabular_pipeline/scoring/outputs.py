@@ -57,8 +57,15 @@ def check_output_path(output_text: str, input_path: Path | None) -> Path:
 
 def is_earlier_output(folder: Path) -> bool:
     """Whether a folder holds nothing but a Spark table's part files and markers (`part-*`,
-    `_SUCCESS`, `.crc`): the only kind of folder an output may replace."""
-    return all(entry.is_file() and entry.name.startswith(("part-", "_", ".")) for entry in folder.iterdir())
+    `_SUCCESS`, `_committed_*`, `_started_*` and their `.crc` checksums): the only kind of folder
+    an output may replace. Any other file (`.env`, `_config.yml`) marks it as someone's folder."""
+    return all(entry.is_file() and _is_spark_file(entry.name) for entry in folder.iterdir())
+
+
+def _is_spark_file(name: str) -> bool:
+    if name.startswith(".") and name.endswith(".crc"):
+        name = name[1:-4]
+    return name.startswith(("part-", "_committed_", "_started_")) or name == "_SUCCESS"
 
 
 def staging_path(target: Path) -> Path:
