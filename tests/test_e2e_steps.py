@@ -106,9 +106,7 @@ def test_download_reads_http_archives_and_file_uris(run_project, client, experim
     with serve_routes({"/table.csv": table, "/split.zip": split}) as base:
         assert run_project("download", {"source": f"{base}/table.csv"}).returncode == 0
         assert run_project("download", {"source": f"{base}/split.zip"}).returncode == 0
-        missing = run_project("download", {"source": f"{base}/missing.csv"})
-    assert run_project("download", {"source": SAMPLE.as_uri()}).returncode == 0
-    assert missing.returncode != 0 and any("HTTP 404" in line for line in missing.error_lines())
+    assert run_project("download", {"source": SAMPLE.as_uri()}).returncode == 0  # a 404: test_e2e_hostile
     artifacts = sorted(
         tuple(a.path for a in client.list_artifacts(run.info.run_id, "raw"))
         for run in runs_of(client, experiment_name, "download")

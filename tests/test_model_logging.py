@@ -1,15 +1,14 @@
 """Every algorithm and task, logged as an MLflow model, answers raw rows that hold a missing value
-and an unseen category: loaded back through pyfunc, and served by `mlflow models serve` over HTTP
-(a real local MLflow store, no mocks)."""
+and an unseen category: loaded back through pyfunc, and through the scoring server's own JSON
+request parsing (`mlflow.models.predict` with the local env manager runs it in process; a real local
+MLflow store, no mocks). Real HTTP requests to `mlflow models serve` are sent in the e2e files, for every task."""
 
 import json
 
 import mlflow
 import numpy as np
 import pytest
-import requests
 from fixtures import mixed_frame
-from serving import served_model
 
 from tabular_pipeline.data.screening import screen_columns
 from tabular_pipeline.data.splits import harmonise_dtypes
@@ -40,7 +39,8 @@ def local_store(tmp_path_factory):
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_logged_model_serves_raw_rows(local_store, algorithm, task):
+@pytest.mark.usefixtures("local_store")
+def test_logged_model_serves_raw_rows(algorithm, task, tmp_path):
     frame = harmonise_dtypes(mixed_frame(120, task), "label")
     features, label = frame.drop(columns=["label"]), frame["label"]
     kept, dropped = screen_columns(features)
@@ -61,18 +61,10 @@ def test_logged_model_serves_raw_rows(local_store, algorithm, task):
     rows.loc[1, "colour"] = "ultraviolet"
     predictions = loaded.predict(rows)
     assert len(predictions) == 3
-    with served_model(info.model_uri, local_store) as url:
-        answer = requests.post(
-            f"{url}/invocations",
-            json={"dataframe_split": json.loads(rows.to_json(orient="split", index=False))},
-            timeout=60,
-        )
-    assert answer.status_code == 200, answer.text
-    assert (
-        answer.json()["predictions"] == pytest.approx(list(predictions))
-        if task == "regression"
-        else answer.json()["predictions"] == list(predictions)
-    )
+    answer = tmp_path / "answer.json"
+    mlflow.models.predict(info.model_uri, rows, content_type="json", output_path=str(answer), env_manager="local")
+    served = json.loads(answer.read_text())["predictions"]
+    assert served == pytest.approx(list(predictions)) if task == "regression" else served == list(predictions)
     if task == "regression":
         assert np.isfinite(np.asarray(predictions, dtype=float)).all()
         return

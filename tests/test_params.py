@@ -75,6 +75,7 @@ def test_hostile_string_creates_nothing(tmp_path):
         ("a=1;;b=2", "empty entry"),
         (";a=1", "empty entry"),
         ("=1", "empty name"),
+        ("=", "empty name"),
         ("novalue", "is not name=value"),
         ("a=", "has no value"),
         ("1a=2", "not a valid parameter name"),

@@ -122,7 +122,9 @@ def test_a_failed_registration_never_deletes_a_registered_model_it_did_not_creat
     try:
         experiment = client.create_experiment("registry", artifact_location=(tmp_path / "artifacts").as_uri())
         with mlflow.start_run(experiment_id=experiment):
-            info = mlflow.sklearn.log_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), name="model")
+            info = mlflow.sklearn.log_model(
+                LogisticRegression().fit([[0.0], [1.0]], [0, 1]), name="model", pip_requirements=[]
+            )
         client.create_registered_model("shared", description="made by another team")
 
         def failing_judge(_version):
@@ -174,7 +176,9 @@ def test_a_promotion_cut_off_half_way_leaves_the_champion_where_it_was(tmp_path,
         for c in (1.0, 0.5):
             with mlflow.start_run(experiment_id=experiment):
                 infos.append(
-                    mlflow.sklearn.log_model(LogisticRegression(C=c).fit([[0.0], [1.0]], [0, 1]), name="model")
+                    mlflow.sklearn.log_model(
+                        LogisticRegression(C=c).fit([[0.0], [1.0]], [0, 1]), name="model", pip_requirements=[]
+                    )
                 )
         register_and_promote(client, infos[0].model_uri, "churn", "production")
         expected = {"mlflow error": PipelineError, "sigterm": StepTerminated}  # Ctrl-C: the same path
