@@ -40,9 +40,11 @@ browser:
 serve: install
 	@MLFLOW_TRACKING_URI=$(STORE) $(BIN)/mlflow models serve -m $(MODEL_URI) --port $(PORT) --env-manager local
 
-# The MLflow UI over this folder's runs (or any store given as TRACKING_URI).
+# The MLflow UI over this folder's runs (or any store given as TRACKING_URI). MLflow 3.17's server
+# imports a Starlette module Starlette deprecates; each worker would print that warning.
 ui: install
-	@$(BIN)/mlflow ui --backend-store-uri $(STORE) --port $(UI_PORT)
+	@PYTHONWARNINGS="ignore:starlette.middleware.wsgi is deprecated" \
+		$(BIN)/mlflow ui --backend-store-uri $(STORE) --port $(UI_PORT)
 
 # Lint first (seconds), then two workers, one test file each at a time (module fixtures such as
 # the bad-input battery run once); e2e files are handed out first (tests/conftest.py).

@@ -52,15 +52,11 @@ def fresh_copy(root: Path) -> Path:
     return copy
 
 
-def start(line: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        ["bash", "-c", line],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+def start(line: str, cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            ["bash", "-c", line], cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -85,8 +81,9 @@ def test_a_new_user_runs_the_readme_from_a_fresh_copy(tmp_path):
     experiment_page = re.search(r"# then open (\S+)$", ui_line).group(1)
     assert serve_line.startswith(f"make -C {copy} serve MODEL_URI=models:/breast-cancer-classifier@production")
 
-    serving = start(serve_line, tmp_path, env)  # from another folder: the printed line says where
-    ui = start(ui_line, tmp_path, env)
+    logs = {"serve": tmp_path / "serve.log", "ui": tmp_path / "ui.log"}
+    serving = start(serve_line, tmp_path, env, logs["serve"])  # from another folder: the printed line says where
+    ui = start(ui_line, tmp_path, env, logs["ui"])
     try:
         wait_until_healthy("http://127.0.0.1:5001", serving, 180, path="/ping")
         # The README's request, as written, from the project folder (it names data/request.json).
@@ -116,6 +113,8 @@ def test_a_new_user_runs_the_readme_from_a_fresh_copy(tmp_path):
     finally:
         stop(serving)
         stop(ui)
+    for name, log in logs.items():
+        assert "Warning" not in log.read_text(errors="replace"), f"make {name} printed a warning"
 
 
 def shots_folder(tmp_path: Path) -> Path:

@@ -190,3 +190,20 @@ def test_values_from_a_file_are_not_echoed_by_type_checks():
     with pytest.raises(PipelineError) as raised:
         validate_hyperparameters({"max_depth": "s3cret"}, {"max_depth": -1}, "lightgbm", unechoed={"max_depth"})
     assert "must be int" in str(raised.value) and "s3cret" not in str(raised.value)
+
+
+def test_a_misspelt_parameter_of_main_is_named_not_listed_as_a_hyperparameter():
+    from tabular_pipeline.orchestration.pipeline_inputs import check_not_a_misspelt_parameter
+
+    with pytest.raises(PipelineError, match=r"'lable_column' is neither .* did you mean -P label_column=\.\.\.\?$"):
+        check_not_a_misspelt_parameter(["lable_column"], "lightgbm")
+    check_not_a_misspelt_parameter(["not_a_param", "alpha"], "lr")  # left to the hyperparameter check
+
+
+def test_one_line_says_when_it_cut_a_message():
+    from tabular_pipeline.errors import one_line
+
+    assert one_line("short\nsecond line") == "short"
+    cut = one_line("x" * 400)
+    assert len(cut) == 300 and cut.endswith("…")
+    assert one_line("y" * 300) == "y" * 300

@@ -85,3 +85,19 @@ def test_a_second_ctrl_c_does_not_cut_the_clean_up_short(tmp_path):
     )
     assert done.returncode == 130 and "cleaned up" in done.stdout, done.stderr[-2000:]
     assert MlflowClient(uri).get_run(done.stdout.split()[1]).info.status == "KILLED"
+
+
+def test_a_step_of_main_leaves_its_error_line_to_main(tmp_path):
+    """Under main, the step records its message on its run and prints no `error:` line of its own:
+    main prints one, with that message and the run's link."""
+    from tabular_pipeline.orchestration.step_runs import STEP_OF_MAIN_ENV
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {"MLFLOW_TRACKING_URI": uri, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), STEP_OF_MAIN_ENV: "1"}
+    script = STEP.format(error='PipelineError("data is bad; expected good data")')
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 2 and "error:" not in done.stderr, done.stderr[-2000:]
+    run = MlflowClient(uri).get_run(done.stdout.split()[1])
+    assert run.info.status == "FAILED" and run.data.tags["pipeline.error"] == "data is bad; expected good data"

@@ -125,8 +125,26 @@ def check_training_choice(options: dict, fixed: dict, search: dict, unechoed: se
         # Only then: building the estimators to list their parameters imports the library (1.5 s for LightGBM).
         # The task is known only after `process`; any name valid for either task passes here.
         allowed = {**allowed_hyperparameters(algorithm, "regression"), **allowed_hyperparameters(algorithm, "binary")}
+        check_not_a_misspelt_parameter([name for name in fixed if name not in allowed], algorithm)
         validate_hyperparameters({**fixed, **search}, allowed, algorithm, unechoed - set(search))
     return "train_basic"
+
+
+def check_not_a_misspelt_parameter(unknown: list[str], algorithm: str) -> None:
+    """An undeclared `-P` name is taken as a hyperparameter; one that is not, but is close to a
+    declared parameter of `main` (`lable_column`), is most likely that parameter misspelt."""
+    import difflib
+
+    from tabular_pipeline.parameters.entry_points import declared_parameters
+
+    declared = list(declared_parameters("main"))
+    for name in unknown:
+        close = difflib.get_close_matches(name, declared, n=1, cutoff=0.8)
+        if close:
+            raise PipelineError(
+                f"'{name}' is neither a parameter of main nor a hyperparameter of {algorithm}; did you mean "
+                f"-P {close[0]}=...?"
+            )
 
 
 def training_spec(

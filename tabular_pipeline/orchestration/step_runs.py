@@ -23,6 +23,9 @@ TAG_INPUT_DIGEST = "pipeline.input_digest"
 TAG_CACHE_KEY = "pipeline.cache_key"
 TAG_CODE_VERSION = "pipeline.code_version"
 TAG_ERROR = "pipeline.error"
+# Set by main for its steps: main prints a failed step's message (from TAG_ERROR) with the run's
+# link in its own `error:` line, so the step does not print a second one.
+STEP_OF_MAIN_ENV = "TABULAR_PIPELINE_STEP_OF_MAIN"
 TAG_TASK = "pipeline.task"
 # Logged on every step's run; `main` does not copy them from the training step.
 STEP_RESOURCE_METRICS = ("step_seconds", "peak_memory_mb")
@@ -198,9 +201,11 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
         traceback.print_exc()
         status, code, message = "FAILED", EXIT_BUG, failure_message(error)
     client = mlflow.MlflowClient()
+    recorded = False
     if status != "FINISHED":
         try:
             client.set_tag(run.info.run_id, TAG_ERROR, message[:4000])
+            recorded = True
         except Exception:  # noqa: BLE001 - the message still reaches stderr below
             pass
     # Libraries may leave runs of their own active (FLAML's MLflow integration does); end those,
@@ -214,7 +219,8 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
     for leftover in end_process_tree(os.getpid(), include_root=False):
         log.warning("killed %s, which did not end with the step", leftover)
     if code:
-        print(f"error: {entry_point}: {message}", file=sys.stderr)
+        if not (recorded and entry_point != "main" and os.environ.get(STEP_OF_MAIN_ENV)):
+            print(f"error: {entry_point}: {message}", file=sys.stderr)
         log.info("%s after %.1f s", status.lower(), elapsed)
         sys.exit(code)
     log.info("finished in %.1f s", elapsed)

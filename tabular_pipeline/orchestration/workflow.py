@@ -7,6 +7,7 @@ the active run, and everything else is a pure function.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from tabular_pipeline.orchestration.fingerprints import cache_key, digest_path
 from tabular_pipeline.orchestration.processes import end_process_tree
 from tabular_pipeline.orchestration.step_cache import find_reusable_run
 from tabular_pipeline.orchestration.step_runs import (
+    STEP_OF_MAIN_ENV,
     TAG_CACHE_KEY,
     TAG_CODE_VERSION,
     TAG_ERROR,
@@ -166,6 +168,7 @@ class StepRunner:
         else:
             reason = "its input is fetched anew each time" if spec.cacheable else "never reused"
         log.info("%-12s started  (%s)", spec.entry_point, reason)
+        os.environ[STEP_OF_MAIN_ENV] = "1"  # main says why a step failed, in one line
         try:
             submitted = mlflow.projects.run(
                 uri=str(self.project_dir),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
+import sys
 from collections.abc import Callable
+from contextlib import contextmanager, redirect_stderr
 
 from tabular_pipeline.errors import PipelineError, one_line
 from tabular_pipeline.registry.promotion import promote, promotion_state, restore_promotion
@@ -173,12 +176,13 @@ def register_and_promote(
     created = existing is None
     try:
         if existing is None:
-            version = mlflow.register_model(
-                model_uri,
-                name,
-                await_registration_for=300,
-                tags={TAG_SOURCE_MODEL_URI: model_uri, **(extra_tags or {})},
-            )
+            with quiet_registration_notes():
+                version = mlflow.register_model(
+                    model_uri,
+                    name,
+                    await_registration_for=300,
+                    tags={TAG_SOURCE_MODEL_URI: model_uri, **(extra_tags or {})},
+                )
         else:
             version = existing
             log.info("model %s is already version %s of '%s'; reusing it", model_uri, version.version, name)
@@ -227,6 +231,24 @@ def register_and_promote(
             "version %s of '%s' is registered but could not be read back (%s)", version.version, name, one_line(error)
         )
         return version, created, promoted
+
+
+# What `mlflow.register_model` prints to stderr on success. The step says it in its own line, and
+# "already exists" would be wrong on a first registration (the model is created just before).
+REGISTRATION_NOTES = ("Successfully registered model ", "Registered model ", "Created version ")
+
+
+@contextmanager
+def quiet_registration_notes():
+    """Hold back MLflow's registration notes from stderr; anything else printed there passes through."""
+    printed = io.StringIO()
+    try:
+        with redirect_stderr(printed):
+            yield
+    finally:
+        for line in printed.getvalue().splitlines():
+            if not line.startswith(REGISTRATION_NOTES):
+                print(line, file=sys.stderr)
 
 
 def resolve_registered_model(client, model_uri: str) -> str:
