@@ -62,28 +62,22 @@ import sys, time, psutil
 time.sleep(2)
 children = psutil.Process().children(recursive=True)
 print("children:", sorted(child.name() for child in children))
-for child in children:  # the control case starts a JVM: never leave it behind
+for child in children:  # a JVM, if the adapter ever started one: never leave it behind
     child.kill()
 """
 
 
-@pytest.mark.parametrize(
-    ("import_line", "starts_java"),
-    [
-        ("from tabular_pipeline.training.automl.flaml_search import flaml_automl_class; flaml_automl_class()", False),
-        ("import flaml", True),
-    ],
-    ids=["through the adapter", "plain import (the cause)"],
-)
-def test_importing_flaml_through_the_adapter_starts_no_spark_jvm(import_line, starts_java):
-    """A plain `import flaml` starts a Spark JVM when pyspark is installed (the control case pins
-    that, so an upgrade that changes it shows up here); the adapter's import starts none."""
+def test_importing_flaml_through_the_adapter_starts_no_spark_jvm():
+    """A plain `import flaml` starts a Spark JVM when pyspark is installed (18 to 20 s and about
+    315 MB, measured in bench/RESULTS.md; not repeated here, a JVM start costs half a minute of the
+    suite); the adapter's import starts none."""
     import subprocess
     import sys
 
     from conftest import PROJECT_DIR
 
+    import_line = "from tabular_pipeline.training.automl.flaml_search import flaml_automl_class; flaml_automl_class()"
     code = CHILDREN_AFTER_IMPORT.format(import_line=import_line)
     done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300)
     [line] = [line for line in done.stdout.splitlines() if line.startswith("children:")]
-    assert ("java" in line) is starts_java, line
+    assert line == "children: []", line

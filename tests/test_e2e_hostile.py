@@ -60,7 +60,8 @@ def train_params(text: str):
 
 # (entry point, parameters built in the case's own folder, text the error line must contain). The
 # parser's other refusals (attributes, lambdas, nesting, empty names and entries, unknown or mistyped
-# hyperparameters) take the same path to the same one line; tests/test_params.py checks each message.
+# hyperparameters), an unknown algorithm and a min_score that is not a number take the same path
+# to the same one line; tests/test_params.py, test_modeling.py and test_promotion_gate.py check them.
 CASES = {
     "call": (
         "train_basic",
@@ -85,13 +86,7 @@ CASES = {
     ),
     "main: empty csv": ("main", lambda f: {"data_path": write(f, "empty.csv", b"")}, "is empty"),
     "main: missing label column": ("main", lambda _: {"label_column": "target"}, "label column 'target' is not in"),
-    "main: unknown algorithm": (
-        "main",
-        lambda _: {"algorithm": "randomforest"},
-        "expected one of lr, svm, lightgbm, xgboost",
-    ),
     "main: unknown override": ("main", lambda _: {"not_a_param": 1}, "unknown hyperparameter 'not_a_param'"),
-    "main: bad min_score": ("main", lambda _: {"min_score": "high"}, "min_score 'high' is not a number"),
     "main: missing param_file": (
         "main",
         lambda _: {"param_file": "/nonexistent/params.txt"},
