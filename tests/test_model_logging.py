@@ -1,9 +1,11 @@
-"""Every algorithm and task, logged as an MLflow model, answers raw rows that hold a missing value
-and an unseen category: loaded back through pyfunc, and through the scoring server's own JSON
-request parsing (`mlflow.models.predict` with the local env manager runs it in process; a real local
-MLflow store, no mocks). Real HTTP requests to `mlflow models serve` are sent in the e2e files, for every task."""
+"""Every algorithm and task, logged as an MLflow model to the session's real `mlflow server`,
+answers raw rows that hold a missing value and an unseen category: loaded back through pyfunc, and
+through the scoring server's own JSON request parsing (`mlflow.models.predict` with the local env
+manager runs it in process). Real HTTP requests to `mlflow models serve` are sent in
+test_e2e_model_quality and test_e2e_serving, for every task."""
 
 import json
+import uuid
 
 import mlflow
 import numpy as np
@@ -25,21 +27,17 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def local_store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("store")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    # Without an explicit artifact location a SQLite store writes ./mlruns into the working directory.
-    mlflow.set_experiment(
-        experiment_id=mlflow.create_experiment("model-logging", artifact_location=(root / "artifacts").as_uri())
-    )
-    yield uri
+def server_experiment(tracking_uri):
+    """The session's tracking server (a real `mlflow server` on loopback), in an experiment of its own."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(f"model-logging-{uuid.uuid4().hex[:8]}")
+    yield tracking_uri
     mlflow.set_tracking_uri(None)
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-@pytest.mark.usefixtures("local_store")
+@pytest.mark.usefixtures("server_experiment")
 def test_logged_model_serves_raw_rows(algorithm, task, tmp_path):
     frame = harmonise_dtypes(mixed_frame(120, task), "label")
     features, label = frame.drop(columns=["label"]), frame["label"]
@@ -93,7 +91,7 @@ print(json.dumps({
 """
 
 
-@pytest.mark.usefixtures("local_store")
+@pytest.mark.usefixtures("server_experiment")
 def test_a_model_carries_only_the_serving_code_and_loads_without_the_project(tmp_path):
     """The model's code is `tabular_pipeline/serving` alone; a fresh Python that cannot import the
     project (another folder, no PYTHONPATH) loads it and predicts with it."""
