@@ -220,8 +220,10 @@ class StepRunner:
 
     def _step_failure(self, spec: StepSpec, message: str, seconds: float) -> PipelineError:
         run_id = failed_run_id(message)
+        # Without a run the step printed its own error line; with one, main prints it from the run.
         detail = "see the step's output above"
         if run_id:
+            detail = "its message could not be read back from its run"
             try:
                 detail = self.client.get_run(run_id).data.tags.get(TAG_ERROR) or detail
             except Exception:  # noqa: BLE001 - the step's own output already shows the cause
