@@ -150,7 +150,7 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
 # Help lines for `--help`; names, types and defaults come from MLproject.
 HELP = {
     "algorithm": "lr, svm, lightgbm or xgboost (any case).",
-    "tool": "flaml or autosklearn; when given, AutoML replaces --algorithm.",
+    "tool": "flaml, autogluon or autosklearn; when given, AutoML replaces --algorithm.",
     "data_path": "A .csv file, a folder with train.csv and test.csv, or a URI.",
     "label_column": "The target column.",
     "params": "Hyperparameters: name=value;name=value.",

@@ -1,5 +1,5 @@
-"""Entry point `train_automl`: an AutoML search (FLAML here, auto-sklearn in its own Python 3.9
-environment), evaluated and logged like train_basic."""
+"""Entry point `train_automl`: an AutoML search (FLAML or AutoGluon here, auto-sklearn in its own
+Python 3.9 environment), evaluated and logged like train_basic."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.parameters.strings import parse_param_string
 from tabular_pipeline.registry.lineage import record_training_inputs
 from tabular_pipeline.training.automl import check_tool
+from tabular_pipeline.training.automl.autogluon_search import autogluon_settings
 from tabular_pipeline.training.automl.autosklearn_search import (
     AUTOSKLEARN_METRIC,
     autosklearn_settings,
@@ -39,7 +40,7 @@ from tabular_pipeline.training.automl.flaml_search import (
     run_search,
     trial_history,
 )
-from tabular_pipeline.training.model_logging import log_pipeline_model, log_saved_model
+from tabular_pipeline.training.model_logging import log_autogluon_model, log_pipeline_model, log_saved_model
 from tabular_pipeline.training.pipelines import build_preprocessor, split_feature_columns
 from tabular_pipeline.training.run_records import log_prefixed_params, log_screening
 
@@ -58,6 +59,8 @@ def train_with_automl(options: dict, run) -> None:
         splits, task = prepare_splits(location, label, options["test_size"], options["seed"], options["task"])
     if tool == "flaml":
         settings = flaml_settings(params, options["time_budget"], task, options["seed"])
+    elif tool == "autogluon":
+        settings = autogluon_settings(params, options["time_budget"], task)
     else:
         settings = autosklearn_settings(params, options["time_budget"], task, options["seed"])
     train_x = splits.train.drop(columns=[label])
@@ -69,6 +72,8 @@ def train_with_automl(options: dict, run) -> None:
     mlflow.set_tags({TAG_TASK: task, "pipeline.algorithm": f"automl:{tool}"})
     if tool == "flaml":
         model_uri = search_with_flaml(splits, label, kept, task, settings, options["seed"])
+    elif tool == "autogluon":
+        model_uri = search_with_autogluon(splits, label, kept, task, settings, options["seed"])
     else:
         model_uri = search_with_autosklearn(
             splits, label, kept, task, settings, options["seed"], run.info.experiment_id
@@ -78,13 +83,16 @@ def train_with_automl(options: dict, run) -> None:
     log.info("model logged at %s; its card is the run's %s", model_uri, CARD_FILE)
 
 
-def log_search_summary(history, best_estimator: str, best_config: dict, details: dict) -> None:
-    """The trial table, the best learner and its configuration, in the same places for both tools."""
+def log_search_summary(
+    history, best_estimator: str, best_config: dict, details: dict, table_file: str = "trials.csv"
+) -> None:
+    """The trial table (AutoGluon's is its leaderboard), the best learner and its configuration, in
+    the same places for every tool."""
     import mlflow
 
     with tempfile.TemporaryDirectory() as scratch:
-        history.to_csv(Path(scratch) / "trials.csv", index=False)
-        mlflow.log_artifact(str(Path(scratch) / "trials.csv"), "automl")
+        history.to_csv(Path(scratch) / table_file, index=False)
+        mlflow.log_artifact(str(Path(scratch) / table_file), "automl")
     mlflow.log_param("automl.best_estimator", best_estimator)
     log_prefixed_params("best", best_config)
     mlflow.log_dict({"best_estimator": best_estimator, "best_config": best_config, **details}, "automl/best.json")
@@ -121,6 +129,43 @@ def search_with_flaml(splits, label: str, kept: list[str], task: str, settings: 
     log_prefixed_params("hp", automl.model.estimator.get_params())
     library = LIBRARY_OF_LEARNER.get(automl.best_estimator, "")
     return log_pipeline_model(model, train_x, library, profile=training_profile(train_x[kept])).model_uri
+
+
+def search_with_autogluon(splits, label: str, kept: list[str], task: str, settings: dict, seed: int) -> str:
+    """AutoGluon in this process, on the raw kept columns (it preprocesses them itself); returns the
+    logged model's URI."""
+    import mlflow
+
+    from tabular_pipeline.serving.autogluon import as_estimator, quiet_gpu_check
+    from tabular_pipeline.training.automl.autogluon_search import run_search
+
+    log.info(
+        "AutoGluon fit: %s for %g s, presets %s (metric %s)",
+        task, settings["time_limit"], settings["presets"], settings["eval_metric"],
+    )  # fmt: skip
+    quiet_gpu_check()
+    with tempfile.TemporaryDirectory() as scratch:
+        predictor, outcome = run_search(splits.train[[*kept, label]], label, task, settings, Path(scratch))
+        board = outcome.leaderboard
+        log_search_summary(
+            board, outcome.best_model, outcome.ensemble, {"ensemble": outcome.ensemble}, "leaderboard.csv"
+        )
+        mlflow.log_param(
+            "automl.ensemble", ",".join(f"{name}:{weight:.3f}" for name, weight in outcome.ensemble.items())
+        )
+        best_row = board[board["model"] == outcome.best_model]
+        mlflow.log_metrics(
+            {
+                "automl_trials": float(len(board)),
+                "automl_ensemble_size": float(len(outcome.ensemble)),
+                "automl_best_validation_score": float(best_row["score_val"].iloc[0]),
+            }
+        )
+        estimator = as_estimator(predictor)
+        log_evaluation(estimator, splits.test, label, task, seed)
+        train_x = splits.train.drop(columns=[label])
+        profile = training_profile(train_x[kept])
+        return log_autogluon_model(estimator, outcome.predictor_dir, outcome.libraries, train_x, profile).model_uri
 
 
 def search_with_autosklearn(
@@ -173,7 +218,7 @@ def search_with_autosklearn(
 
 # Help lines for `--help`; names, types and defaults come from MLproject.
 HELP = {
-    "tool": "flaml or autosklearn (any case).",
+    "tool": "flaml, autogluon or autosklearn (any case).",
     "data_path": "A processed run URI, or a raw .csv file or folder.",
     "params": "Tool settings: name=value;name=value.",
     "label_column": "The target column.",

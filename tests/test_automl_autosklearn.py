@@ -26,7 +26,7 @@ from autosklearn_model import as_model_frame, class_probability_frame, describe_
 def test_tool_names_in_any_spelling():
     assert check_tool("FLAML") == "flaml"
     assert check_tool("auto-sklearn") == check_tool("AutoSklearn") == check_tool("auto_sklearn") == "autosklearn"
-    with pytest.raises(PipelineError, match="tool 'h2o' is not supported; expected flaml or autosklearn"):
+    with pytest.raises(PipelineError, match="tool 'h2o' is not supported; expected flaml, autogluon or autosklearn"):
         check_tool("h2o")
 
 

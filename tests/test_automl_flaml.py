@@ -13,7 +13,7 @@ from tabular_pipeline.training.pipelines import build_preprocessor, split_featur
 
 def test_tools_in_any_case():
     assert check_tool("FLAML") == "flaml"
-    with pytest.raises(PipelineError, match="expected flaml or autosklearn"):
+    with pytest.raises(PipelineError, match="expected flaml, autogluon or autosklearn"):
         check_tool("h2o")
 
 

@@ -54,3 +54,30 @@ def test_benchmarks_run_with_tiny_sizes(tmp_path, tracking_uri):
     assert re.search(r"\| generated \| [\d.,]+ \| [\d.,]+ \| [\d.]+ \| 4 \|", text), (
         "the cached rerun reused all four steps"
     )
+
+
+def test_automl_tools_benchmark_runs_with_a_tiny_budget(tmp_path):
+    """FLAML against AutoGluon (bench/automl_tools.py) on one tiny table: one JSON line per tool
+    with a score, a wall time and latencies."""
+    import json
+
+    output = tmp_path / "automl_tools.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.automl_tools", "--budgets", "4", "--rows", "400", "--columns", "8"]
+        + ["--tasks", "regression", "--requests", "20", "--output", str(output)],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_DIR,
+        env=subprocess_env(""),
+        timeout=600,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [(r["tool"], r["task"], r["metric"]) for r in records] == [
+        ("flaml", "regression", "test_rmse"),
+        ("autogluon", "regression", "test_rmse"),
+    ]
+    assert all(
+        r["score"] > 0 and r["fit_wall_s"] > 0 and 0 < r["latency_p50_ms"] <= r["latency_p95_ms"] for r in records
+    )
+    assert "Failed to import torch" not in done.stderr, "AutoGluon's GPU notice is held back"

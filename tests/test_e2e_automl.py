@@ -1,4 +1,4 @@
-"""End to end: DolphinScheduler's AutoML line with FLAML and with auto-sklearn, through `main`,
+"""End to end: DolphinScheduler's AutoML line with FLAML, AutoGluon and auto-sklearn, through `main`,
 registered and served over HTTP."""
 
 from __future__ import annotations
@@ -22,15 +22,16 @@ from serving import served_model
 pytestmark = pytest.mark.e2e
 
 
-def run_automl_line(tmp_path, tracking_uri, tool: str, params: str, rows: int, seed: int):
-    """Write a mixed table and run DolphinScheduler's AutoML line on it verbatim; returns
-    (table, experiment, model name, data file) once it has succeeded."""
+def run_automl_line(tmp_path, tracking_uri, tool: str, params: str, rows: int, seed: int, project: str = "."):
+    """Write a mixed table and run DolphinScheduler's AutoML line on it verbatim (against `project`,
+    this repository or its Project-AutoML preset); returns (table, experiment, model name, data file)
+    once it has succeeded."""
     table = mixed_frame(rows, "binary", seed=seed)
     data_file = tmp_path / "customers.csv"
     table.to_csv(data_file, index=False)
     experiment, name = f"{tool}-{uuid.uuid4().hex[:6]}", f"{tool}-{uuid.uuid4().hex[:6]}"
     line = (
-        f"mlflow run . -P tool={tool} -P data_path={shlex.quote(str(data_file))} "
+        f"mlflow run {project} -P tool={tool} -P data_path={shlex.quote(str(data_file))} "
         f'-P params="{params}" -P model_name="{name}" --experiment-name="{experiment}"'
     )
     completed = subprocess.run(
@@ -88,6 +89,57 @@ def test_dolphinscheduler_automl_line_with_flaml(tmp_path, client, tracking_uri)
         answer = requests.post(f"{url}/invocations", json=payload, timeout=60)
     assert answer.status_code == 200, answer.text
     assert {row["prediction"] for row in answer.json()["predictions"]} <= {"good", "bad"}
+
+
+@pytest.mark.usefixtures("project_virtualenv")
+def test_dolphinscheduler_automl_line_with_autogluon_through_the_preset(tmp_path, client, tracking_uri, monkeypatch):
+    """AutoGluon through the Project-AutoML preset: leaderboard, ensemble, gate, and DolphinScheduler's
+    serve line (the default env manager builds the model's own environment) answering raw rows."""
+    table, experiment, name, _ = run_automl_line(
+        tmp_path, tracking_uri, "autogluon", "time_limit=20;excluded_model_types=['KNN','LR']", 400, 11,
+        project="Project-AutoML",
+    )  # fmt: skip
+
+    [train] = runs_of(client, experiment, "train_automl")
+    params, metrics = train.data.params, train.data.metrics
+    assert params["automl.tool"] == "autogluon" and params["automl.time_limit"] == "20.0"
+    assert params["automl.presets"] == "medium_quality" and params["automl.eval_metric"] == "roc_auc"
+    assert (
+        params["automl.excluded_model_types"] == "['KNN', 'LR']" and params["dropped_columns"] == "customer_id,constant"
+    )
+    best = params["automl.best_estimator"]
+    members = dict(item.split(":") for item in params["automl.ensemble"].split(","))
+    assert members and abs(sum(map(float, members.values())) - 1) < 0.01
+    assert {"test_roc_auc", "test_log_loss", "automl_trials", "automl_ensemble_size"} <= set(metrics)
+    assert metrics["automl_ensemble_size"] == len(members) and metrics["test_roc_auc"] > 0.7
+    leaderboard = pd.read_csv(client.download_artifacts(train.info.run_id, "automl/leaderboard.csv", str(tmp_path)))
+    assert best in set(leaderboard["model"]) and len(leaderboard) == metrics["automl_trials"] >= 2
+    assert not leaderboard["model"].str.startswith(("KNeighbors", "LinearModel", "NeuralNet")).any()
+    artifacts = {a.path for a in client.list_artifacts(train.info.run_id, "evaluation")}
+    assert {"evaluation/roc_curve.png", "evaluation/feature_importance.csv", "evaluation/test.parquet"} <= artifacts
+    version = client.get_model_version_by_alias(name, "production")
+    assert version.run_id == train.info.run_id and version.tags["gate.decision"] == "promoted"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+    model_dir = Path(mlflow.artifacts.download_artifacts(version.source, dst_path=str(tmp_path / "model")))
+    assert (model_dir / "artifacts" / "predictor" / "predictor.pkl").is_file(), "the predictor travels in the model"
+    assert "autogluon.tabular==1.6.3" in (model_dir / "requirements.txt").read_text()
+
+    rows = (
+        table.drop(columns=["label"]).head(3).astype({"x2": "float64", "customer_id": "float64", "constant": "float64"})
+    )
+    rows.loc[0, "x1"], rows.loc[1, "colour"] = np.nan, "ultraviolet"
+    local = mlflow.pyfunc.load_model(str(model_dir)).predict(rows, params={"return_probabilities": True})
+    # DolphinScheduler's serve line: the default env manager builds the model's recorded environment.
+    with served_model(f"models:/{name}/Production", tracking_uri, env_manager="virtualenv", timeout_s=600) as url:
+        payload = {
+            "dataframe_records": json.loads(rows.to_json(orient="records")),
+            "params": {"return_probabilities": True},
+        }
+        answer = requests.post(f"{url}/invocations", json=payload, timeout=60)
+    assert answer.status_code == 200, answer.text
+    served = pd.DataFrame(answer.json()["predictions"])
+    assert list(served["prediction"]) == list(local["prediction"]) and set(served["prediction"]) <= {"good", "bad"}
+    np.testing.assert_allclose(served["probability_good"], local["probability_good"], rtol=0, atol=1e-6)
 
 
 @pytest.mark.usefixtures("project_virtualenv")
@@ -172,9 +224,13 @@ def test_dolphinscheduler_automl_line_with_autosklearn(tmp_path, client, trackin
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
-        ({"tool": "h2o"}, "tool 'h2o' is not supported; expected flaml or autosklearn"),
+        ({"tool": "h2o"}, "tool 'h2o' is not supported; expected flaml, autogluon or autosklearn"),
         ({"tool": "flaml", "params": "time_budget=__import__('os')"}, "is refused (Call is not allowed)"),
         ({"tool": "flaml", "params": "estimator_list=['catboost']"}, "expected learners among"),
+        (
+            {"tool": "AutoGluon", "params": "presets='extreme_quality'"},
+            "presets 'extreme_quality' needs PyTorch and downloaded foundation-model weights",
+        ),
         (
             {"tool": "autosklearn", "time_budget": "10"},
             "the auto-sklearn budget is 10 s; expected between 30 and 86400 seconds",

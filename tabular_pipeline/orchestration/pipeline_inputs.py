@@ -105,6 +105,7 @@ def check_training_choice(options: dict, fixed: dict, search: dict, unechoed: se
 
     tool = options["tool"].strip().lower().replace("-", "")
     if tool:
+        from tabular_pipeline.training.automl.autogluon_search import check_autogluon_params
         from tabular_pipeline.training.automl.autosklearn_search import check_autosklearn_params
         from tabular_pipeline.training.automl.flaml_search import check_flaml_params
 
@@ -117,6 +118,8 @@ def check_training_choice(options: dict, fixed: dict, search: dict, unechoed: se
             )
         if tool == "flaml":
             check_flaml_params(fixed, unechoed)
+        elif tool == "autogluon":
+            check_autogluon_params(fixed, unechoed)
         else:
             check_autosklearn_params(fixed, options["time_budget"], unechoed)
         return "train_automl"

@@ -170,6 +170,8 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
     configure_logging()
     # Each step logs its own run link once; MLflow would print it again on every end_run.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # MLflow draws a progress bar for every artifact copy once tqdm is installed (AutoGluon brings it).
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     log = logging.getLogger(entry_point)
     signal.signal(signal.SIGTERM, _raise_terminated)
     signal.signal(signal.SIGINT, _raise_interrupted)

@@ -15,8 +15,11 @@ from tabular_pipeline.paths import PACKAGE_DIR, SERVING_DIR
 from tabular_pipeline.serving.model import PIPELINE_ARTIFACT, PROBABILITIES_PARAM, TRUSTED_TYPES_ARTIFACT
 
 MODEL_CODE = SERVING_DIR / "model_code.py"
+AUTOGLUON_MODEL_CODE = SERVING_DIR / "autogluon_model_code.py"
 INPUT_EXAMPLE_ROWS = 5
 BASE_DISTRIBUTIONS = ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy", "cloudpickle")
+# What an AutoGluon predictor loads with; its booster libraries are added by the models it keeps.
+AUTOGLUON_DISTRIBUTIONS = ("autogluon.tabular", "autogluon.core", "autogluon.common", "autogluon.features", "pyarrow")
 # Booster libraries by import name: `xgboost` comes from `xgboost` or `xgboost-cpu`, whichever is installed.
 ALGORITHM_MODULES = {"lightgbm": "lightgbm", "xgboost": "xgboost"}
 
@@ -78,6 +81,49 @@ def pinned_requirements(distributions: tuple[str, ...]) -> list[str]:
     return [f"{name}=={metadata.version(name)}" for name in distributions]
 
 
+def model_signature(model, train_features: pd.DataFrame):
+    """Input types from the whole training frame (optional columns included), outputs and params
+    from the model's answer on a few rows (MLflow's own inference takes 14 s on 225k rows)."""
+    from mlflow.models import ModelSignature, infer_signature
+
+    from tabular_pipeline.data.schemas import frame_schema
+
+    example = train_features.head(INPUT_EXAMPLE_ROWS)
+    with warnings.catch_warnings():
+        # The hint concerns integer *outputs* (class labels); integer features are already float64.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        sampled = infer_signature(example, model.predict(example), params={PROBABILITIES_PARAM: False})
+    return ModelSignature(inputs=frame_schema(train_features), outputs=sampled.outputs, params=sampled.params)
+
+
+def log_served_model(
+    model_code: Path,
+    artifacts: dict[str, str],
+    signature,
+    train_features: pd.DataFrame,
+    requirements: list[str],
+    profile: dict | None,
+    name: str,
+):
+    """Log a models-from-code pyfunc that carries `serving/` and `artifacts` (plus the profile)."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as scratch:
+        if profile is not None:
+            profile_file = Path(scratch) / PROFILE_FILE
+            profile_file.write_text(json.dumps(profile))
+            artifacts = {**artifacts, PROFILE_ARTIFACT: str(profile_file)}
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(model_code),
+            artifacts=artifacts,
+            code_paths=[str(serving_code(Path(scratch)))],
+            signature=signature,
+            input_example=train_features.head(INPUT_EXAMPLE_ROWS),
+            pip_requirements=requirements,
+        )
+
+
 def log_pipeline_model(
     model, train_features: pd.DataFrame, algorithm: str, profile: dict | None = None, name: str = "model"
 ):
@@ -93,38 +139,53 @@ def log_pipeline_model(
     Returns:
         The `mlflow.models.model.ModelInfo` (its `model_uri` is what `register` takes).
     """
-    import mlflow
     import skops.io as sio
-    from mlflow.models import ModelSignature, infer_signature
 
-    from tabular_pipeline.data.schemas import frame_schema
-
-    example = train_features.head(INPUT_EXAMPLE_ROWS)
-    with warnings.catch_warnings():
-        # The hint concerns integer *outputs* (class labels); integer features are already float64.
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
-        sampled = infer_signature(example, model.predict(example), params={PROBABILITIES_PARAM: False})
-    # Input types from a sample, optional columns from the whole frame (MLflow's own inference takes 14 s on 225k rows).
-    signature = ModelSignature(inputs=frame_schema(train_features), outputs=sampled.outputs, params=sampled.params)
+    signature = model_signature(model, train_features)
     with tempfile.TemporaryDirectory() as scratch:
         pipeline_file = Path(scratch) / "pipeline.skops"
         types_file = Path(scratch) / "trusted_types.json"
         sio.dump(model, pipeline_file)
         types_file.write_text(json.dumps(trusted_types_of(model)))
         artifacts = {PIPELINE_ARTIFACT: str(pipeline_file), TRUSTED_TYPES_ARTIFACT: str(types_file)}
-        if profile is not None:
-            profile_file = Path(scratch) / PROFILE_FILE
-            profile_file.write_text(json.dumps(profile))
-            artifacts[PROFILE_ARTIFACT] = str(profile_file)
-        return mlflow.pyfunc.log_model(
-            name=name,
-            python_model=str(MODEL_CODE),
-            artifacts=artifacts,
-            code_paths=[str(serving_code(Path(scratch)))],
-            signature=signature,
-            input_example=example,
-            pip_requirements=pinned_requirements(BASE_DISTRIBUTIONS + booster_distributions(algorithm)),
-        )
+        requirements = pinned_requirements(BASE_DISTRIBUTIONS + booster_distributions(algorithm))
+        return log_served_model(MODEL_CODE, artifacts, signature, train_features, requirements, profile, name)
+
+
+def log_autogluon_model(
+    estimator,
+    predictor_dir: Path,
+    libraries: list[str],
+    train_features: pd.DataFrame,
+    profile: dict | None = None,
+    name: str = "model",
+):
+    """Log a fitted AutoGluon predictor (its deployment copy) as a model that serves raw rows.
+
+    Args:
+        estimator: the predictor's scikit-learn view (`serving.autogluon.as_estimator`), for the signature.
+        predictor_dir: the deployment copy's folder; it travels as the model's `predictor` artifact.
+        libraries: the booster libraries its models import (lightgbm, catboost, xgboost).
+        train_features: training rows without the label (dtypes as served).
+        profile: the training profile, as for `log_pipeline_model`.
+        name: the model's name within the run.
+
+    Returns:
+        The `mlflow.models.model.ModelInfo`.
+    """
+    from tabular_pipeline.serving.autogluon import PREDICTOR_ARTIFACT
+
+    signature = model_signature(estimator, train_features)
+    distributions = BASE_DISTRIBUTIONS + AUTOGLUON_DISTRIBUTIONS + tuple(distribution_of(lib) for lib in libraries)
+    return log_served_model(
+        AUTOGLUON_MODEL_CODE,
+        {PREDICTOR_ARTIFACT: str(predictor_dir)},
+        signature,
+        train_features,
+        pinned_requirements(distributions),
+        profile,
+        name,
+    )
 
 
 def log_saved_model(model_dir: Path, profile: dict | None = None, name: str = "model"):

@@ -1,0 +1,236 @@
+"""AutoML with AutoGluon: validated settings (an allowlist), the fit on the raw training columns,
+and what the step records about it (leaderboard, best model, ensemble).
+
+AutoGluon does its own preprocessing of text, categories and missing values, so it gets the raw
+frame; the fitted predictor is served as-is (`tabular_pipeline.serving.autogluon`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from tabular_pipeline.errors import PipelineError, one_line
+from tabular_pipeline.parameters.hyperparameters import validate_hyperparameters
+from tabular_pipeline.parameters.strings import ParamValue
+
+# Settings a user may pass in `params`, with defaults whose types the values must match.
+AUTOGLUON_SETTINGS: dict[str, object] = {
+    "presets": "medium_quality",
+    "eval_metric": None,
+    "excluded_model_types": None,
+    "num_bag_folds": 0,
+    "num_stack_levels": 0,
+    "time_limit": 60.0,
+}
+# The `*_quality` presets whose models all run on CPU without PyTorch or downloaded weights.
+PRESETS = ("medium_quality", "good_quality", "high_quality", "best_quality")
+# Presets that need PyTorch and downloaded foundation-model weights (or a GPU): refused offline.
+OFFLINE_REFUSED_PRESET_PREFIXES = ("extreme", "eq", "experimental", "noncommercial")
+# Model types this environment can train: AutoGluon's boosters, forests, neighbours and linear models.
+RUNNABLE_MODEL_TYPES = ("GBM", "CAT", "XGB", "RF", "XT", "KNN", "LR")
+# Model types that need PyTorch, downloaded weights or extra packages; always excluded, so AutoGluon
+# does not try them and warn that each one failed.
+UNAVAILABLE_MODEL_TYPES = (
+    "NN_TORCH", "FASTAI", "REALMLP", "TABM", "TABPFNMIX", "TABPFN-2.6", "TABPFN-3", "REALTABPFN-V2",
+    "REALTABPFN-V2.5", "MITRA", "TABICL", "TABDPT", "TABDPT-TURBO", "FT_TRANSFORMER", "AG_AUTOMM", "AG_TEXT_NN",
+    "AG_IMAGE_NN", "EBM", "NORI", "GBM_PREP", "IM_RULEFIT", "IM_GREEDYTREE", "IM_BOOSTEDRULES", "IM_HSTREE", "IM_FIGS",
+)  # fmt: skip
+# AutoGluon's metric names, by task; the first is this project's primary metric for the task.
+EVAL_METRICS = {
+    "binary": ("roc_auc", "accuracy", "balanced_accuracy", "log_loss", "f1", "precision", "recall", "mcc"),
+    "multiclass": ("f1_macro", "accuracy", "balanced_accuracy", "log_loss", "f1_micro", "f1_weighted", "mcc"),
+    "regression": (
+        "root_mean_squared_error", "mean_squared_error", "mean_absolute_error", "median_absolute_error", "r2",
+    ),
+}  # fmt: skip
+MAX_BAG_FOLDS = 10
+MAX_STACK_LEVELS = 3
+
+
+def _as_list(value: ParamValue) -> list:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def check_preset(preset: object) -> str:
+    """The preset's name, if this environment can run it; else one line that says why not."""
+    name = str(preset).strip()
+    if name.lower().startswith(OFFLINE_REFUSED_PRESET_PREFIXES):
+        raise PipelineError(
+            f"presets '{name}' needs PyTorch and downloaded foundation-model weights, which this offline CPU "
+            f"environment cannot provide; expected one of {', '.join(PRESETS)}"
+        )
+    if name not in PRESETS:
+        raise PipelineError(f"presets is '{name}'; expected one of {', '.join(PRESETS)}")
+    return name
+
+
+def check_autogluon_params(params: Mapping[str, ParamValue], unechoed: Collection[str] = ()) -> None:
+    """Validate names, types, the preset, model types, bagging and stacking (not the metric, which
+    depends on the task)."""
+    validate_hyperparameters(params, AUTOGLUON_SETTINGS, "autogluon", unechoed)
+    check_preset(params.get("presets", AUTOGLUON_SETTINGS["presets"]))
+    excluded = [str(name) for name in _as_list(params.get("excluded_model_types"))]
+    unknown = [name for name in excluded if name not in RUNNABLE_MODEL_TYPES]
+    if unknown:
+        shown = "unknown model types" if "excluded_model_types" in unechoed else unknown
+        raise PipelineError(
+            f"excluded_model_types holds {shown}; expected model types among {', '.join(RUNNABLE_MODEL_TYPES)} (the "
+            "PyTorch and foundation models are always excluded here)"
+        )
+    if set(RUNNABLE_MODEL_TYPES) <= set(excluded):
+        raise PipelineError(
+            f"excluded_model_types excludes every model type this environment can train; expected at least one of "
+            f"{', '.join(RUNNABLE_MODEL_TYPES)} left"
+        )
+    folds = int(params.get("num_bag_folds", 0))
+    if folds != 0 and not 2 <= folds <= MAX_BAG_FOLDS:
+        raise PipelineError(f"num_bag_folds is {folds}; expected 0 (no bagging) or between 2 and {MAX_BAG_FOLDS}")
+    levels = int(params.get("num_stack_levels", 0))
+    if not 0 <= levels <= MAX_STACK_LEVELS:
+        raise PipelineError(f"num_stack_levels is {levels}; expected between 0 and {MAX_STACK_LEVELS}")
+    if levels and not folds:
+        raise PipelineError(
+            f"num_stack_levels is {levels} without bagging; expected num_bag_folds of 2 or more to stack"
+        )
+    metric = params.get("eval_metric")
+    if metric is not None and not any(metric in names for names in EVAL_METRICS.values()):
+        known = sorted({name for names in EVAL_METRICS.values() for name in names})
+        raise PipelineError(f"eval_metric is '{metric}'; expected one of {', '.join(known)}")
+    if "time_limit" in params and not 1 <= float(params["time_limit"]) <= 24 * 3600:
+        shown = "out of range" if "time_limit" in unechoed else f"{params['time_limit']} s"
+        raise PipelineError(f"time_limit is {shown}; expected between 1 and 86400 seconds")
+
+
+def autogluon_settings(params: Mapping[str, ParamValue], time_budget: float, task: str) -> dict[str, object]:
+    """Validate user settings and fill in this project's defaults.
+
+    Args:
+        params: parsed `params` (e.g. ``presets='good_quality';num_bag_folds=5``).
+        time_budget: the step's budget in seconds (AutoGluon's `time_limit`), unless `params` sets time_limit.
+        task: "binary", "multiclass" or "regression".
+
+    Returns:
+        The settings as logged: presets, eval_metric, time_limit, excluded_model_types (the user's),
+        num_bag_folds, num_stack_levels.
+    """
+    check_autogluon_params(params)
+    budget = float(params.get("time_limit", time_budget))
+    if not 1 <= budget <= 24 * 3600:
+        raise PipelineError(f"time_budget is {budget:g} s; expected between 1 and 86400 seconds")
+    metric = params.get("eval_metric") or EVAL_METRICS[task][0]
+    if metric not in EVAL_METRICS[task]:
+        raise PipelineError(f"eval_metric '{metric}' does not fit a {task} task; expected one of "
+                            f"{', '.join(EVAL_METRICS[task])}")  # fmt: skip
+    return {
+        "presets": check_preset(params.get("presets", AUTOGLUON_SETTINGS["presets"])),
+        "eval_metric": metric,
+        "time_limit": budget,
+        "excluded_model_types": [str(name) for name in _as_list(params.get("excluded_model_types"))],
+        "num_bag_folds": int(params.get("num_bag_folds", 0)),
+        "num_stack_levels": int(params.get("num_stack_levels", 0)),
+    }
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """What a finished fit left: the deployable predictor folder and what the step records."""
+
+    predictor_dir: Path
+    leaderboard: pd.DataFrame
+    best_model: str
+    ensemble: dict[str, float]
+    libraries: list[str]
+
+
+def run_search(train: pd.DataFrame, label: str, task: str, settings: Mapping[str, object], workdir: Path):
+    """Fit AutoGluon on the raw training rows and keep a deployment copy of the predictor.
+
+    Args:
+        train: the training rows (kept feature columns and the label).
+        label: the target column.
+        task: "binary", "multiclass" or "regression" (AutoGluon's `problem_type`).
+        settings: what `autogluon_settings` returned.
+        workdir: a scratch folder; the fit goes to `fit/`, the copy that is served to `predictor/`.
+
+    Returns:
+        The fitted `TabularPredictor` (the deployment copy) and its `SearchOutcome`.
+    """
+    import logging
+    import warnings
+
+    from autogluon.tabular import TabularPredictor
+
+    predictor = TabularPredictor(
+        label=label,
+        problem_type=task,
+        eval_metric=settings["eval_metric"],
+        path=str(workdir / "fit"),
+        verbosity=0,
+    )
+    folds = settings["num_bag_folds"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            predictor.fit(
+                train,
+                time_limit=settings["time_limit"],
+                presets=settings["presets"],
+                excluded_model_types=[*settings["excluded_model_types"], *UNAVAILABLE_MODEL_TYPES],
+                num_bag_folds=folds or None,
+                num_stack_levels=settings["num_stack_levels"] if folds else None,
+                # Sequential fits: AutoGluon's parallel mode needs Ray, which is not installed.
+                fit_strategy="sequential",
+            )
+        except (ValueError, RuntimeError, AssertionError) as error:
+            raise PipelineError(
+                f"AutoGluon could not fit within time_limit={settings['time_limit']:g} s: {one_line(error)}; "
+                "expected a larger budget or fewer excluded model types"
+            ) from None
+        finally:
+            logging.getLogger("autogluon").handlers.clear()
+        if not predictor.model_names():
+            raise PipelineError(
+                f"AutoGluon trained no model within time_limit={settings['time_limit']:g} s; expected a larger budget"
+            )
+        leaderboard = predictor.leaderboard(silent=True)
+        best = predictor.model_best
+        deployed = predictor.clone_for_deployment(str(workdir / "predictor"), return_clone=True)
+    return deployed, SearchOutcome(
+        predictor_dir=workdir / "predictor",
+        leaderboard=leaderboard,
+        best_model=best,
+        ensemble=ensemble_weights(deployed, best),
+        libraries=libraries_of(deployed),
+    )
+
+
+def ensemble_weights(predictor, model: str) -> dict[str, float]:
+    """The members of a weighted ensemble and their weights (averaged over bagged folds); a model
+    that is not an ensemble is its own only member."""
+    children = predictor.model_info(model).get("children_info", {}).values()
+    weights: dict[str, float] = {}
+    for child in children:
+        for member, weight in (child.get("model_weights") or {}).items():
+            weights[str(member)] = weights.get(str(member), 0.0) + float(weight) / len(children)
+    return weights or {model: 1.0}
+
+
+# AutoGluon's model classes whose predictions import a library of their own.
+LIBRARY_OF_MODEL_CLASS = {"LGBModel": "lightgbm", "CatBoostModel": "catboost", "XGBoostModel": "xgboost"}
+
+
+def libraries_of(predictor) -> list[str]:
+    """The booster libraries (lightgbm, catboost, xgboost) the predictor's models import to predict."""
+    libraries = set()
+    for name in predictor.model_names():
+        info = predictor.model_info(name)
+        for model_class in (info.get("model_type"), info.get("bagged_info", {}).get("child_model_type")):
+            if model_class in LIBRARY_OF_MODEL_CLASS:
+                libraries.add(LIBRARY_OF_MODEL_CLASS[model_class])
+    return sorted(libraries)
