@@ -72,6 +72,7 @@ def test_presets_that_need_pytorch_or_downloaded_weights_are_refused_in_one_line
         ({"excluded_model_types": ["NN_TORCH"]}, r"excluded_model_types holds \['NN_TORCH'\]; expected model types"),
         ({"excluded_model_types": ["GBM", "CAT", "XGB", "RF", "XT", "KNN", "LR"]}, "excludes every model type"),
         ({"num_bag_folds": 1}, "num_bag_folds is 1; expected 0"),
+        ({"num_bag_folds": [2, 3]}, "setting 'num_bag_folds' for autogluon is a list; expected one value"),
         ({"num_stack_levels": 1}, "without bagging; expected num_bag_folds of 2 or more"),
         ({"num_bag_folds": "five"}, "must be int"),
         ({"eval_metric": "auc"}, "eval_metric is 'auc'; expected one of"),

@@ -64,6 +64,7 @@ def test_include_estimators_become_the_task_specific_include():
         ({"ensemble_size": 3}, 60, "unknown hyperparameter 'ensemble_size' for algorithm 'autosklearn'"),
         ({"resampling_strategy": "bootstrap"}, 60, "resampling_strategy is 'bootstrap'; expected one of holdout, cv"),
         ({"memory_limit": 100}, 60, "memory_limit is 100 MB; expected at least 512 MB"),
+        ({"per_run_time_limit": [10, 20]}, 60, "setting 'per_run_time_limit' for autosklearn is a list; expected one"),
     ],
 )
 def test_bad_settings_fail_clearly(params, budget, message):

@@ -30,6 +30,7 @@ def test_settings_from_dolphinscheduler_params():
         ({"estimator_list": ["catboost"]}, "expected learners among"),
         ({"time_budget": "soon"}, "must be float"),
         ({"time_budget": 0}, "expected between 1 and 86400"),
+        ({"time_budget": [10, 20]}, "setting 'time_budget' for flaml is a list; expected one value"),
         ({"ensemble": True}, "unknown hyperparameter 'ensemble' for algorithm 'flaml'"),
     ],
 )

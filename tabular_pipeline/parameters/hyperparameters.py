@@ -83,3 +83,11 @@ def validate_hyperparameters(
                     f"hyperparameter '{name}' for algorithm '{algorithm}' must be "
                     f"{_type_name(default)} (like the default {default!r}), got {shown}"
                 )
+
+
+def check_single_values(params: Mapping[str, ParamValue], list_settings: Collection[str], tool: str) -> None:
+    """An AutoML tool's settings are one value each, apart from `list_settings` (learner or model
+    lists); a list elsewhere would read as a search, which the tool does not take from `params`."""
+    for name, value in params.items():
+        if isinstance(value, list) and name not in list_settings:
+            raise PipelineError(f"setting '{name}' for {tool} is a list; expected one value")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from tabular_pipeline.errors import PipelineError, one_line
-from tabular_pipeline.parameters.hyperparameters import validate_hyperparameters
+from tabular_pipeline.parameters.hyperparameters import check_single_values, validate_hyperparameters
 from tabular_pipeline.parameters.strings import ParamValue
 
 # Settings a user may pass in `params`, with defaults whose types the values must match.
@@ -74,6 +74,7 @@ def check_autogluon_params(params: Mapping[str, ParamValue], unechoed: Collectio
     """Validate names, types, the preset, model types, bagging and stacking (not the metric, which
     depends on the task)."""
     validate_hyperparameters(params, AUTOGLUON_SETTINGS, "autogluon", unechoed)
+    check_single_values(params, ("excluded_model_types",), "autogluon")
     check_preset(params.get("presets", AUTOGLUON_SETTINGS["presets"]))
     excluded = [str(name) for name in _as_list(params.get("excluded_model_types"))]
     unknown = [name for name in excluded if name not in RUNNABLE_MODEL_TYPES]

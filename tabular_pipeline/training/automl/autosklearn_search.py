@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from tabular_pipeline.errors import PipelineError, one_line
-from tabular_pipeline.parameters.hyperparameters import validate_hyperparameters
+from tabular_pipeline.parameters.hyperparameters import check_single_values, validate_hyperparameters
 from tabular_pipeline.parameters.strings import ParamValue
 from tabular_pipeline.paths import AUTOSKLEARN_WORKER_DIR
 
@@ -53,6 +53,7 @@ def check_autosklearn_params(
 ) -> tuple[int, int]:
     """Validate names, types, the budget and the per-run limit; returns (budget, per-run limit) in seconds."""
     validate_hyperparameters(params, AUTOSKLEARN_SETTINGS, "autosklearn", unechoed)
+    check_single_values(params, ("include_estimators",), "autosklearn")
     budget = params.get("time_left_for_this_task", time_budget)
     if not MIN_BUDGET_S <= float(budget) <= MAX_BUDGET_S:
         raise PipelineError(

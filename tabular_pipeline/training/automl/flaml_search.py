@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.parameters.hyperparameters import validate_hyperparameters
+from tabular_pipeline.parameters.hyperparameters import check_single_values, validate_hyperparameters
 from tabular_pipeline.parameters.strings import ParamValue
 
 # Learners that take missing values natively, so one preprocessing serves the whole search.
@@ -36,6 +36,7 @@ LIBRARY_OF_LEARNER = {"lgbm": "lightgbm", "xgboost": "xgboost", "xgb_limitdepth"
 def check_flaml_params(params: Mapping[str, ParamValue], unechoed: Collection[str] = ()) -> list[str]:
     """Validate FLAML settings (names, types, learners, budget) and return the learner list."""
     validate_hyperparameters(params, FLAML_SETTINGS, "flaml", unechoed)
+    check_single_values(params, ("estimator_list",), "flaml")
     learners = params.get("estimator_list") or list(FLAML_LEARNERS[:5])
     if isinstance(learners, str):
         learners = [learners]
