@@ -28,9 +28,7 @@ def test_defaults_and_the_budget():
         "eval_metric": "roc_auc",
         "time_limit": 45.0,
         "excluded_model_types": [],
-        "num_bag_folds": 0,
-        "num_stack_levels": 0,
-    }
+    }, "bagging and stacking are left to the preset unless set"
     assert autogluon_settings({}, 45, "multiclass")["eval_metric"] == "f1_macro"
     assert autogluon_settings({}, 45, "regression")["eval_metric"] == "root_mean_squared_error"
     chosen = autogluon_settings(
@@ -74,6 +72,7 @@ def test_presets_that_need_pytorch_or_downloaded_weights_are_refused_in_one_line
         ({"num_bag_folds": 1}, "num_bag_folds is 1; expected 0"),
         ({"num_bag_folds": [2, 3]}, "setting 'num_bag_folds' for autogluon is a list; expected one value"),
         ({"num_stack_levels": 1}, "without bagging; expected num_bag_folds of 2 or more"),
+        ({"num_stack_levels": 1, "num_bag_folds": 0, "presets": "best_quality"}, "without bagging"),
         ({"num_bag_folds": "five"}, "must be int"),
         ({"eval_metric": "auc"}, "eval_metric is 'auc'; expected one of"),
         ({"time_limit": 0}, "time_limit is 0 s; expected between 1 and 86400"),
@@ -83,6 +82,12 @@ def test_bad_settings_fail_in_one_line(params, message):
     with pytest.raises(PipelineError, match=message) as raised:
         autogluon_settings(params, 60, "binary")
     assert "\n" not in str(raised.value)
+
+
+def test_a_preset_that_bags_may_stack_and_an_explicit_zero_turns_bagging_off():
+    stacked = autogluon_settings({"presets": "good_quality", "num_stack_levels": 1}, 60, "binary")
+    assert stacked["num_stack_levels"] == 1 and "num_bag_folds" not in stacked
+    assert autogluon_settings({"num_bag_folds": 0}, 60, "binary")["num_bag_folds"] == 0
 
 
 def test_a_metric_of_another_task_is_refused():

@@ -26,6 +26,8 @@ AUTOGLUON_SETTINGS: dict[str, object] = {
     "num_stack_levels": 0,
     "time_limit": 60.0,
 }
+# Settings the preset decides unless the user sets them (the `*_quality` presets above medium bag and stack).
+PRESET_DECIDED = ("num_bag_folds", "num_stack_levels")
 # The `*_quality` presets whose models all run on CPU without PyTorch or downloaded weights.
 PRESETS = ("medium_quality", "good_quality", "high_quality", "best_quality")
 # Presets that need PyTorch and downloaded foundation-model weights (or a GPU): refused offline.
@@ -89,15 +91,18 @@ def check_autogluon_params(params: Mapping[str, ParamValue], unechoed: Collectio
             f"excluded_model_types excludes every model type this environment can train; expected at least one of "
             f"{', '.join(RUNNABLE_MODEL_TYPES)} left"
         )
-    folds = int(params.get("num_bag_folds", 0))
-    if folds != 0 and not 2 <= folds <= MAX_BAG_FOLDS:
+    folds = params.get("num_bag_folds")
+    if folds is not None and int(folds) != 0 and not 2 <= int(folds) <= MAX_BAG_FOLDS:
         raise PipelineError(f"num_bag_folds is {folds}; expected 0 (no bagging) or between 2 and {MAX_BAG_FOLDS}")
-    levels = int(params.get("num_stack_levels", 0))
+    levels = int(params.get("num_stack_levels") or 0)
     if not 0 <= levels <= MAX_STACK_LEVELS:
         raise PipelineError(f"num_stack_levels is {levels}; expected between 0 and {MAX_STACK_LEVELS}")
-    if levels and not folds:
+    # Stacking needs bagged models: from num_bag_folds, or from a preset that bags (all but medium_quality).
+    preset_bags = params.get("presets", AUTOGLUON_SETTINGS["presets"]) != "medium_quality"
+    if levels and (folds == 0 or (folds is None and not preset_bags)):
         raise PipelineError(
-            f"num_stack_levels is {levels} without bagging; expected num_bag_folds of 2 or more to stack"
+            f"num_stack_levels is {levels} without bagging; expected num_bag_folds of 2 or more (or a preset that "
+            "bags, such as good_quality) to stack"
         )
     metric = params.get("eval_metric")
     if metric is not None and not any(metric in names for names in EVAL_METRICS.values()):
@@ -118,7 +123,7 @@ def autogluon_settings(params: Mapping[str, ParamValue], time_budget: float, tas
 
     Returns:
         The settings as logged: presets, eval_metric, time_limit, excluded_model_types (the user's),
-        num_bag_folds, num_stack_levels.
+        and num_bag_folds and num_stack_levels only where the user set them (else the preset decides).
     """
     check_autogluon_params(params)
     budget = float(params.get("time_limit", time_budget))
@@ -128,14 +133,14 @@ def autogluon_settings(params: Mapping[str, ParamValue], time_budget: float, tas
     if metric not in EVAL_METRICS[task]:
         raise PipelineError(f"eval_metric '{metric}' does not fit a {task} task; expected one of "
                             f"{', '.join(EVAL_METRICS[task])}")  # fmt: skip
-    return {
+    settings: dict[str, object] = {
         "presets": check_preset(params.get("presets", AUTOGLUON_SETTINGS["presets"])),
         "eval_metric": metric,
         "time_limit": budget,
         "excluded_model_types": [str(name) for name in _as_list(params.get("excluded_model_types"))],
-        "num_bag_folds": int(params.get("num_bag_folds", 0)),
-        "num_stack_levels": int(params.get("num_stack_levels", 0)),
     }
+    settings.update({name: int(params[name]) for name in PRESET_DECIDED if params.get(name) is not None})
+    return settings
 
 
 @dataclass(frozen=True)
@@ -174,7 +179,7 @@ def run_search(train: pd.DataFrame, label: str, task: str, settings: Mapping[str
         path=str(workdir / "fit"),
         verbosity=0,
     )
-    folds = settings["num_bag_folds"]
+    chosen = {name: settings[name] for name in PRESET_DECIDED if name in settings}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -183,10 +188,10 @@ def run_search(train: pd.DataFrame, label: str, task: str, settings: Mapping[str
                 time_limit=settings["time_limit"],
                 presets=settings["presets"],
                 excluded_model_types=[*settings["excluded_model_types"], *UNAVAILABLE_MODEL_TYPES],
-                num_bag_folds=folds or None,
-                num_stack_levels=settings["num_stack_levels"] if folds else None,
                 # Sequential fits: AutoGluon's parallel mode needs Ray, which is not installed.
                 fit_strategy="sequential",
+                num_gpus=0,
+                **chosen,
             )
         except (ValueError, RuntimeError, AssertionError) as error:
             raise PipelineError(
