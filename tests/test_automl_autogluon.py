@@ -16,6 +16,9 @@ from tabular_pipeline.training.automl.autogluon_search import (
     check_autogluon_params,
 )
 
+# The fit below has a 20 s budget; nothing here may run long.
+pytestmark = pytest.mark.timeout(180)
+
 
 def test_the_tool_is_known_in_any_case():
     assert check_tool("AutoGluon") == "autogluon"

@@ -56,6 +56,7 @@ def test_benchmarks_run_with_tiny_sizes(tmp_path, tracking_uri):
     )
 
 
+@pytest.mark.timeout(300)
 def test_automl_tools_benchmark_runs_with_a_tiny_budget(tmp_path):
     """FLAML against AutoGluon (bench/automl_tools.py) on one tiny table: one JSON line per tool
     with a score, a wall time and latencies."""
