@@ -2,9 +2,10 @@
 generated tables (binary, multiclass, regression; text categories and missing values in each).
 
 For each table, tool and budget it prints one JSON line: the test score of the project's primary
-metric, the fit's wall time, and the one-row prediction latency (p50 and p95, in process, as the
-served model loads it: FLAML's pipeline, AutoGluon's predictor with its models kept in memory).
-Both tools get the same train/test split, the same screened columns and the same metric.
+metric, the wall time of the search and the model logging, and the one-row latency of the model as
+`train_automl` logs it: through `mlflow models serve` (HTTP, `--env-manager local`) and through `mlflow.pyfunc` in
+process, p50 and p95 each. Both tools get the same train/test split, the same screened columns and
+the same metric.
 
     python -m bench.automl_tools --budgets 60,300 --rows 20000 --output /tmp/automl_tools.jsonl
 """
@@ -23,8 +24,13 @@ import numpy as np
 TASKS = ("binary", "multiclass", "regression")
 
 
-def one_row_latency_ms(model, rows, requests: int) -> tuple[float, float]:
-    """p50 and p95 of `model.predict` on one row at a time, after ten warm-up calls."""
+def percentiles_ms(timings: list[float]) -> tuple[float, float]:
+    """p50 and p95 of timings in seconds, in milliseconds."""
+    return median(timings) * 1000, float(np.percentile(timings, 95)) * 1000
+
+
+def in_process_latency(model, rows, requests: int) -> tuple[float, float]:
+    """p50 and p95 of the pyfunc model's `predict` on one row at a time, after ten warm-up calls."""
     for index in range(10):
         model.predict(rows.iloc[[index]])
     timings = []
@@ -32,15 +38,70 @@ def one_row_latency_ms(model, rows, requests: int) -> tuple[float, float]:
         row = rows.iloc[[index % len(rows)]]
         started = time.perf_counter()
         model.predict(row)
-        timings.append((time.perf_counter() - started) * 1000)
-    return median(timings), float(np.percentile(timings, 95))
+        timings.append(time.perf_counter() - started)
+    return percentiles_ms(timings)
+
+
+def http_latency(model_uri: str, tracking_uri: str, rows, requests: int) -> tuple[float, float]:
+    """p50 and p95 of one-row `/invocations` requests to `mlflow models serve`, after ten warm-ups."""
+    import os
+    import subprocess
+    import sys
+
+    import requests as http
+
+    from tests.conftest import free_port, stop_process, wait_until_healthy
+
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local"]
+        + ["--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+    )
+    url = f"http://127.0.0.1:{port}/invocations"
+    payloads = [json.dumps({"dataframe_split": json.loads(rows.iloc[[i]].to_json(orient="split", index=False))})
+                for i in range(len(rows))]  # fmt: skip
+    headers = {"Content-Type": "application/json"}
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", server, 300, path="/ping")
+        session = http.Session()
+        for index in range(10):
+            session.post(url, data=payloads[index], headers=headers, timeout=60).raise_for_status()
+        timings = []
+        for index in range(requests):
+            started = time.perf_counter()
+            session.post(url, data=payloads[index % len(payloads)], headers=headers, timeout=60).raise_for_status()
+            timings.append(time.perf_counter() - started)
+    finally:
+        stop_process(server)
+    return percentiles_ms(timings)
+
+
+def served_rows(model, test_x, count: int = 50):
+    """`count` test rows cast to the model's input schema, as a client would send them."""
+    import pyarrow as pa
+
+    from tabular_pipeline.scoring.batch import arrow_feature_schema, cast_features, input_columns
+
+    schema = arrow_feature_schema(input_columns(model.metadata.get_input_schema()))
+    table = pa.Table.from_pandas(test_x.head(count).reset_index(drop=True), preserve_index=False)
+    return cast_features(table, schema).to_pandas()
 
 
 def fit_flaml(train, label: str, kept: list[str], task: str, budget: float, seed: int, scratch: Path):
-    """The train_automl FLAML path: the project's preprocessing, FLAML's search, the servable pipeline."""
+    """The train_automl FLAML path: the project's preprocessing, FLAML's search, the servable pipeline,
+    logged as train_automl logs it; returns (model URI, best learner, the fitted pipeline)."""
     from sklearn.preprocessing import LabelEncoder
 
-    from tabular_pipeline.training.automl.flaml_search import assemble_pipeline, flaml_settings, run_search
+    from tabular_pipeline.training.automl.flaml_search import (
+        LIBRARY_OF_LEARNER,
+        assemble_pipeline,
+        flaml_settings,
+        run_search,
+    )
+    from tabular_pipeline.training.model_logging import log_pipeline_model
     from tabular_pipeline.training.pipelines import build_preprocessor, split_feature_columns
 
     features, target = train.drop(columns=[label]), train[label]
@@ -49,18 +110,25 @@ def fit_flaml(train, label: str, kept: list[str], task: str, budget: float, seed
     coded = encoder.transform(target) if encoder is not None else target.to_numpy()
     settings = flaml_settings({}, budget, task, seed)
     automl = run_search(preprocessor.transform(features), coded, settings, scratch / "flaml.log")
-    return assemble_pipeline(preprocessor, automl.model.estimator, encoder, task), automl.best_estimator
+    model = assemble_pipeline(preprocessor, automl.model.estimator, encoder, task)
+    library = LIBRARY_OF_LEARNER.get(automl.best_estimator, "")
+    return log_pipeline_model(model, features, library).model_uri, automl.best_estimator, model
 
 
 def fit_autogluon(train, label: str, kept: list[str], task: str, budget: float, scratch: Path):
-    """The train_automl AutoGluon path; the model is reloaded from its deployment copy, as served."""
-    from tabular_pipeline.serving.autogluon import as_estimator, load_predictor, quiet_gpu_check
+    """The train_automl AutoGluon path, logged as train_automl logs it; returns (model URI, best model,
+    the predictor's scikit-learn view)."""
+    from tabular_pipeline.serving.autogluon import as_estimator, quiet_gpu_check
     from tabular_pipeline.training.automl.autogluon_search import autogluon_settings, run_search
+    from tabular_pipeline.training.model_logging import log_autogluon_model
 
     quiet_gpu_check()
     settings = autogluon_settings({}, budget, task)
-    _, outcome = run_search(train[[*kept, label]], label, task, settings, scratch)
-    return as_estimator(load_predictor(str(outcome.predictor_dir))), outcome.best_model
+    predictor, outcome = run_search(train[[*kept, label]], label, task, settings, scratch)
+    features = train.drop(columns=[label])
+    estimator = as_estimator(predictor)
+    logged = log_autogluon_model(estimator, outcome.predictor_dir, outcome.libraries, features)
+    return logged.model_uri, outcome.best_model, estimator
 
 
 @click.command()
@@ -72,6 +140,10 @@ def fit_autogluon(train, label: str, kept: list[str], task: str, budget: float, 
 @click.option("--output", type=click.Path(path_type=Path), required=True, help="JSON lines, appended.")
 def main(budgets: str, rows: int, columns: int, tasks: str, requests: int, output: Path) -> None:
     """Fit both tools at each budget on each table and append one JSON line per fit."""
+    import os
+
+    import mlflow
+
     from tabular_pipeline.data.screening import screen_columns
     from tabular_pipeline.data.splits import prepare_splits
     from tabular_pipeline.data.synthetic import make_mixed_table
@@ -82,6 +154,9 @@ def main(budgets: str, rows: int, columns: int, tasks: str, requests: int, outpu
     for task in tasks.split(","):
         with tempfile.TemporaryDirectory(prefix="bench-automl-") as scratch_dir:
             scratch = Path(scratch_dir)
+            tracking_uri = f"sqlite:///{scratch / 'mlflow.db'}"
+            os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
             table_file = scratch / f"{task}.parquet"
             make_mixed_table(rows, columns, task, seed=7).to_parquet(table_file, index=False)
             splits, _ = prepare_splits(locate_table(table_file), "label", 0.25, seed, task)
@@ -91,19 +166,25 @@ def main(budgets: str, rows: int, columns: int, tasks: str, requests: int, outpu
                 for tool in ("flaml", "autogluon"):
                     workdir = scratch / f"{tool}-{budget:g}"
                     workdir.mkdir()
-                    started = time.monotonic()
-                    if tool == "flaml":
-                        model, best = fit_flaml(splits.train, "label", kept, task, budget, seed, workdir)
-                    else:
-                        model, best = fit_autogluon(splits.train, "label", kept, task, budget, workdir)
-                    seconds = time.monotonic() - started
+                    with mlflow.start_run():
+                        started = time.monotonic()
+                        if tool == "flaml":
+                            fitted = fit_flaml(splits.train, "label", kept, task, budget, seed, workdir)
+                        else:
+                            fitted = fit_autogluon(splits.train, "label", kept, task, budget, workdir)
+                        model_uri, best, estimator = fitted
+                        seconds = time.monotonic() - started
                     metric = PRIMARY_METRIC[task]
-                    score = evaluate_model(model, test_x, test_y, task)[metric]
-                    p50, p95 = one_row_latency_ms(model, test_x, requests)
+                    score = evaluate_model(estimator, test_x, test_y, task)[metric]
+                    model = mlflow.pyfunc.load_model(model_uri)
+                    rows_sent = served_rows(model, test_x)
+                    local_p50, local_p95 = in_process_latency(model, rows_sent, requests)
+                    http_p50, http_p95 = http_latency(model_uri, tracking_uri, rows_sent, requests)
                     record = {
                         "task": task, "rows": rows, "columns": columns, "tool": tool, "budget_s": budget,
-                        "metric": metric, "score": score, "fit_wall_s": seconds, "best": best,
-                        "latency_p50_ms": p50, "latency_p95_ms": p95,
+                        "metric": metric, "score": score, "train_wall_s": seconds, "best": best,
+                        "http_p50_ms": http_p50, "http_p95_ms": http_p95,
+                        "in_process_p50_ms": local_p50, "in_process_p95_ms": local_p95,
                     }  # fmt: skip
                     click.echo(json.dumps(record))
                     with output.open("a") as handle:

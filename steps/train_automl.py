@@ -153,12 +153,20 @@ def search_with_autogluon(splits, label: str, kept: list[str], task: str, settin
         mlflow.log_param(
             "automl.ensemble", ",".join(f"{name}:{weight:.3f}" for name, weight in outcome.ensemble.items())
         )
-        best_row = board[board["model"] == outcome.best_model]
+        failures = outcome.failures
+        if len(failures):
+            with tempfile.TemporaryDirectory() as failures_dir:
+                failures.to_csv(Path(failures_dir) / "model_failures.csv", index=False)
+                mlflow.log_artifact(str(Path(failures_dir) / "model_failures.csv"), "automl")
+            log.warning(
+                "AutoGluon skipped %d model(s) that failed to train: %s (see automl/model_failures.csv)",
+                len(failures), ", ".join(map(str, failures.get("model", failures.index))),
+            )  # fmt: skip
         mlflow.log_metrics(
             {
                 "automl_trials": float(len(board)),
                 "automl_ensemble_size": float(len(outcome.ensemble)),
-                "automl_best_validation_score": float(best_row["score_val"].iloc[0]),
+                "automl_best_validation_score": outcome.best_validation_score,
             }
         )
         estimator = as_estimator(predictor)

@@ -9,6 +9,7 @@ import uuid
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from fixtures import mixed_frame
 
@@ -154,3 +155,29 @@ def test_models_logged_before_the_layout_still_load():
     assert any(name.startswith(new) for name in trusted), "the old names are really in use here"
     loaded = sio.loads(rewritten.getvalue(), trusted=trusted)
     assert (loaded.predict(features) == model.predict(features)).all()
+
+
+@pytest.mark.usefixtures("server_experiment")
+def test_a_parquet_table_with_category_columns_trains_and_logs(tmp_path):
+    """pandas writes `category` columns to Parquet as such; the split gives their plain values, so the
+    logged model's input example matches its signature (it used to fail inside `log_model`)."""
+    from tabular_pipeline.data.splits import prepare_splits
+    from tabular_pipeline.data.synthetic import make_mixed_table
+    from tabular_pipeline.data.tables import locate_table
+
+    table = make_mixed_table(200, 8, "binary", seed=1)
+    table["count_00"] = table["count_00"].astype("category")  # numeric categories, with missing values
+    assert isinstance(table["cat_00"].dtype, pd.CategoricalDtype)
+    table.to_parquet(tmp_path / "cats.parquet", index=False)
+    splits, task = prepare_splits(locate_table(tmp_path / "cats.parquet"), "label", 0.25, 1, "auto")
+    features = splits.train.drop(columns=["label"])
+    assert features["cat_00"].dtype == object and features["count_00"].dtype == "float64"
+    assert features["count_00"].isna().any() and set(features["cat_00"].dropna()) <= {"c0_0", "c0_1", "c0_2"}
+    kept, _ = screen_columns(features)
+    columns = split_feature_columns(features[kept])
+    model = build_pipeline("lr", task, {}, columns, seed=1).fit(features, splits.train["label"])
+    with mlflow.start_run():
+        info = log_pipeline_model(model, features, "lr")
+    rows = features.head(2).copy()
+    rows.loc[rows.index[0], "cat_00"] = "unseen"
+    assert len(mlflow.pyfunc.load_model(info.model_uri).predict(rows)) == 2

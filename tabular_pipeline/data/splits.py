@@ -119,7 +119,8 @@ def check_label_for_task(label: pd.Series, task: str, label_column: str) -> None
 
 
 def harmonise_dtypes(table: pd.DataFrame, label_column: str) -> pd.DataFrame:
-    """Make feature dtypes safe to serve: integers become float64 and text becomes `object`.
+    """Make feature dtypes safe to serve: integers become float64, text becomes `object`, and
+    pandas `category` columns become their values (text as `object`, numbers as float64).
 
     Integer columns are declared double so that a missing value at prediction time is valid input
     (MLflow's schema refuses NaN in a column declared long).
@@ -140,6 +141,10 @@ def harmonise_dtypes(table: pd.DataFrame, label_column: str) -> pd.DataFrame:
             converted[column] = series.astype("float64")
         elif isinstance(series.dtype, pd.StringDtype):
             converted[column] = series.astype(object)
+        elif isinstance(series.dtype, pd.CategoricalDtype):
+            # pandas writes `category` columns to Parquet as such; served rows arrive as plain values.
+            numeric = ptypes.is_numeric_dtype(series.cat.categories) and not ptypes.is_bool_dtype(series.cat.categories)
+            converted[column] = series.astype("float64" if numeric else object)
     return table.assign(**converted) if converted else table
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from tabular_pipeline.serving.model import PROBABILITIES_PARAM, probability_frame
+from tabular_pipeline.serving.model import PROBABILITIES_PARAM
 
 PREDICTOR_ARTIFACT = "predictor"
 
@@ -55,10 +55,21 @@ class AutoGluonClassifier(ClassifierMixin, BaseEstimator):
         return self.predictor.predict(X, as_pandas=False)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        frame = self.predictor.predict_proba(X, as_pandas=True)[list(self.predictor.class_labels)]
+        return self._normalised(self.predictor.predict_proba(X, as_pandas=True))
+
+    def _normalised(self, frame: pd.DataFrame) -> np.ndarray:
         # AutoGluon's float32 rows sum to 1 only within float32 rounding; scorers such as log loss warn on that.
-        proba = frame.to_numpy(dtype="float64")
+        proba = frame[list(self.predictor.class_labels)].to_numpy(dtype="float64")
         return proba / proba.sum(axis=1, keepdims=True)
+
+    def probability_frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Labels plus `probability_<class>` columns from one pass of the ensemble (labels from the
+        probabilities, so they agree, and any decision threshold AutoGluon calibrated applies)."""
+        proba = self.predictor.predict_proba(X, as_pandas=True)
+        frame = pd.DataFrame({"prediction": np.asarray(self.predictor.predict_from_proba(proba))})
+        for label, column in zip(self.classes_, self._normalised(proba).T, strict=True):
+            frame[f"probability_{label}"] = column
+        return frame
 
     def __sklearn_is_fitted__(self) -> bool:
         return True
@@ -104,6 +115,6 @@ class AutoGluonModel(mlflow.pyfunc.PythonModel):
 
     # `pd.DataFrame` is a hint MLflow infers no schema from: the model's own signature checks input.
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):  # noqa: ARG002 - pyfunc signature
-        if (params or {}).get(PROBABILITIES_PARAM) and hasattr(self.estimator, "predict_proba"):
-            return probability_frame(self.estimator, model_input)
+        if (params or {}).get(PROBABILITIES_PARAM) and isinstance(self.estimator, AutoGluonClassifier):
+            return self.estimator.probability_frame(model_input)
         return self.estimator.predict(model_input)

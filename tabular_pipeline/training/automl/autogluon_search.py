@@ -10,12 +10,16 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from tabular_pipeline.errors import PipelineError, one_line
+from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.parameters.hyperparameters import check_single_values, validate_hyperparameters
 from tabular_pipeline.parameters.strings import ParamValue
+
+if TYPE_CHECKING:
+    from autogluon.tabular import TabularPredictor
 
 # Settings a user may pass in `params`, with defaults whose types the values must match.
 AUTOGLUON_SETTINGS: dict[str, object] = {
@@ -32,8 +36,10 @@ PRESET_DECIDED = ("num_bag_folds", "num_stack_levels")
 PRESETS = ("medium_quality", "good_quality", "high_quality", "best_quality")
 # Presets that need PyTorch and downloaded foundation-model weights (or a GPU): refused offline.
 OFFLINE_REFUSED_PRESET_PREFIXES = ("extreme", "eq", "experimental", "noncommercial")
-# Model types this environment can train: AutoGluon's boosters, forests, neighbours and linear models.
-RUNNABLE_MODEL_TYPES = ("GBM", "CAT", "XGB", "RF", "XT", "KNN", "LR")
+# Model types the allowed presets train that this environment can run: the three boosters and two
+# kinds of forest (each preset's other types are PyTorch ones; `test_automl_autogluon` checks this
+# against AutoGluon's own preset configurations).
+RUNNABLE_MODEL_TYPES = ("GBM", "CAT", "XGB", "RF", "XT")
 # Model types that need PyTorch, downloaded weights or extra packages; always excluded, so AutoGluon
 # does not try them and warn that each one failed.
 UNAVAILABLE_MODEL_TYPES = (
@@ -56,34 +62,47 @@ MAX_STACK_LEVELS = 3
 def _as_list(value: ParamValue) -> list:
     if value is None:
         return []
-    return [value] if isinstance(value, str) else list(value)
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def check_preset(preset: object) -> str:
-    """The preset's name, if this environment can run it; else one line that says why not."""
+def check_preset(preset: object, echo: bool = True) -> str:
+    """The preset's name, if this environment can run it; else one line that says why not (naming
+    the value only when `echo`: a param_file's values stay unsaid)."""
     name = str(preset).strip()
+    shown = f"'{name}'" if echo else "from param_file"
     if name.lower().startswith(OFFLINE_REFUSED_PRESET_PREFIXES):
         raise PipelineError(
-            f"presets '{name}' needs PyTorch and downloaded foundation-model weights, which this offline CPU "
+            f"presets {shown} needs PyTorch and downloaded foundation-model weights, which this offline CPU "
             f"environment cannot provide; expected one of {', '.join(PRESETS)}"
         )
     if name not in PRESETS:
-        raise PipelineError(f"presets is '{name}'; expected one of {', '.join(PRESETS)}")
+        raise PipelineError(f"presets {shown} is not a preset here; expected one of {', '.join(PRESETS)}")
     return name
 
 
 def check_autogluon_params(params: Mapping[str, ParamValue], unechoed: Collection[str] = ()) -> None:
-    """Validate names, types, the preset, model types, bagging and stacking (not the metric, which
-    depends on the task)."""
+    """Validate names, types, the preset, model types, bagging and stacking (the metric against all
+    tasks; `autogluon_settings` checks it against the task)."""
     validate_hyperparameters(params, AUTOGLUON_SETTINGS, "autogluon", unechoed)
     check_single_values(params, ("excluded_model_types",), "autogluon")
-    check_preset(params.get("presets", AUTOGLUON_SETTINGS["presets"]))
-    excluded = [str(name) for name in _as_list(params.get("excluded_model_types"))]
-    unknown = [name for name in excluded if name not in RUNNABLE_MODEL_TYPES]
-    if unknown:
-        shown = "unknown model types" if "excluded_model_types" in unechoed else unknown
+
+    def shown(name: str) -> str:
+        return "from param_file" if name in unechoed else repr(params[name])
+
+    unset = [name for name, value in params.items() if value is None]
+    if unset:
         raise PipelineError(
-            f"excluded_model_types holds {shown}; expected model types among {', '.join(RUNNABLE_MODEL_TYPES)} (the "
+            f"setting '{unset[0]}' for autogluon is None; expected a value, or no setting for the default"
+        )
+    check_preset(params.get("presets", AUTOGLUON_SETTINGS["presets"]), echo="presets" not in unechoed)
+    excluded = _as_list(params.get("excluded_model_types"))
+    unknown = [name for name in excluded if not isinstance(name, str) or name not in RUNNABLE_MODEL_TYPES]
+    if unknown or isinstance(params.get("excluded_model_types"), (bool, int, float)):
+        listed = (
+            "unknown model types" if "excluded_model_types" in unechoed else unknown or [params["excluded_model_types"]]
+        )
+        raise PipelineError(
+            f"excluded_model_types holds {listed}; expected model types among {', '.join(RUNNABLE_MODEL_TYPES)} (the "
             "PyTorch and foundation models are always excluded here)"
         )
     if set(RUNNABLE_MODEL_TYPES) <= set(excluded):
@@ -93,24 +112,30 @@ def check_autogluon_params(params: Mapping[str, ParamValue], unechoed: Collectio
         )
     folds = params.get("num_bag_folds")
     if folds is not None and int(folds) != 0 and not 2 <= int(folds) <= MAX_BAG_FOLDS:
-        raise PipelineError(f"num_bag_folds is {folds}; expected 0 (no bagging) or between 2 and {MAX_BAG_FOLDS}")
+        raise PipelineError(
+            f"num_bag_folds is {shown('num_bag_folds')}; expected 0 (no bagging) or between 2 and {MAX_BAG_FOLDS}"
+        )
     levels = int(params.get("num_stack_levels") or 0)
     if not 0 <= levels <= MAX_STACK_LEVELS:
-        raise PipelineError(f"num_stack_levels is {levels}; expected between 0 and {MAX_STACK_LEVELS}")
+        raise PipelineError(
+            f"num_stack_levels is {shown('num_stack_levels')}; expected between 0 and {MAX_STACK_LEVELS}"
+        )
     # Stacking needs bagged models: from num_bag_folds, or from a preset that bags (all but medium_quality).
     preset_bags = params.get("presets", AUTOGLUON_SETTINGS["presets"]) != "medium_quality"
     if levels and (folds == 0 or (folds is None and not preset_bags)):
         raise PipelineError(
-            f"num_stack_levels is {levels} without bagging; expected num_bag_folds of 2 or more (or a preset that "
-            "bags, such as good_quality) to stack"
+            "num_stack_levels asks for stacking without bagging; expected num_bag_folds of 2 or more (or a preset "
+            "that bags, such as good_quality) to stack"
         )
     metric = params.get("eval_metric")
     if metric is not None and not any(metric in names for names in EVAL_METRICS.values()):
         known = sorted({name for names in EVAL_METRICS.values() for name in names})
-        raise PipelineError(f"eval_metric is '{metric}'; expected one of {', '.join(known)}")
+        raise PipelineError(
+            f"eval_metric {shown('eval_metric')} is not a metric here; expected one of {', '.join(known)}"
+        )
     if "time_limit" in params and not 1 <= float(params["time_limit"]) <= 24 * 3600:
-        shown = "out of range" if "time_limit" in unechoed else f"{params['time_limit']} s"
-        raise PipelineError(f"time_limit is {shown}; expected between 1 and 86400 seconds")
+        limit = "out of range" if "time_limit" in unechoed else f"{params['time_limit']} s"
+        raise PipelineError(f"time_limit is {limit}; expected between 1 and 86400 seconds")
 
 
 def autogluon_settings(params: Mapping[str, ParamValue], time_budget: float, task: str) -> dict[str, object]:
@@ -145,16 +170,23 @@ def autogluon_settings(params: Mapping[str, ParamValue], time_budget: float, tas
 
 @dataclass(frozen=True)
 class SearchOutcome:
-    """What a finished fit left: the deployable predictor folder and what the step records."""
+    """What a finished fit left: the deployable predictor folder and what the step records (the
+    leaderboard, the models that failed and why, the best model, its ensemble, its libraries)."""
 
     predictor_dir: Path
     leaderboard: pd.DataFrame
+    failures: pd.DataFrame
     best_model: str
+    # AutoGluon's validation score of the best model (or of the one it was refit from): higher is better,
+    # so error metrics are negative (RMSE -0.5).
+    best_validation_score: float
     ensemble: dict[str, float]
     libraries: list[str]
 
 
-def run_search(train: pd.DataFrame, label: str, task: str, settings: Mapping[str, object], workdir: Path):
+def run_search(
+    train: pd.DataFrame, label: str, task: str, settings: Mapping[str, object], workdir: Path
+) -> tuple[TabularPredictor, SearchOutcome]:
     """Fit AutoGluon on the raw training rows and keep a deployment copy of the predictor.
 
     Args:
@@ -191,32 +223,39 @@ def run_search(train: pd.DataFrame, label: str, task: str, settings: Mapping[str
                 # Sequential fits: AutoGluon's parallel mode needs Ray, which is not installed.
                 fit_strategy="sequential",
                 num_gpus=0,
+                # No model at all is this step's one-line error below, not AutoGluon's exception.
+                raise_on_no_models_fitted=False,
                 **chosen,
             )
-        except (ValueError, RuntimeError, AssertionError) as error:
-            raise PipelineError(
-                f"AutoGluon could not fit within time_limit={settings['time_limit']:g} s: {one_line(error)}; "
-                "expected a larger budget or fewer excluded model types"
-            ) from None
         finally:
-            logging.getLogger("autogluon").handlers.clear()
+            # AutoGluon prints through a handler of its own; its records take this step's format instead.
+            autogluon_log = logging.getLogger("autogluon")
+            autogluon_log.handlers.clear()
+            autogluon_log.propagate = True
         if not predictor.model_names():
             raise PipelineError(
-                f"AutoGluon trained no model within time_limit={settings['time_limit']:g} s; expected a larger budget"
+                f"AutoGluon trained no model within time_limit={settings['time_limit']:g} s; expected a larger budget "
+                "or fewer excluded model types"
             )
         leaderboard = predictor.leaderboard(silent=True)
+        failures = predictor.model_failures()
         best = predictor.model_best
+        # A refit-on-all-rows model (`*_FULL`, from the presets above medium) has no validation score of its own.
+        validated = predictor.model_refit_map(inverse=True).get(best, best)
+        score = leaderboard.loc[leaderboard["model"] == validated, "score_val"]
         deployed = predictor.clone_for_deployment(str(workdir / "predictor"), return_clone=True)
     return deployed, SearchOutcome(
         predictor_dir=workdir / "predictor",
         leaderboard=leaderboard,
+        failures=failures,
         best_model=best,
+        best_validation_score=float(score.iloc[0]) if len(score) else float("nan"),
         ensemble=ensemble_weights(deployed, best),
         libraries=libraries_of(deployed),
     )
 
 
-def ensemble_weights(predictor, model: str) -> dict[str, float]:
+def ensemble_weights(predictor: TabularPredictor, model: str) -> dict[str, float]:
     """The members of a weighted ensemble and their weights (averaged over bagged folds); a model
     that is not an ensemble is its own only member."""
     children = predictor.model_info(model).get("children_info", {}).values()
@@ -231,7 +270,7 @@ def ensemble_weights(predictor, model: str) -> dict[str, float]:
 LIBRARY_OF_MODEL_CLASS = {"LGBModel": "lightgbm", "CatBoostModel": "catboost", "XGBoostModel": "xgboost"}
 
 
-def libraries_of(predictor) -> list[str]:
+def libraries_of(predictor: TabularPredictor) -> list[str]:
     """The booster libraries (lightgbm, catboost, xgboost) the predictor's models import to predict."""
     libraries = set()
     for name in predictor.model_names():
