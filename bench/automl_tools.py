@@ -53,19 +53,28 @@ def http_latency(model_uri: str, tracking_uri: str, rows, requests: int) -> tupl
     from tests.conftest import free_port, stop_process, wait_until_healthy
 
     port = free_port()
+    server_log = tempfile.NamedTemporaryFile(prefix="serve-", suffix=".log", delete=False)  # noqa: SIM115
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local"]
         + ["--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+        stdout=server_log,
+        stderr=subprocess.STDOUT,
+        # The scoring server starts `uvicorn` by name: this interpreter's scripts go first on PATH.
+        env={
+            **os.environ,
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        },
     )
     url = f"http://127.0.0.1:{port}/invocations"
     payloads = [json.dumps({"dataframe_split": json.loads(rows.iloc[[i]].to_json(orient="split", index=False))})
                 for i in range(len(rows))]  # fmt: skip
     headers = {"Content-Type": "application/json"}
     try:
-        wait_until_healthy(f"http://127.0.0.1:{port}", server, 300, path="/ping")
+        try:
+            wait_until_healthy(f"http://127.0.0.1:{port}", server, 300, path="/ping")
+        except RuntimeError:
+            raise RuntimeError(Path(server_log.name).read_text()[-3000:]) from None
         session = http.Session()
         for index in range(10):
             session.post(url, data=payloads[index], headers=headers, timeout=60).raise_for_status()
