@@ -8,6 +8,7 @@ process, p50 and p95 each. Both tools get the same train/test split, the same sc
 the same metric.
 
     python -m bench.automl_tools --budgets 60,300 --rows 20000 --output /tmp/automl_tools.jsonl
+    python -m bench.automl_tools --report --output /tmp/automl_tools.jsonl   # the tables for RESULTS.md
 """
 
 from __future__ import annotations
@@ -140,15 +141,54 @@ def fit_autogluon(train, label: str, kept: list[str], task: str, budget: float, 
     return logged.model_uri, outcome.best_model, estimator
 
 
+def markdown_report(records: list[dict]) -> str:
+    """Scores and wall times side by side, then latencies, one row per table and budget."""
+    from bench.stats import markdown_table
+
+    by_key = {(r["task"], r["budget_s"], r["tool"]): r for r in records}
+    score_rows, latency_rows = [], []
+    for task, budget in dict.fromkeys((r["task"], r["budget_s"]) for r in records):
+        flaml, autogluon = by_key.get((task, budget, "flaml")), by_key.get((task, budget, "autogluon"))
+        if not (flaml and autogluon):
+            continue
+        higher_is_better = flaml["metric"] != "test_rmse"
+        better = autogluon["score"] >= flaml["score"] if higher_is_better else autogluon["score"] <= flaml["score"]
+        score_rows.append(
+            [task, f"{budget:g}", flaml["metric"], f"{flaml['score']:.4f}", f"{autogluon['score']:.4f}",
+             "yes" if better else "no", f"{flaml['train_wall_s']:.0f}", f"{autogluon['train_wall_s']:.0f}",
+             f"{flaml['best']} / {autogluon['best']}"]
+        )  # fmt: skip
+        latency_rows.append(
+            [task, f"{budget:g}", f"{flaml['http_p50_ms']:.1f}", f"{autogluon['http_p50_ms']:.1f}",
+             f"{autogluon['http_p50_ms'] / flaml['http_p50_ms']:.2f}", f"{flaml['in_process_p50_ms']:.1f}",
+             f"{autogluon['in_process_p50_ms']:.1f}", f"{flaml['http_p95_ms']:.1f}", f"{autogluon['http_p95_ms']:.1f}"]
+        )  # fmt: skip
+    scores = markdown_table(
+        ["table", "budget (s)", "metric", "FLAML", "AutoGluon", "AutoGluon as good", "FLAML wall (s)",
+         "AutoGluon wall (s)", "best (FLAML / AutoGluon)"],
+        score_rows,
+    )  # fmt: skip
+    latencies = markdown_table(
+        ["table", "budget (s)", "FLAML HTTP p50 (ms)", "AutoGluon HTTP p50 (ms)", "ratio", "FLAML in-process p50",
+         "AutoGluon in-process p50", "FLAML HTTP p95", "AutoGluon HTTP p95"],
+        latency_rows,
+    )  # fmt: skip
+    return f"{scores}\n\n{latencies}\n"
+
+
 @click.command()
+@click.option("--report", is_flag=True, help="Print the markdown tables of the records in --output, and stop.")
 @click.option("--budgets", default="60,300", show_default=True, help="Seconds, comma-separated.")
 @click.option("--rows", type=int, default=20_000, show_default=True)
 @click.option("--columns", type=int, default=20, show_default=True)
 @click.option("--tasks", default=",".join(TASKS), show_default=True)
 @click.option("--requests", type=int, default=200, show_default=True, help="One-row predictions timed per model.")
 @click.option("--output", type=click.Path(path_type=Path), required=True, help="JSON lines, appended.")
-def main(budgets: str, rows: int, columns: int, tasks: str, requests: int, output: Path) -> None:
+def main(report: bool, budgets: str, rows: int, columns: int, tasks: str, requests: int, output: Path) -> None:
     """Fit both tools at each budget on each table and append one JSON line per fit."""
+    if report:
+        click.echo(markdown_report([json.loads(line) for line in output.read_text().splitlines()]))
+        return
     import os
 
     import mlflow
