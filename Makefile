@@ -36,9 +36,10 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium for the browser checks"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-# Serve a registered model over HTTP (POST /invocations), from this folder's environment.
+# Serve a registered model over HTTP (POST /invocations), from this folder's environment (without
+# MLflow's per-file progress bars while it fetches the model).
 serve: install
-	@MLFLOW_TRACKING_URI=$(STORE) $(BIN)/mlflow models serve -m $(MODEL_URI) --port $(PORT) --env-manager local
+	@MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false MLFLOW_TRACKING_URI=$(STORE) $(BIN)/mlflow models serve -m $(MODEL_URI) --port $(PORT) --env-manager local
 
 # The MLflow UI over this folder's runs (or any store given as TRACKING_URI). MLflow 3.17's server
 # imports a Starlette module Starlette deprecates; each worker would print that warning.
