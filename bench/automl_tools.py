@@ -125,7 +125,7 @@ def fit_flaml(train, label: str, kept: list[str], task: str, budget: float, seed
     return log_pipeline_model(model, features, library).model_uri, automl.best_estimator, model
 
 
-def fit_autogluon(train, label: str, kept: list[str], task: str, budget: float, scratch: Path):
+def fit_autogluon(train, label: str, kept: list[str], task: str, budget: float, scratch: Path, presets: str):
     """The train_automl AutoGluon path, logged as train_automl logs it; returns (model URI, best model,
     the predictor's scikit-learn view)."""
     from tabular_pipeline.serving.autogluon import as_estimator, quiet_gpu_check
@@ -133,7 +133,7 @@ def fit_autogluon(train, label: str, kept: list[str], task: str, budget: float, 
     from tabular_pipeline.training.model_logging import log_autogluon_model
 
     quiet_gpu_check()
-    settings = autogluon_settings({}, budget, task)
+    settings = autogluon_settings({"presets": presets}, budget, task)
     predictor, outcome = run_search(train[[*kept, label]], label, task, settings, scratch)
     features = train.drop(columns=[label])
     estimator = as_estimator(predictor)
@@ -145,31 +145,34 @@ def markdown_report(records: list[dict]) -> str:
     """Scores and wall times side by side, then latencies, one row per table and budget."""
     from bench.stats import markdown_table
 
-    by_key = {(r["task"], r["budget_s"], r["tool"]): r for r in records}
+    flaml_runs = {(r["task"], r["budget_s"]): r for r in records if r["tool"] == "flaml"}
     score_rows, latency_rows = [], []
-    for task, budget in dict.fromkeys((r["task"], r["budget_s"]) for r in records):
-        flaml, autogluon = by_key.get((task, budget, "flaml")), by_key.get((task, budget, "autogluon"))
-        if not (flaml and autogluon):
+    for autogluon in (r for r in records if r["tool"] != "flaml"):
+        task, budget = autogluon["task"], autogluon["budget_s"]
+        preset = autogluon["tool"].partition(":")[2] or "medium_quality"  # records before --presets had none
+        flaml = flaml_runs.get((task, budget))
+        if flaml is None:
             continue
         higher_is_better = flaml["metric"] != "test_rmse"
         better = autogluon["score"] >= flaml["score"] if higher_is_better else autogluon["score"] <= flaml["score"]
         score_rows.append(
-            [task, f"{budget:g}", flaml["metric"], f"{flaml['score']:.4f}", f"{autogluon['score']:.4f}",
+            [task, f"{budget:g}", flaml["metric"], f"{flaml['score']:.4f}", f"{autogluon['score']:.4f}", preset,
              "yes" if better else "no", f"{flaml['train_wall_s']:.0f}", f"{autogluon['train_wall_s']:.0f}",
              f"{flaml['best']} / {autogluon['best']}"]
         )  # fmt: skip
         latency_rows.append(
-            [task, f"{budget:g}", f"{flaml['http_p50_ms']:.1f}", f"{autogluon['http_p50_ms']:.1f}",
+            [task, f"{budget:g}", preset, f"{flaml['http_p50_ms']:.1f}", f"{autogluon['http_p50_ms']:.1f}",
              f"{autogluon['http_p50_ms'] / flaml['http_p50_ms']:.2f}", f"{flaml['in_process_p50_ms']:.1f}",
              f"{autogluon['in_process_p50_ms']:.1f}", f"{flaml['http_p95_ms']:.1f}", f"{autogluon['http_p95_ms']:.1f}"]
         )  # fmt: skip
     scores = markdown_table(
-        ["table", "budget (s)", "metric", "FLAML", "AutoGluon", "AutoGluon as good", "FLAML wall (s)",
-         "AutoGluon wall (s)", "best (FLAML / AutoGluon)"],
+        ["table", "budget (s)", "metric", "FLAML", "AutoGluon", "AutoGluon preset", "AutoGluon as good",
+         "FLAML wall (s)", "AutoGluon wall (s)", "best (FLAML / AutoGluon)"],
         score_rows,
     )  # fmt: skip
     latencies = markdown_table(
-        ["table", "budget (s)", "FLAML HTTP p50 (ms)", "AutoGluon HTTP p50 (ms)", "ratio", "FLAML in-process p50",
+        ["table", "budget (s)", "AutoGluon preset", "FLAML HTTP p50 (ms)", "AutoGluon HTTP p50 (ms)", "ratio",
+         "FLAML in-process p50",
          "AutoGluon in-process p50", "FLAML HTTP p95", "AutoGluon HTTP p95"],
         latency_rows,
     )  # fmt: skip
@@ -183,8 +186,20 @@ def markdown_report(records: list[dict]) -> str:
 @click.option("--columns", type=int, default=20, show_default=True)
 @click.option("--tasks", default=",".join(TASKS), show_default=True)
 @click.option("--requests", type=int, default=200, show_default=True, help="One-row predictions timed per model.")
+@click.option("--presets", default="medium_quality", show_default=True, help="AutoGluon's preset.")
+@click.option("--tools", default="flaml,autogluon", show_default=True)
 @click.option("--output", type=click.Path(path_type=Path), required=True, help="JSON lines, appended.")
-def main(report: bool, budgets: str, rows: int, columns: int, tasks: str, requests: int, output: Path) -> None:
+def main(
+    report: bool,
+    budgets: str,
+    rows: int,
+    columns: int,
+    tasks: str,
+    requests: int,
+    presets: str,
+    tools: str,
+    output: Path,
+) -> None:
     """Fit both tools at each budget on each table and append one JSON line per fit."""
     if report:
         click.echo(markdown_report([json.loads(line) for line in output.read_text().splitlines()]))
@@ -212,7 +227,7 @@ def main(report: bool, budgets: str, rows: int, columns: int, tasks: str, reques
             kept, _ = screen_columns(splits.train.drop(columns=["label"]))
             test_x, test_y = splits.test.drop(columns=["label"]), splits.test["label"]
             for budget in (float(value) for value in budgets.split(",")):
-                for tool in ("flaml", "autogluon"):
+                for tool in tools.split(","):
                     workdir = scratch / f"{tool}-{budget:g}"
                     workdir.mkdir()
                     with mlflow.start_run():
@@ -220,7 +235,7 @@ def main(report: bool, budgets: str, rows: int, columns: int, tasks: str, reques
                         if tool == "flaml":
                             fitted = fit_flaml(splits.train, "label", kept, task, budget, seed, workdir)
                         else:
-                            fitted = fit_autogluon(splits.train, "label", kept, task, budget, workdir)
+                            fitted = fit_autogluon(splits.train, "label", kept, task, budget, workdir, presets)
                         model_uri, best, estimator = fitted
                         seconds = time.monotonic() - started
                     metric = PRIMARY_METRIC[task]
@@ -230,7 +245,8 @@ def main(report: bool, budgets: str, rows: int, columns: int, tasks: str, reques
                     local_p50, local_p95 = in_process_latency(model, rows_sent, requests)
                     http_p50, http_p95 = http_latency(model_uri, tracking_uri, rows_sent, requests)
                     record = {
-                        "task": task, "rows": rows, "columns": columns, "tool": tool, "budget_s": budget,
+                        "task": task, "rows": rows, "columns": columns, "budget_s": budget,
+                        "tool": tool if tool == "flaml" else f"autogluon:{presets}",
                         "metric": metric, "score": score, "train_wall_s": seconds, "best": best,
                         "http_p50_ms": http_p50, "http_p95_ms": http_p95,
                         "in_process_p50_ms": local_p50, "in_process_p95_ms": local_p95,

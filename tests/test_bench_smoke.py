@@ -76,7 +76,7 @@ def test_automl_tools_benchmark_runs_with_a_tiny_budget(tmp_path):
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert [(r["tool"], r["task"], r["metric"]) for r in records] == [
         ("flaml", "regression", "test_rmse"),
-        ("autogluon", "regression", "test_rmse"),
+        ("autogluon:medium_quality", "regression", "test_rmse"),
     ]
     assert all(r["score"] > 0 and r["train_wall_s"] > 0 for r in records)
     assert all(0 < r[f"{where}_p50_ms"] <= r[f"{where}_p95_ms"] for r in records for where in ("http", "in_process"))
@@ -85,4 +85,6 @@ def test_automl_tools_benchmark_runs_with_a_tiny_budget(tmp_path):
         [sys.executable, "-m", "bench.automl_tools", "--report", "--output", str(output)],
         capture_output=True, text=True, cwd=PROJECT_DIR, env=subprocess_env(""), timeout=120, check=True,
     ).stdout  # fmt: skip
-    assert re.search(r"^\| regression \| 8 \| test_rmse \| [\d.]+ \| [\d.]+ \| (yes|no) \|", report, re.M), report
+    assert re.search(
+        r"^\| regression \| 8 \| test_rmse \| [\d.]+ \| [\d.]+ \| medium_quality \| (yes|no) \|", report, re.M
+    ), report
