@@ -16,7 +16,7 @@ MODEL_URI ?= models:/$(MODEL_NAME)@production
 PORT ?= 5001
 UI_PORT ?= 5000
 
-.PHONY: install browser run serve ui test lint format bench clean
+.PHONY: install browser run serve ui test lint format bench bench-automl clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,12 @@ format: install
 # Benchmarks (not tests): writes bench/RESULTS.md. BENCH_ARGS="--quick" for a tiny smoke run.
 bench: install
 	$(BIN)/python -m bench.run_benchmarks $(BENCH_ARGS)
+
+# FLAML against AutoGluon at 60 s and 300 s on three generated tables (about 45 minutes on 2 cores):
+# appends to bench/automl_tools.jsonl, then prints the tables bench/RESULTS.md quotes.
+bench-automl: install
+	$(BIN)/python -m bench.automl_tools --budgets 60,300 --output bench/automl_tools.jsonl $(BENCH_ARGS)
+	$(BIN)/python -m bench.automl_tools --report --output bench/automl_tools.jsonl
 
 clean:
 	rm -rf mlflow.db mlruns mlartifacts .pytest_cache

@@ -145,13 +145,17 @@ def markdown_report(records: list[dict]) -> str:
     """Scores and wall times side by side, then latencies, one row per table and budget."""
     from bench.stats import markdown_table
 
-    flaml_runs = {(r["task"], r["budget_s"]): r for r in records if r["tool"] == "flaml"}
+    def same_table(record: dict) -> tuple:
+        return record["task"], record["rows"], record["columns"], record["budget_s"]
+
+    flaml_runs = {same_table(r): r for r in records if r["tool"] == "flaml"}
     score_rows, latency_rows = [], []
     for autogluon in (r for r in records if r["tool"] != "flaml"):
         task, budget = autogluon["task"], autogluon["budget_s"]
         preset = autogluon["tool"].partition(":")[2] or "medium_quality"  # records before --presets had none
-        flaml = flaml_runs.get((task, budget))
+        flaml = flaml_runs.get(same_table(autogluon))
         if flaml is None:
+            click.echo(f"no FLAML run to compare with: {json.dumps(autogluon)}", err=True)
             continue
         higher_is_better = flaml["metric"] != "test_rmse"
         better = autogluon["score"] >= flaml["score"] if higher_is_better else autogluon["score"] <= flaml["score"]
@@ -204,6 +208,9 @@ def main(
     if report:
         click.echo(markdown_report([json.loads(line) for line in output.read_text().splitlines()]))
         return
+    unknown = set(tools.split(",")) - {"flaml", "autogluon"}
+    if unknown:
+        raise click.BadParameter(f"{sorted(unknown)}; expected flaml and/or autogluon", param_hint="--tools")
     import os
 
     import mlflow

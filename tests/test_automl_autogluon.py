@@ -138,10 +138,12 @@ def test_the_fit_records_its_leaderboard_ensemble_and_libraries(tiny_fit):
     _, predictor, outcome = tiny_fit
     board = outcome.leaderboard
     assert {"model", "score_val", "fit_time"} <= set(board.columns) and outcome.best_model in set(board["model"])
-    assert set(board["model"]) & {"LightGBM", "RandomForestGini"}, "the runnable model types were trained"
+    assert board["model"].str.startswith(("LightGBM", "RandomForest")).any(), "a runnable model type was trained"
     assert not any(name.startswith(("NeuralNet", "CatBoost", "XGBoost")) for name in board["model"])
     assert outcome.ensemble and abs(sum(outcome.ensemble.values()) - 1) < 1e-6
-    assert outcome.failures.empty, outcome.failures.to_dict("records")  # no PyTorch model was tried
+    errors = outcome.failures[outcome.failures["exc_type"] != "TimeLimitExceeded"] if len(outcome.failures) else []
+    assert not len(errors), errors.to_dict("records")  # no PyTorch model was tried (time-outs may happen)
+    assert (outcome.bag_folds_used, outcome.stack_levels_used) == (0, 0), "medium_quality neither bags nor stacks"
     assert 0.5 < outcome.best_validation_score <= 1
     keeps_lightgbm = any(name.startswith("LightGBM") for name in predictor.model_names())
     assert outcome.libraries == (["lightgbm"] if keeps_lightgbm else []), predictor.model_names()
@@ -159,7 +161,7 @@ def test_the_scikit_learn_view_answers_in_original_labels_with_probabilities_tha
     rows = frame.drop(columns=["label"]).head(3).copy()
     rows.loc[rows.index[0], "x1"], rows.loc[rows.index[1], "colour"] = np.nan, "ultraviolet"
     answer = probability_frame(estimator, rows)
-    served = estimator.probability_frame(rows)  # what the served model answers, from one pass
+    served = estimator.probability_frame(rows)  # what the served model answers
     pd.testing.assert_frame_equal(served, answer)
     assert list(answer.columns) == ["prediction", "probability_bad", "probability_good"]
     assert set(answer["prediction"]) <= {"good", "bad"}
@@ -190,3 +192,57 @@ def test_a_fit_that_trains_no_model_fails_in_one_line(tmp_path):
     with pytest.raises(PipelineError, match="AutoGluon trained no model within time_limit=10 s; expected") as raised:
         run_search(frame, "label", "binary", settings, tmp_path)
     assert "\n" not in str(raised.value)
+
+
+def test_served_probabilities_take_one_pass_of_the_ensemble(tiny_fit, monkeypatch):
+    from tabular_pipeline.serving.autogluon import as_estimator
+
+    frame, predictor, _ = tiny_fit
+
+    def second_pass(*_args, **_kwargs):
+        pytest.fail("the probabilities path ran the ensemble again through predict")
+
+    monkeypatch.setattr(predictor, "predict", second_pass)
+    answer = as_estimator(predictor).probability_frame(frame.drop(columns=["label"]).head(4))
+    assert len(answer) == 4 and set(answer["prediction"]) <= {"good", "bad"}
+
+
+def test_no_bagging_with_a_preset_that_bags_fits_and_scores_the_refit_model(tmp_path):
+    """good_quality with num_bag_folds=0: stacking goes off with bagging (AutoGluon would refuse
+    stacking without folds), and the refit-on-all-rows best model reports the score of the model it
+    was refit from."""
+    from tabular_pipeline.serving.autogluon import quiet_gpu_check
+    from tabular_pipeline.training.automl.autogluon_search import run_search, stacking_arguments
+
+    quiet_gpu_check()
+    params = {"presets": "good_quality", "num_bag_folds": 0, "excluded_model_types": ["CAT", "XGB", "RF", "XT"]}
+    settings = autogluon_settings(params, 15, "binary")
+    assert stacking_arguments(settings) == {"num_bag_folds": 0, "num_stack_levels": 0, "dynamic_stacking": False}
+    frame = harmonise_dtypes(mixed_frame(160, "binary", seed=5), "label").drop(columns=["customer_id", "constant"])
+    _, outcome = run_search(frame, "label", "binary", settings, tmp_path)
+    assert (outcome.bag_folds_used, outcome.stack_levels_used) == (0, 0)
+    assert not outcome.leaderboard["model"].str.contains("_BAG_").any()
+    assert outcome.best_model.endswith("_FULL") and 0.5 < outcome.best_validation_score <= 1
+
+
+def test_validation_score_of_a_refit_model_is_its_source_s():
+    from tabular_pipeline.training.automl.autogluon_search import validation_score
+
+    board = pd.DataFrame({"model": ["WeightedEnsemble_L2", "WeightedEnsemble_L2_FULL"], "score_val": [0.9, np.nan]})
+    refit_sources = {"WeightedEnsemble_L2_FULL": "WeightedEnsemble_L2"}
+    assert validation_score(board, refit_sources, "WeightedEnsemble_L2_FULL") == 0.9
+    assert validation_score(board, {}, "WeightedEnsemble_L2") == 0.9
+    assert np.isnan(validation_score(board, {}, "Missing"))
+
+
+def test_why_nothing_was_trained_is_named():
+    from tabular_pipeline.training.automl.autogluon_search import no_model_message
+
+    timed_out = pd.DataFrame({"model": ["LightGBM"], "exc_type": ["TimeLimitExceeded"], "exc_str": [""]})
+    assert "expected a larger budget" in no_model_message(timed_out, 5)
+    assert "expected a larger budget" in no_model_message(pd.DataFrame(), 5)
+    broken = pd.DataFrame({"model": ["LightGBM"], "exc_type": ["ValueError"], "exc_str": ["bad input"]})
+    assert no_model_message(broken, 5) == (
+        "AutoGluon trained no model: LightGBM (ValueError: bad input); expected at least one model type to train on "
+        "this table"
+    )

@@ -65,6 +65,8 @@ def test_include_estimators_become_the_task_specific_include():
         ({"resampling_strategy": "bootstrap"}, 60, "resampling_strategy is 'bootstrap'; expected one of holdout, cv"),
         ({"memory_limit": 100}, 60, "memory_limit is 100 MB; expected at least 512 MB"),
         ({"per_run_time_limit": [10, 20]}, 60, "setting 'per_run_time_limit' for autosklearn is a list; expected one"),
+        ({"memory_limit": None}, 60, "setting 'memory_limit' for autosklearn is None; expected a value"),
+        ({"time_left_for_this_task": None}, 60, "setting 'time_left_for_this_task' for autosklearn is None"),
     ],
 )
 def test_bad_settings_fail_clearly(params, budget, message):

@@ -31,6 +31,7 @@ def test_settings_from_dolphinscheduler_params():
         ({"time_budget": "soon"}, "must be float"),
         ({"time_budget": 0}, "expected between 1 and 86400"),
         ({"time_budget": [10, 20]}, "setting 'time_budget' for flaml is a list; expected one value"),
+        ({"time_budget": None}, "setting 'time_budget' for flaml is None; expected a value like the default 60.0"),
         ({"ensemble": True}, "unknown hyperparameter 'ensemble' for algorithm 'flaml'"),
     ],
 )

@@ -64,13 +64,13 @@ def test_automl_tools_benchmark_runs_with_a_tiny_budget(tmp_path):
 
     output = tmp_path / "automl_tools.jsonl"
     done = subprocess.run(
-        [sys.executable, "-m", "bench.automl_tools", "--budgets", "4", "--rows", "400", "--columns", "8"]
+        [sys.executable, "-m", "bench.automl_tools", "--budgets", "8", "--rows", "400", "--columns", "8"]
         + ["--tasks", "regression", "--requests", "20", "--output", str(output)],
         capture_output=True,
         text=True,
         cwd=PROJECT_DIR,
         env=subprocess_env(""),
-        timeout=600,
+        timeout=240,
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     records = [json.loads(line) for line in output.read_text().splitlines()]

@@ -22,7 +22,9 @@ from serving import served_model
 pytestmark = pytest.mark.e2e
 
 
-def run_automl_line(tmp_path, tracking_uri, tool: str, params: str, rows: int, seed: int, project: str = "."):
+def run_automl_line(
+    tmp_path, tracking_uri, tool: str, params: str, rows: int, seed: int, project: str = ".", timeout_s: float = 1500
+):
     """Write a mixed table and run DolphinScheduler's AutoML line on it verbatim (against `project`,
     this repository or its Project-AutoML preset); returns (table, experiment, model name, data file)
     once it has succeeded."""
@@ -40,7 +42,7 @@ def run_automl_line(tmp_path, tracking_uri, tool: str, params: str, rows: int, s
         env=subprocess_env(tracking_uri),
         capture_output=True,
         text=True,
-        timeout=1500,
+        timeout=timeout_s,
     )
     output = completed.stdout + completed.stderr
     print(output[-5000:])
@@ -101,7 +103,7 @@ def test_dolphinscheduler_automl_line_with_autogluon_through_the_preset(tmp_path
     # CatBoost and XGBoost excluded: the model's serving environment then needs LightGBM alone.
     table, experiment, name, _, output = run_automl_line(
         tmp_path, tracking_uri, "autogluon", "time_limit=20;excluded_model_types=['CAT','XGB']", 400, 11,
-        project="Project-AutoML",
+        project="Project-AutoML", timeout_s=600,
     )  # fmt: skip
     assert "Traceback" not in output and "Warning" not in output and "torch" not in output, output[-3000:]
     assert "it/s]" not in output, "no artifact progress bars in a step's log"

@@ -85,9 +85,17 @@ def validate_hyperparameters(
                 )
 
 
-def check_single_values(params: Mapping[str, ParamValue], list_settings: Collection[str], tool: str) -> None:
+def check_single_values(
+    params: Mapping[str, ParamValue], list_settings: Collection[str], tool: str, defaults: Mapping[str, object]
+) -> None:
     """An AutoML tool's settings are one value each, apart from `list_settings` (learner or model
-    lists); a list elsewhere would read as a search, which the tool does not take from `params`."""
+    lists): a list elsewhere would read as a search, which the tool does not take from `params`;
+    and None only where None is the default."""
     for name, value in params.items():
         if isinstance(value, list) and name not in list_settings:
             raise PipelineError(f"setting '{name}' for {tool} is a list; expected one value")
+        if value is None and defaults.get(name) is not None:
+            raise PipelineError(
+                f"setting '{name}' for {tool} is None; expected a value like the default {defaults[name]!r}, or no "
+                "setting for the default"
+            )

@@ -84,7 +84,7 @@ def check_autogluon_params(params: Mapping[str, ParamValue], unechoed: Collectio
     """Validate names, types, the preset, model types, bagging and stacking (the metric against all
     tasks; `autogluon_settings` checks it against the task)."""
     validate_hyperparameters(params, AUTOGLUON_SETTINGS, "autogluon", unechoed)
-    check_single_values(params, ("excluded_model_types",), "autogluon")
+    check_single_values(params, ("excluded_model_types",), "autogluon", AUTOGLUON_SETTINGS)
 
     def shown(name: str) -> str:
         return "from param_file" if name in unechoed else repr(params[name])
@@ -94,7 +94,7 @@ def check_autogluon_params(params: Mapping[str, ParamValue], unechoed: Collectio
         raise PipelineError(
             f"setting '{unset[0]}' for autogluon is None; expected a value, or no setting for the default"
         )
-    check_preset(params.get("presets", AUTOGLUON_SETTINGS["presets"]), echo="presets" not in unechoed)
+    preset = check_preset(params.get("presets", AUTOGLUON_SETTINGS["presets"]), echo="presets" not in unechoed)
     excluded = _as_list(params.get("excluded_model_types"))
     unknown = [name for name in excluded if not isinstance(name, str) or name not in RUNNABLE_MODEL_TYPES]
     if unknown or isinstance(params.get("excluded_model_types"), (bool, int, float)):
@@ -121,7 +121,7 @@ def check_autogluon_params(params: Mapping[str, ParamValue], unechoed: Collectio
             f"num_stack_levels is {shown('num_stack_levels')}; expected between 0 and {MAX_STACK_LEVELS}"
         )
     # Stacking needs bagged models: from num_bag_folds, or from a preset that bags (all but medium_quality).
-    preset_bags = params.get("presets", AUTOGLUON_SETTINGS["presets"]) != "medium_quality"
+    preset_bags = preset != "medium_quality"
     if levels and (folds == 0 or (folds is None and not preset_bags)):
         raise PipelineError(
             "num_stack_levels asks for stacking without bagging; expected num_bag_folds of 2 or more (or a preset "
@@ -182,6 +182,8 @@ class SearchOutcome:
     best_validation_score: float
     ensemble: dict[str, float]
     libraries: list[str]
+    bag_folds_used: int
+    stack_levels_used: int
 
 
 def run_search(
@@ -199,7 +201,6 @@ def run_search(
     Returns:
         The fitted `TabularPredictor` (the deployment copy) and its `SearchOutcome`.
     """
-    import logging
     import warnings
 
     from autogluon.tabular import TabularPredictor
@@ -211,9 +212,9 @@ def run_search(
         path=str(workdir / "fit"),
         verbosity=0,
     )
-    chosen = {name: settings[name] for name in PRESET_DECIDED if name in settings}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        route_autogluon_log()
         try:
             predictor.fit(
                 train,
@@ -225,34 +226,75 @@ def run_search(
                 num_gpus=0,
                 # No model at all is this step's one-line error below, not AutoGluon's exception.
                 raise_on_no_models_fitted=False,
-                **chosen,
+                **stacking_arguments(settings),
             )
         finally:
-            # AutoGluon prints through a handler of its own; its records take this step's format instead.
-            autogluon_log = logging.getLogger("autogluon")
-            autogluon_log.handlers.clear()
-            autogluon_log.propagate = True
-        if not predictor.model_names():
-            raise PipelineError(
-                f"AutoGluon trained no model within time_limit={settings['time_limit']:g} s; expected a larger budget "
-                "or fewer excluded model types"
-            )
-        leaderboard = predictor.leaderboard(silent=True)
+            route_autogluon_log()
         failures = predictor.model_failures()
+        if not predictor.model_names():
+            raise PipelineError(no_model_message(failures, settings["time_limit"]))
+        leaderboard = predictor.leaderboard(silent=True)
+        summary = predictor.fit_summary(verbosity=0)
         best = predictor.model_best
-        # A refit-on-all-rows model (`*_FULL`, from the presets above medium) has no validation score of its own.
-        validated = predictor.model_refit_map(inverse=True).get(best, best)
-        score = leaderboard.loc[leaderboard["model"] == validated, "score_val"]
         deployed = predictor.clone_for_deployment(str(workdir / "predictor"), return_clone=True)
     return deployed, SearchOutcome(
         predictor_dir=workdir / "predictor",
         leaderboard=leaderboard,
         failures=failures,
         best_model=best,
-        best_validation_score=float(score.iloc[0]) if len(score) else float("nan"),
+        best_validation_score=validation_score(leaderboard, predictor.model_refit_map(inverse=True), best),
         ensemble=ensemble_weights(deployed, best),
         libraries=libraries_of(deployed),
+        # What ran, which the preset or AutoGluon's own checks may have changed (levels: base models are 1).
+        bag_folds_used=int(summary["num_bag_folds"]),
+        stack_levels_used=max(0, int(summary["max_stack_level"]) - 2),
     )
+
+
+def route_autogluon_log() -> None:
+    """AutoGluon prints through a bare handler of its own (and adds it again when a predictor is
+    made); its records take this step's format instead."""
+    import logging
+
+    autogluon_log = logging.getLogger("autogluon")
+    autogluon_log.handlers.clear()
+    autogluon_log.propagate = True
+
+
+def stacking_arguments(settings: Mapping[str, object]) -> dict[str, object]:
+    """`fit` arguments for bagging and stacking: none unless the user set them (the preset decides).
+
+    `num_bag_folds=0` also turns stacking off (a preset that bags would otherwise stack without
+    folds, which AutoGluon refuses); a set `num_stack_levels` also turns off AutoGluon's dynamic
+    stacking, which may otherwise change it.
+    """
+    chosen = {name: settings[name] for name in PRESET_DECIDED if name in settings}
+    if chosen.get("num_bag_folds") == 0:
+        chosen["num_stack_levels"] = 0
+    if "num_stack_levels" in chosen:
+        chosen["dynamic_stacking"] = False
+    return chosen
+
+
+def no_model_message(failures: pd.DataFrame, time_limit: float) -> str:
+    """Why nothing was trained: the budget, when every model ran out of time (or none started), or
+    the models' own errors."""
+    errors = failures[failures["exc_type"] != "TimeLimitExceeded"] if len(failures) else failures
+    if not len(errors):
+        return (
+            f"AutoGluon trained no model within time_limit={time_limit:g} s; expected a larger budget or fewer "
+            "excluded model types"
+        )
+    named = ", ".join(f"{row.model} ({row.exc_type}: {row.exc_str})" for row in errors.head(3).itertuples())
+    return f"AutoGluon trained no model: {named}; expected at least one model type to train on this table"
+
+
+def validation_score(leaderboard: pd.DataFrame, refit_sources: Mapping[str, str], best: str) -> float:
+    """The best model's validation score, or, for a model refit on all rows (`*_FULL`, which has
+    none of its own), the score of the model it was refit from; NaN when there is none."""
+    validated = refit_sources.get(best, best)
+    score = leaderboard.loc[leaderboard["model"] == validated, "score_val"]
+    return float(score.iloc[0]) if len(score) else float("nan")
 
 
 def ensemble_weights(predictor: TabularPredictor, model: str) -> dict[str, float]:

@@ -53,7 +53,7 @@ def check_autosklearn_params(
 ) -> tuple[int, int]:
     """Validate names, types, the budget and the per-run limit; returns (budget, per-run limit) in seconds."""
     validate_hyperparameters(params, AUTOSKLEARN_SETTINGS, "autosklearn", unechoed)
-    check_single_values(params, ("include_estimators",), "autosklearn")
+    check_single_values(params, ("include_estimators",), "autosklearn", AUTOSKLEARN_SETTINGS)
     budget = params.get("time_left_for_this_task", time_budget)
     if not MIN_BUDGET_S <= float(budget) <= MAX_BUDGET_S:
         raise PipelineError(

@@ -36,7 +36,7 @@ LIBRARY_OF_LEARNER = {"lgbm": "lightgbm", "xgboost": "xgboost", "xgb_limitdepth"
 def check_flaml_params(params: Mapping[str, ParamValue], unechoed: Collection[str] = ()) -> list[str]:
     """Validate FLAML settings (names, types, learners, budget) and return the learner list."""
     validate_hyperparameters(params, FLAML_SETTINGS, "flaml", unechoed)
-    check_single_values(params, ("estimator_list",), "flaml")
+    check_single_values(params, ("estimator_list",), "flaml", FLAML_SETTINGS)
     learners = params.get("estimator_list") or list(FLAML_LEARNERS[:5])
     if isinstance(learners, str):
         learners = [learners]

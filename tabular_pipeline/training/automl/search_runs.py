@@ -9,6 +9,8 @@ import logging
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+
 from tabular_pipeline.evaluation.metrics import scoring_for_task
 from tabular_pipeline.evaluation.plots import IMPORTANCE_REPEATS, IMPORTANCE_ROWS
 from tabular_pipeline.evaluation.report import log_evaluation, log_evaluation_of_output
@@ -101,18 +103,14 @@ def search_with_autogluon(splits, label: str, kept: list[str], task: str, settin
         log_search_summary(
             board, outcome.best_model, outcome.ensemble, {"ensemble": outcome.ensemble}, "leaderboard.csv"
         )
-        mlflow.log_param(
-            "automl.ensemble", ",".join(f"{name}:{weight:.3f}" for name, weight in outcome.ensemble.items())
+        mlflow.log_params(
+            {
+                "automl.ensemble": ",".join(f"{name}:{weight:.3f}" for name, weight in outcome.ensemble.items()),
+                "automl.bag_folds_used": outcome.bag_folds_used,
+                "automl.stack_levels_used": outcome.stack_levels_used,
+            }
         )
-        failures = outcome.failures
-        if len(failures):
-            with tempfile.TemporaryDirectory() as failures_dir:
-                failures.to_csv(Path(failures_dir) / "model_failures.csv", index=False)
-                mlflow.log_artifact(str(Path(failures_dir) / "model_failures.csv"), "automl")
-            log.warning(
-                "AutoGluon skipped %d model(s) that failed to train: %s (see automl/model_failures.csv)",
-                len(failures), ", ".join(map(str, failures.get("model", failures.index))),
-            )  # fmt: skip
+        log_model_failures(outcome.failures)
         mlflow.log_metrics(
             {
                 "automl_trials": float(len(board)),
@@ -125,6 +123,25 @@ def search_with_autogluon(splits, label: str, kept: list[str], task: str, settin
         train_x = splits.train.drop(columns=[label])
         profile = training_profile(train_x[kept])
         return log_autogluon_model(estimator, outcome.predictor_dir, outcome.libraries, train_x, profile).model_uri
+
+
+def log_model_failures(failures: pd.DataFrame) -> None:
+    """AutoGluon skips a model that fails and goes on: the table goes to `automl/model_failures.csv`,
+    and one line names the models that failed (a warning) or ran out of time (information)."""
+    import mlflow
+
+    if not len(failures):
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        failures.to_csv(Path(scratch) / "model_failures.csv", index=False)
+        mlflow.log_artifact(str(Path(scratch) / "model_failures.csv"), "automl")
+    timed_out = failures["exc_type"] == "TimeLimitExceeded"
+    if timed_out.any():
+        log.info("AutoGluon stopped %d model(s) at the time limit: %s", timed_out.sum(),
+                 ", ".join(failures.loc[timed_out, "model"]))  # fmt: skip
+    if (~timed_out).any():
+        log.warning("AutoGluon skipped %d model(s) that failed to train: %s (see automl/model_failures.csv)",
+                    (~timed_out).sum(), ", ".join(failures.loc[~timed_out, "model"]))  # fmt: skip
 
 
 def search_with_autosklearn(
