@@ -150,7 +150,10 @@ def markdown_report(records: list[dict]) -> str:
 
     flaml_runs = {same_table(r): r for r in records if r["tool"] == "flaml"}
     score_rows, latency_rows = [], []
-    for autogluon in (r for r in records if r["tool"] != "flaml"):
+    ordered = sorted(
+        records, key=lambda r: (TASKS.index(r["task"]), r["budget_s"], not r["tool"].endswith("medium_quality"))
+    )
+    for autogluon in (r for r in ordered if r["tool"] != "flaml"):
         task, budget = autogluon["task"], autogluon["budget_s"]
         preset = autogluon["tool"].partition(":")[2] or "medium_quality"  # records before --presets had none
         flaml = flaml_runs.get(same_table(autogluon))
