@@ -50,6 +50,19 @@ def run_automl_line(
     return table, experiment, name, data_file, output
 
 
+def probabilities_from_dolphinscheduler_serve_line(name: str, tracking_uri: str, rows: pd.DataFrame) -> list[dict]:
+    """Serve `models:/<name>/Production` with the default (virtualenv) env manager, as DolphinScheduler
+    does, and ask it for labels and probabilities of `rows`."""
+    with served_model(f"models:/{name}/Production", tracking_uri, env_manager="virtualenv", timeout_s=600) as url:
+        payload = {
+            "dataframe_records": json.loads(rows.to_json(orient="records")),
+            "params": {"return_probabilities": True},
+        }
+        answer = requests.post(f"{url}/invocations", json=payload, timeout=60)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["predictions"]
+
+
 @pytest.mark.usefixtures("project_virtualenv")
 def test_dolphinscheduler_automl_line_with_flaml(tmp_path, client, tracking_uri):
     table, experiment, name, _, _ = run_automl_line(
@@ -145,14 +158,7 @@ def test_dolphinscheduler_automl_line_with_autogluon_through_the_preset(tmp_path
     rows.loc[0, "x1"], rows.loc[1, "colour"] = np.nan, "ultraviolet"
     local = mlflow.pyfunc.load_model(str(model_dir)).predict(rows, params={"return_probabilities": True})
     # DolphinScheduler's serve line: the default env manager builds the model's recorded environment.
-    with served_model(f"models:/{name}/Production", tracking_uri, env_manager="virtualenv", timeout_s=600) as url:
-        payload = {
-            "dataframe_records": json.loads(rows.to_json(orient="records")),
-            "params": {"return_probabilities": True},
-        }
-        answer = requests.post(f"{url}/invocations", json=payload, timeout=60)
-    assert answer.status_code == 200, answer.text
-    served = pd.DataFrame(answer.json()["predictions"])
+    served = pd.DataFrame(probabilities_from_dolphinscheduler_serve_line(name, tracking_uri, rows))
     assert list(served["prediction"]) == list(local["prediction"]) and set(served["prediction"]) <= {"good", "bad"}
     np.testing.assert_allclose(served["probability_good"], local["probability_good"], rtol=0, atol=1e-6)
 
@@ -204,14 +210,7 @@ def test_dolphinscheduler_automl_line_with_autosklearn(tmp_path, client, trackin
     rows = table.drop(columns=["label"]).head(2).astype({"x2": "float64"})
     rows.loc[0, "x1"], rows.loc[1, "colour"] = np.nan, "ultraviolet"
     # DolphinScheduler's serve line: the default env manager rebuilds the model's recorded env (3.9).
-    with served_model(f"models:/{name}/Production", tracking_uri, env_manager="virtualenv", timeout_s=600) as url:
-        payload = {
-            "dataframe_records": json.loads(rows.to_json(orient="records")),
-            "params": {"return_probabilities": True},
-        }
-        answer = requests.post(f"{url}/invocations", json=payload, timeout=60)
-    assert answer.status_code == 200, answer.text
-    predictions = answer.json()["predictions"]
+    predictions = probabilities_from_dolphinscheduler_serve_line(name, tracking_uri, rows)
     assert {row["prediction"] for row in predictions} <= {"good", "bad"}
     assert all(abs(row["probability_good"] + row["probability_bad"] - 1) < 1e-6 for row in predictions)
 
