@@ -68,10 +68,10 @@ def test_presets_that_need_pytorch_or_downloaded_weights_are_refused_in_one_line
         ({"hyperparameters": {"GBM": {}}}, "unknown hyperparameter 'hyperparameters' for algorithm 'autogluon'"),
         (
             {"time_budget": 30},
-            "unknown hyperparameter 'time_budget' for algorithm 'autogluon'; expected one of: .*time_limit",
+            "setting 'time_budget' is FLAML's name; expected time_limit, AutoGluon's name",
         ),
         ({"presets": "fast"}, "presets 'fast' is not a preset here; expected one of medium_quality, good_quality"),
-        ({"excluded_model_types": ["NN_TORCH"]}, r"excluded_model_types holds \['NN_TORCH'\]; expected model types"),
+        ({"excluded_model_types": ["NN_TOTCH"]}, r"excluded_model_types holds \['NN_TOTCH'\]; expected model types"),
         ({"excluded_model_types": ["GBM", "CAT", "XGB", "RF", "XT"]}, "excludes every model type"),
         ({"excluded_model_types": ["KNN"]}, "expected model types among GBM, CAT, XGB, RF, XT"),
         ({"num_bag_folds": 1}, "num_bag_folds is 1; expected 0"),
@@ -105,6 +105,11 @@ def test_values_from_a_param_file_are_not_repeated_in_errors():
         with pytest.raises(PipelineError, match="from param_file") as raised:
             check_autogluon_params(params, unechoed={name})
         assert "secret" not in str(raised.value) and "99" not in str(raised.value)
+
+
+def test_excluding_a_type_that_is_always_excluded_is_accepted():
+    settings = autogluon_settings({"excluded_model_types": ["NN_TORCH", "CAT"]}, 60, "binary")
+    assert settings["excluded_model_types"] == ["NN_TORCH", "CAT"]
 
 
 def test_a_metric_of_another_task_is_refused():

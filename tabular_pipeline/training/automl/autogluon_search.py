@@ -83,6 +83,11 @@ def check_preset(preset: object, echo: bool = True) -> str:
 def check_autogluon_params(params: Mapping[str, ParamValue], unechoed: Collection[str] = ()) -> None:
     """Validate names, types, the preset, model types, bagging and stacking (the metric against all
     tasks; `autogluon_settings` checks it against the task)."""
+    if "time_budget" in params:  # FLAML's name, the one a DolphinScheduler user may carry over
+        raise PipelineError(
+            "setting 'time_budget' is FLAML's name; expected time_limit, AutoGluon's name for the budget (or -P "
+            "time_budget)"
+        )
     validate_hyperparameters(params, AUTOGLUON_SETTINGS, "autogluon", unechoed)
     check_single_values(params, ("excluded_model_types",), "autogluon", AUTOGLUON_SETTINGS)
 
@@ -96,14 +101,16 @@ def check_autogluon_params(params: Mapping[str, ParamValue], unechoed: Collectio
         )
     preset = check_preset(params.get("presets", AUTOGLUON_SETTINGS["presets"]), echo="presets" not in unechoed)
     excluded = _as_list(params.get("excluded_model_types"))
-    unknown = [name for name in excluded if not isinstance(name, str) or name not in RUNNABLE_MODEL_TYPES]
+    # Naming a type that is always excluded (NN_TORCH, as AutoGluon's own examples do) is harmless.
+    known = RUNNABLE_MODEL_TYPES + UNAVAILABLE_MODEL_TYPES
+    unknown = [name for name in excluded if not isinstance(name, str) or name not in known]
     if unknown or isinstance(params.get("excluded_model_types"), (bool, int, float)):
         listed = (
             "unknown model types" if "excluded_model_types" in unechoed else unknown or [params["excluded_model_types"]]
         )
         raise PipelineError(
             f"excluded_model_types holds {listed}; expected model types among {', '.join(RUNNABLE_MODEL_TYPES)} (the "
-            "PyTorch and foundation models are always excluded here)"
+            "PyTorch and foundation models are excluded here anyway)"
         )
     if set(RUNNABLE_MODEL_TYPES) <= set(excluded):
         raise PipelineError(

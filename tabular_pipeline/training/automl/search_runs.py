@@ -100,9 +100,8 @@ def search_with_autogluon(splits, label: str, kept: list[str], task: str, settin
     with tempfile.TemporaryDirectory() as scratch:
         predictor, outcome = run_search(splits.train[[*kept, label]], label, task, settings, Path(scratch))
         board = outcome.leaderboard
-        log_search_summary(
-            board, outcome.best_model, outcome.ensemble, {"ensemble": outcome.ensemble}, "leaderboard.csv"
-        )
+        weights = {name: round(weight, 4) for name, weight in outcome.ensemble.items()}
+        log_search_summary(board, outcome.best_model, weights, {}, "leaderboard.csv")
         mlflow.log_params(
             {
                 "automl.ensemble": ",".join(f"{name}:{weight:.3f}" for name, weight in outcome.ensemble.items()),
