@@ -111,7 +111,9 @@ def test_generate_dockerfile_writes_a_context_that_serves_on_8080(registered_mod
     requirements = (model_dir / "requirements.txt").read_text()
     assert "mlflow==3.17.2" in requirements and "lightgbm==" in requirements and "skops==" in requirements
     shipped = sorted(path.name for path in (model_dir / "code" / "tabular_pipeline").rglob("*.py"))
-    assert shipped == ["__init__.py", "estimators.py", "model.py", "model_code.py"], "only the serving code travels"
+    assert shipped == [
+        "__init__.py", "autogluon.py", "autogluon_model_code.py", "estimators.py", "model.py", "model_code.py"
+    ], "only the serving code travels"  # fmt: skip
     from mlflow.models.container import DEFAULT_NGINX_SERVER_PORT
 
     assert DEFAULT_NGINX_SERVER_PORT == 8080

@@ -110,8 +110,9 @@ def test_a_model_carries_only_the_serving_code_and_loads_without_the_project(tmp
     local = mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path / "model"))
     code = sorted(str(path.relative_to(local)) for path in (tmp_path / "model" / "code").rglob("*.py"))
     assert code == [
-        f"code/tabular_pipeline/serving/{name}.py" for name in ("__init__", "estimators", "model", "model_code")
-    ]
+        f"code/tabular_pipeline/serving/{name}.py"
+        for name in ("__init__", "autogluon", "autogluon_model_code", "estimators", "model", "model_code")
+    ], "serving/ alone (a pipeline model never imports the AutoGluon module beside it)"
 
     rows = features.head(4)
     rows_file = tmp_path / "rows.parquet"
@@ -126,6 +127,7 @@ def test_a_model_carries_only_the_serving_code_and_loads_without_the_project(tmp
     assert answer["predictions"] == [str(value) for value in model.predict(rows)]
     assert all(path.startswith(str(tmp_path / "model")) for path in answer["package_path"]), "only the model's copy"
     assert all(name.startswith("tabular_pipeline.serving") or name == "tabular_pipeline" for name in answer["modules"])
+    assert "tabular_pipeline.serving.autogluon" not in answer["modules"], "a pipeline model loads no AutoGluon code"
 
 
 def test_models_logged_before_the_layout_still_load():
