@@ -16,32 +16,31 @@ pytestmark = pytest.mark.e2e
 SECTIONS = ("1. Pipeline overhead", "2. Cached rerun")
 
 
+def run_bench(module: str, *args: str, timeout_s: float) -> subprocess.CompletedProcess:
+    """Run a bench module as a user would (this venv first on PATH, no MLflow settings inherited);
+    it must succeed."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_DIR,
+        env=subprocess_env(""),
+        timeout=timeout_s,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return done
+
+
 def test_benchmarks_run_with_tiny_sizes(tmp_path, tracking_uri):
     results = tmp_path / "RESULTS.md"
     results.write_text(
         "# Benchmark results\n\nhand-written notes\n\n<!-- results:start -->\nold\n<!-- results:end -->\n\ntrailing "
         "notes\n"
     )
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.run_benchmarks",
-            "--quick",
-            "--only",
-            "overhead",
-            "--output",
-            str(results),
-            "--tracking_uri",
-            tracking_uri,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_DIR,
-        env=subprocess_env(""),
-        timeout=900,
-    )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    run_bench(
+        "bench.run_benchmarks", "--quick", "--only", "overhead", "--output", str(results),
+        "--tracking_uri", tracking_uri, timeout_s=900,
+    )  # fmt: skip
     text = results.read_text()
     for section in SECTIONS:
         assert f"### {section}" in text, section
@@ -63,16 +62,10 @@ def test_automl_tools_benchmark_runs_with_a_tiny_budget(tmp_path):
     import json
 
     output = tmp_path / "automl_tools.jsonl"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.automl_tools", "--budgets", "8", "--rows", "400", "--columns", "8"]
-        + ["--tasks", "regression", "--requests", "20", "--output", str(output)],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_DIR,
-        env=subprocess_env(""),
-        timeout=240,
-    )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    done = run_bench(
+        "bench.automl_tools", "--budgets", "8", "--rows", "400", "--columns", "8", "--tasks", "regression",
+        "--requests", "20", "--output", str(output), timeout_s=240,
+    )  # fmt: skip
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert [(r["tool"], r["task"], r["metric"]) for r in records] == [
         ("flaml", "regression", "test_rmse"),
@@ -81,10 +74,7 @@ def test_automl_tools_benchmark_runs_with_a_tiny_budget(tmp_path):
     assert all(r["score"] > 0 and r["train_wall_s"] > 0 for r in records)
     assert all(0 < r[f"{where}_p50_ms"] <= r[f"{where}_p95_ms"] for r in records for where in ("http", "in_process"))
     assert "Failed to import torch" not in done.stderr, "AutoGluon's GPU notice is held back"
-    report = subprocess.run(
-        [sys.executable, "-m", "bench.automl_tools", "--report", "--output", str(output)],
-        capture_output=True, text=True, cwd=PROJECT_DIR, env=subprocess_env(""), timeout=120, check=True,
-    ).stdout  # fmt: skip
+    report = run_bench("bench.automl_tools", "--report", "--output", str(output), timeout_s=120).stdout
     assert re.search(
         r"^\| regression \| 8 \| test_rmse \| [\d.]+ \| [\d.]+ \| medium_quality \| (yes|no) \|", report, re.M
     ), report
