@@ -1,6 +1,9 @@
 """Checks of the deployment files that cannot run here (no Docker engine on these machines)."""
 
+import os
 import re
+import subprocess
+from importlib import metadata
 from pathlib import Path
 
 import yaml
@@ -21,6 +24,27 @@ def test_tracking_compose_has_no_default_credentials_and_sets_allowed_hosts():
     assert "password1234" not in text + entrypoint
     assert "auth_cache_ttl_seconds = ${auth_cache_ttl}" in entrypoint, "checked passwords are cached"
     assert services["mlflow"]["environment"]["MLFLOW_AUTH_CACHE_TTL_SECONDS"] == "${MLFLOW_AUTH_CACHE_TTL_SECONDS:-60}"
+
+
+def test_tracking_image_takes_an_s3_destination_with_credentials_from_the_shell_only():
+    """The S3 settings pass through from the shell that runs compose (no value: unset when unset
+    there), the image installs the boto3 the tests ran with, and entrypoint.sh refuses a malformed
+    destination in one line before it writes or starts anything."""
+    services = yaml.safe_load((DEPLOY / "tracking" / "compose.yaml").read_text())["services"]
+    environment = services["mlflow"]["environment"]
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL"):
+        assert environment[name] is None, f"{name} must come from the shell, with no default"
+    assert environment["MLFLOW_ARTIFACTS_DESTINATION"] == "${MLFLOW_ARTIFACTS_DESTINATION:-/mlartifacts}"
+    assert f"boto3=={metadata.version('boto3')}\n" in (DEPLOY / "tracking" / "requirements.txt").read_text()
+    env = {"PATH": os.environ["PATH"], "MLFLOW_AUTH_ADMIN_PASSWORD": "x" * 12, "MLFLOW_FLASK_SERVER_SECRET_KEY": "k"}
+    env |= {"POSTGRES_PASSWORD": "p", "MLFLOW_ARTIFACTS_DESTINATION": "s3:/bucket"}
+    entrypoint = DEPLOY / "tracking" / "entrypoint.sh"
+    done = subprocess.run(["sh", str(entrypoint)], env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "MLFLOW_ARTIFACTS_DESTINATION is 's3:/bucket'; expected s3://bucket[/prefix]"
+        " (or unset, for the /mlartifacts volume)"
+    ]
 
 
 def test_serving_compose_matches_dolphinschedulers_docker_job():

@@ -1,16 +1,20 @@
 """End to end: the team tracking stack (PostgreSQL + MLflow basic-auth) started by
-`deploy/tracking/start-native.sh`, used with credentials from the environment."""
+`deploy/tracking/start-native.sh`, used with credentials from the environment, with its artifacts
+in an S3 bucket (moto's S3 server on loopback) that only the server holds credentials for."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import requests
-from conftest import BIN_DIR, PROJECT_DIR, free_port, subprocess_env
+from conftest import BIN_DIR, PROJECT_DIR, free_port, stop_process, subprocess_env, wait_until_healthy
 from helpers import runs_of
 
 pytestmark = pytest.mark.e2e
@@ -18,14 +22,61 @@ SCRIPT = PROJECT_DIR / "deploy" / "tracking" / "start-native.sh"
 SAMPLE = PROJECT_DIR / "data" / "breast_cancer.csv"
 ADMIN = "admin"
 PASSWORD = f"pw-{uuid.uuid4().hex}"
+BUCKET, PREFIX = "team-artifacts", "mlflow/team"
+S3_SECRET = f"s3-{uuid.uuid4().hex}"
+# Only the server's environment holds these; the clients (steps, serving, predict) get none.
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "team-server",
+    "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@dataclass(frozen=True)
+class TeamStack:
+    url: str
+    state: Path  # STATE_DIR: the server host's own files
+    output: str  # what start-native.sh printed
+
+
+def s3_client(endpoint: str):
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_SECRET,
+        region_name=S3_CREDENTIALS["AWS_DEFAULT_REGION"],
+    )
 
 
 @pytest.fixture(scope="module")
-def team_server(tmp_path_factory):
-    """The stack on free loopback ports; yields its URL."""
+def s3_endpoint(tmp_path_factory) -> Iterator[str]:
+    """moto's S3 server on a free loopback port, holding an empty bucket; its request log goes to
+    a file, not the test output."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("w")
+    command = [str(BIN_DIR / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=subprocess_env(""))
+    try:
+        wait_until_healthy(endpoint, process, 60, path="/moto-api/")
+        s3_client(endpoint).create_bucket(Bucket=BUCKET)
+        yield endpoint
+    finally:
+        stop_process(process)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def team_stack(tmp_path_factory, s3_endpoint) -> Iterator[TeamStack]:
+    """The stack on free loopback ports, artifacts in s3://BUCKET/PREFIX."""
     state = tmp_path_factory.mktemp("team-server")
     port = free_port()
-    env = {**subprocess_env(""), "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD, "MLFLOW_BIN": str(BIN_DIR / "mlflow")}
+    env = {k: v for k, v in subprocess_env("").items() if not k.startswith("AWS_")}
+    env |= {"MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD, "MLFLOW_BIN": str(BIN_DIR / "mlflow"), **S3_CREDENTIALS}
+    env |= {"MLFLOW_ARTIFACTS_DESTINATION": f"s3://{BUCKET}/{PREFIX}", "MLFLOW_S3_ENDPOINT_URL": s3_endpoint}
     started = subprocess.run(
         ["bash", str(SCRIPT), "start", str(state), str(port), str(free_port())],
         env=env,
@@ -33,11 +84,24 @@ def team_server(tmp_path_factory):
         text=True,
         timeout=300,
     )
-    assert started.returncode == 0, started.stdout + started.stderr
     try:
-        yield f"http://127.0.0.1:{port}"
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield TeamStack(f"http://127.0.0.1:{port}", state, started.stdout + started.stderr)
     finally:
         subprocess.run(["bash", str(SCRIPT), "stop", str(state)], env=env, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def team_server(team_stack) -> str:
+    return team_stack.url
+
+
+def bucket_files(endpoint: str, artifact_uri: str) -> set[str]:
+    """The files the bucket holds under a proxied `mlflow-artifacts:` URI, relative to it."""
+    assert artifact_uri.startswith("mlflow-artifacts:"), f"{artifact_uri} does not go through the server"
+    prefix = f"{PREFIX}/{urlparse(artifact_uri).path.strip('/')}/"
+    pages = s3_client(endpoint).get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    return {item["Key"].removeprefix(prefix) for page in pages for item in page.get("Contents", [])}
 
 
 @pytest.fixture()
@@ -53,6 +117,24 @@ def test_script_refuses_to_start_without_an_admin_password(tmp_path):
     command = ["bash", str(SCRIPT), "start", str(tmp_path), "5999", "5998"]
     completed = subprocess.run(command, env=subprocess_env(""), capture_output=True, text=True, timeout=60)
     assert completed.returncode == 2 and "MLFLOW_AUTH_ADMIN_PASSWORD must be set" in completed.stderr
+
+
+@pytest.mark.parametrize("destination", ["/srv/artifacts", "s3:/bucket", "s3://Bucket/x", "s3://bucket//x", "gs://b/x"])
+def test_script_refuses_a_malformed_artifact_destination_in_one_line(tmp_path, destination):
+    env = {**subprocess_env(""), "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD, "MLFLOW_ARTIFACTS_DESTINATION": destination}
+    completed = subprocess.run(
+        ["bash", str(SCRIPT), "start", str(tmp_path), "5999", "5998"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 2 and completed.stdout == ""
+    assert completed.stderr.splitlines() == [
+        f"MLFLOW_ARTIFACTS_DESTINATION is '{destination}'; expected s3://bucket[/prefix]"
+        " (or unset, for STATE_DIR/artifacts)"
+    ]
+    assert not any(tmp_path.iterdir()), "refused before creating anything"
 
 
 def test_script_refuses_a_credential_cache_time_that_is_not_whole_seconds(tmp_path):
@@ -119,10 +201,12 @@ def test_pipeline_without_valid_credentials_fails_clearly(team_server, team_clie
     assert os.environ.get("MLFLOW_TRACKING_PASSWORD") == PASSWORD
 
 
-def test_four_pipelines_at_once_on_postgres_with_credentials(team_server, team_client, tmp_path):
+def test_four_pipelines_at_once_on_postgres_with_credentials(
+    team_server, team_client, tmp_path, team_stack, s3_endpoint
+):
     """Four `main` pipelines at once, one model name: unique version numbers, `production` on the
-    best version (register steps take turns through the promotion lock), the others archived, and
-    the password nowhere in what the runs logged."""
+    best version (register steps take turns through the promotion lock), the others archived, the
+    password nowhere in what the runs logged, and every artifact in the bucket, none on the server host."""
     experiment, name = f"together-{uuid.uuid4().hex[:6]}", f"together-{uuid.uuid4().hex[:6]}"
     credentials = {"MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": PASSWORD}
     env = {**subprocess_env(team_server), **credentials}
@@ -181,11 +265,20 @@ def test_four_pipelines_at_once_on_postgres_with_credentials(team_server, team_c
     first = next(r for r in runs if r.data.tags["mlflow.project.entryPoint"] == "main")
     for run in [first, *[r for r in runs if r.data.tags.get("mlflow.parentRunId") == first.info.run_id]]:
         folder = Path(team_client.download_artifacts(run.info.run_id, "", str(tmp_path / run.info.run_id)))
-        for file in folder.rglob("*"):
-            if file.is_file():
-                assert PASSWORD.encode() not in file.read_bytes(), f"{file} holds the password"
+        files = {file.relative_to(folder).as_posix() for file in folder.rglob("*") if file.is_file()}
+        for file in files:
+            assert PASSWORD.encode() not in (folder / file).read_bytes(), f"{file} holds the password"
+        # What the server hands out is what the bucket holds.
+        assert files == bucket_files(s3_endpoint, run.info.artifact_uri), run.data.tags["mlflow.project.entryPoint"]
     for version in versions:
         assert all(PASSWORD not in value for value in version.tags.values())
+
+    # Where `models:/<name>@production` resolves to, for serving and predict alike.
+    model_files = team_client.get_model_version_download_uri(name, production.version)
+    assert "MLmodel" in bucket_files(s3_endpoint, model_files), model_files
+    assert "card.html" in bucket_files(s3_endpoint, team_client.get_run(production.run_id).info.artifact_uri)
+    assert not (team_stack.state / "artifacts").exists()
+    assert not [path for path in team_stack.state.rglob("*") if path.name in ("MLmodel", "card.html")]
 
 
 BOB_TAKES_THE_LOCK = """
@@ -280,3 +373,17 @@ def test_two_users_share_the_promotion_lock_and_never_break_each_others(team_ser
     outcome, _ = bob_tries(team_server, bob, model, timeout_s=30)
     assert outcome == "acquired", "a ticket whose run has ended does not block"
     assert tickets() == [], "and Bob, who may manage the lock, cleaned it up"
+
+
+def test_the_s3_secret_stays_in_the_server_environment(team_stack):
+    """The destination is on the server's command line; the S3 secret key is on no command line of
+    the server or its workers, and in nothing the script printed or the server logged."""
+    import psutil
+
+    server = psutil.Process(int((team_stack.state / "mlflow.pid").read_text()))
+    command_lines = [" ".join(process.cmdline()) for process in [server, *server.children(recursive=True)]]
+    assert f"--artifacts-destination s3://{BUCKET}/{PREFIX}" in command_lines[0]
+    assert f"Artifacts (served by it): s3://{BUCKET}/{PREFIX}" in team_stack.output
+    log = (team_stack.state / "mlflow.log").read_text(errors="replace")
+    for text in [*command_lines, team_stack.output, log]:
+        assert S3_SECRET not in text and PASSWORD not in text

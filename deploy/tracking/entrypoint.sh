@@ -9,6 +9,21 @@ auth_cache_ttl="${MLFLOW_AUTH_CACHE_TTL_SECONDS:-60}"
 case "$auth_cache_ttl" in
   ''|*[!0-9]*) echo "MLFLOW_AUTH_CACHE_TTL_SECONDS is '$auth_cache_ttl'; expected a whole number of seconds" >&2; exit 2 ;;
 esac
+# Artifacts: the /mlartifacts volume, or s3://bucket[/prefix] (credentials from the environment).
+artifacts_destination="${MLFLOW_ARTIFACTS_DESTINATION:-/mlartifacts}"
+if [ "$artifacts_destination" != /mlartifacts ]; then
+  # A bucket name as S3 allows it (3-63 of a-z 0-9 . -), then an optional prefix without empty parts.
+  if [ "$(printf '%s' "$artifacts_destination" | wc -l)" -ne 0 ] \
+    || ! printf '%s' "$artifacts_destination" | grep -Eqx 's3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/([^/[:space:]]+/?)*)?'; then
+    echo "MLFLOW_ARTIFACTS_DESTINATION is '$artifacts_destination'; expected s3://bucket[/prefix] (or unset, for the /mlartifacts volume)" >&2
+    exit 2
+  fi
+  case "${MLFLOW_S3_ENDPOINT_URL:-}" in
+    '') unset MLFLOW_S3_ENDPOINT_URL ;;  # AWS S3 itself (boto3 refuses an empty endpoint)
+    http://?*|https://?*) ;;
+    *) echo "MLFLOW_S3_ENDPOINT_URL is '$MLFLOW_S3_ENDPOINT_URL'; expected http(s)://host[:port]" >&2; exit 2 ;;
+  esac
+fi
 umask 077
 db="postgresql+psycopg://mlflow:${POSTGRES_PASSWORD}@postgres:5432"
 cat > /tmp/auth.ini <<INI
@@ -23,5 +38,5 @@ INI
 export MLFLOW_AUTH_CONFIG_PATH=/tmp/auth.ini
 export MLFLOW_BACKEND_STORE_URI="${db}/mlflow"
 exec mlflow server --app-name basic-auth --host 0.0.0.0 --port 5000 \
-  --serve-artifacts --artifacts-destination /mlartifacts \
+  --serve-artifacts --artifacts-destination "$artifacts_destination" \
   --allowed-hosts "${MLFLOW_ALLOWED_HOSTS:-localhost:5000,127.0.0.1:5000}" --workers "${MLFLOW_WORKERS:-2}"

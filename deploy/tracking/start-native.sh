@@ -14,6 +14,11 @@
 #   MLFLOW_AUTH_CACHE_TTL_SECONDS: how long a worker trusts a checked password (default 60; 0 is off).
 #   Checking one costs a deliberately slow hash, paid by every request without the cache; with
 #   it, a changed password or a deleted user may still work on other workers until it expires.
+#   MLFLOW_ARTIFACTS_DESTINATION: s3://bucket[/prefix] to keep artifacts in S3 or an S3-compatible
+#   store instead of STATE_DIR/artifacts. The server still serves them, so clients need no S3 access.
+#   The server reads MLFLOW_S3_ENDPOINT_URL (for a store other than AWS S3) and its credentials
+#   (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, or boto3's other sources) from
+#   the environment; none of them goes on a command line.
 set -euo pipefail
 
 command="${1:?usage: start-native.sh start|stop STATE_DIR [MLFLOW_PORT] [PG_PORT]}"
@@ -64,7 +69,12 @@ pg_root() {  # where PostgreSQL's own files live: inside STATE_DIR, unless its u
 
 stop_stack() {
   if [ -s "$state/mlflow.pid" ]; then
-    kill "$(cat "$state/mlflow.pid")" 2>/dev/null || true
+    local pid
+    pid="$(cat "$state/mlflow.pid")"
+    kill "$pid" 2>/dev/null || true
+    # MLflow hands the signal to its uvicorn workers and exits after them: wait, so none outlives `stop`.
+    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL "$pid" 2>/dev/null || true
     rm -f "$state/mlflow.pid"
   fi
   local data
@@ -91,6 +101,19 @@ if ! [[ "$auth_cache_ttl" =~ ^[0-9]+$ ]]; then
   echo "MLFLOW_AUTH_CACHE_TTL_SECONDS is '$auth_cache_ttl'; expected a whole number of seconds (0 turns the credential cache off)" >&2
   exit 2
 fi
+artifacts_destination="${MLFLOW_ARTIFACTS_DESTINATION:-}"
+if [ -n "$artifacts_destination" ]; then
+  # A bucket name as S3 allows it (3-63 of a-z 0-9 . -), then an optional prefix without empty parts.
+  if ! [[ "$artifacts_destination" =~ ^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/([^/[:space:]]+/?)*)?$ ]]; then
+    echo "MLFLOW_ARTIFACTS_DESTINATION is '$artifacts_destination'; expected s3://bucket[/prefix] (or unset, for STATE_DIR/artifacts)" >&2
+    exit 2
+  fi
+  case "${MLFLOW_S3_ENDPOINT_URL:-}" in
+    '') unset MLFLOW_S3_ENDPOINT_URL ;;  # AWS S3 itself (boto3 refuses an empty endpoint)
+    http://?*|https://?*) ;;
+    *) echo "MLFLOW_S3_ENDPOINT_URL is '$MLFLOW_S3_ENDPOINT_URL'; expected http(s)://host[:port]" >&2; exit 2 ;;
+  esac
+fi
 pg_password="$(secret POSTGRES_PASSWORD "$state/postgres.secret")"
 flask_secret="$(secret MLFLOW_FLASK_SERVER_SECRET_KEY "$state/flask.secret")"
 pg_bin="$(find_pg_bin)"
@@ -98,7 +121,10 @@ psql_bin="$pg_bin/psql"
 [ -x "$psql_bin" ] || psql_bin="$(command -v psql || true)"
 [ -n "$psql_bin" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null; psql_bin=psql; }
 
-mkdir -p "$state/artifacts"
+if [ -z "$artifacts_destination" ]; then
+  artifacts_destination="$state/artifacts"
+  mkdir -p "$artifacts_destination"
+fi
 pg="$(pg_root)"
 as_pg_user "true" >/dev/null  # creates the postgres user when running as root
 mkdir -p "$pg/sock"
@@ -140,13 +166,14 @@ export MLFLOW_FLASK_SERVER_SECRET_KEY="$flask_secret"
 export MLFLOW_BACKEND_STORE_URI="$(database_uri mlflow)"
 allowed_hosts="${ALLOWED_HOSTS:-127.0.0.1:$mlflow_port,localhost:$mlflow_port}"
 nohup "$mlflow_bin" server --app-name basic-auth --host 127.0.0.1 --port "$mlflow_port" \
-  --serve-artifacts --artifacts-destination "$state/artifacts" \
+  --serve-artifacts --artifacts-destination "$artifacts_destination" \
   --allowed-hosts "$allowed_hosts" --workers 2 > "$state/mlflow.log" 2>&1 &
 echo $! > "$state/mlflow.pid"
 
 for _ in $(seq 240); do
   if curl -s -o /dev/null "http://127.0.0.1:$mlflow_port/health"; then
     echo "MLflow tracking server with basic-auth: http://127.0.0.1:$mlflow_port (PostgreSQL on 127.0.0.1:$pg_port)"
+    [ "$artifacts_destination" = "$state/artifacts" ] || echo "Artifacts (served by it): $artifacts_destination"
     exit 0
   fi
   kill -0 "$(cat "$state/mlflow.pid")" 2>/dev/null || { echo "mlflow server exited; see $state/mlflow.log" >&2; tail -n 20 "$state/mlflow.log" >&2; exit 1; }
