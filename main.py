@@ -22,6 +22,7 @@ from pathlib import Path
 
 import click
 
+from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.orchestration.fingerprints import code_version
 from tabular_pipeline.orchestration.pipeline_inputs import (
     check_input_exists,
@@ -43,6 +44,8 @@ from tabular_pipeline.orchestration.workflow import StepRunner, StepSpec, parent
 from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.registry.gate import parse_min_score
 from tabular_pipeline.registry.registration import validate_alias, validate_model_name
+from tabular_pipeline.scoring.batch import check_engine
+from tabular_pipeline.spark.session import check_master
 
 PROJECT_DIR = Path(__file__).resolve().parent
 log = logging.getLogger("main")
@@ -55,6 +58,16 @@ def promoted_by(client, alias: str, register_run) -> bool:
     return promotion_still_current(client, register_run.data.tags.get(TAG_OUTPUT_URI, ""), alias)
 
 
+def spark_splits_exist(process_run) -> bool:
+    """Whether a Spark process run's split folder is still there (checked for local folders only:
+    a cluster's store is trusted, and a missing split then fails the train step in one line)."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    location = urlparse(process_run.data.tags.get("pipeline.split_uri", ""))
+    return location.scheme != "file" or Path(url2pathname(location.path)).is_dir()
+
+
 def run_pipeline(options: dict, extra_args: list[str], run) -> None:
     """Run (or reuse) every step in order and print where the results are."""
     import mlflow
@@ -65,6 +78,12 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
     fixed, search, from_file = collect_hyperparameters(
         options["params"], options["search_params"], extra_args, options["param_file"]
     )
+    engine = check_engine(options["engine"])
+    options = {**options, "engine": engine}
+    if engine == "spark":
+        check_master(options["spark_master"])
+    elif options["split_path"].strip():
+        raise PipelineError("split_path is used only with -P engine=spark; expected it empty for the pandas engine")
     train_entry_point = check_training_choice(options, fixed, search, from_file)
     check_input_exists(options["data_path"].strip())
     model_name = validate_model_name(options["model_name"]) if options["model_name"].strip() else ""
@@ -89,22 +108,40 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
     runner = StepRunner(client, PROJECT_DIR, run.info.experiment_id, env_manager, code, options["use_cache"])
 
     data_path = options["data_path"].strip()
-    download = runner.run(
-        StepSpec("download", {"source": hand_over_source(data_path)}, {}, source_digest(data_path, PROJECT_DIR))
-    )
     split_params = {
         "label_column": options["label_column"],
         "test_size": options["test_size"],
         "seed": options["seed"],
         "task": options["task"],
     }
-    process = runner.run(
-        StepSpec("process", {"data_path": download.output_uri, **split_params}, split_params, download.output_digest)
-    )
+    if engine == "spark":
+        # The cluster reads the table where it is: nothing is copied into the tracking server.
+        log.info("%-12s skipped  (engine=spark reads data_path where it is)", "download")
+        spark_params = {**split_params, "engine": engine, "split_path": options["split_path"]}
+        process = runner.run(
+            StepSpec(
+                "process",
+                {"data_path": data_path, **spark_params, "spark_master": options["spark_master"]},
+                spark_params,
+                source_digest(data_path, PROJECT_DIR),
+                still_valid=spark_splits_exist,
+            )
+        )
+        results = [process]
+    else:
+        download = runner.run(
+            StepSpec("download", {"source": hand_over_source(data_path)}, {}, source_digest(data_path, PROJECT_DIR))
+        )
+        process = runner.run(
+            StepSpec(
+                "process", {"data_path": download.output_uri, **split_params}, split_params, download.output_digest
+            )
+        )
+        results = [download, process]
     train = runner.run(
         training_spec(train_entry_point, options, fixed, search, process.output_uri, process.output_digest)
     )
-    results = [download, process, train]
+    results.append(train)
     if model_name:
         register_params = {
             "model_uri": train.output_uri,
@@ -168,6 +205,10 @@ HELP = {
     "force": "Gate: promote whatever the scores say.",
     "n_jobs": "Parallel fits during a search.",
     "param_file": "A file of name=value lines (DolphinScheduler's preset); params win over it.",
+    "engine": "pandas (one process) or spark (process and train_basic on a cluster or local session).",
+    "spark_master": "With engine=spark: local[*], spark://host:port, yarn or k8s://...",
+    "split_path": "With engine=spark: where the train/test Parquet go; default: the run's artifacts when "
+    "Spark can write there.",
 }
 
 

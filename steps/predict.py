@@ -100,7 +100,7 @@ def predict_table(options: dict, run) -> None:
         raise PipelineError(f"batch_rows is {options['batch_rows']}; expected a positive number of rows per batch")
     master = ""
     if engine == "spark":
-        from tabular_pipeline.scoring.spark import check_master
+        from tabular_pipeline.spark.session import check_master
 
         master = check_master(options["spark_master"])
     key_columns = parse_key_columns(options["key_columns"])

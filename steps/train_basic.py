@@ -19,6 +19,7 @@ from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.parameters.hyperparameters import split_search_space
 from tabular_pipeline.parameters.strings import parse_param_string
 from tabular_pipeline.registry.lineage import record_training_inputs
+from tabular_pipeline.scoring.batch import check_engine
 from tabular_pipeline.training.algorithms import booster_threads, check_hyperparameters, normalise_algorithm
 from tabular_pipeline.training.model_logging import log_pipeline_model
 from tabular_pipeline.training.pipelines import (
@@ -71,6 +72,11 @@ def train_model(options: dict, run) -> None:  # noqa: ARG001 - same signature as
         **parse_param_string(options["params"], "params"),
         **parse_param_string(options["search_params"], "search_params"),
     }
+    if check_engine(options["engine"]) == "spark":
+        from tabular_pipeline.spark.training import train_with_spark
+
+        train_with_spark(options, algorithm, hyperparameters)
+        return
     label = options["label_column"]
     with tempfile.TemporaryDirectory() as scratch:
         location = fetch_table(options["data_path"], Path(scratch))
@@ -111,6 +117,8 @@ HELP = {
     "cv": "Folds for the search.",
     "test_size": "Test fraction when data_path is a single raw file.",
     "n_jobs": "Parallel fits during a search.",
+    "engine": "pandas (one process) or spark (a cluster, or a local session).",
+    "spark_master": "With engine=spark: local[*], spark://host:port, yarn or k8s://...",
 }
 
 

@@ -9,8 +9,11 @@ from conftest import BIN_DIR, free_port, stop_process, subprocess_env, wait_unti
 
 
 @contextmanager
-def served_model(model_uri: str, tracking_uri: str, env_manager: str = "local", timeout_s: float = 300):
-    """Yield the base URL of a scoring server for `model_uri`, once `/ping` answers."""
+def served_model(
+    model_uri: str, tracking_uri: str, env_manager: str = "local", timeout_s: float = 300, env: dict | None = None
+):
+    """Yield the base URL of a scoring server for `model_uri`, once `/ping` answers (`env`: the
+    server's whole environment, when not the tests' usual one)."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -26,7 +29,7 @@ def served_model(model_uri: str, tracking_uri: str, env_manager: str = "local", 
             "--env-manager",
             env_manager,
         ],
-        env=subprocess_env(tracking_uri),
+        env=env or subprocess_env(tracking_uri),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

@@ -21,7 +21,8 @@ from tabular_pipeline.scoring.batch import (
     table_format,
 )
 from tabular_pipeline.scoring.outputs import check_output_path, discard, publish, staging_path
-from tabular_pipeline.scoring.spark import check_master, result_type
+from tabular_pipeline.scoring.spark import result_type
+from tabular_pipeline.spark.session import check_master
 
 FEATURES = [InputColumn("x", "double"), InputColumn("colour", "string")]
 

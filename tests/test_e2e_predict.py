@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import requests
-from conftest import PROJECT_DIR, free_port, project_command, stop_process, subprocess_env
+from conftest import PROJECT_DIR, project_command, subprocess_env
 from helpers import runs_of
 
 from tabular_pipeline.data.synthetic import make_mixed_table
@@ -38,51 +38,6 @@ def trained_model(tracking_uri, tmp_path_factory) -> str:
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     return runs_of(MlflowClient(tracking_uri), experiment, "train_basic")[0].data.tags["pipeline.output_uri"]
-
-
-@pytest.fixture(scope="module")
-def spark_cluster(tmp_path_factory):
-    """A standalone Spark cluster on loopback, a master and one worker started from pyspark's own
-    jars; yields its `spark://` URL and the master's status URL. Executors run in the worker's JVM
-    with their own Python workers, so the model travels to them as it would on a real cluster."""
-    import pyspark
-
-    spark_home = Path(pyspark.__file__).parent
-    root = tmp_path_factory.mktemp("spark-cluster")
-    env = {**subprocess_env(""), "SPARK_HOME": str(spark_home), "SPARK_LOCAL_IP": "127.0.0.1"}
-    port, master_ui = free_port(), free_port()
-    url = f"spark://127.0.0.1:{port}"
-    daemons = []
-    for name, arguments in (
-        ("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-                    "--webui-port", str(master_ui)]),
-        ("worker", ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "2", "--memory", "2g",
-                    "--webui-port", str(free_port()), "--work-dir", str(root / "work"), url]),
-    ):  # fmt: skip
-        log = (root / f"{name}.log").open("w")
-        daemons.append(
-            subprocess.Popen(
-                [str(spark_home / "bin" / "spark-class"), *arguments],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=root,
-            )
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{master_ui}/json/", timeout=5).json().get("aliveworkers", 0) >= 1:
-                    break
-            except (requests.RequestException, ValueError):
-                pass
-            assert time.monotonic() < deadline, (root / "worker.log").read_text()[-3000:]
-            time.sleep(1)
-        yield url, f"http://127.0.0.1:{master_ui}/json/"
-    finally:
-        for daemon in reversed(daemons):
-            stop_process(daemon)
 
 
 def scored_table(path) -> pd.DataFrame:

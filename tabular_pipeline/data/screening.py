@@ -15,6 +15,11 @@ TEXT_ID_UNIQUE_SHARE = 0.95
 MIN_ROWS_FOR_ID_RULES = 20
 
 
+def has_id_name(name: str) -> bool:
+    """Whether a column is named like a key: `id`, `customer_id`, `order-key`, `row index`..."""
+    return bool(_ID_NAME.search(name))
+
+
 def drop_reason(series: pd.Series, name: str) -> str | None:
     """Why a feature column should be dropped, or None to keep it.
 
@@ -40,7 +45,7 @@ def drop_reason(series: pd.Series, name: str) -> str | None:
     # Numeric keys are complete and unique: a value on every row, never twice.
     if ptypes.is_numeric_dtype(series) and not ptypes.is_bool_dtype(series) and distinct == len(values) == rows:
         integral = bool((values % 1 == 0).all())
-        if integral and _ID_NAME.search(name):
+        if integral and has_id_name(name):
             return "identifier-like (unique whole numbers in a column named like an id)"
         if integral and values.is_monotonic_increasing and (values.diff().dropna() == 1).all():
             return "identifier-like (a row counter)"

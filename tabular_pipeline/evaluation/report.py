@@ -26,6 +26,9 @@ from tabular_pipeline.serving.model import probability_frame
 
 EVALUATION_ARTIFACT_PATH = "evaluation"
 TEST_SPLIT_FILE = "test.parquet"
+# Set when the run kept a sample of its test split for the gate (a large split trained on Spark):
+# "<kept> of <all> rows". The gate then scores the candidate on the sample too.
+TAG_GATE_SAMPLE = "pipeline.gate_test_sample"
 log = logging.getLogger("evaluation")
 
 
@@ -76,9 +79,30 @@ def log_evaluation_of_output(
     """
     import mlflow
 
-    label = test[label_column]
-    metrics = metrics_from_served_output(output, label, task)
+    metrics = metrics_from_served_output(output, test[label_column], task)
     mlflow.log_metrics(metrics)
+    log_evaluation_artifacts(output, test, label_column, task, importance)
+    log.info("test metrics: %s", ", ".join(f"{name}={value:.4f}" for name, value in metrics.items()))
+    return metrics
+
+
+def log_evaluation_artifacts(
+    output, test: pd.DataFrame, label_column: str, task: str, importance: pd.DataFrame | None
+) -> None:
+    """Log the plots, the permutation importance table and the test rows (`evaluation/`), and the
+    primary metric's name; metrics are logged by the caller.
+
+    Args:
+        output: the model's answer on `test` (as `log_evaluation_of_output` takes it).
+        test: the rows the gate scores a champion on, label included: the whole test split, or on
+            the Spark engine a seeded sample of it.
+        label_column: the target column.
+        task: "binary", "multiclass" or "regression".
+        importance: columns `feature`, `importance_mean`, `importance_std`, or None.
+    """
+    import mlflow
+
+    label = test[label_column]
     # Metrics use the whole split; permutation importance and the residual plot use seeded samples.
     mlflow.log_params(
         {
@@ -102,5 +126,3 @@ def log_evaluation_of_output(
             save_importance_plot(importance, folder / "feature_importance.png")
         mlflow.log_artifacts(str(folder), EVALUATION_ARTIFACT_PATH)
     mlflow.set_tag("pipeline.primary_metric", PRIMARY_METRIC[task])
-    log.info("test metrics: %s", ", ".join(f"{name}={value:.4f}" for name, value in metrics.items()))
-    return metrics

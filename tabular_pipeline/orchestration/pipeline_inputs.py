@@ -104,6 +104,8 @@ def check_training_choice(options: dict, fixed: dict, search: dict, unechoed: se
     from tabular_pipeline.training.algorithms import allowed_hyperparameters, normalise_algorithm
 
     tool = options["tool"].strip().lower().replace("-", "")
+    if options.get("engine", "pandas") == "spark":
+        return check_spark_training_choice(options, tool, fixed, search, unechoed)
     if tool:
         from tabular_pipeline.training.automl.autogluon_search import check_autogluon_params
         from tabular_pipeline.training.automl.autosklearn_search import check_autosklearn_params
@@ -130,6 +132,24 @@ def check_training_choice(options: dict, fixed: dict, search: dict, unechoed: se
         allowed = {**allowed_hyperparameters(algorithm, "regression"), **allowed_hyperparameters(algorithm, "binary")}
         check_not_a_misspelt_parameter([name for name in fixed if name not in allowed], algorithm)
         validate_hyperparameters({**fixed, **search}, allowed, algorithm, unechoed - set(search))
+    return "train_basic"
+
+
+def check_spark_training_choice(options: dict, tool: str, fixed: dict, search: dict, unechoed: set[str]) -> str:
+    """On the Spark engine: train_basic only, the algorithm known there, Spark's hyperparameter names."""
+    from tabular_pipeline.spark.algorithms import allowed_hyperparameters, check_spark_algorithm
+    from tabular_pipeline.training.algorithms import normalise_algorithm
+
+    if tool:
+        raise PipelineError(
+            f"the AutoML tool {tool} trains on pandas only; expected -P engine=pandas for AutoML, or "
+            "-P algorithm=xgboost|lr|svm with -P engine=spark"
+        )
+    algorithm = normalise_algorithm(options["algorithm"])
+    check_spark_algorithm(algorithm, "binary")  # the task is known after process; svm is checked then
+    allowed = allowed_hyperparameters(algorithm)
+    check_not_a_misspelt_parameter([name for name in fixed if name not in allowed], algorithm)
+    validate_hyperparameters({**fixed, **search}, allowed, f"{algorithm} on Spark", unechoed - set(search))
     return "train_basic"
 
 
@@ -178,5 +198,9 @@ def training_spec(
             "test_size": options["test_size"],
         }
     run_params = {"n_jobs": options["n_jobs"]} if entry_point == "train_basic" else {}
+    if options.get("engine") == "spark":
+        # Where it runs does not change what it learns: the master stays out of the cache key.
+        key_params["engine"] = "spark"
+        run_params["spark_master"] = options["spark_master"]
     # n_jobs changes how fast the search runs, not what it finds, so it stays out of the cache key.
     return StepSpec(entry_point, {"data_path": data_uri, **key_params, **run_params}, key_params, data_digest)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from tabular_pipeline.errors import PipelineError, one_line
 from tabular_pipeline.evaluation.metrics import GREATER_IS_BETTER, metrics_from_served_output
+from tabular_pipeline.evaluation.report import TAG_GATE_SAMPLE
 
 log = logging.getLogger("gate")
 TEST_SPLIT_URI = "runs:/{run_id}/evaluation/test.parquet"
@@ -185,8 +186,8 @@ def predict_in_model_environment(model_uri: str, features: pd.DataFrame, params:
     return pd.DataFrame(predictions) if predictions and isinstance(predictions[0], dict) else predictions
 
 
-def score_champion(champion_uri: str, run, task: str, metric: str) -> tuple[float | None, str]:
-    """Score the champion on the candidate's test split; (None, why) when it cannot be scored."""
+def score_on_test_split(model_uri: str, run, task: str, metric: str) -> tuple[float | None, str]:
+    """Score a model on the rows the candidate run kept for the gate; (None, why) when it cannot be scored."""
     import mlflow
 
     label_column = run.data.params.get("label_column", "label")
@@ -201,15 +202,13 @@ def score_champion(champion_uri: str, run, task: str, metric: str) -> tuple[floa
             # Downloaded once; read for its Python version and loaded from disk, without MLflow's
             # check of installed versions against the model's requirements (about a second, and
             # only a warning): the prediction is the test.
-            model_dir = Path(
-                mlflow.artifacts.download_artifacts(champion_uri, dst_path=str(Path(scratch) / "champion"))
-            )
+            model_dir = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(Path(scratch) / "model")))
             if recorded_python(model_dir) == python_version():
                 output = mlflow.pyfunc.load_model(str(model_dir), suppress_warnings=True).predict(
                     features, params=params
                 )
             else:
-                output = predict_in_model_environment(champion_uri, features, params)
+                output = predict_in_model_environment(model_uri, features, params)
         score = metrics_from_served_output(output, label, task).get(metric)
     except Exception as error:  # noqa: BLE001 - any failure means "not compared"; the gate then fails closed
         reason = one_line(error, 200)
@@ -265,9 +264,15 @@ def evaluate_gate(
         note = f"it already holds '{alias}'"
     elif current is not None:
         champion_version = str(current.version)
-        champion, unjudged = score_champion(f"models:/{name}/{current.version}", run, task, metric)
+        champion, unjudged = score_on_test_split(f"models:/{name}/{current.version}", run, task, metric)
         if unjudged:
             unjudged = f"version {champion_version} holds '{alias}' but {unjudged}"
+        elif run.data.tags.get(TAG_GATE_SAMPLE):
+            # The candidate's metric covers its whole test split, the champion's only the kept
+            # sample: compare both on the sample.
+            candidate, why = score_on_test_split(model_uri, run, task, metric)
+            if why:
+                unjudged = f"the candidate was not scored on the kept sample of its test split: {why}"
         same_split = trained_on_same_split(current, run)
     decision = decide_promotion(
         metric, GREATER_IS_BETTER[task], candidate, champion, min_score, min_delta, force, note, unjudged

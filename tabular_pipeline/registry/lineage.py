@@ -41,16 +41,23 @@ def upstream_source(data_path: str) -> str:
 def record_training_inputs(train: pd.DataFrame, test: pd.DataFrame, label: str, data_path: str) -> None:
     """Log the splits as the run's datasets (with digests), where they came from, the code that
     trains on them, and the training profile and a request example for the model card."""
+    from tabular_pipeline.registry.datasets import log_dataset, pandas_dataset
+
+    log_dataset(pandas_dataset(train, name="train", targets=label), context="training")
+    log_dataset(pandas_dataset(test, name="test", targets=label), context="testing")
+    record_training_context(train, label, data_path)
+
+
+def record_training_context(train: pd.DataFrame, label: str, data_path: str) -> None:
+    """Tag where the data came from and the code that trains on it, and log the training profile
+    and a request example for the model card (`train` may be a sample of the split)."""
     import json
 
     import mlflow
 
     from tabular_pipeline.data.profiles import profile_table
     from tabular_pipeline.evaluation.card import PROFILE_FILE, REQUEST_FILE
-    from tabular_pipeline.registry.datasets import log_dataset, pandas_dataset
 
-    log_dataset(pandas_dataset(train, name="train", targets=label), context="training")
-    log_dataset(pandas_dataset(test, name="test", targets=label), context="testing")
     code = code_version(PROJECT_DIR)
     mlflow.set_tags(
         {

@@ -118,10 +118,11 @@ def spark_engine(
     from pyspark.errors import PySparkException
 
     from tabular_pipeline.scoring import spark as spark_scoring
+    from tabular_pipeline.spark.session import read_table, start_session
 
-    spark = spark_scoring.start_session(master)
+    spark = start_session(master, "tabular-pipeline-predict")
     try:
-        frame = spark_scoring.read_table(spark, source, fmt)
+        frame = read_table(spark, source, fmt)
         plan = plan_scoring(
             frame.columns, input_columns(info.signature.inputs if info.signature else None), key_columns
         )

@@ -9,7 +9,6 @@ pyarrow and Spark all read such a folder as one table.
 from __future__ import annotations
 
 import logging
-import re
 
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.scoring.batch import PREDICTION_COLUMN, ROW_NUMBER_COLUMN, InputColumn, ScoringPlan
@@ -27,21 +26,6 @@ SPARK_TYPES = {
     "binary": "binary",
     "datetime": "timestamp",
 }
-MASTER_PATTERN = re.compile(
-    r"^(local(\[(\*|\d+)(,\d+)?\])?|spark://[A-Za-z0-9.\-]+(:\d+)?(,[A-Za-z0-9.\-]+(:\d+)?)*|yarn|k8s://\S+)$"
-)
-
-
-def check_master(master: str) -> str:
-    """Accept local[...], spark://host:port, yarn or k8s://...; refuse anything else in one line."""
-    value = (master or "").strip()
-    if not MASTER_PATTERN.match(value):
-        raise PipelineError(
-            f"spark_master '{master}' is not a Spark master URL; expected local[*], local[N] or spark://host:port"
-        )
-    return value
-
-
 # Numpy dtypes of tensor outputs (a model returning an array) and their Spark types.
 NUMPY_SPARK_TYPES = {
     "int64": "bigint",
@@ -61,38 +45,6 @@ def result_type(output_schema) -> str:
     spec = output_schema.inputs[0]
     type_name = str(getattr(spec.type, "name", spec.type))
     return SPARK_TYPES.get(type_name) or NUMPY_SPARK_TYPES.get(type_name, "double")
-
-
-def start_session(master: str):
-    """A Spark session for scoring, with Arrow transfer on and the UI off (nobody looks at it here).
-
-    Spark's own log is turned down to FATAL once the session is up: a failed job reaches the step
-    as an exception, which it reports in one line (or with the Java trace when unexpected), instead
-    of Spark logging the same Java stack several times over first.
-    """
-    from pyspark.logger import PySparkLogger
-    from pyspark.sql import SparkSession
-
-    spark = (
-        SparkSession.builder.master(master)
-        .appName("tabular-pipeline-predict")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
-    spark.sparkContext.setLogLevel("FATAL")
-    for name in ("DataFrameQueryContextLogger", "SQLQueryContextLogger"):
-        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
-    return spark
-
-
-def read_table(spark, path: str, fmt: str):
-    """Read a Parquet or CSV table (CSV with a header, types inferred as pandas would)."""
-    reader = spark.read
-    if fmt == "csv":
-        reader = reader.option("header", "true").option("inferSchema", "true").option("enforceSchema", "false")
-    return reader.format(fmt).load(path)
 
 
 def score_frame(frame, plan: ScoringPlan, model_uri: str, features: list[InputColumn], prediction_type: str):

@@ -81,9 +81,12 @@ def pinned_requirements(distributions: tuple[str, ...]) -> list[str]:
     return [f"{name}=={metadata.version(name)}" for name in distributions]
 
 
-def model_signature(model, train_features: pd.DataFrame):
+def model_signature(model, train_features: pd.DataFrame, optional_columns: set[str] | None = None):
     """Input types from the whole training frame (optional columns included), outputs and params
-    from the model's answer on a few rows (MLflow's own inference takes 14 s on 225k rows)."""
+    from the model's answer on a few rows (MLflow's own inference takes 14 s on 225k rows).
+
+    `optional_columns` marks columns optional whatever the frame holds (the frame is then a sample).
+    """
     from mlflow.models import ModelSignature, infer_signature
 
     from tabular_pipeline.data.schemas import frame_schema
@@ -93,7 +96,14 @@ def model_signature(model, train_features: pd.DataFrame):
         # The hint concerns integer *outputs* (class labels); integer features are already float64.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
         sampled = infer_signature(example, model.predict(example), params={PROBABILITIES_PARAM: False})
-    return ModelSignature(inputs=frame_schema(train_features), outputs=sampled.outputs, params=sampled.params)
+    inputs = frame_schema(train_features)
+    if optional_columns:
+        from mlflow.types.schema import ColSpec, Schema
+
+        inputs = Schema(
+            [ColSpec(s.type, s.name, required=s.required and s.name not in optional_columns) for s in inputs.inputs]
+        )
+    return ModelSignature(inputs=inputs, outputs=sampled.outputs, params=sampled.params)
 
 
 def log_served_model(
@@ -125,7 +135,12 @@ def log_served_model(
 
 
 def log_pipeline_model(
-    model, train_features: pd.DataFrame, algorithm: str, profile: dict | None = None, name: str = "model"
+    model,
+    train_features: pd.DataFrame,
+    algorithm: str,
+    profile: dict | None = None,
+    name: str = "model",
+    optional_columns: set[str] | None = None,
 ):
     """Log `model` with a signature and input example inferred from the raw training columns.
 
@@ -135,13 +150,14 @@ def log_pipeline_model(
         algorithm: which booster library the serving env needs, if any.
         profile: the training profile (`monitoring.profile`), carried as the artifact `predict` checks drift with.
         name: the model's name within the run.
+        optional_columns: columns that may be missing in served rows whatever `train_features` holds.
 
     Returns:
         The `mlflow.models.model.ModelInfo` (its `model_uri` is what `register` takes).
     """
     import skops.io as sio
 
-    signature = model_signature(model, train_features)
+    signature = model_signature(model, train_features, optional_columns)
     with tempfile.TemporaryDirectory() as scratch:
         pipeline_file = Path(scratch) / "pipeline.skops"
         types_file = Path(scratch) / "trusted_types.json"

@@ -1,0 +1,178 @@
+"""`train_basic -P engine=spark`: fit on the cluster, evaluate there, and log the model exported
+to the pandas engine's pyfunc (it serves without Spark or Java)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tabular_pipeline.errors import PipelineError
+from tabular_pipeline.spark.processing import SAMPLE_ROWS, load_split_record
+
+log = logging.getLogger("train_basic")
+# The test rows kept with the run for `register` to score a champion on: the whole split up to this
+# size, else a seeded sample (then the gate scores the candidate on the same sample).
+GATE_ROWS = 200_000
+
+
+@dataclass(frozen=True)
+class SparkSplits:
+    """Train and test frames on the cluster, where they came from, and their digests."""
+
+    train: object
+    test: object
+    task: str
+    train_digest: str
+    test_digest: str
+    source: str
+
+
+def load_splits(spark, data_path: str, label_column: str, test_size: float, seed: int, task: str) -> SparkSplits:
+    """The splits of a Spark `process` run (`runs:/<id>/processed`), or of a raw table split here."""
+    from tabular_pipeline.spark import tables
+
+    if data_path.startswith("runs:/"):
+        record = load_split_record(data_path)
+        if record is None:
+            raise PipelineError(
+                f"{data_path} was not processed with -P engine=spark; expected the output of a Spark process run, "
+                "or a table path"
+            )
+        if record["label_column"] != label_column:
+            raise PipelineError(
+                f"{data_path} was split for label column '{record['label_column']}', not '{label_column}'; "
+                "expected the same label_column as process"
+            )
+        train, test = spark.read.parquet(record["train"]["uri"]), spark.read.parquet(record["test"]["uri"])
+        return SparkSplits(
+            train, test, record["task"], record["train"]["digest"], record["test"]["digest"], record["source"]
+        )
+    source = tables.spark_uri(data_path)
+    frame, files = tables.read_frame(spark, source)
+    tables.validate_frame(frame, label_column, Path(source).name or source)
+    frame = tables.harmonise_columns(frame, label_column)
+    resolved = tables.resolve_task(frame, label_column, task)
+    train, test = tables.split_frame(frame, label_column, test_size, seed, resolved)
+    base = f"{tables.listing_digest(files)}:{test_size}:{seed}:{resolved}"
+    digest = {
+        side: "split-sha256:" + hashlib.sha256(f"{base}:{side}".encode()).hexdigest() for side in ("train", "test")
+    }
+    return SparkSplits(train.cache(), test.cache(), resolved, digest["train"], digest["test"], source)
+
+
+def log_spark_datasets(splits: SparkSplits, label_column: str) -> None:
+    """The splits as the run's datasets, with the listing digests (no pass over the data)."""
+    import mlflow
+
+    from tabular_pipeline.registry.datasets import log_dataset
+
+    for frame, digest, name, context in (
+        (splits.train, splits.train_digest, "train", "training"),
+        (splits.test, splits.test_digest, "test", "testing"),
+    ):
+        dataset = mlflow.data.from_spark(frame, path=None, name=name, targets=label_column, digest=digest[-32:])
+        log_dataset(dataset, context=context)
+
+
+def log_search(search) -> None:
+    """The grid search's table (`search/cv_results.csv`), best score and best settings."""
+    import mlflow
+
+    from tabular_pipeline.training.run_records import log_prefixed_params
+
+    with tempfile.TemporaryDirectory() as scratch:
+        search.table.to_csv(Path(scratch) / "cv_results.csv", index=False)
+        mlflow.log_artifact(str(Path(scratch) / "cv_results.csv"), "search")
+    mlflow.log_metric("cv_best_score", search.best_score)
+    log_prefixed_params("best", search.best)
+    log.info("best parameters %s (cv score %.4f)", search.best, search.best_score)
+
+
+def log_evaluation_on_cluster(
+    cluster_model, exported, test, prepared_test, label_column: str, task: str, class_count: int, seed: int
+) -> dict[str, float]:
+    """Metrics over the whole test split on the cluster; plots, importance and the gate's rows from
+    a sample scored by the exported model."""
+    import mlflow
+
+    from tabular_pipeline.evaluation.metrics import scoring_for_task
+    from tabular_pipeline.evaluation.plots import permutation_importance_table
+    from tabular_pipeline.evaluation.report import TAG_GATE_SAMPLE, log_evaluation_artifacts
+    from tabular_pipeline.serving.model import probability_frame
+    from tabular_pipeline.spark.evaluation import cluster_metrics
+    from tabular_pipeline.spark.tables import sample_rows
+
+    metrics = cluster_metrics(cluster_model.score(prepared_test), task, class_count)
+    mlflow.log_metrics(metrics)
+    rows = test.count()
+    sample = sample_rows(test, GATE_ROWS, seed)
+    if len(sample) < rows:
+        mlflow.set_tag(TAG_GATE_SAMPLE, f"{len(sample)} of {rows} rows")
+    features, label = sample.drop(columns=[label_column]), sample[label_column]
+    output = probability_frame(exported, features) if task != "regression" else exported.predict(features)
+    try:
+        importance = permutation_importance_table(exported, features, label, scoring_for_task(task), seed)
+    except ValueError as error:  # e.g. ROC AUC on a sample holding one class only
+        log.warning("permutation importance skipped: %s", error)
+        importance = None
+    log_evaluation_artifacts(output, sample, label_column, task, importance)
+    log.info(
+        "test metrics on the cluster (%d rows): %s",
+        rows,
+        ", ".join(f"{name}={value:.4f}" for name, value in metrics.items()),
+    )
+    return metrics
+
+
+def train_with_spark(options: dict, algorithm: str, hyperparameters: dict) -> None:
+    """Fit, evaluate and log a model on Spark, described by the step's options."""
+    import mlflow
+
+    from tabular_pipeline.evaluation.card import log_card
+    from tabular_pipeline.monitoring.profile import training_profile
+    from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_URI, TAG_TASK
+    from tabular_pipeline.parameters.hyperparameters import split_search_space
+    from tabular_pipeline.registry.lineage import record_training_context
+    from tabular_pipeline.spark.algorithms import allowed_hyperparameters, check_spark_hyperparameters
+    from tabular_pipeline.spark.fitting import fit_on_cluster, prepare
+    from tabular_pipeline.spark.session import check_master, start_session
+    from tabular_pipeline.spark.tables import sample_rows
+    from tabular_pipeline.training.model_logging import log_pipeline_model
+    from tabular_pipeline.training.run_records import log_prefixed_params, log_screening
+
+    label, seed = options["label_column"], options["seed"]
+    spark = start_session(check_master(options["spark_master"]), "tabular-pipeline-train")
+    try:
+        splits = load_splits(spark, options["data_path"], label, options["test_size"], seed, options["task"])
+        task = splits.task
+        check_spark_hyperparameters(hyperparameters, algorithm, task)
+        mlflow.set_tags({TAG_TASK: task, "pipeline.algorithm": algorithm, "pipeline.engine": "spark"})
+        train_sample = sample_rows(splits.train, SAMPLE_ROWS, seed)
+        record_training_context(train_sample, label, splits.source)
+        log_spark_datasets(splits, label)
+        fixed, grid = split_search_space(hyperparameters)
+        fit = fit_on_cluster(spark, splits.train, label, algorithm, task, fixed, grid, seed, options["cv"])
+        log_screening(fit.dropped)
+        mlflow.log_params(
+            {"task_detected": task, "spark.workers": fit.workers, "spark.master": options["spark_master"]}
+        )
+        if fit.search is not None:
+            log_search(fit.search)
+        prepared_test = prepare(splits.test, label, fit.columns, fit.classes, None)
+        log_evaluation_on_cluster(
+            fit.cluster_model, fit.exported, splits.test, prepared_test, label, task, max(len(fit.classes), 1), seed
+        )
+        log_prefixed_params("hp", {**allowed_hyperparameters(algorithm), **fit.settings})
+        kept = fit.columns.numeric + fit.columns.categorical
+        features = train_sample[kept]
+        model_info = log_pipeline_model(
+            fit.exported, features, algorithm, profile=training_profile(features), optional_columns=set(kept)
+        )
+    finally:
+        spark.stop()
+    mlflow.set_tag(TAG_OUTPUT_URI, model_info.model_uri)
+    log_card(mlflow.MlflowClient(), mlflow.active_run().info.run_id)
+    log.info("model logged at %s (exported from Spark; serves without Spark or Java)", model_info.model_uri)

@@ -1,0 +1,122 @@
+"""End to end: `main -P engine=spark` on a standalone Spark cluster (a master and a worker on
+loopback), against the real tracking server; the model it registers serves without Java, and
+`predict` on the cluster answers as the scoring server does."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from conftest import BIN_DIR, subprocess_env
+from helpers import runs_of
+from serving import served_model
+
+pytestmark = pytest.mark.e2e
+
+
+def churn_table(rows: int, seed: int = 0) -> pd.DataFrame:
+    """Strings with missing values, numbers with NaN, a boolean, and a label that is 15% "churn"."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "tenure": rng.integers(0, 72, rows).astype(float),
+            "monthly": rng.normal(70, 20, rows),
+            "plan": rng.choice(["basic", "plus", "pro", None], rows, p=[0.5, 0.3, 0.15, 0.05]),
+            "paperless": rng.random(rows) > 0.5,
+        }
+    )
+    frame.loc[rng.random(rows) < 0.1, "monthly"] = np.nan
+    risk = -frame["tenure"] / 24 + (frame["plan"] == "basic") * 1.5 + rng.normal(0, 0.5, rows)
+    frame["label"] = np.where(risk > np.quantile(risk, 0.85), "churn", "stay")
+    return frame
+
+
+def test_main_on_a_cluster_registers_a_model_that_serves_without_java(
+    spark_cluster, run_project, client, experiment_name, tracking_uri, tmp_path
+):
+    import mlflow
+
+    master_url, master_status = spark_cluster
+    table = tmp_path / "churn.csv"
+    churn_table(1500).to_csv(table, index=False)
+    name = f"spark-churn-{uuid.uuid4().hex[:8]}"
+    params = {
+        "data_path": table,
+        "engine": "spark",
+        "spark_master": master_url,
+        "algorithm": "xgboost",
+        "params": "n_estimators=60;max_depth=4",
+        "model_name": name,
+    }
+    result = run_project("main", params)
+    assert result.returncode == 0, result.output[-4000:]
+    assert "download     skipped  (engine=spark reads data_path where it is)" in result.output
+    assert "Traceback" not in result.output, "a clean run prints no Python trace"
+
+    apps = [app["name"] for app in requests.get(master_status, timeout=30).json()["completedapps"]]
+    assert {"tabular-pipeline-process", "tabular-pipeline-train"} <= set(apps), "both steps ran on the cluster"
+    process = runs_of(client, experiment_name, "process")[0]
+    mlflow.set_tracking_uri(tracking_uri)
+    split = mlflow.artifacts.load_dict(f"runs:/{process.info.run_id}/processed/splits.json")
+    assert split["engine"] == "spark" and split["task"] == "binary"
+    assert split["train"]["rows"] + split["test"]["rows"] == 1500
+    assert split["train"]["digest"].startswith("files-sha256:")
+    train = runs_of(client, experiment_name, "train_basic")[0]
+    assert train.data.tags["pipeline.engine"] == "spark"
+    # The pandas engine's rule: classes in sorted order, the last is XGBoost's positive ("stay").
+    assert float(train.data.params["hp.scale_pos_weight"]) == pytest.approx(15 / 85, rel=0.15)
+    assert train.data.metrics["test_roc_auc"] > 0.8
+    assert {d.dataset.digest for d in train.inputs.dataset_inputs} and len(train.inputs.dataset_inputs) == 2
+    version = client.get_model_version_by_alias(name, "production")
+    assert version.tags["gate.decision"] == "promoted"
+
+    # Served with no Java anywhere on PATH and no JAVA_HOME: the model is plain XGBoost and scikit-learn.
+    model_uri = f"models:/{name}@production"
+    requirements = mlflow.artifacts.download_artifacts(f"{model_uri}/requirements.txt", dst_path=str(tmp_path / "r"))
+    assert "pyspark" not in open(requirements).read()
+    no_java = {k: v for k, v in subprocess_env(tracking_uri).items() if k not in ("JAVA_HOME", "SPARK_HOME")}
+    # MLflow starts the server through bash: the only other program on PATH.
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "bash").symlink_to("/bin/bash")
+    no_java["PATH"] = f"{BIN_DIR}{os.pathsep}{tmp_path / 'tools'}"
+    assert not (BIN_DIR / "java").exists()
+    rows = churn_table(40, seed=9).drop(columns=["label"])
+    rows.loc[0, "plan"] = "enterprise"  # never seen in training
+    rows.loc[1, ["tenure", "monthly", "plan"]] = [np.nan, np.nan, None]
+    request = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False)), "params": {}}
+    with served_model(model_uri, tracking_uri, env=no_java) as url:
+        answer = requests.post(f"{url}/invocations", json=request, timeout=60)
+        with_probabilities = requests.post(
+            f"{url}/invocations", json={**request, "params": {"return_probabilities": True}}, timeout=60
+        )
+    assert answer.status_code == 200, answer.text
+    served = pd.Series(answer.json()["predictions"])
+    probabilities = pd.DataFrame(with_probabilities.json()["predictions"])
+    assert set(served) <= {"churn", "stay"} and list(probabilities.columns) == [
+        "prediction",
+        "probability_churn",
+        "probability_stay",
+    ]
+
+    # predict on the cluster (spark_udf over the same model) answers as the scoring server did.
+    rows.assign(row_id=np.arange(len(rows), dtype=float)).to_parquet(tmp_path / "new.parquet", index=False)
+    output = tmp_path / "scored.parquet"
+    predicted = run_project(
+        "predict",
+        {
+            "model_uri": model_uri,
+            "data_path": tmp_path / "new.parquet",
+            "output": output,
+            "engine": "spark",
+            "spark_master": master_url,
+            "key_columns": "row_id",
+        },
+    )
+    assert predicted.returncode == 0, predicted.output[-3000:]
+    scored = pd.read_parquet(output).sort_values("row_id")
+    assert list(scored["prediction"]) == list(served)

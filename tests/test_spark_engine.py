@@ -1,0 +1,195 @@
+"""The Spark engine's pieces on a local session and tiny tables written to Parquet: the checks and
+the split, fitting each algorithm and task on the cluster, and the export that serves without Spark.
+
+The export is the contract: the scikit-learn pipeline must answer raw rows (a missing number, a
+missing and an unseen category) with the cluster's own predictions and probabilities, within 1e-6,
+and the metrics computed on the cluster must equal scikit-learn's on the same answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from fixtures import mixed_frame
+
+from tabular_pipeline.errors import PipelineError
+from tabular_pipeline.evaluation.metrics import classification_metrics, regression_metrics
+from tabular_pipeline.spark.algorithms import check_spark_hyperparameters, macro_f1
+from tabular_pipeline.spark.tables import small_class_test_rows
+
+LABEL = "label"
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from tabular_pipeline.spark.session import start_session
+
+    session = start_session("local[2]", "tabular-pipeline-tests")
+    yield session
+    session.stop()
+
+
+def parquet_frame(spark, frame: pd.DataFrame, path):
+    """`frame` as Spark reads it from a Parquet file (NaN and None become nulls, as in real tables)."""
+    from tabular_pipeline.spark.tables import read_frame
+
+    frame.to_parquet(path, index=False)
+    return read_frame(spark, path.as_uri())[0]
+
+
+def test_lightgbm_svm_on_many_classes_and_unknown_settings_are_refused_in_one_line():
+    with pytest.raises(PipelineError, match="SynapseML.*use -P algorithm=xgboost"):
+        check_spark_hyperparameters({}, "lightgbm", "binary")
+    with pytest.raises(PipelineError, match="binary tasks only, and this is a multiclass task"):
+        check_spark_hyperparameters({}, "svm", "multiclass")
+    with pytest.raises(PipelineError, match="unknown hyperparameter 'C' for algorithm 'lr on Spark'"):
+        check_spark_hyperparameters({"C": 1.0}, "lr", "binary")
+    with pytest.raises(PipelineError, match="'max_depth' .* must be int"):
+        check_spark_hyperparameters({"max_depth": "deep"}, "xgboost", "binary")
+    check_spark_hyperparameters({"regParam": [0.01, 0.1], "maxIter": 50}, "lr", "regression")
+
+
+def test_macro_f1_counts_every_class_seen_as_truth_or_prediction():
+    confusion = {(0.0, 0.0): 3, (0.0, 1.0): 1, (1.0, 1.0): 2, (2.0, 1.0): 1}
+    truth = [0] * 4 + [1] * 2 + [2]
+    guess = [0, 0, 0, 1, 1, 1, 1]
+    from sklearn.metrics import f1_score
+
+    assert macro_f1(confusion) == pytest.approx(f1_score(truth, guess, average="macro", zero_division=0))
+
+
+def test_small_classes_get_a_test_share_but_keep_a_training_row():
+    assert [small_class_test_rows(rows, 0.25) for rows in (1, 2, 3, 4, 10)] == [0, 1, 1, 1, 2]
+    assert small_class_test_rows(2, 0.9) == 1
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (pd.DataFrame({"x": [1.0, 2.0]}), "label column 'label' is not in t.parquet"),
+        (pd.DataFrame({"x": pd.Series([], dtype=float), LABEL: pd.Series([], dtype=str)}), "no data rows"),
+        (pd.DataFrame({"x": [1.0, 2.0], LABEL: [None, None]}, dtype=object).astype({"x": float}), "is empty"),
+        (pd.DataFrame({"x": [np.nan, np.nan], LABEL: ["a", "b"]}), "every feature of t.parquet is missing"),
+        (pd.DataFrame({LABEL: ["a", "b"]}), "only the label column"),
+        (
+            pd.DataFrame(
+                {"when": pd.to_datetime(["2026-01-01", "2026-01-02"]).astype("datetime64[us]"), LABEL: ["a", "b"]}
+            ),
+            "when \\(timestamp",
+        ),
+    ],
+)
+def test_bad_tables_get_the_pandas_engines_one_line_errors(spark, tmp_path, frame, message):
+    from tabular_pipeline.spark.tables import validate_frame
+
+    table = parquet_frame(spark, frame, tmp_path / "t.parquet")
+    with pytest.raises(PipelineError, match=message):
+        validate_frame(table, LABEL, "t.parquet")
+
+
+def test_missing_paths_mixed_folders_unreadable_types_and_one_class_are_refused(spark, tmp_path):
+    from tabular_pipeline.spark.tables import list_data_files, read_frame, resolve_task
+
+    with pytest.raises(PipelineError, match="holds no data files"):
+        list_data_files(spark, (tmp_path / "nowhere").as_uri())
+    (tmp_path / "mixed").mkdir()
+    pd.DataFrame({"x": [1.0], LABEL: ["a"]}).to_csv(tmp_path / "mixed" / "a.csv", index=False)
+    pd.DataFrame({"x": [1.0], LABEL: ["a"]}).to_parquet(tmp_path / "mixed" / "b.parquet")
+    with pytest.raises(PipelineError, match="expected only .csv or only .parquet"):
+        read_frame(spark, (tmp_path / "mixed").as_uri())
+    nanoseconds = pd.DataFrame({"when": pd.to_datetime(["2026-01-01"]), LABEL: ["a"]})
+    with pytest.raises(PipelineError, match="Spark cannot read .*PARQUET_TYPE_ILLEGAL.*; expected a CSV or Parquet"):
+        parquet_frame(spark, nanoseconds, tmp_path / "ns.parquet")
+    one_class = parquet_frame(spark, pd.DataFrame({"x": [1.0, 2.0], LABEL: ["a", "a"]}), tmp_path / "one.parquet")
+    with pytest.raises(PipelineError, match="single class"):
+        resolve_task(one_class, LABEL, "auto")
+    text = parquet_frame(spark, pd.DataFrame({"x": [1.0, 2.0], LABEL: ["a", "b"]}), tmp_path / "text.parquet")
+    with pytest.raises(PipelineError, match="not numeric; expected numbers for a regression task"):
+        resolve_task(text, LABEL, "regression")
+
+
+def test_the_split_is_seeded_and_stratified_down_to_a_class_of_three_rows(spark, tmp_path):
+    from tabular_pipeline.spark.tables import split_frame
+
+    frame = pd.DataFrame({"x": np.arange(403.0), LABEL: ["big"] * 300 + ["mid"] * 100 + ["rare"] * 3})
+    table = parquet_frame(spark, frame, tmp_path / "t.parquet")
+
+    def split_rows(seed):
+        train, test = split_frame(table, LABEL, 0.25, seed, "multiclass")
+        return train.toPandas().sort_values("x"), test.toPandas().sort_values("x")
+
+    train, test = split_rows(1)
+    assert len(train) + len(test) == 403 and set(train.x).isdisjoint(test.x)
+    assert test[LABEL].value_counts().to_dict() == {"big": 75, "mid": 25, "rare": 1}
+    again_train, again_test = split_rows(1)
+    pd.testing.assert_frame_equal(test, again_test)
+    assert not split_rows(2)[1].x.equals(test.x), "another seed, another split"
+
+
+CASES = [
+    ("xgboost", "binary"),
+    ("xgboost", "multiclass"),
+    ("xgboost", "regression"),
+    ("lr", "binary"),
+    ("lr", "multiclass"),
+    ("lr", "regression"),
+    ("svm", "binary"),
+]
+
+
+@pytest.mark.parametrize(("algorithm", "task"), CASES)
+def test_the_exported_model_answers_raw_rows_as_the_cluster_does(spark, tmp_path, algorithm, task):
+    import skops.io as sio
+
+    from tabular_pipeline.serving.model import probability_frame
+    from tabular_pipeline.spark.evaluation import PROBABILITIES, cluster_metrics
+    from tabular_pipeline.spark.fitting import fit_on_cluster, prepare
+    from tabular_pipeline.spark.tables import harmonise_columns
+    from tabular_pipeline.training.model_logging import trusted_types_of
+
+    table = mixed_frame(rows=300, task=task, seed=3)
+    train = harmonise_columns(parquet_frame(spark, table, tmp_path / "train.parquet"), LABEL)
+    test_rows = mixed_frame(rows=60, task=task, seed=4)
+    test_rows.loc[0, "colour"] = "purple"  # never seen in training
+    test_rows["member"] = test_rows["member"].astype(object)
+    test_rows.loc[1, ["x1", "x2", "colour", "member"]] = [np.nan, np.nan, None, None]
+    test = harmonise_columns(parquet_frame(spark, test_rows, tmp_path / "test.parquet"), LABEL).coalesce(1)
+    fixed = {"n_estimators": 20} if algorithm == "xgboost" else {}
+
+    fit = fit_on_cluster(spark, train, LABEL, algorithm, task, fixed, {}, seed=1, folds=2)
+    assert "customer_id" in fit.dropped and "constant" in fit.dropped
+    scored = fit.cluster_model.score(prepare(test, LABEL, fit.columns, fit.classes, None))
+    answers = scored.select("prediction", *([PROBABILITIES] if task != "regression" else [])).toPandas()
+    raw = test.toPandas()
+    features = raw.drop(columns=[LABEL])
+    # What serving loads: the pipeline through skops, trusting only the listed types.
+    served = sio.loads(sio.dumps(fit.exported), trusted=trusted_types_of(fit.exported))
+
+    if task == "regression":
+        np.testing.assert_allclose(served.predict(features), answers["prediction"], atol=1e-6, rtol=0)
+        expected = regression_metrics(raw[LABEL], served.predict(features))
+    else:
+        output = probability_frame(served, features)
+        cluster_probabilities = np.stack(answers[PROBABILITIES].to_numpy())
+        np.testing.assert_allclose(output.filter(like="probability_").to_numpy(), cluster_probabilities, atol=1e-6)
+        assert list(output["prediction"]) == [fit.classes[int(code)] for code in answers["prediction"]]
+        expected = classification_metrics(
+            raw[LABEL], output["prediction"].to_numpy(), output.filter(like="probability_").to_numpy(),
+            np.asarray(fit.classes),
+        )  # fmt: skip
+    metrics = cluster_metrics(scored, task, max(len(fit.classes), 1))
+    assert metrics.keys() == expected.keys()
+    for name, value in expected.items():
+        assert metrics[name] == pytest.approx(value, abs=1e-6), name
+
+
+def test_a_grid_search_cross_validates_every_candidate_on_the_cluster(spark, tmp_path):
+    from tabular_pipeline.spark.fitting import fit_on_cluster
+    from tabular_pipeline.spark.tables import harmonise_columns
+
+    train = harmonise_columns(parquet_frame(spark, mixed_frame(rows=200, seed=5), tmp_path / "t.parquet"), LABEL)
+    fit = fit_on_cluster(spark, train, LABEL, "lr", "binary", {"maxIter": 20}, {"regParam": [0.001, 1.0]}, 1, 2)
+    assert list(fit.search.table["regParam"]) == [0.001, 1.0]
+    assert fit.search.best["regParam"] in (0.001, 1.0)
+    assert fit.search.best_score == fit.search.table["mean_test_score"].max()
+    assert fit.settings["regParam"] == fit.search.best["regParam"] and fit.settings["maxIter"] == 20
