@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,15 +200,14 @@ def run_project(tracking_uri, experiment_name):
     return run
 
 
-@pytest.fixture(scope="session")
-def spark_cluster(tmp_path_factory):
+@contextmanager
+def standalone_spark_cluster(root: Path, cores: int = 2, memory: str = "2g"):
     """A standalone Spark cluster on loopback, a master and one worker started from pyspark's own
     jars; yields its `spark://` URL and the master's status URL. Executors run in the worker's JVM
-    with their own Python workers, so the model travels to them as it would on a real cluster."""
+    with their own Python workers, so a model travels to them as it would on a real cluster."""
     import pyspark
 
     spark_home = Path(pyspark.__file__).parent
-    root = tmp_path_factory.mktemp("spark-cluster")
     env = {**subprocess_env(""), "SPARK_HOME": str(spark_home), "SPARK_LOCAL_IP": "127.0.0.1"}
     port, master_ui = free_port(), free_port()
     url = f"spark://127.0.0.1:{port}"
@@ -215,8 +215,8 @@ def spark_cluster(tmp_path_factory):
     for name, arguments in (
         ("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
                     "--webui-port", str(master_ui)]),
-        ("worker", ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "2", "--memory", "2g",
-                    "--webui-port", str(free_port()), "--work-dir", str(root / "work"), url]),
+        ("worker", ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", str(cores),
+                    "--memory", memory, "--webui-port", str(free_port()), "--work-dir", str(root / "work"), url]),
     ):  # fmt: skip
         log = (root / f"{name}.log").open("w")
         daemons.append(
@@ -242,3 +242,10 @@ def spark_cluster(tmp_path_factory):
     finally:
         for daemon in reversed(daemons):
             stop_process(daemon)
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory):
+    """One standalone cluster for the session's Spark tests (`standalone_spark_cluster`)."""
+    with standalone_spark_cluster(tmp_path_factory.mktemp("spark-cluster")) as cluster:
+        yield cluster

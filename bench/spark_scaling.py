@@ -1,0 +1,206 @@
+"""`main -P engine=spark` against `-P engine=pandas` as the table grows: 1M and 3M rows on both
+engines, 10M on Spark alone, on a generated 20-column table (`data.synthetic`: floats and counts
+with missing values, text categories, a boolean; binary label).
+
+Spark runs on a standalone master and worker on loopback (the worker gets the machine's cores).
+Each run is the whole pipeline (`main`, XGBoost, no cache) as `mlflow run` starts it; the figures:
+wall time, rows per second, and the driver's peak memory, the summed resident memory of the
+`mlflow run` process tree sampled every 0.5 s (main, the steps and, on Spark, the driver JVMs; the
+executors live under the worker and are reported apart).
+
+    python -m bench.spark_scaling --rows 1000000,3000000 --engines pandas,spark --output bench/spark_scaling.jsonl
+    python -m bench.spark_scaling --rows 10000000 --engines spark --output bench/spark_scaling.jsonl
+    python -m bench.spark_scaling --report --output bench/spark_scaling.jsonl   # table and plot
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import click
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+COLUMNS = 20
+TRAINING = "n_estimators=100;max_depth=6"
+
+
+def write_tables(sizes: list[int], folder: Path, seed: int = 0) -> dict[int, Path]:
+    """One Parquet file per size (row groups of 1M rows): the first rows of one generated table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tabular_pipeline.data.synthetic import make_mixed_table
+
+    table = pa.Table.from_pandas(make_mixed_table(max(sizes), COLUMNS, "binary", seed), preserve_index=False)
+    paths = {}
+    for rows in sizes:
+        paths[rows] = folder / f"table_{rows}.parquet"
+        pq.write_table(table.slice(0, rows), paths[rows], row_group_size=1_000_000)
+    return paths
+
+
+class TreeMemory:
+    """Peak summed RSS of a process and its descendants, sampled in a thread."""
+
+    def __init__(self, pid: int, interval_s: float = 0.5):
+        self.pid, self.interval_s, self.peak_mb = pid, interval_s, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            try:
+                root = psutil.Process(self.pid)
+                tree = [root, *root.children(recursive=True)]
+                total = 0
+                for process in tree:
+                    try:
+                        total += process.memory_info().rss
+                    except psutil.Error:
+                        pass
+                self.peak_mb = max(self.peak_mb, total / 2**20)
+            except psutil.Error:
+                pass
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_pipeline(engine: str, table: Path, master: str, tracking_uri: str, worker_pid: int | None) -> dict:
+    """One `main` run; returns its wall time, exit code, step times and peak memory."""
+    command = [str(Path(sys.executable).parent / "mlflow"), "run", str(PROJECT_DIR), "--env-manager", "local"]
+    for name, value in {
+        "data_path": table,
+        "engine": engine,
+        "spark_master": master,
+        "algorithm": "xgboost",
+        "params": TRAINING,
+        "use_cache": "false",
+    }.items():
+        command += ["-P", f"{name}={value}"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(MLFLOW_TRACKING_URI=tracking_uri, PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}")
+    started = time.monotonic()
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=PROJECT_DIR)
+        with TreeMemory(process.pid) as driver, TreeMemory(worker_pid or process.pid) as worker:
+            code = process.wait()
+        log.seek(0)
+        output = log.read()
+    seconds = time.monotonic() - started
+    steps = {}
+    for line in output.splitlines():
+        if "[main]" in line and " finished run " in line:
+            parts = line.split()
+            steps[parts[3]] = float(parts[parts.index("in") + 1])
+    if code != 0:
+        sys.stderr.write(output[-3000:])
+    return {
+        "exit_code": code,
+        "seconds": round(seconds, 1),
+        "step_seconds": steps,
+        "driver_peak_mb": round(driver.peak_mb),
+        "executors_peak_mb": round(worker.peak_mb) if worker_pid else None,
+    }
+
+
+def report(records: list[dict]) -> str:
+    """The Markdown table RESULTS.md quotes, and the plot beside it."""
+    lines = [
+        "| engine | rows | wall (s) | rows/s | driver peak (MB) | executors peak (MB) | process (s) | train (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in sorted(records, key=lambda r: (r["engine"], r["rows"])):
+        steps = r.get("step_seconds", {})
+        lines.append(
+            f"| {r['engine']} | {r['rows']:,} | {r['seconds']:.0f} | {r['rows'] / r['seconds']:,.0f} | "
+            f"{r['driver_peak_mb']:,} | {r.get('executors_peak_mb') or '-'} | {steps.get('process', 0):.0f} | "
+            f"{steps.get('train_basic', 0):.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(records: list[dict], path: Path) -> None:
+    """Wall time and driver memory against rows, one line per engine."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    for engine in sorted({r["engine"] for r in records}):
+        mine = sorted((r for r in records if r["engine"] == engine), key=lambda r: r["rows"])
+        rows = [r["rows"] / 1e6 for r in mine]
+        time_axis.plot(rows, [r["seconds"] for r in mine], marker="o", label=engine)
+        memory_axis.plot(rows, [r["driver_peak_mb"] / 1024 for r in mine], marker="o", label=engine)
+    time_axis.set(xlabel="rows (millions)", ylabel="pipeline wall time (s)", title="Time")
+    memory_axis.set(xlabel="rows (millions)", ylabel="driver peak memory (GB)", title="Driver memory")
+    memory_axis.axhline(2, color="grey", linestyle="--", linewidth=1)
+    for axis in (time_axis, memory_axis):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+@click.command()
+@click.option("--rows", default="1000000,3000000", show_default=True, help="Comma-separated table sizes.")
+@click.option("--engines", default="pandas,spark", show_default=True)
+@click.option("--output", type=click.Path(path_type=Path), default=Path("bench/spark_scaling.jsonl"))
+@click.option("--report", "report_only", is_flag=True, help="Print the table and draw the plot from --output.")
+def main(rows: str, engines: str, output: Path, report_only: bool) -> None:
+    if report_only:
+        records = [json.loads(line) for line in output.read_text().splitlines() if line.strip()]
+        click.echo(report(records))
+        plot(records, output.with_suffix(".png"))
+        click.echo(f"plot: {output.with_suffix('.png')}")
+        return
+    from tests.conftest import standalone_spark_cluster
+
+    sizes = [int(size) for size in rows.split(",")]
+    with tempfile.TemporaryDirectory(prefix="spark-bench-") as scratch:
+        folder = Path(scratch)
+        tables = write_tables(sizes, folder)
+        tracking_uri = f"sqlite:///{folder / 'mlflow.db'}"
+        cores = str(os.cpu_count() or 2)
+        (folder / "cluster").mkdir()
+        with standalone_spark_cluster(folder / "cluster", cores=int(cores), memory="8g") as (master, _):
+            import psutil
+
+            worker = next(
+                (
+                    p.pid
+                    for p in psutil.process_iter(["cmdline"])
+                    if "deploy.worker.Worker" in " ".join(p.info["cmdline"] or [])
+                ),
+                None,
+            )
+            for size in sizes:
+                for engine in engines.split(","):
+                    record = {"engine": engine, "rows": size, "columns": COLUMNS, "training": TRAINING,
+                              "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+                    record.update(
+                        run_pipeline(engine, tables[size], master, tracking_uri, worker if engine == "spark" else None)
+                    )
+                    click.echo(json.dumps(record))
+                    with output.open("a") as sink:
+                        sink.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()
