@@ -86,3 +86,54 @@ def test_min_score_is_a_number_or_nothing():
     assert parse_min_score("0.85") == 0.85
     with pytest.raises(PipelineError, match="min_score 'high' is not a number"):
         parse_min_score("high")
+
+
+@pytest.mark.parametrize("sampled", [True, False])
+def test_a_candidate_judged_on_a_sample_is_compared_with_the_champion_on_that_sample(tmp_path, sampled):
+    """A Spark run's `test_*` metrics cover its whole test split but it keeps only a sample for the
+    gate: the champion is scored on the sample, so the candidate must be too. Here the candidate's
+    logged score (0.99) is far better than what it scores on the sample (it learnt shuffled labels)."""
+    import mlflow
+    import numpy as np
+    from fixtures import mixed_frame
+
+    from tabular_pipeline.data.screening import screen_columns
+    from tabular_pipeline.data.splits import harmonise_dtypes
+    from tabular_pipeline.evaluation.report import TAG_GATE_SAMPLE
+    from tabular_pipeline.registry.gate import evaluate_gate
+    from tabular_pipeline.training.model_logging import log_pipeline_model
+    from tabular_pipeline.training.pipelines import build_pipeline, split_feature_columns
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient(uri)
+    table = harmonise_dtypes(mixed_frame(rows=240, seed=1), "label")
+    features, label = table.drop(columns=["label"]), table["label"]
+    kept, _ = screen_columns(features)
+    columns = split_feature_columns(features[kept])
+
+    def logged_model(labels, tags: dict, metrics: dict):
+        with mlflow.start_run() as run:
+            model = build_pipeline("lr", "binary", {}, columns, seed=0).fit(features, labels)
+            mlflow.log_params({"label_column": "label"})
+            mlflow.set_tags({"pipeline.primary_metric": "test_roc_auc", "pipeline.task": "binary", **tags})
+            mlflow.log_metrics(metrics)
+            table.to_parquet(tmp_path / "test.parquet", index=False)
+            mlflow.log_artifact(str(tmp_path / "test.parquet"), "evaluation")
+            return log_pipeline_model(model, features, "lr").model_uri, run
+
+    champion_uri, _ = logged_model(label, {}, {"test_roc_auc": 0.9})
+    client.create_registered_model("churn")
+    champion = mlflow.register_model(champion_uri, "churn")
+    client.set_registered_model_alias("churn", "production", champion.version)
+    shuffled = pd.Series(np.random.default_rng(0).permutation(label.to_numpy()))
+    tags = {TAG_GATE_SAMPLE: "240 of 24000 rows"} if sampled else {}
+    candidate_uri, _ = logged_model(shuffled, tags, {"test_roc_auc": 0.99})
+    candidate = mlflow.register_model(candidate_uri, "churn")
+
+    decision = evaluate_gate(client, candidate_uri, "churn", "production", candidate.version, None, 0.0, False)
+    assert decision.champion_score > 0.8
+    if sampled:
+        assert decision.candidate_score < decision.champion_score and not decision.promote, decision.reason
+    else:
+        assert decision.candidate_score == 0.99 and decision.promote, "its logged score covers the gate's rows"

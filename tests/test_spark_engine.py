@@ -154,9 +154,16 @@ def test_the_exported_model_answers_raw_rows_as_the_cluster_does(spark, tmp_path
     test_rows["member"] = test_rows["member"].astype(object)
     test_rows.loc[1, ["x1", "x2", "colour", "member"]] = [np.nan, np.nan, None, None]
     test = harmonise_columns(parquet_frame(spark, test_rows, tmp_path / "test.parquet"), LABEL).coalesce(1)
-    fixed = {"n_estimators": 20} if algorithm == "xgboost" else {}
+    fixed = {"n_estimators": 20} if algorithm == "xgboost" else {"maxIter": 50}
+    # One case searches a grid: cross-validated on the cluster, the best candidate refitted and exported.
+    grid = {"regParam": [0.001, 1.0]} if (algorithm, task) == ("lr", "binary") else {}
 
-    fit = fit_on_cluster(spark, train, LABEL, algorithm, task, fixed, {}, seed=1, folds=2)
+    fit = fit_on_cluster(spark, train, LABEL, algorithm, task, fixed, grid, seed=1, folds=2)
+    if grid:
+        assert list(fit.search.table["regParam"]) == [0.001, 1.0] and fit.search.table["mean_test_score"].notna().all()
+        assert fit.search.best_score == fit.search.table["mean_test_score"].max()
+        assert fit.settings == {"maxIter": 50, "regParam": fit.search.best["regParam"]}
+        assert fit.cluster_model.pipeline_model.stages[-1].getRegParam() == fit.search.best["regParam"]
     assert "customer_id" in fit.dropped and "constant" in fit.dropped
     scored = fit.cluster_model.score(prepare(test, LABEL, fit.columns, fit.classes, None))
     answers = scored.select("prediction", *([PROBABILITIES] if task != "regression" else [])).toPandas()
@@ -181,15 +188,3 @@ def test_the_exported_model_answers_raw_rows_as_the_cluster_does(spark, tmp_path
     assert metrics.keys() == expected.keys()
     for name, value in expected.items():
         assert metrics[name] == pytest.approx(value, abs=1e-6), name
-
-
-def test_a_grid_search_cross_validates_every_candidate_on_the_cluster(spark, tmp_path):
-    from tabular_pipeline.spark.fitting import fit_on_cluster
-    from tabular_pipeline.spark.tables import harmonise_columns
-
-    train = harmonise_columns(parquet_frame(spark, mixed_frame(rows=200, seed=5), tmp_path / "t.parquet"), LABEL)
-    fit = fit_on_cluster(spark, train, LABEL, "lr", "binary", {"maxIter": 20}, {"regParam": [0.001, 1.0]}, 1, 2)
-    assert list(fit.search.table["regParam"]) == [0.001, 1.0]
-    assert fit.search.best["regParam"] in (0.001, 1.0)
-    assert fit.search.best_score == fit.search.table["mean_test_score"].max()
-    assert fit.settings["regParam"] == fit.search.best["regParam"] and fit.settings["maxIter"] == 20
