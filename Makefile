@@ -16,7 +16,7 @@ MODEL_URI ?= models:/$(MODEL_NAME)@production
 PORT ?= 5001
 UI_PORT ?= 5000
 
-.PHONY: install browser run serve ui test lint format bench bench-automl clean
+.PHONY: install browser run serve ui test lint format bench bench-automl bench-spark clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,14 @@ bench: install
 bench-automl: install
 	$(BIN)/python -m bench.automl_tools --budgets 60,300 --output bench/automl_tools.jsonl $(BENCH_ARGS)
 	$(BIN)/python -m bench.automl_tools --report --output bench/automl_tools.jsonl
+
+# main on both engines at 1M and 3M rows, and Spark alone at 10M, on a standalone cluster it starts
+# on loopback (about 50 minutes on 2 cores): appends to bench/spark_scaling.jsonl, then prints the
+# table and draws bench/spark_scaling.png for bench/RESULTS.md.
+bench-spark: install
+	$(BIN)/python -m bench.spark_scaling --rows 1000000,3000000 --engines pandas,spark --output bench/spark_scaling.jsonl
+	$(BIN)/python -m bench.spark_scaling --rows 10000000 --engines spark --output bench/spark_scaling.jsonl
+	$(BIN)/python -m bench.spark_scaling --report --output bench/spark_scaling.jsonl
 
 clean:
 	rm -rf mlflow.db mlruns mlartifacts .pytest_cache

@@ -78,3 +78,19 @@ def test_automl_tools_benchmark_runs_with_a_tiny_budget(tmp_path):
     assert re.search(
         r"^\| regression \| 8 \| test_rmse \| [\d.]+ \| [\d.]+ \| medium_quality \| (yes|no) \|", report, re.M
     ), report
+
+
+def test_the_spark_scaling_report_compares_engines_on_the_same_rows_and_growth_per_row():
+    """The Spark benchmark itself needs a cluster and minutes per run; its report is checked here."""
+    from bench.spark_scaling import report
+
+    records = [
+        {"engine": "pandas", "rows": 1_000_000, "seconds": 100.0, "driver_peak_mb": 3000, "exit_code": 0},
+        {"engine": "spark", "rows": 1_000_000, "seconds": 200.0, "driver_peak_mb": 1500, "exit_code": 0},
+        {"engine": "spark", "rows": 10_000_000, "seconds": 1000.0, "driver_peak_mb": 1600, "exit_code": 0},
+        {"engine": "spark", "rows": 3_000_000, "seconds": 9.0, "driver_peak_mb": 1, "exit_code": 1},
+    ]
+    rows = report(records).splitlines()[2:]
+    assert len(rows) == 3, "a failed run is not reported"
+    assert rows[1].startswith("| spark | 1,000,000 | 200 | 2.00× | 1.00 |")
+    assert rows[2].startswith("| spark | 10,000,000 | 1000 | - | 0.50 |"), "half the time per row: sub-linear"
