@@ -11,6 +11,7 @@ import click
 from tabular_pipeline.data.screening import screen_columns
 from tabular_pipeline.data.sources import fetch_table
 from tabular_pipeline.data.splits import prepare_splits
+from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.evaluation.card import CARD_FILE, log_card
 from tabular_pipeline.evaluation.report import log_evaluation
 from tabular_pipeline.monitoring.profile import training_profile
@@ -63,6 +64,17 @@ def fit_model(pipeline, grid: dict, train_x, train_y, task: str, algorithm: str,
     return search.best_estimator_
 
 
+def check_not_split_on_spark(data_path: str) -> None:
+    """Refuse, in one line, the splits of a Spark `process` run on the pandas engine."""
+    from tabular_pipeline.spark.processing import load_split_record
+
+    if data_path.startswith("runs:/") and load_split_record(data_path) is not None:
+        raise PipelineError(
+            f"{data_path} was split by process -P engine=spark; expected -P engine=spark here too, or a run of "
+            "process on the pandas engine"
+        )
+
+
 def train_model(options: dict, run) -> None:  # noqa: ARG001 - same signature as the other steps
     """Fit, evaluate and log the model described by the step's options."""
     import mlflow
@@ -78,6 +90,7 @@ def train_model(options: dict, run) -> None:  # noqa: ARG001 - same signature as
         train_with_spark(options, algorithm, hyperparameters)
         return
     label = options["label_column"]
+    check_not_split_on_spark(options["data_path"])
     with tempfile.TemporaryDirectory() as scratch:
         location = fetch_table(options["data_path"], Path(scratch))
         splits, task = prepare_splits(location, label, options["test_size"], options["seed"], options["task"])
