@@ -120,3 +120,19 @@ def test_main_on_a_cluster_registers_a_model_that_serves_without_java(
     assert predicted.returncode == 0, predicted.output[-3000:]
     scored = pd.read_parquet(output).sort_values("row_id")
     assert list(scored["prediction"]) == list(served)
+
+    # Bad input on this engine: one line, a non-zero exit and a FAILED run, never a traceback.
+    on_pandas = run_project("train_basic", {"data_path": f"runs:/{process.info.run_id}/processed", "algorithm": "lr"})
+    unlabelled = tmp_path / "unlabelled.csv"
+    churn_table(50).drop(columns=["label"]).to_csv(unlabelled, index=False)
+    no_label = run_project("process", {"data_path": unlabelled, "engine": "spark", "spark_master": "local[1]"})
+    automl = run_project("main", {**params, "tool": "flaml"})
+    for failed, expected in (
+        (on_pandas, "was split by process -P engine=spark; expected -P engine=spark here too"),
+        (no_label, "label column 'label' is not in unlabelled.csv"),
+        (automl, "the AutoML tool flaml trains on pandas only"),
+    ):
+        assert failed.returncode != 0 and len(failed.error_lines()) == 1, failed.output[-2000:]
+        assert expected in failed.error_lines()[0] and "Traceback" not in failed.output
+    statuses = [r.info.status for r in runs_of(client, experiment_name, "train_basic")]
+    assert statuses[0] == "FAILED" and runs_of(client, experiment_name, "process")[0].info.status == "FAILED"
