@@ -26,9 +26,11 @@ from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.orchestration.fingerprints import code_version
 from tabular_pipeline.orchestration.pipeline_inputs import (
     check_input_exists,
+    check_spark_input,
     check_training_choice,
     collect_hyperparameters,
     hand_over_source,
+    is_glob,
     pipeline_name,
     training_spec,
 )
@@ -85,7 +87,10 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
     elif options["split_path"].strip():
         raise PipelineError("split_path is used only with -P engine=spark; expected it empty for the pandas engine")
     train_entry_point = check_training_choice(options, fixed, search, from_file)
-    check_input_exists(options["data_path"].strip())
+    if engine == "spark":
+        check_spark_input(options["data_path"].strip())
+    else:
+        check_input_exists(options["data_path"].strip())
     model_name = validate_model_name(options["model_name"]) if options["model_name"].strip() else ""
     alias = validate_alias(options["alias"].strip())
     parse_min_score(options["min_score"])  # fail before training, not after it
@@ -117,13 +122,19 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
     if engine == "spark":
         # The cluster reads the table where it is: nothing is copied into the tracking server.
         log.info("%-12s skipped  (engine=spark reads data_path where it is)", "download")
-        spark_params = {**split_params, "engine": engine, "split_path": options["split_path"]}
+        # The master is in the key: where the splits are written (and who can read them) depends on it.
+        spark_params = {
+            **split_params,
+            "engine": engine,
+            "split_path": options["split_path"],
+            "spark_master": options["spark_master"],
+        }
         process = runner.run(
             StepSpec(
                 "process",
-                {"data_path": data_path, **spark_params, "spark_master": options["spark_master"]},
+                {"data_path": data_path, **spark_params},
                 spark_params,
-                source_digest(data_path, PROJECT_DIR),
+                None if is_glob(data_path) else source_digest(data_path, PROJECT_DIR),
                 still_valid=spark_splits_exist,
             )
         )

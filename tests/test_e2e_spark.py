@@ -16,6 +16,8 @@ from conftest import BIN_DIR, subprocess_env
 from helpers import runs_of
 from serving import served_model
 
+from tabular_pipeline.evaluation.metrics import metrics_from_served_output
+
 pytestmark = pytest.mark.e2e
 
 
@@ -49,6 +51,8 @@ def test_main_on_a_cluster_registers_a_model_that_serves_without_java(
         "data_path": table,
         "engine": "spark",
         "spark_master": master_url,
+        # The server proxies artifacts, which executors never write through: the splits go here.
+        "split_path": tmp_path / "splits",
         "algorithm": "xgboost",
         "params": "n_estimators=60;max_depth=4",
         "model_name": name,
@@ -66,6 +70,7 @@ def test_main_on_a_cluster_registers_a_model_that_serves_without_java(
     assert split["engine"] == "spark" and split["task"] == "binary"
     assert split["train"]["rows"] + split["test"]["rows"] == 1500
     assert split["train"]["digest"].startswith("files-sha256:")
+    assert split["train"]["uri"] == f"{(tmp_path / 'splits').as_uri()}/{process.info.run_id}/train"
     train = runs_of(client, experiment_name, "train_basic")[0]
     assert train.data.tags["pipeline.engine"] == "spark"
     # The pandas engine's rule: classes in sorted order, the last is XGBoost's positive ("stay").
@@ -89,11 +94,21 @@ def test_main_on_a_cluster_registers_a_model_that_serves_without_java(
     rows.loc[0, "plan"] = "enterprise"  # never seen in training
     rows.loc[1, ["tenure", "monthly", "plan"]] = [np.nan, np.nan, None]
     request = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False)), "params": {}}
+    kept = pd.read_parquet(
+        mlflow.artifacts.download_artifacts(
+            f"runs:/{train.info.run_id}/evaluation/test.parquet", dst_path=str(tmp_path)
+        )
+    )
+    kept_request = {
+        "dataframe_split": json.loads(kept.drop(columns=["label"]).to_json(orient="split", index=False)),
+        "params": {"return_probabilities": True},
+    }
     with served_model(model_uri, tracking_uri, env=no_java) as url:
         answer = requests.post(f"{url}/invocations", json=request, timeout=60)
         with_probabilities = requests.post(
             f"{url}/invocations", json={**request, "params": {"return_probabilities": True}}, timeout=60
         )
+        on_kept = pd.DataFrame(requests.post(f"{url}/invocations", json=kept_request, timeout=60).json()["predictions"])
     assert answer.status_code == 200, answer.text
     served = pd.Series(answer.json()["predictions"])
     probabilities = pd.DataFrame(with_probabilities.json()["predictions"])
@@ -102,6 +117,10 @@ def test_main_on_a_cluster_registers_a_model_that_serves_without_java(
         "probability_churn",
         "probability_stay",
     ]
+    # The served model on the rows the run kept for the gate gives the metrics computed on the cluster.
+    assert len(kept) == split["test"]["rows"], "the whole test split: it is under the gate's sample size"
+    for name, value in metrics_from_served_output(on_kept, kept["label"], "binary").items():
+        assert train.data.metrics[name] == pytest.approx(value, abs=1e-6), name
 
     # predict on the cluster (spark_udf over the same model) answers as the scoring server did.
     rows.assign(row_id=np.arange(len(rows), dtype=float)).to_parquet(tmp_path / "new.parquet", index=False)
@@ -125,7 +144,10 @@ def test_main_on_a_cluster_registers_a_model_that_serves_without_java(
     on_pandas = run_project("train_basic", {"data_path": f"runs:/{process.info.run_id}/processed", "algorithm": "lr"})
     unlabelled = tmp_path / "unlabelled.csv"
     churn_table(50).drop(columns=["label"]).to_csv(unlabelled, index=False)
-    no_label = run_project("process", {"data_path": unlabelled, "engine": "spark", "spark_master": "local[1]"})
+    no_label = run_project(
+        "process",
+        {"data_path": unlabelled, "engine": "spark", "spark_master": "local[1]", "split_path": tmp_path / "s2"},
+    )
     automl = run_project("main", {**params, "tool": "flaml"})
     for failed, expected in (
         (on_pandas, "was split by process -P engine=spark; expected -P engine=spark here too"),

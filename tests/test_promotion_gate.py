@@ -135,5 +135,9 @@ def test_a_candidate_judged_on_a_sample_is_compared_with_the_champion_on_that_sa
     assert decision.champion_score > 0.8
     if sampled:
         assert decision.candidate_score < decision.champion_score and not decision.promote, decision.reason
+        assert decision.reason.endswith("(both on the test sample of 240 of 24000 rows)")
+        # min_score judges the whole split's metric (0.99), not the sample's.
+        high_bar = evaluate_gate(client, candidate_uri, "churn", "production", candidate.version, 0.995, 0.0, False)
+        assert not high_bar.promote and "0.9900 is below the threshold min_score=0.995" in high_bar.reason
     else:
         assert decision.candidate_score == 0.99 and decision.promote, "its logged score covers the gate's rows"

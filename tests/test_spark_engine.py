@@ -108,22 +108,78 @@ def test_missing_paths_mixed_folders_unreadable_types_and_one_class_are_refused(
         resolve_task(text, LABEL, "regression")
 
 
-def test_the_split_is_seeded_and_stratified_down_to_a_class_of_three_rows(spark, tmp_path):
-    from tabular_pipeline.spark.tables import split_frame
+def test_the_split_is_seeded_stratified_and_the_same_however_the_rows_are_partitioned(spark, tmp_path, monkeypatch):
+    from tabular_pipeline.spark import tables
 
     frame = pd.DataFrame({"x": np.arange(403.0), LABEL: ["big"] * 300 + ["mid"] * 100 + ["rare"] * 3})
     table = parquet_frame(spark, frame, tmp_path / "t.parquet")
 
-    def split_rows(seed):
-        train, test = split_frame(table, LABEL, 0.25, seed, "multiclass")
-        return train.toPandas().sort_values("x"), test.toPandas().sort_values("x")
+    def split_rows(seed, partitions=1):
+        train, test = tables.split_frame(table.repartition(partitions), LABEL, 0.25, seed, "multiclass")
+        return train.toPandas().sort_values("x"), test.toPandas().sort_values("x").reset_index(drop=True)
 
     train, test = split_rows(1)
     assert len(train) + len(test) == 403 and set(train.x).isdisjoint(test.x)
-    assert test[LABEL].value_counts().to_dict() == {"big": 75, "mid": 25, "rare": 1}
-    again_train, again_test = split_rows(1)
-    pd.testing.assert_frame_equal(test, again_test)
+    assert test[LABEL].value_counts().to_dict() == {"big": 75, "mid": 25, "rare": 1}, "exact shares below 10,000"
+    pd.testing.assert_frame_equal(test, split_rows(1, partitions=7)[1])
     assert not split_rows(2)[1].x.equals(test.x), "another seed, another split"
+    # Large classes get the seeded coin: a share near test_size, whatever the partitioning.
+    monkeypatch.setattr(tables, "EXACT_SPLIT_BELOW_ROWS", 0)
+    coin_train, coin_test = split_rows(1)
+    assert len(coin_train) + len(coin_test) == 403 and 70 <= len(coin_test) <= 130
+    pd.testing.assert_frame_equal(coin_test, split_rows(1, partitions=5)[1])
+
+
+def test_a_recorded_split_that_is_gone_or_rewritten_is_refused_in_one_line(spark, tmp_path):
+    from tabular_pipeline.spark.tables import list_data_files, listing_digest
+    from tabular_pipeline.spark.training import check_split_unchanged
+
+    folder = tmp_path / "_runs" / ".splits" / "train"  # underscore and dot folders above it are the user's
+    folder.mkdir(parents=True)
+    pd.DataFrame({"x": [1.0], LABEL: ["a"]}).to_parquet(folder / "part-0.parquet")
+    digest = listing_digest(list_data_files(spark, folder.as_uri()))
+    check_split_unchanged(spark, folder.as_uri(), digest, "runs:/r/processed")
+    pd.DataFrame({"x": [1.0, 2.0], LABEL: ["a", "b"]}).to_parquet(folder / "part-1.parquet")
+    with pytest.raises(PipelineError, match="has changed since process wrote it"):
+        check_split_unchanged(spark, folder.as_uri(), digest, "runs:/r/processed")
+    for part in folder.iterdir():
+        part.unlink()
+    with pytest.raises(PipelineError, match=r"recorded by runs:/r/processed is gone; expected it in place"):
+        check_split_unchanged(spark, folder.as_uri(), digest, "runs:/r/processed")
+
+
+def test_splits_go_inside_the_run_or_where_split_path_says_never_elsewhere(tmp_path):
+    from tabular_pipeline.spark.processing import check_apart, split_destination
+
+    local_artifacts = str(tmp_path / "mlruns" / "1" / "r1" / "artifacts")
+    assert split_destination("", local_artifacts, "r1", "local[*]") == (
+        (tmp_path / "mlruns" / "1" / "r1" / "artifacts").as_uri() + "/processed/data"
+    )
+    assert split_destination("", "s3://bucket/mlflow/1/r1/artifacts", "r1", "yarn") == (
+        "s3a://bucket/mlflow/1/r1/artifacts/processed/data"
+    )
+    assert split_destination("hdfs://nn/splits/", "mlflow-artifacts:/1/r1", "r1", "yarn") == "hdfs://nn/splits/r1"
+    with pytest.raises(PipelineError, match=r"mlflow-artifacts: \(the tracking server's proxy\).*set -P split_path"):
+        split_destination("", "mlflow-artifacts:/1/r1/artifacts", "r1", "local[*]")
+    with pytest.raises(PipelineError, match="a folder on this machine, which executors of spark://10.0.0.5:7077"):
+        split_destination("", local_artifacts, "r1", "spark://10.0.0.5:7077")
+    with pytest.raises(PipelineError, match="overlap; expected the splits outside the input table"):
+        check_apart("file:///data/tables/r1", "file:///data/tables")
+    check_apart("file:///data/splits/r1", "file:///data/tables")
+
+
+def test_spark_and_jvm_failures_read_as_one_line():
+    from tabular_pipeline.spark.session import spark_failure
+
+    class JavaException:
+        def toString(self):  # noqa: N802 - py4j's name
+            return 'org.apache.hadoop.fs.UnsupportedFileSystemException: No FileSystem for scheme "s3a"\n\tat ...'
+
+    error = Exception("An error occurred while calling o71.load.\n: org.apache...")
+    error.java_exception = JavaException()
+    assert str(spark_failure(error, "process")) == (
+        'process failed on Spark: org.apache.hadoop.fs.UnsupportedFileSystemException: No FileSystem for scheme "s3a"'
+    )
 
 
 CASES = [

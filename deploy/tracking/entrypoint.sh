@@ -15,7 +15,7 @@ if [ "$artifacts_destination" != /mlartifacts ]; then
   # A bucket name as S3 allows it (3-63 of a-z 0-9 . -), then an optional prefix without empty parts.
   if [ "$(printf '%s' "$artifacts_destination" | wc -l)" -ne 0 ] \
     || ! printf '%s' "$artifacts_destination" | grep -Eqx 's3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/([^/[:space:]]+/?)*)?'; then
-    echo "MLFLOW_ARTIFACTS_DESTINATION is '$artifacts_destination'; expected s3://bucket[/prefix] (or unset, for the /mlartifacts volume)" >&2
+    echo "MLFLOW_ARTIFACTS_DESTINATION is '$(printf '%s' "$artifacts_destination" | sed -E 's#//[^/@]*@#//***@#')'; expected s3://bucket[/prefix] (or unset, for the /mlartifacts volume)" >&2
     exit 2
   fi
   case "${MLFLOW_S3_ENDPOINT_URL:-}" in

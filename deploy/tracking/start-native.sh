@@ -74,7 +74,7 @@ stop_stack() {
     kill "$pid" 2>/dev/null || true
     # MLflow hands the signal to its uvicorn workers and exits after them: wait, so none outlives `stop`.
     for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -KILL "$pid" 2>/dev/null || true
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
     rm -f "$state/mlflow.pid"
   fi
   local data
@@ -105,7 +105,8 @@ artifacts_destination="${MLFLOW_ARTIFACTS_DESTINATION:-}"
 if [ -n "$artifacts_destination" ]; then
   # A bucket name as S3 allows it (3-63 of a-z 0-9 . -), then an optional prefix without empty parts.
   if ! [[ "$artifacts_destination" =~ ^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/([^/[:space:]]+/?)*)?$ ]]; then
-    echo "MLFLOW_ARTIFACTS_DESTINATION is '$artifacts_destination'; expected s3://bucket[/prefix] (or unset, for STATE_DIR/artifacts)" >&2
+    # Credentials pasted into the URI (s3://KEY:SECRET@bucket) are not echoed.
+    echo "MLFLOW_ARTIFACTS_DESTINATION is '$(printf '%s' "$artifacts_destination" | sed -E 's#//[^/@]*@#//***@#')'; expected s3://bucket[/prefix] (or unset, for STATE_DIR/artifacts)" >&2
     exit 2
   fi
   case "${MLFLOW_S3_ENDPOINT_URL:-}" in

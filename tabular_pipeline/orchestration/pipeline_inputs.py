@@ -84,6 +84,31 @@ def check_input_exists(data_path: str) -> None:
         )
 
 
+def is_glob(data_path: str) -> bool:
+    """Whether a path holds glob characters (Spark reads it as a pattern)."""
+    return any(character in data_path for character in "*?[")
+
+
+def check_spark_input(data_path: str) -> None:
+    """The Spark engine's input check before any step: a local path or glob must match something;
+    other filesystems (hdfs://, s3a://...) are checked by `process` on the cluster."""
+    import glob
+
+    from tabular_pipeline.data.uris import check_no_credentials, local_path, source_kind
+
+    check_no_credentials(data_path)
+    if not data_path:
+        raise PipelineError("data_path is empty; expected a CSV or Parquet file, a folder of them or a glob")
+    if source_kind(data_path) != "local":
+        return
+    path = local_path(data_path, PROJECT_DIR)
+    if not (glob.glob(str(path)) if is_glob(data_path) else path.exists()):
+        raise PipelineError(
+            f"data_path {path} matches nothing; expected a CSV or Parquet file, a folder of them or a glob "
+            "(relative paths are read from the project folder)"
+        )
+
+
 def pipeline_name(options: dict, train_entry_point: str) -> str:
     """The main run's name in the UI, e.g. `main: lightgbm on breast_cancer.csv`."""
     from tabular_pipeline.data.uris import redact_source

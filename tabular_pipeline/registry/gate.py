@@ -259,7 +259,7 @@ def evaluate_gate(
         current = current_holder(client, name, alias)
     except MlflowException as error:
         current, unjudged = None, f"the current '{alias}' version could not be looked up ({one_line(error, 200)})"
-    same_split, note = None, ""
+    same_split, note, sample = None, "", ""
     if current is not None and str(current.version) == str(version):
         note = f"it already holds '{alias}'"
     elif current is not None:
@@ -268,15 +268,24 @@ def evaluate_gate(
         if unjudged:
             unjudged = f"version {champion_version} holds '{alias}' but {unjudged}"
         elif run.data.tags.get(TAG_GATE_SAMPLE):
-            # The candidate's metric covers its whole test split, the champion's only the kept
-            # sample: compare both on the sample.
-            candidate, why = score_on_test_split(model_uri, run, task, metric)
-            if why:
-                unjudged = f"the candidate was not scored on the kept sample of its test split: {why}"
+            sample = run.data.tags[TAG_GATE_SAMPLE]
         same_split = trained_on_same_split(current, run)
-    decision = decide_promotion(
-        metric, GREATER_IS_BETTER[task], candidate, champion, min_score, min_delta, force, note, unjudged
-    )
+    greater = GREATER_IS_BETTER[task]
+    if sample:
+        # The candidate's metric covers its whole test split, the champion's only the kept sample:
+        # min_score judges the whole split, and the comparison is made on the sample.
+        threshold = decide_promotion(metric, greater, candidate, None, min_score, min_delta, force)
+        if not threshold.promote:
+            return GateDecision(False, threshold.reason, metric, candidate, champion, champion_version, same_split)
+        candidate, why = score_on_test_split(model_uri, run, task, metric)
+        if why:
+            unjudged = f"the candidate was not scored on the kept sample of its test split ({sample}): {why}"
+        min_score = None
+    decision = decide_promotion(metric, greater, candidate, champion, min_score, min_delta, force, note, unjudged)
+    if sample:
+        decision = GateDecision(
+            decision.promote, f"{decision.reason} (both on the test sample of {sample})", metric, candidate
+        )
     if unjudged and not force:
         log.warning("not promoting: %s", unjudged)
     return GateDecision(decision.promote, decision.reason, metric, candidate, champion, champion_version, same_split)

@@ -28,31 +28,55 @@ def check_master(master: str) -> str:
     return value
 
 
+def is_local_master(master: str) -> bool:
+    """Whether every executor runs on this machine (a local session, or a cluster on loopback)."""
+    return master.startswith("local") or any(
+        master.startswith(f"spark://{host}") for host in ("127.0.0.1", "localhost")
+    )
+
+
+def spark_failure(error: BaseException, what: str) -> PipelineError:
+    """A Spark or JVM error as one line: Spark's own message ("[PATH_NOT_FOUND] Path does not
+    exist: ..."), or the Java exception's first line for a failure inside Hadoop or the JVM."""
+    from tabular_pipeline.errors import one_line
+
+    java = getattr(error, "java_exception", None)
+    message = one_line(java.toString() if java is not None else error, 300)
+    return PipelineError(f"{what} failed on Spark: {message}")
+
+
 def start_session(master: str, app_name: str):
     """A Spark session with Arrow transfer on, and the UI and console progress bars off.
 
-    Executors run Python from `PYSPARK_PYTHON`; unset, it is this interpreter, which is right for
-    local sessions and single-machine clusters (a real cluster sets it to its own Python).
+    Executors run Python from `PYSPARK_PYTHON`; unset, on a local session or a cluster on this
+    machine, it is this interpreter (a remote cluster keeps its own setting).
 
     Spark's own log is turned down to FATAL once the session is up: a failed job reaches the step
     as an exception, which it reports in one line (or with the Java trace when unexpected), instead
     of Spark logging the same Java stack several times over first.
     """
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
     from pyspark.logger import PySparkLogger
     from pyspark.sql import SparkSession
 
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if is_local_master(master):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     log_config = f"-Dlog4j.configurationFile={LOG_CONFIG.as_uri()}"
-    spark = (
-        SparkSession.builder.master(master)
-        .config("spark.driver.extraJavaOptions", log_config)
-        .appName(app_name)
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
+
+    try:
+        spark = (
+            SparkSession.builder.master(master)
+            .config("spark.driver.extraJavaOptions", log_config)
+            .appName(app_name)
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config("spark.sql.session.timeZone", "UTC")
+            .getOrCreate()
+        )
+    except (PySparkException, Py4JError) as error:  # no Java, an unreachable master, a bad setting
+        raise spark_failure(error, f"starting a session on {master}") from None
     spark.sparkContext.setLogLevel("FATAL")
     for name in ("DataFrameQueryContextLogger", "SQLQueryContextLogger"):
         PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)

@@ -24,6 +24,10 @@ TEXT_TYPES = ("string", "boolean")
 # Classes with fewer rows than this are split by exact per-class quotas (a window over their rows);
 # larger ones by a seeded coin per row, which is stratified in expectation and needs no shuffle.
 EXACT_SPLIT_BELOW_ROWS = 10_000
+# The coin's resolution: a hash modulo this prime, as a fraction.
+COIN_SIDES = 1_000_003
+# More classes than this is an id or free text taken for a label.
+MAX_CLASSES = 1000
 
 
 def is_numeric_type(kind: str) -> bool:
@@ -65,6 +69,7 @@ def list_data_files(spark, uri: str) -> list[DataFile]:
     matches = fs.globStatus(hadoop_path) or []
     files: list[DataFile] = []
     for status in matches:
+        base = str(status.getPath().toString())
         statuses = [status]
         if status.isDirectory():
             iterator = fs.listFiles(status.getPath(), True)
@@ -72,16 +77,25 @@ def list_data_files(spark, uri: str) -> list[DataFile]:
             while iterator.hasNext():
                 statuses.append(iterator.next())
         for item in statuses:
-            name = item.getPath().getName()
-            relative = str(item.getPath().toString())
-            hidden = any(part.startswith(("_", ".")) for part in relative.split("/")[-3:] if part)
-            if item.isFile() and not name.startswith(("_", ".")) and not hidden:
-                files.append(DataFile(relative, int(item.getLen()), int(item.getModificationTime())))
+            location = str(item.getPath().toString())
+            # Only names below the matched path count (Spark's rule); the folders above are the user's.
+            below = location[len(base) :].split("/") if location != base else [item.getPath().getName()]
+            if item.isFile() and not any(part.startswith(("_", ".")) for part in below if part):
+                files.append(DataFile(location, int(item.getLen()), int(item.getModificationTime())))
     if not files:
         raise PipelineError(
             f"data_path '{uri}' holds no data files; expected a CSV or Parquet file, a folder of them or a glob"
         )
     return sorted(files, key=lambda f: f.uri)
+
+
+def delete_folder(spark, uri: str) -> None:
+    """Remove a folder this run wrote (a split left half-written), through Hadoop's file system API."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if fs.exists(path):
+        fs.delete(path, True)
 
 
 def table_format(files: list[DataFile], uri: str) -> str:
@@ -171,6 +185,20 @@ def distinct_labels(frame, label_column: str) -> pd.Series:
     return rows.toPandas()[label_column]
 
 
+def check_class_count(frame, label_column: str, limit: int = MAX_CLASSES) -> None:
+    """Refuse a classification label with more than `limit` classes (an id or free text taken as a
+    label); class counts, weights and the stratified split bring one entry per class to the driver."""
+    from pyspark.sql import functions as F
+
+    column = F.col(f"`{label_column}`")
+    found = frame.select(column).where(column.isNotNull()).distinct().limit(limit + 1).count()
+    if found > limit:
+        raise PipelineError(
+            f"label column '{label_column}' has more than {limit} classes; expected a class label (or "
+            "-P task=regression for a numeric target)"
+        )
+
+
 def resolve_task(frame, label_column: str, requested: str) -> str:
     """The task, detected (or checked) with the pandas engine's rules on the distinct labels."""
     labels = distinct_labels(frame, label_column)
@@ -181,10 +209,12 @@ def resolve_task(frame, label_column: str, requested: str) -> str:
 
 def harmonise_columns(frame, label_column: str):
     """Served types, as `data.splits.harmonise_dtypes` makes them: whole numbers and decimals become
-    doubles (a served row may then hold a missing value); unlabelled rows are dropped."""
+    doubles (a served row may then hold a missing value); unlabelled rows (null, or NaN as Spark
+    reads the text "NaN") are dropped."""
     from pyspark.sql import functions as F
 
     columns = []
+    kinds = dict(frame.dtypes)
     for column, kind in frame.dtypes:
         quoted = F.col(f"`{column}`")
         if column == label_column:
@@ -193,15 +223,19 @@ def harmonise_columns(frame, label_column: str):
             columns.append(quoted.cast("double").alias(column))
         else:
             columns.append(quoted)
-    return frame.select(*columns).where(F.col(f"`{label_column}`").isNotNull())
+    label = F.col(f"`{label_column}`")
+    floating = kinds[label_column] in ("double", "float")
+    labelled = label.isNotNull() & ~F.isnan(label) if floating else label.isNotNull()
+    return frame.select(*columns).where(labelled)
 
 
 def split_frame(frame, label_column: str, test_size: float, seed: int, task: str):
     """A seeded train/test split, stratified for classification by sampling each class.
 
-    Small classes get an exact share (a window over their rows only); large ones a seeded coin per
-    row, stratified in expectation without moving rows. The split is reproducible for the same
-    input files and partitioning.
+    Each row's coin is a seeded hash of its values, so the split depends on the rows and the seed
+    only, not on how the cluster partitions them. Small classes get an exact share (a window over
+    their rows only); large ones keep the rows whose coin falls under `test_size`, stratified in
+    expectation without moving rows.
 
     Returns:
         (train, test) Spark DataFrames.
@@ -211,7 +245,8 @@ def split_frame(frame, label_column: str, test_size: float, seed: int, task: str
 
     if not 0 < test_size < 1:
         raise PipelineError(f"test_size is {test_size}; expected a fraction between 0 and 1")
-    coin = F.rand(seed)
+    hashed = F.xxhash64(F.lit(seed), *[F.col(f"`{name}`") for name in frame.columns])
+    coin = F.pmod(hashed, F.lit(COIN_SIDES)) / float(COIN_SIDES)
     marked = frame.withColumn("__coin", coin)
     if task == "regression":
         marked = marked.withColumn("__test", F.col("__coin") < test_size)
@@ -252,8 +287,10 @@ def write_parquet(frame, uri: str) -> None:
 
 
 def sample_rows(frame, rows: int, seed: int) -> pd.DataFrame:
-    """About `rows` seeded random rows on the driver (all of them for a smaller table)."""
-    total = frame.count()
-    if total <= rows:
+    """`rows` seeded random rows on the driver (all of them for a smaller table); Spark keeps the
+    top rows of each partition by a seeded random key, so nothing is sorted in full."""
+    from pyspark.sql import functions as F
+
+    if frame.count() <= rows:
         return frame.toPandas()
-    return frame.sample(fraction=min(1.0, 1.2 * rows / total), seed=seed).limit(rows).toPandas()
+    return frame.orderBy(F.rand(seed)).limit(rows).toPandas()

@@ -46,6 +46,8 @@ def load_splits(spark, data_path: str, label_column: str, test_size: float, seed
                 f"{data_path} was split for label column '{record['label_column']}', not '{label_column}'; "
                 "expected the same label_column as process"
             )
+        for side in ("train", "test"):
+            check_split_unchanged(spark, record[side]["uri"], record[side]["digest"], data_path)
         train, test = spark.read.parquet(record["train"]["uri"]), spark.read.parquet(record["test"]["uri"])
         return SparkSplits(
             train, test, record["task"], record["train"]["digest"], record["test"]["digest"], record["source"]
@@ -55,12 +57,31 @@ def load_splits(spark, data_path: str, label_column: str, test_size: float, seed
     tables.validate_frame(frame, label_column, Path(source).name or source)
     frame = tables.harmonise_columns(frame, label_column)
     resolved = tables.resolve_task(frame, label_column, task)
+    if resolved != "regression":
+        tables.check_class_count(frame, label_column)
     train, test = tables.split_frame(frame, label_column, test_size, seed, resolved)
     base = f"{tables.listing_digest(files)}:{test_size}:{seed}:{resolved}"
     digest = {
         side: "split-sha256:" + hashlib.sha256(f"{base}:{side}".encode()).hexdigest() for side in ("train", "test")
     }
     return SparkSplits(train.cache(), test.cache(), resolved, digest["train"], digest["test"], source)
+
+
+def check_split_unchanged(spark, uri: str, digest: str, data_path: str) -> None:
+    """Refuse a split folder that is gone or was rewritten since `process` recorded it (one listing)."""
+    from tabular_pipeline.spark.tables import list_data_files, listing_digest
+
+    try:
+        files = list_data_files(spark, uri)
+    except PipelineError:
+        raise PipelineError(
+            f"the split {uri} recorded by {data_path} is gone; expected it in place (run process again)"
+        ) from None
+    if listing_digest(files) != digest:
+        raise PipelineError(
+            f"the split {uri} recorded by {data_path} has changed since process wrote it; expected it unchanged "
+            "(run process again)"
+        )
 
 
 def log_spark_datasets(splits: SparkSplits, label_column: str) -> None:
@@ -130,20 +151,29 @@ def log_evaluation_on_cluster(
 def train_with_spark(options: dict, algorithm: str, hyperparameters: dict) -> None:
     """Fit, evaluate and log a model on Spark, described by the step's options."""
     import mlflow
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
 
     from tabular_pipeline.evaluation.card import log_card
     from tabular_pipeline.monitoring.profile import training_profile
     from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_URI, TAG_TASK
-    from tabular_pipeline.parameters.hyperparameters import split_search_space
+    from tabular_pipeline.parameters.hyperparameters import split_search_space, validate_hyperparameters
     from tabular_pipeline.registry.lineage import record_training_context
-    from tabular_pipeline.spark.algorithms import allowed_hyperparameters, check_spark_hyperparameters
+    from tabular_pipeline.spark.algorithms import (
+        allowed_hyperparameters,
+        check_spark_algorithm,
+        check_spark_hyperparameters,
+    )
     from tabular_pipeline.spark.fitting import fit_on_cluster, prepare
-    from tabular_pipeline.spark.session import check_master, start_session
+    from tabular_pipeline.spark.session import check_master, spark_failure, start_session
     from tabular_pipeline.spark.tables import sample_rows
     from tabular_pipeline.training.model_logging import log_pipeline_model
     from tabular_pipeline.training.run_records import log_prefixed_params, log_screening
 
     label, seed = options["label_column"], options["seed"]
+    # What can be refused without the data is refused before a JVM starts; the task comes later.
+    check_spark_algorithm(algorithm, "binary")
+    validate_hyperparameters(hyperparameters, allowed_hyperparameters(algorithm), f"{algorithm} on Spark")
     spark = start_session(check_master(options["spark_master"]), "tabular-pipeline-train")
     try:
         splits = load_splits(spark, options["data_path"], label, options["test_size"], seed, options["task"])
@@ -171,6 +201,8 @@ def train_with_spark(options: dict, algorithm: str, hyperparameters: dict) -> No
         model_info = log_pipeline_model(
             fit.exported, features, algorithm, profile=training_profile(features), optional_columns=set(kept)
         )
+    except (PySparkException, Py4JJavaError) as error:
+        raise spark_failure(error, "train_basic") from None
     finally:
         spark.stop()
     mlflow.set_tag(TAG_OUTPUT_URI, model_info.model_uri)
