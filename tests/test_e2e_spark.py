@@ -122,23 +122,21 @@ def test_main_on_a_cluster_registers_a_model_that_serves_without_java(
     for name, value in metrics_from_served_output(on_kept, kept["label"], "binary").items():
         assert train.data.metrics[name] == pytest.approx(value, abs=1e-6), name
 
-    # predict on the cluster (spark_udf over the same model) answers as the scoring server did.
+    # predict on both engines (the Spark one on the cluster) answers as the scoring server did.
     rows.assign(row_id=np.arange(len(rows), dtype=float)).to_parquet(tmp_path / "new.parquet", index=False)
-    output = tmp_path / "scored.parquet"
-    predicted = run_project(
-        "predict",
-        {
-            "model_uri": model_uri,
-            "data_path": tmp_path / "new.parquet",
-            "output": output,
-            "engine": "spark",
-            "spark_master": master_url,
-            "key_columns": "row_id",
-        },
-    )
-    assert predicted.returncode == 0, predicted.output[-3000:]
-    scored = pd.read_parquet(output).sort_values("row_id")
-    assert list(scored["prediction"]) == list(served)
+    for engine in ("spark", "pandas"):
+        output = tmp_path / f"scored-{engine}.parquet"
+        predict_params = {"model_uri": model_uri, "data_path": tmp_path / "new.parquet", "output": output}
+        predict_params.update(engine=engine, spark_master=master_url, key_columns="row_id")
+        predicted = run_project("predict", predict_params)
+        assert predicted.returncode == 0, predicted.output[-3000:]
+        assert list(pd.read_parquet(output).sort_values("row_id")["prediction"]) == list(served), engine
+
+    # The same pipeline again: every step is reused (its split folder is still in place).
+    again = run_project("main", params)
+    assert again.returncode == 0, again.output[-3000:]
+    for step in ("process", "train_basic", "register"):
+        assert f"{step:<12} reused" in again.output, step
 
     # Bad input on this engine: one line, a non-zero exit and a FAILED run, never a traceback.
     on_pandas = run_project("train_basic", {"data_path": f"runs:/{process.info.run_id}/processed", "algorithm": "lr"})

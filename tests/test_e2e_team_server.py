@@ -4,6 +4,7 @@ in an S3 bucket (moto's S3 server on loopback) that only the server holds creden
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -12,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+import pandas as pd
 import pytest
 import requests
 from conftest import BIN_DIR, PROJECT_DIR, free_port, stop_process, subprocess_env, wait_until_healthy
 from helpers import runs_of
+from serving import served_model
 
 pytestmark = pytest.mark.e2e
 SCRIPT = PROJECT_DIR / "deploy" / "tracking" / "start-native.sh"
@@ -279,6 +282,22 @@ def test_four_pipelines_at_once_on_postgres_with_credentials(
     assert "card.html" in bucket_files(s3_endpoint, team_client.get_run(production.run_id).info.artifact_uri)
     assert not (team_stack.state / "artifacts").exists()
     assert not [path for path in team_stack.state.rglob("*") if path.name in ("MLmodel", "card.html")]
+
+    # Serving and predict fetch that model from the bucket through the server, with the user's credentials.
+    rows = pd.read_csv(PROJECT_DIR / "data" / "breast_cancer.csv").head(20)
+    features = rows.drop(columns=["label"])
+    with served_model(f"models:/{name}@production", team_server, env=env) as url:
+        request = {"dataframe_split": json.loads(features.to_json(orient="split", index=False))}
+        answer = requests.post(f"{url}/invocations", json=request, timeout=60)
+    assert answer.status_code == 200, answer.text
+    rows.to_csv(tmp_path / "new.csv", index=False)
+    scored = tmp_path / "scored.parquet"
+    predict = [str(BIN_DIR / "mlflow"), "run", str(PROJECT_DIR), "-e", "predict", "--env-manager", "local"]
+    predict += [f"--experiment-name={experiment}", "-P", f"model_uri=models:/{name}@production"]
+    predict += ["-P", f"data_path={tmp_path / 'new.csv'}", "-P", f"output={scored}", "-P", "key_columns=label"]
+    done = subprocess.run(predict, env=env, capture_output=True, text=True, timeout=600, cwd=PROJECT_DIR)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert list(pd.read_parquet(scored)["prediction"]) == answer.json()["predictions"]
 
 
 BOB_TAKES_THE_LOCK = """
