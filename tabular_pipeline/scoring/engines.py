@@ -118,7 +118,7 @@ def spark_engine(
     from pyspark.errors import PySparkException
 
     from tabular_pipeline.scoring import spark as spark_scoring
-    from tabular_pipeline.spark.session import read_table, start_session
+    from tabular_pipeline.spark.session import read_table, start_session, stop_session
 
     spark = start_session(master, "tabular-pipeline-predict")
     try:
@@ -145,4 +145,4 @@ def spark_engine(
             count_on_spark(frame, counter)
         return rows
     finally:
-        spark.stop()
+        stop_session(spark)

@@ -68,7 +68,7 @@ def process_with_spark(
     from py4j.protocol import Py4JJavaError
     from pyspark.errors import PySparkException
 
-    from tabular_pipeline.spark.session import spark_failure, start_session
+    from tabular_pipeline.spark.session import spark_failure, start_session, stop_session
     from tabular_pipeline.spark.tables import delete_folder, spark_uri
 
     if data_path.strip().startswith(("runs:/", "models:/", "mlflow-artifacts:")):
@@ -91,7 +91,7 @@ def process_with_spark(
             raise
         raise spark_failure(error, "process") from None
     finally:
-        spark.stop()
+        stop_session(spark)
     log.info(
         "%s task; %d train and %d test rows written to %s",
         record["task"],

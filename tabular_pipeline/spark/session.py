@@ -82,7 +82,36 @@ def start_session(master: str, app_name: str):
         PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
     # xgboost.spark logs its parameters and each stage at INFO; the step logs what was fitted.
     logging.getLogger("XGBoost-PySpark").setLevel(logging.WARNING)
+    # py4j logs each connection it closes at INFO: noise in a step's log.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     return spark
+
+
+def stop_session(spark, wait_s: float = 30.0) -> None:
+    """Stop the session and its JVM, and wait for the JVM to exit.
+
+    `SparkSession.stop` leaves the gateway JVM running until Python exits; killed then (the step
+    ends every child it leaves), it took py4j's connection threads by surprise, and they printed a
+    traceback over a finished step. Closing the gateway and the JVM's stdin ends it cleanly.
+    """
+    import subprocess
+
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    spark.stop()
+    if gateway is None:
+        return
+    process = getattr(gateway, "proc", None)
+    gateway.shutdown()
+    SparkContext._gateway, SparkContext._jvm = None, None
+    if process is not None:
+        if process.stdin:
+            process.stdin.close()  # the JVM exits when this pipe closes
+        try:
+            process.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def read_table(spark, path: str, fmt: str):

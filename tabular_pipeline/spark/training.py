@@ -165,7 +165,7 @@ def train_with_spark(options: dict, algorithm: str, hyperparameters: dict) -> No
         check_spark_hyperparameters,
     )
     from tabular_pipeline.spark.fitting import fit_on_cluster, prepare
-    from tabular_pipeline.spark.session import check_master, spark_failure, start_session
+    from tabular_pipeline.spark.session import check_master, spark_failure, start_session, stop_session
     from tabular_pipeline.spark.tables import sample_rows
     from tabular_pipeline.training.model_logging import log_pipeline_model
     from tabular_pipeline.training.run_records import log_prefixed_params, log_screening
@@ -204,7 +204,7 @@ def train_with_spark(options: dict, algorithm: str, hyperparameters: dict) -> No
     except (PySparkException, Py4JJavaError) as error:
         raise spark_failure(error, "train_basic") from None
     finally:
-        spark.stop()
+        stop_session(spark)
     mlflow.set_tag(TAG_OUTPUT_URI, model_info.model_uri)
     log_card(mlflow.MlflowClient(), mlflow.active_run().info.run_id)
     log.info("model logged at %s (exported from Spark; serves without Spark or Java)", model_info.model_uri)
