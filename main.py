@@ -32,6 +32,7 @@ from tabular_pipeline.orchestration.pipeline_inputs import (
     hand_over_source,
     is_glob,
     pipeline_name,
+    spark_splits_exist,
     training_spec,
 )
 from tabular_pipeline.orchestration.report import format_summary
@@ -58,16 +59,6 @@ def promoted_by(client, alias: str, register_run) -> bool:
     from tabular_pipeline.registry.registration import promotion_still_current
 
     return promotion_still_current(client, register_run.data.tags.get(TAG_OUTPUT_URI, ""), alias)
-
-
-def spark_splits_exist(process_run) -> bool:
-    """Whether a Spark process run's split folder is still there (checked for local folders only:
-    a cluster's store is trusted, and a missing split then fails the train step in one line)."""
-    from urllib.parse import urlparse
-    from urllib.request import url2pathname
-
-    location = urlparse(process_run.data.tags.get("pipeline.split_uri", ""))
-    return location.scheme != "file" or Path(url2pathname(location.path)).is_dir()
 
 
 def run_pipeline(options: dict, extra_args: list[str], run) -> None:

@@ -244,3 +244,17 @@ def test_the_exported_model_answers_raw_rows_as_the_cluster_does(spark, tmp_path
     assert metrics.keys() == expected.keys()
     for name, value in expected.items():
         assert metrics[name] == pytest.approx(value, abs=1e-6), name
+
+
+def test_main_reuses_a_spark_process_run_only_while_its_local_split_folder_exists(tmp_path):
+    from types import SimpleNamespace
+
+    from tabular_pipeline.orchestration.pipeline_inputs import spark_splits_exist
+
+    def process_run(uri):
+        return SimpleNamespace(data=SimpleNamespace(tags={"pipeline.split_uri": uri}))
+
+    (tmp_path / "r1").mkdir()
+    assert spark_splits_exist(process_run((tmp_path / "r1").as_uri()))
+    assert not spark_splits_exist(process_run((tmp_path / "gone").as_uri()))
+    assert spark_splits_exist(process_run("hdfs://nn/splits/r1")), "a cluster's store is checked by train_basic"

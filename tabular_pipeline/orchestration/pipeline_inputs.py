@@ -109,6 +109,16 @@ def check_spark_input(data_path: str) -> None:
         )
 
 
+def spark_splits_exist(process_run) -> bool:
+    """Whether a Spark process run's split folder is still there (checked for local folders only:
+    a cluster's store is trusted, and a missing split then fails the train step in one line)."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    location = urlparse(process_run.data.tags.get("pipeline.split_uri", ""))
+    return location.scheme != "file" or Path(url2pathname(location.path)).is_dir()
+
+
 def pipeline_name(options: dict, train_entry_point: str) -> str:
     """The main run's name in the UI, e.g. `main: lightgbm on breast_cancer.csv`."""
     from tabular_pipeline.data.uris import redact_source
