@@ -134,7 +134,8 @@ def test_a_candidate_judged_on_a_sample_is_compared_with_the_champion_on_that_sa
     decision = evaluate_gate(client, candidate_uri, "churn", "production", candidate.version, None, 0.0, False)
     assert decision.champion_score > 0.8
     if sampled:
-        assert decision.candidate_score < decision.champion_score and not decision.promote, decision.reason
+        assert decision.candidate_sample_score < decision.champion_score and not decision.promote, decision.reason
+        assert decision.candidate_score == 0.99, "the whole split's score is kept beside the sample's"
         assert decision.reason.endswith("(both on the test sample of 240 of 24000 rows)")
         # min_score judges the whole split's metric (0.99), not the sample's.
         high_bar = evaluate_gate(client, candidate_uri, "churn", "production", candidate.version, 0.995, 0.0, False)

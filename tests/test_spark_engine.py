@@ -106,6 +106,15 @@ def test_missing_paths_mixed_folders_unreadable_types_and_one_class_are_refused(
     text = parquet_frame(spark, pd.DataFrame({"x": [1.0, 2.0], LABEL: ["a", "b"]}), tmp_path / "text.parquet")
     with pytest.raises(PipelineError, match="not numeric; expected numbers for a regression task"):
         resolve_task(text, LABEL, "regression")
+    from tabular_pipeline.spark.tables import check_class_count, harmonise_columns
+
+    with pytest.raises(PipelineError, match="has more than 3 classes; expected a class label"):
+        check_class_count(
+            parquet_frame(spark, pd.DataFrame({"x": range(5), LABEL: list("abcde")}), tmp_path / "c"), LABEL, 3
+        )
+    # Spark reads the text "NaN" as a NaN double: such a label is missing, and its row is dropped.
+    nan_label = parquet_frame(spark, pd.DataFrame({"x": [1.0, 2.0, 3.0], LABEL: [0.0, 1.0, np.nan]}), tmp_path / "n")
+    assert harmonise_columns(nan_label, LABEL).count() == 2
 
 
 def test_the_split_is_seeded_stratified_and_the_same_however_the_rows_are_partitioned(spark, tmp_path, monkeypatch):
@@ -165,6 +174,8 @@ def test_splits_go_inside_the_run_or_where_split_path_says_never_elsewhere(tmp_p
         split_destination("", local_artifacts, "r1", "spark://10.0.0.5:7077")
     with pytest.raises(PipelineError, match="overlap; expected the splits outside the input table"):
         check_apart("file:///data/tables/r1", "file:///data/tables")
+    with pytest.raises(PipelineError, match="overlap"):
+        check_apart("file:///data/tables/splits/r1", "file:///data/tables/*.parquet")
     check_apart("file:///data/splits/r1", "file:///data/tables")
 
 

@@ -36,6 +36,9 @@ class GateDecision:
     # Whether the champion was trained on the candidate's training split: when not, it may have
     # seen rows of the candidate's test split, and its score there can be optimistic.
     same_split: bool | None = None
+    # When the run kept a sample of its test split: the candidate's score on it, compared with the
+    # champion's (`candidate_score` stays the whole split's, which `min_score` judges).
+    candidate_sample_score: float | None = None
 
     def details(self, min_score: float | None, min_delta: float, forced: bool) -> dict[str, object]:
         """Everything the decision was made from, for the `gate.details` tag and the model card."""
@@ -43,6 +46,7 @@ class GateDecision:
             "champion_trained_on_the_same_split": self.same_split,
             "primary_metric": self.metric,
             "candidate_score": self.candidate_score,
+            "candidate_sample_score": self.candidate_sample_score,
             "champion_score": self.champion_score,
             "champion_version": self.champion_version,
             "min_score": min_score,
@@ -270,25 +274,48 @@ def evaluate_gate(
         elif run.data.tags.get(TAG_GATE_SAMPLE):
             sample = run.data.tags[TAG_GATE_SAMPLE]
         same_split = trained_on_same_split(current, run)
-    greater = GREATER_IS_BETTER[task]
-    if sample:
-        # The candidate's metric covers its whole test split, the champion's only the kept sample:
-        # min_score judges the whole split, and the comparison is made on the sample.
-        threshold = decide_promotion(metric, greater, candidate, None, min_score, min_delta, force)
-        if not threshold.promote:
-            return GateDecision(False, threshold.reason, metric, candidate, champion, champion_version, same_split)
-        candidate, why = score_on_test_split(model_uri, run, task, metric)
-        if why:
-            unjudged = f"the candidate was not scored on the kept sample of its test split ({sample}): {why}"
-        min_score = None
-    decision = decide_promotion(metric, greater, candidate, champion, min_score, min_delta, force, note, unjudged)
-    if sample:
-        decision = GateDecision(
-            decision.promote, f"{decision.reason} (both on the test sample of {sample})", metric, candidate
-        )
+    if sample and not force:
+        scores = GateDecision(False, "", metric, candidate, champion, champion_version, same_split)
+        return judge_on_sample(scores, model_uri, run, task, sample, min_score, min_delta)
+    decision = decide_promotion(
+        metric, GREATER_IS_BETTER[task], candidate, champion, min_score, min_delta, force, note, unjudged
+    )
     if unjudged and not force:
         log.warning("not promoting: %s", unjudged)
     return GateDecision(decision.promote, decision.reason, metric, candidate, champion, champion_version, same_split)
+
+
+def judge_on_sample(
+    scores: GateDecision, model_uri: str, run, task: str, sample: str, min_score: float | None, min_delta: float
+) -> GateDecision:
+    """The gate for a candidate whose run kept only a sample of its test split (`sample`, e.g.
+    "200000 of 2500000 rows"): `min_score` judges the whole split's metric, then the candidate is
+    scored on the sample and compared with the champion's score there. A candidate that cannot be
+    scored on it does not take the alias.
+
+    Args:
+        scores: the metric, the whole split's candidate score and the champion's, without a verdict.
+        model_uri: the candidate model; `run`: its training run; `task`: the learning task.
+        sample: the run's `pipeline.gate_test_sample` tag.
+        min_score: the absolute threshold, or None; `min_delta`: the margin over the champion.
+    """
+    from dataclasses import replace
+
+    greater = GREATER_IS_BETTER[task]
+    threshold = decide_promotion(scores.metric, greater, scores.candidate_score, None, min_score, min_delta, False)
+    if not threshold.promote:
+        return replace(scores, reason=threshold.reason)
+    on_sample, why = score_on_test_split(model_uri, run, task, scores.metric)
+    if why:
+        reason = (
+            f"the candidate could not be compared with the champion on the test sample of {sample}: {why}; the "
+            "champion keeps the alias (force=true promotes anyway)"
+        )
+        log.warning("not promoting: %s", reason)
+        return replace(scores, reason=reason)
+    decision = decide_promotion(scores.metric, greater, on_sample, scores.champion_score, None, min_delta, False)
+    reason = f"{decision.reason} (both on the test sample of {sample})"
+    return replace(scores, promote=decision.promote, reason=reason, candidate_sample_score=on_sample)
 
 
 def trained_on_same_split(champion_version, candidate_run) -> bool | None:

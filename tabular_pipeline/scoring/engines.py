@@ -114,11 +114,15 @@ def spark_engine(
     output_format: str,
     counter: DriftCounter | None,
 ) -> int:
-    """Score with `spark_udf` and write a folder of part files; return the row count."""
+    """Score with `spark_udf` and write a folder of part files; return the row count.
+
+    A Spark or JVM failure ends the step in one line (a value the model's types cannot hold is
+    named with its column, `readable_failure`)."""
+    from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException
 
     from tabular_pipeline.scoring import spark as spark_scoring
-    from tabular_pipeline.spark.session import read_table, start_session, stop_session
+    from tabular_pipeline.spark.session import read_table, spark_failure, start_session, stop_session
 
     spark = start_session(master, "tabular-pipeline-predict")
     try:
@@ -144,5 +148,7 @@ def spark_engine(
 
             count_on_spark(frame, counter)
         return rows
+    except (PySparkException, Py4JError) as error:
+        raise spark_failure(error, "predict") from None
     finally:
         stop_session(spark)

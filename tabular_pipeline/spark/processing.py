@@ -46,10 +46,16 @@ def split_destination(split_path: str, artifact_uri: str, run_id: str, master: s
 def check_apart(split_uri: str, data_uri: str) -> None:
     """Refuse a split folder inside the input (a later run would read earlier splits as data) or
     an input inside the split folder."""
-    inner, outer = split_uri.rstrip("/") + "/", data_uri.rstrip("/") + "/"
+    import re
+
+    # A glob reads everything under its literal part: /data/tables/*.parquet covers /data/tables/.
+    literal = re.split(r"[*?\[{]", data_uri, maxsplit=1)[0]
+    literal = literal if literal == data_uri else literal.rsplit("/", 1)[0]
+    inner, outer = split_uri.rstrip("/") + "/", literal.rstrip("/") + "/"
     if inner.startswith(outer) or outer.startswith(inner):
         raise PipelineError(
-            f"split_path {split_uri} and data_path {data_uri} overlap; expected the splits outside the input table"
+            f"the splits ({split_uri}) and data_path {data_uri} overlap; expected the splits outside the input "
+            "table (set -P split_path elsewhere)"
         )
 
 
@@ -65,7 +71,7 @@ def process_with_spark(
         their digests and row counts.
     """
     import mlflow
-    from py4j.protocol import Py4JJavaError
+    from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException
 
     from tabular_pipeline.spark.session import spark_failure, start_session, stop_session
@@ -82,14 +88,14 @@ def process_with_spark(
     spark = start_session(master, "tabular-pipeline-process")
     try:
         record = split_and_write(spark, source, label_column, test_size, seed, task, destination)
-    except (PipelineError, PySparkException, Py4JJavaError) as error:
+    except BaseException as error:  # any failure, a stop (SIGTERM, Ctrl-C) included: remove what was written
         try:
             delete_folder(spark, destination)
-        except (PySparkException, Py4JJavaError) as cleanup:
+        except (PySparkException, Py4JError) as cleanup:
             log.warning("could not remove the partial splits at %s: %s", destination, spark_failure(cleanup, "removal"))
-        if isinstance(error, PipelineError):
-            raise
-        raise spark_failure(error, "process") from None
+        if isinstance(error, (PySparkException, Py4JError)):
+            raise spark_failure(error, "process") from None
+        raise
     finally:
         stop_session(spark)
     log.info(

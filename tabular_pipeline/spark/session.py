@@ -96,22 +96,28 @@ def stop_session(spark, wait_s: float = 30.0) -> None:
     """
     import subprocess
 
+    from py4j.protocol import Py4JError
     from pyspark import SparkContext
 
     gateway = SparkContext._gateway
-    spark.stop()
-    if gateway is None:
+    if gateway is None:  # stopped already
         return
+    try:
+        spark.stop()
+    except Py4JError:  # the JVM died first (killed, out of memory): nothing left to stop there
+        pass
     process = getattr(gateway, "proc", None)
+    if process is None:  # a gateway this process did not launch (spark-submit's): not ours to end
+        return
     gateway.shutdown()
     SparkContext._gateway, SparkContext._jvm = None, None
-    if process is not None:
-        if process.stdin:
-            process.stdin.close()  # the JVM exits when this pipe closes
-        try:
-            process.wait(timeout=wait_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    if process.stdin:
+        process.stdin.close()  # the JVM exits when this pipe closes
+    try:
+        process.wait(timeout=wait_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def read_table(spark, path: str, fmt: str):

@@ -247,7 +247,7 @@ def split_frame(frame, label_column: str, test_size: float, seed: int, task: str
         raise PipelineError(f"test_size is {test_size}; expected a fraction between 0 and 1")
     hashed = F.xxhash64(F.lit(seed), *[F.col(f"`{name}`") for name in frame.columns])
     coin = F.pmod(hashed, F.lit(COIN_SIDES)) / float(COIN_SIDES)
-    marked = frame.withColumn("__coin", coin)
+    marked = frame.withColumn("__hash", hashed).withColumn("__coin", coin)
     if task == "regression":
         marked = marked.withColumn("__test", F.col("__coin") < test_size)
     else:
@@ -262,14 +262,15 @@ def split_frame(frame, label_column: str, test_size: float, seed: int, task: str
                     for part in (F.lit(value), F.lit(small_class_test_rows(counts[value], test_size)))
                 ]
             )
-            rank = F.row_number().over(Window.partitionBy(label).orderBy("__coin"))
+            # Ties of the coin are broken by the full hash: the order never depends on partitions.
+            rank = F.row_number().over(Window.partitionBy(label).orderBy("__coin", "__hash"))
             small_rows = marked.where(label.isin(small)).withColumn("__test", rank <= quota[label])
             large_rows = marked.where(~label.isin(small)).withColumn("__test", F.col("__coin") < test_size)
             marked = small_rows.unionByName(large_rows)
         else:
             marked = marked.withColumn("__test", F.col("__coin") < test_size)
-    train = marked.where(~F.col("__test")).drop("__coin", "__test")
-    test = marked.where(F.col("__test")).drop("__coin", "__test")
+    train = marked.where(~F.col("__test")).drop("__hash", "__coin", "__test")
+    test = marked.where(F.col("__test")).drop("__hash", "__coin", "__test")
     return train, test
 
 

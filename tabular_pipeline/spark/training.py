@@ -75,12 +75,13 @@ def check_split_unchanged(spark, uri: str, digest: str, data_path: str) -> None:
         files = list_data_files(spark, uri)
     except PipelineError:
         raise PipelineError(
-            f"the split {uri} recorded by {data_path} is gone; expected it in place (run process again)"
+            f"the split {uri} recorded by {data_path} is gone; expected it in place (run process again; main: "
+            "-P use_cache=false)"
         ) from None
     if listing_digest(files) != digest:
         raise PipelineError(
             f"the split {uri} recorded by {data_path} has changed since process wrote it; expected it unchanged "
-            "(run process again)"
+            "(run process again; main: -P use_cache=false)"
         )
 
 
@@ -151,7 +152,7 @@ def log_evaluation_on_cluster(
 def train_with_spark(options: dict, algorithm: str, hyperparameters: dict) -> None:
     """Fit, evaluate and log a model on Spark, described by the step's options."""
     import mlflow
-    from py4j.protocol import Py4JJavaError
+    from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException
 
     from tabular_pipeline.evaluation.card import log_card
@@ -201,7 +202,7 @@ def train_with_spark(options: dict, algorithm: str, hyperparameters: dict) -> No
         model_info = log_pipeline_model(
             fit.exported, features, algorithm, profile=training_profile(features), optional_columns=set(kept)
         )
-    except (PySparkException, Py4JJavaError) as error:
+    except (PySparkException, Py4JError) as error:
         raise spark_failure(error, "train_basic") from None
     finally:
         stop_session(spark)
