@@ -269,3 +269,27 @@ def test_main_reuses_a_spark_process_run_only_while_its_local_split_folder_exist
     assert spark_splits_exist(process_run((tmp_path / "r1").as_uri()))
     assert not spark_splits_exist(process_run((tmp_path / "gone").as_uri()))
     assert spark_splits_exist(process_run("hdfs://nn/splits/r1")), "a cluster's store is checked by train_basic"
+
+
+def test_a_session_that_cannot_start_says_what_to_do():
+    from tabular_pipeline.spark.session import session_failure
+
+    no_java = Exception("[JAVA_GATEWAY_EXITED] Java gateway process exited before sending its port number.")
+    assert str(session_failure(no_java, "local[*]")).endswith("; expected Java 17 or later on PATH or in JAVA_HOME")
+    stopped = Exception("java.lang.IllegalStateException: Cannot call methods on a stopped SparkContext.")
+    assert "the Spark master spark://10.0.0.5:7077 did not accept the application" in str(
+        session_failure(stopped, "spark://10.0.0.5:7077")
+    )
+
+
+def test_a_failure_whose_jvm_is_gone_still_reads_as_one_line():
+    from tabular_pipeline.spark.session import session_failure
+
+    class Gone:
+        def toString(self):  # noqa: N802 - py4j's name
+            raise ConnectionRefusedError(111, "Connection refused")
+
+    error = Exception("unprintable")
+    error.java_exception = Gone()
+    assert "did not accept the application" in str(session_failure(error, "spark://127.0.0.1:7999"))
+    assert str(session_failure(error, "local[2]")).endswith("Exception (the Spark JVM ended before saying why)")

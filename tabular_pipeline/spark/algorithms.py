@@ -56,8 +56,8 @@ def check_spark_algorithm(algorithm: str, task: str) -> None:
     """Refuse what the Spark engine cannot train, in one line."""
     if algorithm == "lightgbm":
         raise PipelineError(
-            "LightGBM on Spark needs SynapseML's JVM packages, which this project cannot install from the package "
-            "index; use -P algorithm=xgboost with -P engine=spark"
+            "LightGBM (the default algorithm) on Spark needs SynapseML's JVM packages, which this project cannot "
+            "install from the package index; use -P algorithm=xgboost with -P engine=spark"
         )
     if algorithm == "svm" and task != "binary":
         raise PipelineError(

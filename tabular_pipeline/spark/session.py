@@ -41,8 +41,24 @@ def spark_failure(error: BaseException, what: str) -> PipelineError:
     from tabular_pipeline.errors import one_line
 
     java = getattr(error, "java_exception", None)
-    message = one_line(java.toString() if java is not None else error, 300)
+    try:
+        message = one_line(java.toString() if java is not None else error, 300)
+    except Exception:  # noqa: BLE001 - the JVM holding the message is gone; say that instead
+        message = f"{type(error).__name__} (the Spark JVM ended before saying why)"
     return PipelineError(f"{what} failed on Spark: {message}")
+
+
+def session_failure(error: BaseException, master: str) -> PipelineError:
+    """Why a session could not start, in one line that says what to do for the usual causes."""
+    failure = str(spark_failure(error, f"starting a session on {master}"))
+    if "JAVA_GATEWAY_EXITED" in failure:
+        return PipelineError(f"{failure}; expected Java 17 or later on PATH or in JAVA_HOME")
+    if master.startswith("spark://") and ("stopped SparkContext" in failure or "JVM ended" in failure):
+        return PipelineError(
+            f"the Spark master {master} did not accept the application (unreachable, or no worker with enough "
+            "memory); expected a running master and worker at that address"
+        )
+    return PipelineError(failure)
 
 
 def start_session(master: str, app_name: str):
@@ -62,6 +78,9 @@ def start_session(master: str, app_name: str):
 
     if is_local_master(master):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # py4j logs each connection it closes at INFO, and a dropped one with a trace: noise in a step's
+    # log (a failure that matters reaches the step as an exception).
+    logging.getLogger("py4j").setLevel(logging.CRITICAL)
     log_config = f"-Dlog4j.configurationFile={LOG_CONFIG.as_uri()}"
 
     try:
@@ -76,14 +95,13 @@ def start_session(master: str, app_name: str):
             .getOrCreate()
         )
     except (PySparkException, Py4JError) as error:  # no Java, an unreachable master, a bad setting
-        raise spark_failure(error, f"starting a session on {master}") from None
+        end_gateway()  # the JVM may be up with its context stopped: end it now, not at exit
+        raise session_failure(error, master) from None
     spark.sparkContext.setLogLevel("FATAL")
     for name in ("DataFrameQueryContextLogger", "SQLQueryContextLogger"):
         PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
     # xgboost.spark logs its parameters and each stage at INFO; the step logs what was fitted.
     logging.getLogger("XGBoost-PySpark").setLevel(logging.WARNING)
-    # py4j logs each connection it closes at INFO: noise in a step's log.
-    logging.getLogger("py4j").setLevel(logging.WARNING)
     return spark
 
 
@@ -94,25 +112,33 @@ def stop_session(spark, wait_s: float = 30.0) -> None:
     ends every child it leaves), it took py4j's connection threads by surprise, and they printed a
     traceback over a finished step. Closing the gateway and the JVM's stdin ends it cleanly.
     """
-    import subprocess
-
     from py4j.protocol import Py4JError
     from pyspark import SparkContext
 
-    gateway = SparkContext._gateway
-    if gateway is None:  # stopped already
+    if SparkContext._gateway is None:  # stopped already
         return
     try:
         spark.stop()
     except Py4JError:  # the JVM died first (killed, out of memory): nothing left to stop there
         pass
+    end_gateway(wait_s)
+
+
+def end_gateway(wait_s: float = 30.0) -> None:
+    """Close py4j's gateway and wait for the JVM this process launched to exit (it exits when its
+    stdin closes); a gateway this process did not launch (spark-submit's) is left alone."""
+    import subprocess
+
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
     process = getattr(gateway, "proc", None)
-    if process is None:  # a gateway this process did not launch (spark-submit's): not ours to end
+    if gateway is None or process is None:
         return
     gateway.shutdown()
     SparkContext._gateway, SparkContext._jvm = None, None
     if process.stdin:
-        process.stdin.close()  # the JVM exits when this pipe closes
+        process.stdin.close()
     try:
         process.wait(timeout=wait_s)
     except subprocess.TimeoutExpired:

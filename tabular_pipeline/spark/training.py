@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,7 +96,10 @@ def log_spark_datasets(splits: SparkSplits, label_column: str) -> None:
         (splits.train, splits.train_digest, "train", "training"),
         (splits.test, splits.test_digest, "test", "testing"),
     ):
-        dataset = mlflow.data.from_spark(frame, path=None, name=name, targets=label_column, digest=digest[-32:])
+        with warnings.catch_warnings():
+            # The hint concerns integer columns served with gaps; every model input is an optional double.
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+            dataset = mlflow.data.from_spark(frame, path=None, name=name, targets=label_column, digest=digest[-32:])
         log_dataset(dataset, context=context)
 
 
