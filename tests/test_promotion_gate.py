@@ -89,7 +89,7 @@ def test_min_score_is_a_number_or_nothing():
 
 
 @pytest.mark.parametrize("sampled", [True, False])
-def test_a_candidate_judged_on_a_sample_is_compared_with_the_champion_on_that_sample(tmp_path, sampled):
+def test_a_candidate_judged_on_a_sample_is_compared_with_the_champion_on_that_sample(tmp_path, sampled, monkeypatch):
     """A Spark run's `test_*` metrics cover its whole test split but it keeps only a sample for the
     gate: the champion is scored on the sample, so the candidate must be too. Here the candidate's
     logged score (0.99) is far better than what it scores on the sample (it learnt shuffled labels)."""
@@ -105,7 +105,14 @@ def test_a_candidate_judged_on_a_sample_is_compared_with_the_champion_on_that_sa
     from tabular_pipeline.training.pipelines import build_pipeline, split_feature_columns
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # A store of its own: no experiment another test of this worker made active, and put back after.
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    # Set through monkeypatch, so the worker's tracking URI and active experiment come back after.
+    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
     mlflow.set_tracking_uri(uri)
+    experiment_id = mlflow.set_experiment("gate-sample").experiment_id
     client = mlflow.MlflowClient(uri)
     table = harmonise_dtypes(mixed_frame(rows=240, seed=1), "label")
     features, label = table.drop(columns=["label"]), table["label"]
@@ -113,7 +120,7 @@ def test_a_candidate_judged_on_a_sample_is_compared_with_the_champion_on_that_sa
     columns = split_feature_columns(features[kept])
 
     def logged_model(labels, tags: dict, metrics: dict):
-        with mlflow.start_run() as run:
+        with mlflow.start_run(experiment_id=experiment_id) as run:
             model = build_pipeline("lr", "binary", {}, columns, seed=0).fit(features, labels)
             mlflow.log_params({"label_column": "label"})
             mlflow.set_tags({"pipeline.primary_metric": "test_roc_auc", "pipeline.task": "binary", **tags})
