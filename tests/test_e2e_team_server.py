@@ -122,33 +122,29 @@ def test_script_refuses_to_start_without_an_admin_password(tmp_path):
     assert completed.returncode == 2 and "MLFLOW_AUTH_ADMIN_PASSWORD must be set" in completed.stderr
 
 
-@pytest.mark.parametrize("destination", ["/srv/artifacts", "s3:/bucket", "s3://Bucket/x", "s3://bucket//x", "gs://b/x"])
-def test_script_refuses_a_malformed_artifact_destination_in_one_line(tmp_path, destination):
-    env = {**subprocess_env(""), "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD, "MLFLOW_ARTIFACTS_DESTINATION": destination}
-    completed = subprocess.run(
-        ["bash", str(SCRIPT), "start", str(tmp_path), "5999", "5998"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def start_with(state: Path, **settings: str) -> subprocess.CompletedProcess:
+    """`start-native.sh start` with the admin password and `settings` in its environment."""
+    env = {**subprocess_env(""), "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD, **settings}
+    command = ["bash", str(SCRIPT), "start", str(state), "5999", "5998"]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("destination", "shown"),
+    [(d, d) for d in ("/srv/artifacts", "s3:/bucket", "s3://Bucket/x", "s3://bucket//x", "gs://b/x")]
+    + [("s3://AKIA:SECRET@bucket/x", "s3://***@bucket/x")],  # credentials pasted in are not echoed
+)
+def test_script_refuses_a_malformed_artifact_destination_in_one_line(tmp_path, destination, shown):
+    completed = start_with(tmp_path, MLFLOW_ARTIFACTS_DESTINATION=destination)
     assert completed.returncode == 2 and completed.stdout == ""
     assert completed.stderr.splitlines() == [
-        f"MLFLOW_ARTIFACTS_DESTINATION is '{destination}'; expected s3://bucket[/prefix]"
-        " (or unset, for STATE_DIR/artifacts)"
+        f"MLFLOW_ARTIFACTS_DESTINATION is '{shown}'; expected s3://bucket[/prefix] (or unset, for STATE_DIR/artifacts)"
     ]
     assert not any(tmp_path.iterdir()), "refused before creating anything"
 
 
 def test_script_refuses_a_credential_cache_time_that_is_not_whole_seconds(tmp_path):
-    env = {**subprocess_env(""), "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD, "MLFLOW_AUTH_CACHE_TTL_SECONDS": "1m"}
-    completed = subprocess.run(
-        ["bash", str(SCRIPT), "start", str(tmp_path), "5999", "5998"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    completed = start_with(tmp_path, MLFLOW_AUTH_CACHE_TTL_SECONDS="1m")
     assert (
         completed.returncode == 2
         and "MLFLOW_AUTH_CACHE_TTL_SECONDS is '1m'; expected a whole number of seconds" in completed.stderr
