@@ -110,10 +110,12 @@ def test_missing_paths_mixed_folders_unreadable_types_and_one_class_are_refused(
 
     with pytest.raises(PipelineError, match="has more than 3 classes; expected a class label"):
         check_class_count(
-            parquet_frame(spark, pd.DataFrame({"x": range(5), LABEL: list("abcde")}), tmp_path / "c"), LABEL, 3
+            parquet_frame(spark, pd.DataFrame({"x": range(5), LABEL: list("abcde")}), tmp_path / "c.parquet"), LABEL, 3
         )
     # Spark reads the text "NaN" as a NaN double: such a label is missing, and its row is dropped.
-    nan_label = parquet_frame(spark, pd.DataFrame({"x": [1.0, 2.0, 3.0], LABEL: [0.0, 1.0, np.nan]}), tmp_path / "n")
+    nan_label = parquet_frame(
+        spark, pd.DataFrame({"x": [1.0, 2.0, 3.0], LABEL: [0.0, 1.0, np.nan]}), tmp_path / "n.parquet"
+    )
     assert harmonise_columns(nan_label, LABEL).count() == 2
 
 
