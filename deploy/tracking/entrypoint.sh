@@ -12,17 +12,8 @@ esac
 # Artifacts: the /mlartifacts volume, or s3://bucket[/prefix] (credentials from the environment).
 artifacts_destination="${MLFLOW_ARTIFACTS_DESTINATION:-/mlartifacts}"
 if [ "$artifacts_destination" != /mlartifacts ]; then
-  # A bucket name as S3 allows it (3-63 of a-z 0-9 . -), then an optional prefix without empty parts.
-  if [ "$(printf '%s' "$artifacts_destination" | wc -l)" -ne 0 ] \
-    || ! printf '%s' "$artifacts_destination" | grep -Eqx 's3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/([^/[:space:]]+/?)*)?'; then
-    echo "MLFLOW_ARTIFACTS_DESTINATION is '$(printf '%s' "$artifacts_destination" | sed -E 's#//[^/@]*@#//***@#')'; expected s3://bucket[/prefix] (or unset, for the /mlartifacts volume)" >&2
-    exit 2
-  fi
-  case "${MLFLOW_S3_ENDPOINT_URL:-}" in
-    '') unset MLFLOW_S3_ENDPOINT_URL ;;  # AWS S3 itself (boto3 refuses an empty endpoint)
-    http://?*|https://?*) ;;
-    *) echo "MLFLOW_S3_ENDPOINT_URL is '$MLFLOW_S3_ENDPOINT_URL'; expected http(s)://host[:port]" >&2; exit 2 ;;
-  esac
+  . "$(dirname "$0")/check-artifacts.sh"
+  check_artifacts_destination "$artifacts_destination" "the /mlartifacts volume"
 fi
 umask 077
 db="postgresql+psycopg://mlflow:${POSTGRES_PASSWORD}@postgres:5432"

@@ -103,17 +103,8 @@ if ! [[ "$auth_cache_ttl" =~ ^[0-9]+$ ]]; then
 fi
 artifacts_destination="${MLFLOW_ARTIFACTS_DESTINATION:-}"
 if [ -n "$artifacts_destination" ]; then
-  # A bucket name as S3 allows it (3-63 of a-z 0-9 . -), then an optional prefix without empty parts.
-  if ! [[ "$artifacts_destination" =~ ^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/([^/[:space:]]+/?)*)?$ ]]; then
-    # Credentials pasted into the URI (s3://KEY:SECRET@bucket) are not echoed.
-    echo "MLFLOW_ARTIFACTS_DESTINATION is '$(printf '%s' "$artifacts_destination" | sed -E 's#//[^/@]*@#//***@#')'; expected s3://bucket[/prefix] (or unset, for STATE_DIR/artifacts)" >&2
-    exit 2
-  fi
-  case "${MLFLOW_S3_ENDPOINT_URL:-}" in
-    '') unset MLFLOW_S3_ENDPOINT_URL ;;  # AWS S3 itself (boto3 refuses an empty endpoint)
-    http://?*|https://?*) ;;
-    *) echo "MLFLOW_S3_ENDPOINT_URL is '$MLFLOW_S3_ENDPOINT_URL'; expected http(s)://host[:port]" >&2; exit 2 ;;
-  esac
+  . "$(dirname "$0")/check-artifacts.sh"
+  check_artifacts_destination "$artifacts_destination" "STATE_DIR/artifacts"
 fi
 pg_password="$(secret POSTGRES_PASSWORD "$state/postgres.secret")"
 flask_secret="$(secret MLFLOW_FLASK_SERVER_SECRET_KEY "$state/flask.secret")"
