@@ -16,7 +16,11 @@ if [ "$artifacts_destination" != /mlartifacts ]; then
   check_artifacts_destination "$artifacts_destination" "the /mlartifacts volume"
 fi
 umask 077
-db="postgresql+psycopg://mlflow:${POSTGRES_PASSWORD}@postgres:5432"
+# Compose's postgres service by default; POSTGRES_HOST and POSTGRES_PORT name another server.
+case "${POSTGRES_PORT:-5432}" in
+  ''|*[!0-9]*) echo "POSTGRES_PORT is '$POSTGRES_PORT'; expected a port number" >&2; exit 2 ;;
+esac
+db="postgresql+psycopg://mlflow:${POSTGRES_PASSWORD}@${POSTGRES_HOST:-postgres}:${POSTGRES_PORT:-5432}"
 cat > /tmp/auth.ini <<INI
 [mlflow]
 default_permission = READ

@@ -2,8 +2,10 @@
 # Start (or stop) the team tracking stack without Docker: PostgreSQL from the machine's binaries,
 # then `mlflow server` with the basic-auth app, artifacts served by the server, and --allowed-hosts.
 #
-#   start-native.sh start STATE_DIR [MLFLOW_PORT] [PG_PORT]
-#   start-native.sh stop  STATE_DIR
+#   start-native.sh start    STATE_DIR [MLFLOW_PORT] [PG_PORT]
+#   start-native.sh postgres STATE_DIR [PG_PORT]   PostgreSQL alone (databases mlflow and mlflow_auth,
+#                                                  user mlflow), e.g. for the tracking image
+#   start-native.sh stop     STATE_DIR
 #
 # Secrets come from the environment only and are never put on a command line:
 #   MLFLOW_AUTH_ADMIN_PASSWORD      admin password (at least 12 characters; required)
@@ -21,10 +23,11 @@
 #   the environment; none of them goes on a command line.
 set -euo pipefail
 
-command="${1:?usage: start-native.sh start|stop STATE_DIR [MLFLOW_PORT] [PG_PORT]}"
+command="${1:?usage: start-native.sh start|postgres|stop STATE_DIR [MLFLOW_PORT] [PG_PORT]}"
 state="$(mkdir -p "${2:?STATE_DIR is required}" && cd "$2" && pwd)"
 mlflow_port="${3:-5000}"
 pg_port="${4:-5432}"
+if [ "$command" = postgres ]; then pg_port="${3:-5432}"; fi
 pg_user=postgres
 mlflow_bin="${MLFLOW_BIN:-mlflow}"
 
@@ -88,35 +91,36 @@ if [ "$command" = stop ]; then
   stop_stack
   exit 0
 fi
-[ "$command" = start ] || { echo "unknown command '$command'; expected start or stop" >&2; exit 2; }
+case "$command" in
+  start|postgres) ;;
+  *) echo "unknown command '$command'; expected start, postgres or stop" >&2; exit 2 ;;
+esac
 
-admin_password="${MLFLOW_AUTH_ADMIN_PASSWORD:-}"
-if [ "${#admin_password}" -lt 12 ]; then
-  echo "MLFLOW_AUTH_ADMIN_PASSWORD must be set to at least 12 characters; no default credentials are used" >&2
-  exit 2
-fi
-admin_user="${MLFLOW_AUTH_ADMIN_USERNAME:-admin}"
-auth_cache_ttl="${MLFLOW_AUTH_CACHE_TTL_SECONDS:-60}"
-if ! [[ "$auth_cache_ttl" =~ ^[0-9]+$ ]]; then
-  echo "MLFLOW_AUTH_CACHE_TTL_SECONDS is '$auth_cache_ttl'; expected a whole number of seconds (0 turns the credential cache off)" >&2
-  exit 2
-fi
-artifacts_destination="${MLFLOW_ARTIFACTS_DESTINATION:-}"
-if [ -n "$artifacts_destination" ]; then
-  . "$(dirname "$0")/check-artifacts.sh"
-  check_artifacts_destination "$artifacts_destination" "STATE_DIR/artifacts"
-fi
+check_server_settings() {  # the server's settings, refused in one line before anything starts
+  admin_password="${MLFLOW_AUTH_ADMIN_PASSWORD:-}"
+  if [ "${#admin_password}" -lt 12 ]; then
+    echo "MLFLOW_AUTH_ADMIN_PASSWORD must be set to at least 12 characters; no default credentials are used" >&2
+    exit 2
+  fi
+  admin_user="${MLFLOW_AUTH_ADMIN_USERNAME:-admin}"
+  auth_cache_ttl="${MLFLOW_AUTH_CACHE_TTL_SECONDS:-60}"
+  if ! [[ "$auth_cache_ttl" =~ ^[0-9]+$ ]]; then
+    echo "MLFLOW_AUTH_CACHE_TTL_SECONDS is '$auth_cache_ttl'; expected a whole number of seconds (0 turns the credential cache off)" >&2
+    exit 2
+  fi
+  artifacts_destination="${MLFLOW_ARTIFACTS_DESTINATION:-}"
+  if [ -n "$artifacts_destination" ]; then
+    . "$(dirname "$0")/check-artifacts.sh"
+    check_artifacts_destination "$artifacts_destination" "STATE_DIR/artifacts"
+  fi
+}
+[ "$command" = postgres ] || check_server_settings
 pg_password="$(secret POSTGRES_PASSWORD "$state/postgres.secret")"
-flask_secret="$(secret MLFLOW_FLASK_SERVER_SECRET_KEY "$state/flask.secret")"
 pg_bin="$(find_pg_bin)"
 psql_bin="$pg_bin/psql"
 [ -x "$psql_bin" ] || psql_bin="$(command -v psql || true)"
 [ -n "$psql_bin" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null; psql_bin=psql; }
 
-if [ -z "$artifacts_destination" ]; then
-  artifacts_destination="$state/artifacts"
-  mkdir -p "$artifacts_destination"
-fi
 pg="$(pg_root)"
 as_pg_user "true" >/dev/null  # creates the postgres user when running as root
 mkdir -p "$pg/sock"
@@ -137,7 +141,16 @@ for database in mlflow mlflow_auth; do
   fi
 done
 unset PGPASSWORD
+if [ "$command" = postgres ]; then
+  echo "PostgreSQL on 127.0.0.1:$pg_port: databases mlflow and mlflow_auth, user mlflow"
+  exit 0
+fi
 
+if [ -z "$artifacts_destination" ]; then
+  artifacts_destination="$state/artifacts"
+  mkdir -p "$artifacts_destination"
+fi
+flask_secret="$(secret MLFLOW_FLASK_SERVER_SECRET_KEY "$state/flask.secret")"
 database_uri() { printf 'postgresql+psycopg://mlflow:%s@127.0.0.1:%s/%s' "$pg_password" "$pg_port" "$1"; }
 (
   umask 077
