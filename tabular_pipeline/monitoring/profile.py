@@ -1,5 +1,6 @@
 """The training profile a model carries: per feature its type, missing share, and for numbers
-quantiles plus shares on decile bins, for categories the top values and their shares.
+quantiles plus shares on decile bins, for categories the top values and their shares; and, from
+version 2, the `performance` section `monitoring.calibration` builds from the test split.
 
 The bins are fixed at training time (the training split's deciles), so any later table is
 counted on the same bins, batch by batch or on a Spark cluster, and compared with PSI.
@@ -15,12 +16,16 @@ from pandas.api import types as ptypes
 
 PROFILE_ARTIFACT = "monitoring_profile"
 PROFILE_FILE = "monitoring_profile.json"
-PROFILE_VERSION = 1
+PROFILE_VERSION = 2
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 # Inner bin edges at the deciles: ten bins of about equal training share.
 EDGE_QUANTILES = tuple(np.round(np.arange(0.1, 1.0, 0.1), 2))
 TOP_CATEGORIES = 50
 OTHER = "(other)"
+# ±inf counts as a present value; it is clipped here wherever values are summed, so means stay finite.
+VALUE_CLIP = 1e15
+# Whole numbers up to this size are written without a decimal point when they name a class.
+WHOLE_LABEL_LIMIT = 1e15
 
 
 def is_number(series: pd.Series) -> bool:
@@ -43,6 +48,39 @@ def category_text(series: pd.Series, boolean: bool) -> pd.Series:
     return present.astype(str)
 
 
+def label_text(values) -> pd.Series:
+    """Class labels as the text both engines compare them by: booleans `true`/`false`, whole
+    numbers without a decimal point (a label read as 1.0 beside missing values is class 1),
+    anything else as its string; missing values stay missing (None).
+
+    Args:
+        values: labels or predictions (a Series, an array or a list).
+
+    Returns:
+        A Series of strings or None, on a fresh 0-based index.
+    """
+    series = pd.Series(values).reset_index(drop=True)
+    if ptypes.is_bool_dtype(series):
+        text = series.map({True: "true", False: "false"})
+    elif ptypes.is_numeric_dtype(series):
+        numbers = series.to_numpy(dtype=float, na_value=np.nan)
+        whole = np.isfinite(numbers) & (np.abs(numbers) < WHOLE_LABEL_LIMIT)
+        whole[whole] = numbers[whole] == np.floor(numbers[whole])
+        written = np.where(whole, np.where(whole, numbers, 0).astype(np.int64).astype(str), series.astype(str))
+        text = pd.Series(written).where(~np.isnan(numbers))
+    else:
+        text = pd.Series(series.astype(object).map(_one_label, na_action="ignore"))
+    return text.astype(object).where(text.notna(), None)
+
+
+def _one_label(value) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, int | float | np.integer | np.floating):
+        return label_text(pd.Series([value], dtype=float)).iloc[0]
+    return str(value)
+
+
 def bin_index(values: np.ndarray, edges: list[float]) -> np.ndarray:
     """Each value's bin: how many edges are at or below it (0 .. len(edges))."""
     return np.searchsorted(np.asarray(edges, dtype=float), values, side="right")
@@ -50,17 +88,22 @@ def bin_index(values: np.ndarray, edges: list[float]) -> np.ndarray:
 
 def number_profile(series: pd.Series) -> dict:
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
-    finite = values[~np.isnan(values)]
-    if not finite.size:
+    present = values[~np.isnan(values)]  # every value but the missing ones, ±inf included
+    if not present.size:
         return {"kind": "number", "missing": 1.0, "edges": [], "shares": [1.0], "quantiles": {}}
-    edges = sorted({float(edge) for edge in np.quantile(finite, EDGE_QUANTILES)})
-    counts = np.bincount(bin_index(finite, edges), minlength=len(edges) + 1)
+    edges = sorted({float(edge) for edge in np.quantile(present, EDGE_QUANTILES)})
+    bins = bin_index(present, edges)
+    counts = np.bincount(bins, minlength=len(edges) + 1)
+    clipped = np.clip(present, -VALUE_CLIP, VALUE_CLIP)
     return {
         "kind": "number",
         "missing": float(np.isnan(values).mean()),
         "edges": edges,
-        "shares": (counts / finite.size).tolist(),
-        "quantiles": {f"{q:g}": float(np.quantile(finite, q)) for q in QUANTILES},
+        "shares": (counts / present.size).tolist(),
+        "quantiles": {f"{q:g}": float(np.quantile(present, q)) for q in QUANTILES},
+        # The means of the two open-ended bins and the spread: the Wasserstein distance's reference.
+        "tail_means": [float(clipped[bins == end].mean()) if counts[end] else 0.0 for end in (0, len(edges))],
+        "std": float(clipped.std()),
     }
 
 
@@ -78,20 +121,23 @@ def category_profile(series: pd.Series) -> dict:
     }
 
 
-def training_profile(features: pd.DataFrame) -> dict:
+def training_profile(features: pd.DataFrame, performance: dict | None = None) -> dict:
     """The profile of the training split's features (the columns the model learns from).
 
     Args:
         features: training rows without the label, only the kept columns.
+        performance: the test split's performance section (`calibration.performance_profile`),
+            or None for a model whose performance `predict` cannot follow.
 
     Returns:
-        A JSON-ready dict: `version`, `rows`, and `columns` by name.
+        A JSON-ready dict: `version`, `rows`, `columns` by name, and `performance` when given.
     """
     columns = {
         str(name): number_profile(series) if is_number(series) else category_profile(series)
         for name, series in features.items()
     }
-    return {"version": PROFILE_VERSION, "rows": int(len(features)), "columns": columns}
+    profile = {"version": PROFILE_VERSION, "rows": int(len(features)), "columns": columns}
+    return {**profile, "performance": performance} if performance is not None else profile
 
 
 def load_profile(model_dir: Path) -> dict | None:

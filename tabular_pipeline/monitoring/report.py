@@ -1,101 +1,122 @@
-"""What `predict` records about drift: metrics, one tag, one log line, and an HTML report."""
+"""What `predict` records about a scored table: metrics, tags, a few log lines, and the HTML report."""
 
 from __future__ import annotations
 
-import html
 import logging
 import re
+from dataclasses import dataclass
 
-from tabular_pipeline.monitoring.drift import ColumnDrift
+from tabular_pipeline.errors import one_line
+from tabular_pipeline.monitoring.drift import ColumnDrift, dataset_drift
+from tabular_pipeline.monitoring.monitor import ScoringMonitor
+from tabular_pipeline.monitoring.performance import PerformanceFigures, performance_figures
+from tabular_pipeline.monitoring.thresholds import drop_rule
 
 REPORT_PATH = "monitoring/drift_report.html"
 DRIFTED_TAG = "monitoring.drifted"
 UNJUDGED_TAG = "monitoring.unjudged"  # columns with too few rows to tell drift from noise
+DATASET_TAG = "monitoring.dataset_drifted"  # "true" when the share of drifted columns reaches `share`
+DEGRADED_TAG = "monitoring.degraded"  # "realized" and/or "estimated": whose primary metric dropped
 log = logging.getLogger("predict")
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2933}
-table{border-collapse:collapse;font-size:.9rem}td,th{border:1px solid #d9e2ec;padding:.25rem .6rem;text-align:left}
-th{background:#f0f4f8}.drifted{color:#b42318;font-weight:600}.pair{display:flex;gap:2rem;margin:.5rem 0 1.5rem}
-.bars{min-width:420px}.bar{display:flex;align-items:center;gap:.4rem;font-size:.8rem;margin:1px 0}
-.bar span{width:9rem;text-align:right;overflow:hidden;white-space:nowrap}
-.bar i{display:inline-block;height:.8rem}.train i{background:#3b75af}.now i{background:#d9822b}
-"""
 
 
-def metric_name(column: str) -> str:
-    """`drift.<column>`, with characters MLflow refuses in metric names replaced by `_`."""
-    return "drift." + re.sub(r"[^A-Za-z0-9_\-. /]", "_", column)[:200]
+@dataclass(frozen=True)
+class Findings:
+    """Everything measured of one scored table."""
+
+    drifts: list[ColumnDrift]
+    drifted_share: float
+    dataset_drifted: bool
+    performance: PerformanceFigures | None
+    thresholds: dict[str, float]
+    label_column: str | None = None
+
+    @property
+    def drifted(self) -> list[str]:
+        return [d.column for d in self.drifts if d.drifted]
 
 
-def _bars(labels: list[str], shares: list[float], css: str, title: str) -> str:
-    rows = "".join(
-        f'<div class="bar"><span title="{html.escape(label)}">{html.escape(label)}</span>'
-        f'<i style="width:{max(share, 0) * 300:.1f}px"></i>{share:.1%}</div>'
-        for label, share in zip(labels, shares, strict=True)
+def metric_name(column: str, prefix: str = "drift") -> str:
+    """`<prefix>.<column>`, with characters MLflow refuses in metric names replaced by `_`."""
+    return f"{prefix}." + re.sub(r"[^A-Za-z0-9_\-. /]", "_", column)[:200]
+
+
+def measure(monitor: ScoringMonitor, thresholds: dict[str, float]) -> Findings:
+    """The figures of a counted table, judged against the thresholds."""
+    drifts = monitor.drift.result(thresholds)
+    share, drifted = dataset_drift(drifts, thresholds["share"])
+    figures = performance_figures(monitor.performance, thresholds["drop"]) if monitor.performance else None
+    return Findings(drifts, share, drifted, figures, thresholds, monitor.label_column)
+
+
+def performance_line(findings: Findings) -> tuple[str, bool]:
+    """One line on the model's performance, and whether it is a warning."""
+    figures = findings.performance
+    if figures is None:
+        return "", False
+    primary, recorded = figures.primary, figures.recorded.get(figures.primary)
+    shown = ", ".join(
+        f"{kind} {primary} {values[primary]:.4f}"
+        for kind, values in (("realized", figures.realized), ("estimated", figures.estimated))
+        if primary in values
     )
-    return f'<div class="bars {css}"><b>{title}</b>{rows}</div>'
+    if not shown:
+        return f"performance not measured: no values in the label column '{findings.label_column}' to compare", False
+    against = f" against {recorded:.4f} recorded" if recorded is not None else ""
+    if figures.degraded:
+        rule = drop_rule(figures.greater_is_better, findings.thresholds["drop"])
+        return f"performance dropped ({' and '.join(figures.degraded)}): {shown}{against}, {rule}", True
+    estimate = " (the estimate assumes the features-label relation is unchanged)" if figures.estimated else ""
+    return f"performance holding: {shown}{against}{estimate}", False
 
 
-def render_report(drifts: list[ColumnDrift], model_uri: str, data: str, thresholds: dict[str, float], rows: int) -> str:
-    """The report: every column sorted by drift, then training and scored histograms of the drifted ones."""
-    header = ["column", "kind", "PSI", "missing (training → now)", "unseen values", "drifted"]
-    body = "".join(
-        f'<tr class="{"drifted" if d.drifted else ""}"><td>{html.escape(d.column)}</td><td>{d.kind}</td>'
-        f"<td>{d.psi:.3f}</td><td>{d.missing_train:.1%} → {d.missing_now:.1%}</td><td>{d.unseen_share:.1%}</td>"
-        f"<td>{'yes' if d.drifted else 'no' if d.judged else 'too few rows to tell'}</td></tr>"
-        for d in drifts
-    )
-    table = "<table><tr>" + "".join(f"<th>{h}</th>" for h in header) + f"</tr>{body}</table>"
-    drifted = [d for d in drifts if d.drifted]
-    pairs = "".join(
-        f'<h3>{html.escape(d.column)}</h3><div class="pair">'
-        + _bars(d.labels, d.train_shares, "train", "training")
-        + _bars(d.labels, d.now_shares, "now", "this table")
-        + f"</div><p>Missing values: {d.missing_train:.1%} in training, {d.missing_now:.1%} here "
-        + "(the bars share out the values present).</p>"
-        for d in drifted
-    )
-    summary = (
-        f"{len(drifted)} of {len(drifts)} columns drifted (PSI ≥ {thresholds['psi']:g}, or missing share up by "
-        f"≥ {thresholds['missing']:g}) in {rows:,} scored rows of {html.escape(data)}, against the training "
-        f"profile of {html.escape(model_uri)}."
-    )
-    return (
-        f'<!doctype html><html><head><meta charset="utf-8"><title>Drift report</title><style>{STYLE}</style></head>'
-        f"<body><h1>Drift report</h1><p>{summary}</p>{table}"
-        + (f"<h2>Drifted columns: training and this table</h2>{pairs}" if drifted else "")
-        + "</body></html>"
-    )
-
-
-def record_drift(
-    drifts: list[ColumnDrift],
-    model_uri: str,
-    data: str,
-    thresholds: dict[str, float],
-    rows: int,
-    fail_on_drift: bool = False,
-) -> list[str]:
-    """Log the metrics, the tags, the report and one line; return the drifted columns.
+def record_monitoring(
+    findings: Findings, model_uri: str, model_key: str, data: str, rows: int, fail_on_drift: bool = False
+) -> None:
+    """Log the metrics, the tags, the report and a few lines.
 
     Columns with too few rows to judge are tagged (`monitoring.unjudged`) and said in one line, a
     warning when the caller asked to fail on drift, since they cannot fail the run."""
     import mlflow
 
-    drifted = [d.column for d in drifts if d.drifted]
-    mlflow.log_metrics({"drifted_columns": len(drifted), **{metric_name(d.column): d.psi for d in drifts}})
-    mlflow.set_tag(DRIFTED_TAG, ",".join(drifted)[:5000])
-    mlflow.log_text(render_report(drifts, model_uri, data, thresholds, rows), REPORT_PATH)
+    from tabular_pipeline.monitoring.history import MODEL_TAG, earlier_runs
+    from tabular_pipeline.monitoring.page import render_report
+
+    drifts, figures = findings.drifts, findings.performance
+    metrics = {"drifted_columns": len(findings.drifted), "drifted_share": findings.drifted_share}
+    metrics.update({metric_name(d.column): d.psi for d in drifts})
+    metrics.update({metric_name(d.column, "drift_distance"): d.distance for d in drifts})
+    if figures is not None:
+        metrics.update({f"realized.{name}": value for name, value in figures.realized.items()})
+        metrics.update({f"estimated.{name}": value for name, value in figures.estimated.items()})
+    mlflow.log_metrics(metrics)
     unjudged = [d.column for d in drifts if not d.judged]
-    mlflow.set_tag(UNJUDGED_TAG, ",".join(unjudged)[:5000])
+    mlflow.set_tags(
+        {
+            DRIFTED_TAG: ",".join(findings.drifted)[:5000],
+            UNJUDGED_TAG: ",".join(unjudged)[:5000],
+            DATASET_TAG: str(findings.dataset_drifted).lower(),
+            DEGRADED_TAG: ",".join(figures.degraded) if figures is not None else "",
+            MODEL_TAG: model_key,
+        }
+    )
+    try:
+        history, note = earlier_runs(model_key, figures.primary if figures else None), ""
+    except Exception as error:  # noqa: BLE001 - the page still tells this run's story without them
+        history, note = [], f"Earlier runs could not be read from the tracking server ({one_line(error, 200)})."
+    mlflow.log_text(render_report(findings, model_uri, data, rows, history, note), REPORT_PATH)
     if unjudged:
         (log.warning if fail_on_drift else log.info)(
             "too few rows to judge drift in %d column(s): %s", len(unjudged), ", ".join(unjudged)
         )
-    if drifted:
+    if findings.drifted:
+        table = " (the table has drifted)" if findings.dataset_drifted else ""
         log.warning(
-            "drift in %d of %d columns: %s (report: %s)", len(drifted), len(drifts), ", ".join(drifted), REPORT_PATH
-        )
+            "drift in %d of %d columns%s: %s (report: %s)",
+            len(findings.drifted), len(drifts), table, ", ".join(findings.drifted), REPORT_PATH,
+        )  # fmt: skip
     else:
         log.info("no drift in %d columns against the training profile (report: %s)", len(drifts), REPORT_PATH)
-    return drifted
+    line, warning = performance_line(findings)
+    if line:
+        (log.warning if warning else log.info)(line)

@@ -1,0 +1,138 @@
+"""The Spark engine's monitoring counts against the pandas engine's, on a local session: the same
+cast inputs, labels and answers give the same counts (integers exactly, sums within 1e-9), so the
+same drift, realized and estimated figures. The whole path, casts and the model's UDF included, is
+run on both engines in test_e2e_predict."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tabular_pipeline.data.synthetic import make_mixed_table
+from tabular_pipeline.monitoring.calibration import performance_profile
+from tabular_pipeline.monitoring.monitor import ScoringMonitor
+from tabular_pipeline.monitoring.performance import performance_figures
+from tabular_pipeline.monitoring.profile import training_profile
+from tabular_pipeline.monitoring.thresholds import parse_thresholds
+
+CLASSES = {"binary": 2, "multiclass": 3}
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from tabular_pipeline.spark.session import start_session, stop_session
+
+    session = start_session("local[1]", "tabular-pipeline-monitoring-tests")
+    yield session
+    stop_session(session)
+
+
+def inputs(rows: int, seed: int) -> pd.DataFrame:
+    """Model inputs as cast for the model: numbers double, categories text, a flag boolean."""
+    table = make_mixed_table(rows, columns=12, seed=seed).drop(columns=["label", "row_id"])
+    return table.astype({name: object for name in table.columns if str(table[name].dtype) == "category"})
+
+
+def answers(rows: int, task: str, seed: int) -> tuple[pd.Series, np.ndarray, np.ndarray | None]:
+    """Labels (some missing, some the model never learnt), predictions, probabilities."""
+    rng = np.random.default_rng(seed)
+    if task == "regression":
+        predictions = rng.normal(50, 10, rows)
+        labels = pd.Series(predictions + rng.normal(0, 3, rows))
+        labels[rng.random(rows) < 0.1] = np.nan
+        return labels, predictions, None
+    probabilities = rng.dirichlet(np.ones(CLASSES[task]), rows)
+    predictions = probabilities.argmax(axis=1)
+    labels = pd.Series([int(rng.choice(len(p), p=p)) for p in probabilities], dtype=object)
+    labels[rng.random(rows) < 0.1] = None
+    labels[rng.random(rows) < 0.02] = 7
+    return labels, predictions, probabilities
+
+
+def profile_for(task: str) -> dict:
+    labels, predictions, probabilities = answers(3000, task, seed=1)
+    known = labels.notna() & (labels != 7)
+    if task == "regression":
+        output = predictions[known]
+    else:
+        output = pd.DataFrame({"prediction": predictions[known]})
+        for cls in range(CLASSES[task]):
+            output[f"probability_{cls}"] = probabilities[known, cls]
+    truth = labels[known].astype(float if task == "regression" else int).reset_index(drop=True)
+    section = performance_profile(output, truth, task, "label", {"test_accuracy": 0.5, "test_rmse": 3.0})
+    return training_profile(inputs(2000, seed=1), section)
+
+
+def counted_on_spark(spark, monitor: ScoringMonitor, features, labels, predictions, probabilities) -> None:
+    """Count as `scoring.spark.score_frame` does: cast inputs, the label and the answer in one frame, observed."""
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    from tabular_pipeline.monitoring import spark_counts
+
+    frame = features.rename(columns={name: f"f_{name}" for name in features.columns})
+    frame["label"] = labels.astype(object if monitor.performance.task != "regression" else float)
+    frame["prediction"] = predictions
+    for index, name in enumerate(monitor.probability_columns):
+        frame[name] = probabilities[:, index]
+    scored = spark.createDataFrame(frame)
+    cast = {name: f"f_{name}" for name in features.columns}
+    prediction = F.col("prediction")
+    probability_columns = [F.col(f"`{name}`") for name in monitor.probability_columns]
+    if monitor.performance.task != "regression":
+        prediction = spark_counts.label_text(prediction, dict(scored.dtypes)["prediction"])
+    label = spark_counts.label_text(F.col("label"), dict(scored.dtypes)["label"])
+    derived, expressions = spark_counts.drift_expressions(monitor, cast)
+    columns, aggregates = spark_counts.performance_expressions(monitor, label, prediction, probability_columns)
+    observation = Observation("test")
+    observed = scored.select("*", *derived, *columns).observe(
+        observation, F.count(F.lit(1)).alias(spark_counts.ROWS), *expressions, *aggregates
+    )
+    observed.write.format("noop").mode("overwrite").save()
+    spark_counts.set_counts(monitor, observation.get, cast)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_spark_counts_what_pandas_counts(spark, task):
+    profile = profile_for(task)
+    features = inputs(1200, seed=2)
+    features["num_01"] = features["num_01"] * 10  # a drifted column
+    labels, predictions, probabilities = answers(1200, task, seed=3)
+    on_pandas, on_spark = ScoringMonitor.from_profile(profile), ScoringMonitor.from_profile(profile)
+    for part in np.array_split(np.arange(1200), 3):
+        on_pandas.add(
+            features.iloc[part],
+            labels.iloc[part],
+            predictions[part],
+            None if probabilities is None else probabilities[part],
+        )
+    counted_on_spark(spark, on_spark, features, labels, predictions, probabilities)
+
+    thresholds = parse_thresholds("")
+    for name, counts in on_pandas.drift.counts.items():
+        other = on_spark.drift.counts[name]
+        assert (counts.rows, counts.missing) == (other.rows, other.missing), name
+        if counts.bins is not None:
+            assert counts.bins.tolist() == other.bins.tolist()
+            assert counts.tail_sums == pytest.approx(other.tail_sums, rel=1e-12)
+    drifts = {d.column: d for d in on_pandas.drift.result(thresholds)}
+    assert drifts["num_01"].drifted
+    for drift in on_spark.drift.result(thresholds):
+        mine = drifts[drift.column]
+        assert (drift.psi, drift.distance) == pytest.approx((mine.psi, mine.distance), abs=1e-9)
+        assert drift.drifted == mine.drifted
+
+    mine, theirs = on_pandas.performance.counts, on_spark.performance.counts
+    assert (mine.rows, mine.labeled) == (theirs.rows, theirs.labeled) == (1200, int(labels.notna().sum()))
+    if task == "regression":
+        assert mine.error_sums == pytest.approx(theirs.error_sums, rel=1e-12)
+    else:
+        assert mine.confusion.tolist() == theirs.confusion.tolist() and mine.confusion[-1].sum() > 0
+        assert mine.expected == pytest.approx(theirs.expected, rel=1e-12)
+        for name in ("bin_rows", "bin_labeled", "bin_hits"):
+            assert [b.tolist() for b in getattr(mine, name)] == [b.tolist() for b in getattr(theirs, name)], name
+    on_both = [performance_figures(m.performance, 0.05) for m in (on_pandas, on_spark)]
+    assert on_both[0].realized and on_both[0].realized == pytest.approx(on_both[1].realized, abs=1e-9)
+    assert on_both[0].estimated == pytest.approx(on_both[1].estimated, abs=1e-9)
+    assert bool(on_both[0].estimated) == (task != "regression")
