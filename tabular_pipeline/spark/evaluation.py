@@ -72,7 +72,12 @@ def classification_scores(confusion: np.ndarray) -> dict[str, float]:
 
 
 def cluster_metrics(scored, task: str, class_count: int) -> dict[str, float]:
-    """The pandas engine's test metrics (`evaluation.metrics`), computed on the cluster."""
+    """The pandas engine's test metrics (`evaluation.metrics`), computed on the cluster.
+
+    One aggregation gives the confusion counts and the log loss's sum (or, for regression, every
+    sum); ROC AUC needs one sorted pass per class (one for binary). Persist `scored` first: each
+    pass then reads it from memory instead of scoring the split again.
+    """
     from pyspark.ml.evaluation import BinaryClassificationEvaluator
     from pyspark.sql import functions as F
 
@@ -91,13 +96,17 @@ def cluster_metrics(scored, task: str, class_count: int) -> dict[str, float]:
             "test_mae": float(sums["absolute"] / rows),
             "test_r2": float(1 - sums["squared"] / total) if total > 0 else float("nan"),
         }
-    confusion = np.zeros((class_count, class_count))
-    for row in scored.groupBy(LABEL_CODE, "prediction").count().collect():
-        confusion[int(row[0]), int(row[1])] = row[2]
+    probability = F.col(PROBABILITIES)
+    eps = np.finfo(float).eps
+    true_probability = F.element_at(probability, label.cast("int") + 1)
+    clipped = F.least(F.greatest(true_probability, F.lit(eps)), F.lit(1 - eps))
+    confusion, log_loss_sum = np.zeros((class_count, class_count)), 0.0
+    cells = scored.groupBy(LABEL_CODE, "prediction").agg(F.count(F.lit(1)), F.sum(-F.log(clipped))).collect()
+    for truth, predicted, count, losses in cells:
+        confusion[int(truth), int(predicted)] = count
+        log_loss_sum += losses or 0.0
     metrics = classification_scores(confusion)
-    present = confusion.sum(axis=1) > 0
-    if present.all():
-        probability = F.col(PROBABILITIES)
+    if (confusion.sum(axis=1) > 0).all():
         areas = []
         for code in range(class_count) if class_count > 2 else [1]:
             pairs = scored.select(
@@ -106,8 +115,5 @@ def cluster_metrics(scored, task: str, class_count: int) -> dict[str, float]:
             evaluator = BinaryClassificationEvaluator(rawPredictionCol="__score", labelCol="__is_class", numBins=0)
             areas.append(evaluator.evaluate(pairs))
         metrics["test_roc_auc"] = float(np.mean(areas))
-        eps = np.finfo(float).eps
-        true_probability = F.element_at(probability, label.cast("int") + 1)
-        clipped = F.least(F.greatest(true_probability, F.lit(eps)), F.lit(1 - eps))
-        metrics["test_log_loss"] = float(scored.agg(F.avg(-F.log(clipped))).first()[0])
+        metrics["test_log_loss"] = float(log_loss_sum / confusion.sum())
     return metrics

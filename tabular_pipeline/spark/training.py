@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,8 @@ class SparkSplits:
     train_digest: str
     test_digest: str
     source: str
+    train_rows: int
+    test_rows: int
 
 
 def load_splits(spark, data_path: str, label_column: str, test_size: float, seed: int, task: str) -> SparkSplits:
@@ -51,7 +52,14 @@ def load_splits(spark, data_path: str, label_column: str, test_size: float, seed
             check_split_unchanged(spark, record[side]["uri"], record[side]["digest"], data_path)
         train, test = spark.read.parquet(record["train"]["uri"]), spark.read.parquet(record["test"]["uri"])
         return SparkSplits(
-            train, test, record["task"], record["train"]["digest"], record["test"]["digest"], record["source"]
+            train,
+            test,
+            record["task"],
+            record["train"]["digest"],
+            record["test"]["digest"],
+            record["source"],
+            record["train"]["rows"],
+            record["test"]["rows"],
         )
     source = tables.spark_uri(data_path)
     frame, files = tables.read_frame(spark, source)
@@ -65,7 +73,9 @@ def load_splits(spark, data_path: str, label_column: str, test_size: float, seed
     digest = {
         side: "split-sha256:" + hashlib.sha256(f"{base}:{side}".encode()).hexdigest() for side in ("train", "test")
     }
-    return SparkSplits(train.cache(), test.cache(), resolved, digest["train"], digest["test"], source)
+    train, test = train.cache(), test.cache()
+    # Counting fills the caches the fit and the evaluation read anyway.
+    return SparkSplits(train, test, resolved, digest["train"], digest["test"], source, train.count(), test.count())
 
 
 def check_split_unchanged(spark, uri: str, digest: str, data_path: str) -> None:
@@ -86,23 +96,6 @@ def check_split_unchanged(spark, uri: str, digest: str, data_path: str) -> None:
         )
 
 
-def log_spark_datasets(splits: SparkSplits, label_column: str) -> None:
-    """The splits as the run's datasets, with the listing digests (no pass over the data)."""
-    import mlflow
-
-    from tabular_pipeline.registry.datasets import log_dataset
-
-    for frame, digest, name, context in (
-        (splits.train, splits.train_digest, "train", "training"),
-        (splits.test, splits.test_digest, "test", "testing"),
-    ):
-        with warnings.catch_warnings():
-            # The hint concerns integer columns served with gaps; every model input is an optional double.
-            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
-            dataset = mlflow.data.from_spark(frame, path=None, name=name, targets=label_column, digest=digest[-32:])
-        log_dataset(dataset, context=context)
-
-
 def log_search(search) -> None:
     """The grid search's table (`search/cv_results.csv`), best score and best settings."""
     import mlflow
@@ -118,23 +111,29 @@ def log_search(search) -> None:
 
 
 def log_evaluation_on_cluster(
-    cluster_model, exported, test, prepared_test, label_column: str, task: str, class_count: int, seed: int
-) -> dict[str, float]:
+    cluster_model, exported, test, prepared_test, label_column: str, task: str, class_count: int, seed: int, rows: int
+) -> tuple[dict[str, float], dict]:
     """Metrics over the whole test split on the cluster; plots, importance and the gate's rows from
-    a sample scored by the exported model."""
+    a sample scored by the exported model, whose answer also gives the performance section of the
+    model's monitoring profile (returned with the metrics)."""
     import mlflow
 
+    from tabular_pipeline.evaluation.artifacts import TAG_GATE_SAMPLE
     from tabular_pipeline.evaluation.metrics import scoring_for_task
     from tabular_pipeline.evaluation.plots import permutation_importance_table
-    from tabular_pipeline.evaluation.report import TAG_GATE_SAMPLE, log_evaluation_artifacts
+    from tabular_pipeline.evaluation.report import log_evaluation_artifacts
+    from tabular_pipeline.monitoring.calibration import performance_profile
     from tabular_pipeline.serving.model import probability_frame
     from tabular_pipeline.spark.evaluation import cluster_metrics
     from tabular_pipeline.spark.tables import sample_rows
 
-    metrics = cluster_metrics(cluster_model.score(prepared_test), task, class_count)
+    scored = cluster_model.score(prepared_test).persist()
+    try:
+        metrics = cluster_metrics(scored, task, class_count)
+    finally:
+        scored.unpersist()
     mlflow.log_metrics(metrics)
-    rows = test.count()
-    sample = sample_rows(test, GATE_ROWS, seed)
+    sample = sample_rows(test, GATE_ROWS, seed, total=rows)
     if len(sample) < rows:
         mlflow.set_tag(TAG_GATE_SAMPLE, f"{len(sample)} of {rows} rows")
     features, label = sample.drop(columns=[label_column]), sample[label_column]
@@ -150,7 +149,8 @@ def log_evaluation_on_cluster(
         rows,
         ", ".join(f"{name}={value:.4f}" for name, value in metrics.items()),
     )
-    return metrics
+    # The exported model's answer on the gate's rows calibrates predict's performance estimates.
+    return metrics, performance_profile(output, label, task, label_column, metrics)
 
 
 def train_with_spark(options: dict, algorithm: str, hyperparameters: dict) -> None:
@@ -169,6 +169,7 @@ def train_with_spark(options: dict, algorithm: str, hyperparameters: dict) -> No
         check_spark_algorithm,
         check_spark_hyperparameters,
     )
+    from tabular_pipeline.spark.datasets import log_spark_datasets
     from tabular_pipeline.spark.fitting import fit_on_cluster, prepare
     from tabular_pipeline.spark.session import check_master, spark_failure, start_session, stop_session
     from tabular_pipeline.spark.tables import sample_rows
@@ -185,7 +186,7 @@ def train_with_spark(options: dict, algorithm: str, hyperparameters: dict) -> No
         task = splits.task
         check_spark_hyperparameters(hyperparameters, algorithm, task)
         mlflow.set_tags({TAG_TASK: task, "pipeline.algorithm": algorithm, "pipeline.engine": "spark"})
-        train_sample = sample_rows(splits.train, SAMPLE_ROWS, seed)
+        train_sample = sample_rows(splits.train, SAMPLE_ROWS, seed, total=splits.train_rows)
         record_training_context(train_sample, label, splits.source)
         log_spark_datasets(splits, label)
         fixed, grid = split_search_space(hyperparameters)
@@ -197,14 +198,19 @@ def train_with_spark(options: dict, algorithm: str, hyperparameters: dict) -> No
         if fit.search is not None:
             log_search(fit.search)
         prepared_test = prepare(splits.test, label, fit.columns, fit.classes, None)
-        log_evaluation_on_cluster(
-            fit.cluster_model, fit.exported, splits.test, prepared_test, label, task, max(len(fit.classes), 1), seed
+        classes = max(len(fit.classes), 1)
+        _, performance = log_evaluation_on_cluster(
+            fit.cluster_model, fit.exported, splits.test, prepared_test, label, task, classes, seed, splits.test_rows
         )
         log_prefixed_params("hp", {**allowed_hyperparameters(algorithm), **fit.settings})
         kept = fit.columns.numeric + fit.columns.categorical
         features = train_sample[kept]
         model_info = log_pipeline_model(
-            fit.exported, features, algorithm, profile=training_profile(features), optional_columns=set(kept)
+            fit.exported,
+            features,
+            algorithm,
+            profile=training_profile(features, performance),
+            optional_columns=set(kept),
         )
     except (PySparkException, Py4JError) as error:
         raise spark_failure(error, "train_basic") from None

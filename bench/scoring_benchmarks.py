@@ -1,0 +1,171 @@
+"""Benchmarks 4 to 6: one-row serving latency, batch scoring on both engines, and the cost of
+drift counting, each against in-process scoring of the same rows."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bench.generate_table import write_table
+from bench.session import Bench, Sizes, log
+from bench.stats import markdown_table, median, percentile, ratio
+
+
+def served_row(model_uri: str, tracking_uri: str, data: Path):
+    """The model (loaded in-process) and one input row, cast to the model's schema."""
+    import mlflow
+
+    from tabular_pipeline.data.tables import read_table
+    from tabular_pipeline.scoring.batch import arrow_feature_schema, cast_features, input_columns
+
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model(model_uri)
+    import pyarrow as pa
+
+    row = read_table(data).drop(columns=["label"]).head(1)
+    schema = arrow_feature_schema(input_columns(model.metadata.get_input_schema()))
+    return model, cast_features(pa.Table.from_pandas(row, preserve_index=False), schema).to_pandas()
+
+
+def serving_latency(bench: Bench, sizes: Sizes, model_uri: str, data: Path) -> str:
+    """Benchmark 4: one-row `/invocations` against in-process `model.predict` on the same row."""
+    import requests
+
+    from tests.conftest import free_port, stop_process, wait_until_healthy
+
+    model, row = served_row(model_uri, bench.tracking_uri, data)
+    in_process = []
+    for _ in range(sizes.requests):
+        started = time.perf_counter()
+        model.predict(row)
+        in_process.append(time.perf_counter() - started)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [
+            str(bench.bin / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            model_uri,
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=bench.env(),
+        cwd=bench.scratch,
+    )
+    payload = json.dumps({"dataframe_split": json.loads(row.to_json(orient="split", index=False))})
+    headers = {"Content-Type": "application/json"}
+    try:
+        wait_until_healthy(url, server, 180, path="/ping")
+        session = requests.Session()
+        for _ in range(10):
+            session.post(f"{url}/invocations", data=payload, headers=headers, timeout=30).raise_for_status()
+        latencies = []
+        for _ in range(sizes.requests):
+            started = time.perf_counter()
+            session.post(f"{url}/invocations", data=payload, headers=headers, timeout=30).raise_for_status()
+            latencies.append(time.perf_counter() - started)
+        local = threading.local()
+
+        def one_request(_):
+            local.session = getattr(local, "session", None) or requests.Session()
+            local.session.post(f"{url}/invocations", data=payload, headers=headers, timeout=60).raise_for_status()
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(one_request, range(sizes.requests * 2)))
+        rps = sizes.requests * 2 / (time.perf_counter() - started)
+    finally:
+        stop_process(server)
+    ms = 1000.0
+    table = markdown_table(
+        ["", "p50 (ms)", "p99 (ms)"],
+        [
+            ["`mlflow models serve` /invocations", median(latencies) * ms, percentile(latencies, 0.99) * ms],
+            ["in-process `model.predict`", median(in_process) * ms, percentile(in_process, 0.99) * ms],
+            [
+                "ratio",
+                ratio(median(latencies), median(in_process)),
+                ratio(percentile(latencies, 0.99), percentile(in_process, 0.99)),
+            ],
+        ],
+    )
+    return (
+        f"### 4. Serving ({model_uri}, {sizes.requests} one-row requests)\n\n{table}\n\n"
+        f"Requests per second at concurrency 8: {rps:,.0f} (in-process, one thread: {1 / median(in_process):,.0f} "
+        "predictions/s).\n"
+    )
+
+
+def batch_scoring(bench: Bench, sizes: Sizes, model_uri: str) -> str:
+    """Benchmark 5: the `predict` entry point (pandas, spark) against in-process predict on the whole frame."""
+    data = write_table(sizes.batch_rows, 30, "binary", 7, bench.scratch / "batch.parquet")
+    experiment = f"bench-predict-{uuid.uuid4().hex[:8]}"
+    results = {}
+    for engine in ("pandas", "spark"):
+        walls, speeds, memory = [], [], []
+        for repeat in range(sizes.repeats):
+            output = bench.scratch / f"scored-{engine}-{repeat}.parquet"
+            seconds, _ = bench.mlflow_run(
+                "predict", {"model_uri": model_uri, "data_path": data, "output": output, "engine": engine}, experiment
+            )
+            run = bench.latest_run(experiment, "predict")
+            walls.append(sizes.batch_rows / seconds)
+            speeds.append(run.data.metrics["rows_per_second"])
+            memory.append(run.data.metrics.get("peak_memory_mb", float("nan")))
+            log(f"batch {engine} #{repeat + 1}: {speeds[-1]:,.0f} rows/s scoring, {walls[-1]:,.0f} rows/s end to end")
+        results[engine] = (median(speeds), median(walls), median(memory))
+    in_process = []
+    for repeat in range(sizes.repeats):
+        seconds, output = bench.python("bench.in_process_scoring", "--model_uri", model_uri, "--data_path", str(data))
+        in_process.append(json.loads(output.strip().splitlines()[-1]))
+        log(f"batch in-process #{repeat + 1}: {in_process[-1]['rows_per_second']:,.0f} rows/s")
+    baseline = median([r["rows_per_second"] for r in in_process])
+    baseline_memory = median([r["peak_memory_mb"] for r in in_process])
+    rows = [
+        [f"`predict -P engine={engine}`", speed, wall, ratio(speed, baseline), mem]
+        for engine, (speed, wall, mem) in results.items()
+    ]
+    rows.append(
+        [
+            "in-process `model.predict(frame)`",
+            baseline,
+            median([r["end_to_end_rows_per_second"] for r in in_process]),
+            1.0,
+            baseline_memory,
+        ]
+    )
+    table = markdown_table(["", "rows/s (scoring)", "rows/s (end to end)", "scoring ratio", "peak memory (MB)"], rows)
+    return f"### 5. Batch scoring ({sizes.batch_rows:,} rows, {model_uri})\n\n{table}\n"
+
+
+def monitoring_cost(bench: Bench, sizes: Sizes) -> str:
+    """Batch scoring with drift counting against the same loop without it (`bench/monitoring_cost.py`)."""
+    log(f"monitoring cost on {sizes.batch_rows:,} rows")
+    _, output = bench.python("bench.monitoring_cost", "--rows", str(sizes.batch_rows), "--repeats", str(sizes.repeats))
+    result = json.loads(output.strip().splitlines()[-1])
+    table = markdown_table(
+        ["rows", "profiled columns", "scoring without (s)", "with drift counts (s)", "ratio (target ≤ 1.15)"],
+        [
+            [
+                f"{result['rows']:,}",
+                result["columns"],
+                f"{result['without_s']:.1f}",
+                f"{result['with_s']:.1f}",
+                f"{result['ratio']:.2f}",
+            ]
+        ],
+    )
+    return f"### 6. Drift monitoring cost\n\n{table}\n"

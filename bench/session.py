@@ -1,0 +1,117 @@
+"""A benchmark session: the sizes of a run, a tracking server of its own, and helpers that run
+entry points and scripts and time them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big and how often: the full run and the smoke run differ only here."""
+
+    repeats: int
+    large_rows: int
+    batch_rows: int
+    automl_rows: int
+    automl_budget: float
+    requests: int
+
+
+FULL = Sizes(repeats=3, large_rows=300_000, batch_rows=1_000_000, automl_rows=20_000, automl_budget=60, requests=300)
+QUICK = Sizes(repeats=1, large_rows=2_000, batch_rows=5_000, automl_rows=1_000, automl_budget=2, requests=20)
+
+
+def log(message: str) -> None:
+    print(f"{datetime.now():%H:%M:%S} [bench] {message}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    """One benchmark session: a tracking server, a scratch folder, and helpers to run things."""
+
+    def __init__(self, scratch: Path, tracking_uri: str):
+        self.scratch, self.tracking_uri = scratch, tracking_uri
+        self.bin = Path(sys.executable).parent
+
+    def env(self) -> dict[str, str]:
+        from tests.conftest import subprocess_env
+
+        return subprocess_env(self.tracking_uri)
+
+    def timed(self, command: list[str]) -> tuple[float, str]:
+        """Run a command to completion; return its wall time and standard output, or stop on failure."""
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, env=self.env(), cwd=PROJECT_DIR)
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            raise click.ClickException(f"{' '.join(command[:6])} ... failed:\n{(done.stdout + done.stderr)[-3000:]}")
+        return seconds, done.stdout
+
+    def mlflow_run(self, entry_point: str, params: dict[str, object], experiment: str) -> tuple[float, str]:
+        from tests.conftest import project_command
+
+        return self.timed(project_command(entry_point, params, experiment))
+
+    def python(self, module: str, *args: str) -> tuple[float, str]:
+        return self.timed([sys.executable, "-m", module, *args])
+
+    def latest_run(self, experiment: str, entry_point: str):
+        from mlflow import MlflowClient
+
+        client = MlflowClient(self.tracking_uri)
+        found = client.get_experiment_by_name(experiment)
+        runs = client.search_runs(
+            [found.experiment_id],
+            f"tags.`pipeline.entry_point` = '{entry_point}'",
+            order_by=["start_time DESC"],
+            max_results=1,
+        )
+        return runs[0]
+
+
+@contextmanager
+def tracking_server(scratch: Path, existing: str):
+    """The given tracking server, or a fresh `mlflow server` (SQLite) on a free loopback port."""
+    from tests.conftest import BIN_DIR, free_port, stop_process, subprocess_env, wait_until_healthy
+
+    if existing:
+        yield existing
+        return
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [
+            str(BIN_DIR / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{scratch / 'mlflow.db'}",
+            "--serve-artifacts",
+            "--artifacts-destination",
+            str(scratch / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=subprocess_env(""),
+        cwd=scratch,
+    )
+    try:
+        wait_until_healthy(url, server, 120)
+        yield url
+    finally:
+        stop_process(server)
