@@ -16,7 +16,7 @@ MODEL_URI ?= models:/$(MODEL_NAME)@production
 PORT ?= 5001
 UI_PORT ?= 5000
 
-.PHONY: install browser run serve ui test lint format bench bench-automl bench-spark clean
+.PHONY: install browser run serve ui test lint format bench bench-automl bench-spark bench-monitoring clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,14 +27,22 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 install: $(BIN)/.installed
 
 # The main pipeline on the bundled sample: download -> process -> train_basic (LightGBM) -> register.
+# Its links point at `make ui` on UI_PORT (TABULAR_PIPELINE_UI_PORT for runs outside make).
 run: install
-	@MLFLOW_TRACKING_URI=$(STORE) $(BIN)/mlflow run . --env-manager local --experiment-name $(EXPERIMENT) \
-		-P model_name=$(MODEL_NAME) $(ARGS)
+	@MLFLOW_TRACKING_URI=$(STORE) TABULAR_PIPELINE_UI_PORT=$(UI_PORT) $(BIN)/mlflow run . --env-manager local \
+		--experiment-name $(EXPERIMENT) -P model_name=$(MODEL_NAME) $(ARGS)
 
 # Headless Chromium, for the tests that look at the MLflow UI and the model card (Debian's package).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium for the browser checks"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Containers for the Docker tests where no Docker engine answers (CI's machines): podman as `docker`,
+# podman-compose, their settings and a stand-in python base image, once per machine; nothing where
+# Docker runs. What it installs and why: deploy/docker-setup.sh and docs/serving.md.
+.PHONY: docker-setup
+docker-setup: install
+	@bash deploy/docker-setup.sh $(BIN)/python
 
 # Serve a registered model over HTTP (POST /invocations), from this folder's environment (without
 # MLflow's per-file progress bars while it fetches the model).
@@ -50,7 +58,7 @@ ui: install
 # Lint first (seconds), then two workers, one test file each at a time (module fixtures such as
 # the bad-input battery run once); e2e files are handed out first (tests/conftest.py).
 TEST_WORKERS ?= 2
-test: install lint browser
+test: install lint browser docker-setup
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: install
@@ -78,6 +86,13 @@ bench-spark: install
 	$(BIN)/python -m bench.spark_scaling --rows 1000000,3000000 --engines pandas,spark --output bench/spark_scaling.jsonl
 	$(BIN)/python -m bench.spark_scaling --rows 10000000 --engines spark --output bench/spark_scaling.jsonl
 	$(BIN)/python -m bench.spark_scaling --report --output bench/spark_scaling.jsonl
+
+# Scoring a million labelled rows on both engines without monitoring, with drift counts, and with
+# realized and estimated performance too (about 30 minutes on 2 cores): appends to
+# bench/monitoring_cost.jsonl, then prints the table bench/RESULTS.md quotes.
+bench-monitoring: install
+	$(BIN)/python -m bench.monitoring_cost --rows 1000000 --repeats 3 --engines pandas,spark | tee -a bench/monitoring_cost.jsonl
+	$(BIN)/python -m bench.monitoring_cost --report bench/monitoring_cost.jsonl
 
 clean:
 	rm -rf mlflow.db mlruns mlartifacts .pytest_cache

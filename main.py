@@ -16,7 +16,6 @@ ensure_project_interpreter()
 import logging
 import os
 import sys
-import time
 from functools import partial
 from pathlib import Path
 
@@ -35,17 +34,18 @@ from tabular_pipeline.orchestration.pipeline_inputs import (
     spark_splits_exist,
     training_spec,
 )
-from tabular_pipeline.orchestration.report import format_summary
+from tabular_pipeline.orchestration.report import format_summary, model_files_location
 from tabular_pipeline.orchestration.step_runs import (
     STEP_RESOURCE_METRICS,
     TAG_CODE_VERSION,
     TAG_OUTPUT_URI,
     run_name_tag,
     run_step,
+    ui_port,
 )
 from tabular_pipeline.orchestration.workflow import StepRunner, StepSpec, parent_env_manager, source_digest
 from tabular_pipeline.parameters.entry_points import entry_point_options
-from tabular_pipeline.registry.gate import parse_min_score
+from tabular_pipeline.registry.gate_rule import parse_min_score
 from tabular_pipeline.registry.registration import validate_alias, validate_model_name
 from tabular_pipeline.scoring.batch import check_engine
 from tabular_pipeline.spark.session import check_master
@@ -61,13 +61,22 @@ def promoted_by(client, alias: str, register_run) -> bool:
     return promotion_still_current(client, register_run.data.tags.get(TAG_OUTPUT_URI, ""), alias)
 
 
+def name_run(options: dict, run) -> None:
+    """Name a run MLflow named at random after the pipeline, before anything can fail."""
+    import mlflow
+
+    if "mlflow.runName" in run_name_tag(run.info.run_name, "main"):
+        mlflow.set_tag("mlflow.runName", pipeline_name(options))
+
+
 def run_pipeline(options: dict, extra_args: list[str], run) -> None:
     """Run (or reuse) every step in order and print where the results are."""
     import mlflow
     from mlflow import MlflowClient
 
-    started = time.monotonic()
     client = MlflowClient()
+    name_run(options, run)
+    ui_port()  # the links' port, refused here in one line when it is not a port
     fixed, search, from_file = collect_hyperparameters(
         options["params"], options["search_params"], extra_args, options["param_file"]
     )
@@ -87,8 +96,6 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
     parse_min_score(options["min_score"])  # fail before training, not after it
     run_tags = client.get_run(run.info.run_id).data.tags
     env_manager = parent_env_manager(run_tags)
-    if "mlflow.runName" in run_name_tag(run.info.run_name, "main"):
-        mlflow.set_tag("mlflow.runName", pipeline_name(options, train_entry_point))
     code = code_version(PROJECT_DIR)
     mlflow.set_tags(
         {
@@ -99,7 +106,7 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
     )
     log.info("code %s, env manager %s, cache %s", code, env_manager, "on" if options["use_cache"] else "off")
     if env_manager == "local":
-        # Steps start as `python -m ...` from PATH: make that this Python, whoever launched main.
+        # Steps start as `python3 -m ...` from PATH: make that this Python, whoever launched main.
         os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     runner = StepRunner(client, PROJECT_DIR, run.info.experiment_id, env_manager, code, options["use_cache"])
 
@@ -179,7 +186,7 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
         mlflow.get_tracking_uri(),
         model_name,
         alias,
-        time.monotonic() - started,
+        model_files_location(client, model_name, alias) if model_name else None,
         PROJECT_DIR,
         Path(sys.executable),
     )
@@ -215,7 +222,7 @@ HELP = {
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@entry_point_options("main", HELP)
+@entry_point_options("main", HELP, run_name=pipeline_name)
 @click.pass_context
 def main(ctx: click.Context, **options) -> None:
     """Run the whole pipeline. Undeclared `-P name=value` pairs arrive as `--name value` and are

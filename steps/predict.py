@@ -21,9 +21,10 @@ from tabular_pipeline.scoring.batch import (
 )
 from tabular_pipeline.scoring.engines import pandas_engine, spark_engine
 from tabular_pipeline.scoring.outputs import check_output_path
+from tabular_pipeline.scoring.ownership import output_record
 
 if TYPE_CHECKING:  # numpy and pandas load only when a table is scored
-    from tabular_pipeline.monitoring.drift import DriftCounter
+    from tabular_pipeline.monitoring.monitor import ScoringMonitor
 
 PREDICTIONS_ARTIFACT_PATH = "predictions"
 # Spark reads these itself, on every executor; anything else is fetched to local disk first.
@@ -36,7 +37,8 @@ def check_model(model_uri: str):
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from tabular_pipeline.registry.registration import check_model_exists, resolve_registered_model
+    from tabular_pipeline.registry.model_uris import resolve_registered_model
+    from tabular_pipeline.registry.registration import check_model_exists
 
     if not model_uri.startswith(("models:/", "runs:/")):
         raise PipelineError(
@@ -93,7 +95,7 @@ def predict_table(options: dict, run) -> None:
     import mlflow
 
     from tabular_pipeline.data.uris import redact_source
-    from tabular_pipeline.monitoring.drift import parse_thresholds
+    from tabular_pipeline.monitoring.thresholds import parse_thresholds
 
     engine = check_engine(options["engine"])
     if options["batch_rows"] < 1:
@@ -110,23 +112,28 @@ def predict_table(options: dict, run) -> None:
     info = check_model(options["model_uri"].strip())
     started = time.monotonic()
     data_path = options["data_path"].strip()
-    output = check_output_path(output_text, local_input(data_path)) if output_text else None
+    output = check_output_path(output_text, local_input(data_path), options["overwrite"]) if output_text else None
+    if output is not None and output.exists():
+        log.info("replacing %s (%s)", output, "overwrite=true" if options["overwrite"] else "an earlier predict output")
+    record = output_record(run.info.run_id, options["model_uri"].strip())
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         output = output or scratch / PREDICTIONS_ARTIFACT_PATH / f"predictions.{output_format}"
-        model_dir, counter = local_model(info.model_uri, scratch / "model", options["fail_on_drift"])
+        model_dir, monitor = local_model(info.model_uri, scratch / "model", options["fail_on_drift"])
         log.info("scoring %s with %s on the %s engine", redact_source(data_path), options["model_uri"], engine)
         engine_args = (info, model_dir, key_columns)
         if engine == "spark" and data_path.startswith(SPARK_NATIVE_SCHEMES):
             fmt = table_format(data_path, "data_path")
-            rows = spark_engine(data_path, fmt, *engine_args, master, str(output), output_format, counter)
+            rows = spark_engine(data_path, fmt, *engine_args, master, str(output), output_format, monitor, record)
         else:
             source = local_table(data_path, scratch)
             fmt = data_format(source)
             if engine == "spark":
-                rows = spark_engine(str(source), fmt, *engine_args, master, str(output), output_format, counter)
+                rows = spark_engine(str(source), fmt, *engine_args, master, str(output), output_format, monitor, record)
             else:
-                totals = pandas_engine(source, fmt, *engine_args, options["batch_rows"], output, output_format, counter)
+                totals = pandas_engine(
+                    source, fmt, *engine_args, options["batch_rows"], output, output_format, monitor, record
+                )
                 rows = totals.rows
         seconds = time.monotonic() - started
         if output_text:
@@ -138,45 +145,67 @@ def predict_table(options: dict, run) -> None:
     mlflow.log_metrics({"rows_scored": rows, "scoring_seconds": seconds, "rows_per_second": throughput})
     mlflow.set_tags({TAG_OUTPUT_URI: location, "predict.engine": engine})
     log.info("scored %s rows in %.1f s (%.0f rows/s); predictions at %s", f"{rows:,}", seconds, throughput, location)
-    check_drift(counter, options, thresholds, rows, run)
+    check_monitoring(monitor, info, options, thresholds, rows, run)
 
 
-def local_model(model_uri: str, destination: Path, fail_on_drift: bool) -> tuple[Path, DriftCounter | None]:
-    """The model downloaded once (both engines load it from here), and a drift counter on its
-    training profile (None, said once, for a model logged without one)."""
+def local_model(model_uri: str, destination: Path, fail_on_drift: bool) -> tuple[Path, ScoringMonitor | None]:
+    """The model downloaded once (both engines load it from here), and the monitor of its training
+    profile (None, said once, for a model logged without one; a profile from before performance
+    monitoring gets drift only, also said once)."""
     import mlflow
 
     from tabular_pipeline.monitoring.profile import load_profile
 
     model_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(destination)))
     profile = load_profile(model_dir)
+    # A warning when the caller asked to fail on drift: what is missing cannot fail this run.
+    say = log.warning if fail_on_drift else log.info
     if profile is None:
-        # A warning when the caller asked to fail on drift: nothing can fail this run.
-        (log.warning if fail_on_drift else log.info)(
-            "model %s carries no training profile (logged before drift monitoring); drift is not checked", model_uri
-        )
+        say("model %s carries no training profile (logged before drift monitoring); drift is not checked", model_uri)
         mlflow.set_tag("monitoring.profile", "absent")
         return model_dir, None
-    from tabular_pipeline.monitoring.drift import DriftCounter
+    from tabular_pipeline.monitoring.monitor import ScoringMonitor
 
-    return model_dir, DriftCounter(profile)
+    monitor = ScoringMonitor.from_profile(profile)
+    if monitor.performance is None:
+        say(
+            "model %s carries no performance calibration (logged before performance monitoring); realized and "
+            "estimated performance are not computed",
+            model_uri,
+        )
+    return model_dir, monitor
 
 
-def check_drift(counter: DriftCounter | None, options: dict, thresholds: dict[str, float], rows: int, run) -> None:
-    """Record the drift of the scored table and, with fail_on_drift, fail after everything is written."""
+def check_monitoring(
+    monitor: ScoringMonitor | None, info, options: dict, thresholds: dict[str, float], rows: int, run
+) -> None:
+    """Record drift and performance of the scored table and, with fail_on_drift, fail after
+    everything is written when a column drifted or the model's performance dropped."""
     from tabular_pipeline.data.uris import redact_source
-    from tabular_pipeline.monitoring.report import REPORT_PATH, record_drift
+    from tabular_pipeline.monitoring.report import REPORT_PATH, measure, record_monitoring
 
-    if counter is None:
+    if monitor is None:
         return
     data = redact_source(options["data_path"].strip())
-    drifts = counter.result(thresholds)
-    drifted = record_drift(drifts, options["model_uri"].strip(), data, thresholds, rows, options["fail_on_drift"])
-    if drifted and options["fail_on_drift"]:
-        raise PipelineError(
-            f"drift in {len(drifted)} column(s): {', '.join(drifted)} (report: runs:/{run.info.run_id}/{REPORT_PATH}); "
-            "expected a table like the training data (the predictions are written; -P fail_on_drift=false only reports)"
-        )
+    findings = measure(monitor, thresholds)
+    model_key = info.model_id or info.model_uuid or info.model_uri
+    record_monitoring(findings, options["model_uri"].strip(), model_key, data, rows, options["fail_on_drift"])
+    figures = findings.performance
+    degraded = figures is not None and bool(figures.degraded)
+    if not options["fail_on_drift"] or not (findings.drifted or degraded):
+        return
+    problems = []
+    if findings.drifted:
+        problems.append(f"drift in {len(findings.drifted)} column(s): {', '.join(findings.drifted)}")
+    if degraded:
+        values = {"realized": figures.realized, "estimated": figures.estimated}
+        fell = ", ".join(f"{kind} {figures.primary} {values[kind][figures.primary]:.4f}" for kind in figures.degraded)
+        problems.append(f"performance dropped ({fell} against {figures.recorded[figures.primary]:.4f} recorded)")
+    raise PipelineError(
+        f"{'; '.join(problems)} (report: runs:/{run.info.run_id}/{REPORT_PATH}); expected a table like the "
+        "training data and a model as good as when trained (the predictions are written; -P fail_on_drift=false "
+        "only reports)"
+    )
 
 
 # Help lines for `--help`; names, types and defaults come from MLproject.
@@ -185,11 +214,15 @@ HELP = {
     "data_path": "A .csv or .parquet file (or a folder of part files), local or a URI.",
     "output": "A .parquet or .csv path; empty logs the predictions as a run artifact.",
     "engine": "pandas (streams in batches) or spark (spark_udf).",
-    "key_columns": "Columns copied next to the predictions; empty: every column the model does not read.",
+    "key_columns": "Columns copied next to the predictions; empty: every column the model does not read but its label.",
     "batch_rows": "Rows per batch on the pandas engine.",
     "spark_master": "local[*], local[N] or spark://host:port.",
-    "drift_thresholds": "When a column counts as drifted: psi=<PSI at or above>;missing=<rise in missing share>.",
-    "fail_on_drift": "Fail the run (after writing everything) when a column drifted.",
+    "drift_thresholds": (
+        "psi=<PSI at or above>;missing=<rise in missing share> (a column drifted), js=/wasserstein= (optional), "
+        "share=<drifted share, default 0.5> (the table), drop=<metric drop, default 0.05> (the model degraded)."
+    ),
+    "fail_on_drift": "Fail the run (after writing everything) when a column drifted or performance dropped.",
+    "overwrite": "Replace a file or folder at output that predict did not write.",
 }
 
 

@@ -10,13 +10,13 @@ from tabular_pipeline.errors import PipelineError, one_line
 from tabular_pipeline.evaluation.card import log_card
 from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_URI, run_step
 from tabular_pipeline.parameters.entry_points import entry_point_options
-from tabular_pipeline.registry.gate import candidate_run, evaluate_gate, parse_min_score
+from tabular_pipeline.registry.gate_rule import GateDecision, GateRules, parse_min_score
 from tabular_pipeline.registry.lineage import TAG_DATA_SOURCE, lineage_tags
-from tabular_pipeline.registry.lock import promotion_lock
 from tabular_pipeline.registry.promotion import stage_for_alias
 from tabular_pipeline.registry.registration import register_and_promote, validate_alias, validate_model_name
 
 log = logging.getLogger("register")
+TAG_COPIED_FROM = "pipeline.copied_from"
 
 
 def lineage_of(client, model_uri: str) -> dict[str, str]:
@@ -24,10 +24,36 @@ def lineage_of(client, model_uri: str) -> dict[str, str]:
     registry check that follows names that problem)."""
     from mlflow.exceptions import MlflowException
 
+    from tabular_pipeline.registry.evidence import training_run_of
+
     try:
-        return lineage_tags(candidate_run(client, model_uri))
+        return lineage_tags(training_run_of(client, model_uri))
     except (MlflowException, PipelineError):
         return {}
+
+
+def model_to_register(client, model_uri: str) -> tuple[str, dict[str, str]]:
+    """The logged model to register, and tags saying where it was copied from: a registered version
+    (``models:/<name>/<version>``, ``@<alias>``, a stage) stands for the logged model behind it."""
+    from tabular_pipeline.registry.model_uris import parse_model_uri, registered_version
+
+    if not model_uri:
+        raise PipelineError(
+            "model_uri is empty; expected models:/<model id>, runs:/<run id>/model or models:/<name>/<version>"
+        )
+    if parse_model_uri(model_uri)[0] != "registered":
+        return model_uri, {}
+    version = registered_version(client, model_uri)
+    try:
+        parse_model_uri(version.source)
+    except PipelineError:
+        raise PipelineError(
+            f"{model_uri} is version {version.version} of '{version.name}', registered from {version.source}, which "
+            "is not a logged model; expected a version registered from models:/<model id> or runs:/<run id>/<path>"
+        ) from None
+    copied = f"models:/{version.name}/{version.version}"
+    log.info("%s is %s, the logged model %s", model_uri, copied, version.source)
+    return version.source, {TAG_COPIED_FROM: copied}
 
 
 def register_model(
@@ -38,44 +64,38 @@ def register_model(
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from tabular_pipeline.registry.gate import evaluate_gate
+    from tabular_pipeline.registry.lock import promotion_lock
+
     name = validate_model_name(model_name)
     alias = validate_alias(alias.strip())
-    min_score = parse_min_score(min_score_text)
-    if not model_uri.strip():
-        raise PipelineError("model_uri is empty; expected models:/<model id> or runs:/<run id>/model")
+    rules = GateRules(parse_min_score(min_score_text), min_delta, force)
     client = MlflowClient()
-    decisions = []
+    source, copied = model_to_register(client, model_uri.strip())
+    decisions: list[GateDecision] = []
 
     def judge(version: str) -> tuple[bool, dict[str, str]]:
-        decision = evaluate_gate(client, model_uri.strip(), name, alias, version, min_score, min_delta, force)
+        decision = evaluate_gate(client, source, name, alias, version, rules)
         decisions.append(decision)
-        return decision.promote, decision.as_tags(min_score, min_delta, force)
+        return decision.promote, decision.as_tags(rules)
 
-    with promotion_lock(client, name, mlflow.active_run().info.run_id):
+    with promotion_lock(client, name, mlflow.active_run().info.run_id) as lock:
         version, created, promoted = register_and_promote(
-            client, model_uri.strip(), name, alias, judge, extra_tags=lineage_of(client, model_uri.strip())
+            client,
+            source,
+            name,
+            alias,
+            judge,
+            extra_tags={**lineage_of(client, source), **copied},
+            confirm=lock.check_still_held,
         )
     decision = decisions[0]
     registered_uri = f"models:/{name}/{version.version}"
-    mlflow.set_tags(
-        {
-            TAG_OUTPUT_URI: registered_uri,
-            "pipeline.registered_version": version.version,
-            "pipeline.version_created": str(created).lower(),
-            "pipeline.gate_decision": "promoted" if promoted else "rejected",
-            "pipeline.gate_reason": decision.reason[:500],
-        }
-    )
-    if decision.candidate_score is not None:
-        mlflow.log_metric("gate_candidate_score", decision.candidate_score)
-    if decision.champion_score is not None:
-        mlflow.log_metric("gate_champion_score", decision.champion_score)
+    record_decision(registered_uri, version.version, created, promoted, decision)
     try:
         # What a person reads; the decision itself is already in the version's tags.
-        describe_version(client, model_uri.strip(), name, version.version, alias, decision, promoted)
-        publish_card(
-            client, model_uri.strip(), name, version.version, alias, decision, promoted, (min_score, min_delta, force)
-        )
+        describe_version(client, source, name, version.version, alias, decision, promoted)
+        publish_card(client, source, name, version.version, alias, decision, promoted, rules)
     except MlflowException as error:
         log.warning("the version's description or card could not be written (%s)", one_line(error))
     action = "registered" if created else "found existing"
@@ -84,47 +104,104 @@ def register_model(
         where = f"models:/{name}@{alias}" + (f", models:/{name}/{stage}" if stage else "")
         log.info("%s %s and promoted it (%s): %s", action, registered_uri, where, decision.reason)
     else:
-        log.info("%s %s but REJECTED it for '%s': %s", action, registered_uri, alias, decision.reason)
+        evidence = decision.evidence
+        # A check that could not run is a problem to look at; a worse model is the gate doing its job.
+        failed_closed = evidence.candidate_failure or evidence.champion_unjudged or evidence.too_few
+        (log.warning if failed_closed else log.info)(
+            "%s %s but REJECTED it for '%s': %s", action, registered_uri, alias, decision.reason
+        )
 
 
-def publish_card(client, model_uri: str, name: str, version: str, alias: str, decision, promoted: bool, rules) -> None:
+def record_decision(registered_uri: str, version: str, created: bool, promoted: bool, decision: GateDecision) -> None:
+    """Tag the register run with the outcome and log the scores the gate compared."""
+    import mlflow
+
+    mlflow.set_tags(
+        {
+            TAG_OUTPUT_URI: registered_uri,
+            "pipeline.registered_version": version,
+            "pipeline.version_created": str(created).lower(),
+            "pipeline.gate_decision": "promoted" if promoted else "rejected",
+            "pipeline.gate_reason": decision.reason[:500],
+        }
+    )
+    evidence = decision.evidence
+    figures = {
+        "gate_candidate_score": evidence.candidate_score,
+        "gate_champion_score": evidence.champion_score,
+        "gate_candidate_whole_split_score": evidence.candidate_whole_split_score,
+        "gate_compared_rows": evidence.compared_rows,
+        "gate_left_out_rows": evidence.left_out_rows,
+    }
+    mlflow.log_metrics({key: float(value) for key, value in figures.items() if value is not None})
+
+
+def publish_card(
+    client, model_uri: str, name: str, version: str, alias: str, decision: GateDecision, promoted: bool, rules
+) -> None:
     """Rebuild the training run's model card with the gate's decision, there and on this run."""
     import mlflow
 
-    min_score, min_delta, force = rules
+    from tabular_pipeline.registry.evidence import training_run_of
+
     registered_uri = f"models:/{name}/{version}"
     gate = {
         "decision": "promoted" if promoted else "rejected",
         "headline": f"Version {version} of '{name}': " + ("promoted to " if promoted else "not promoted to ") + alias,
         "reason": decision.reason,
-        "details": decision.details(min_score, min_delta, force),
+        "details": decision.details(rules),
         "model_uri": f"models:/{name}@{alias}" if promoted else registered_uri,
     }
-    training_run_id = candidate_run(client, model_uri).info.run_id
+    training_run_id = training_run_of(client, model_uri).info.run_id
     log_card(client, training_run_id, gate, also_to=mlflow.active_run().info.run_id)
 
 
-def version_description(metric: str, score: float | None, source: str, promoted: bool, alias: str, reason: str) -> str:
-    """The few lines a person reads first in the registry: the score, the data, the gate's call."""
+def version_description(decision: GateDecision, source: str, promoted: bool, alias: str) -> str:
+    """The few lines a person reads first in the registry: the score, the rows both models were
+    compared on, and the gate's call."""
     from pathlib import PurePosixPath
 
-    shown = f"{metric} {score:.4f}" if score is not None else f"no {metric}"
+    evidence = decision.evidence
+    metric, whole = evidence.metric, evidence.candidate_whole_split_score
     data = PurePosixPath(source).name or source or "unknown data"
+    parts = [f"{metric} {whole:.4f} on {data}" if whole is not None else f"No {metric} on {data}"]
+    parts[0] += (
+        " (its test split, scored as served)."
+        if not evidence.sample
+        else f" (test split; served on a sample of {evidence.sample})."
+    )
+    if evidence.champion_version and evidence.champion_score is not None and evidence.candidate_score is not None:
+        rows = (
+            "the same test split (both trained on the same split)"
+            if evidence.same_training_split or not evidence.left_out_rows
+            else f"the {evidence.compared_rows} of {evidence.test_rows} test rows version {evidence.champion_version} "
+            f"did not train on ({evidence.left_out_rows} left out)"
+        )
+        parts.append(
+            f"Against version {evidence.champion_version} on {rows}: {evidence.candidate_score:.4f} vs "
+            f"{evidence.champion_score:.4f}."
+        )
     verdict = f"Promoted to '{alias}'" if promoted else f"Not promoted to '{alias}'"
-    return f"{shown} on {data}. {verdict}: {reason}"
+    parts.append(f"{verdict}: {decision.reason}")
+    return " ".join(parts)
 
 
-def describe_version(client, model_uri: str, name: str, version: str, alias: str, decision, promoted: bool) -> None:
-    """Write the version's description (score, data, decision); the figures stay in its tags."""
-    run = candidate_run(client, model_uri)
+def describe_version(
+    client, model_uri: str, name: str, version: str, alias: str, decision: GateDecision, promoted: bool
+) -> None:
+    """Write the version's description (score, compared rows, decision); the figures stay in its tags."""
+    from tabular_pipeline.registry.evidence import training_run_of
+
+    run = training_run_of(client, model_uri)
     source = run.data.tags.get(TAG_DATA_SOURCE, run.data.params.get("data_path", ""))
-    text = version_description(decision.metric, decision.candidate_score, source, promoted, alias, decision.reason)
-    client.update_model_version(name, version, description=text[:1000])
+    client.update_model_version(
+        name, version, description=version_description(decision, source, promoted, alias)[:1000]
+    )
 
 
 # Help lines for `--help`; names, types and defaults come from MLproject.
 HELP = {
-    "model_uri": "models:/<model id> or runs:/<run id>/model.",
+    "model_uri": "models:/<model id>, runs:/<run id>/model, or a registered models:/<name>/<version> or @<alias>.",
     "model_name": "The registered model name.",
     "alias": "Alias to point at the new version.",
     "min_score": "Minimum primary metric (maximum for RMSE); empty for none.",

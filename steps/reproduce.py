@@ -19,7 +19,7 @@ from tabular_pipeline.orchestration.step_runs import TAG_CODE_VERSION, TAG_ENTRY
 from tabular_pipeline.orchestration.workflow import parent_env_manager
 from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.paths import PROJECT_DIR
-from tabular_pipeline.registry.gate import candidate_run
+from tabular_pipeline.registry.evidence import training_run_of
 from tabular_pipeline.registry.lineage import (
     TRAINING_ENTRY_POINTS,
     check_tolerance,
@@ -28,7 +28,7 @@ from tabular_pipeline.registry.lineage import (
     is_clean_commit,
     recorded_parameter,
 )
-from tabular_pipeline.registry.registration import resolve_registered_model
+from tabular_pipeline.registry.model_uris import resolve_registered_model
 
 log = logging.getLogger("reproduce")
 
@@ -79,7 +79,7 @@ def reproduce_model(model_uri: str, tolerance: float, run) -> None:
     tolerance = check_tolerance(tolerance)
     client = MlflowClient()
     source_uri = resolve_registered_model(client, model_uri.strip())
-    original = candidate_run(client, source_uri)
+    original = training_run_of(client, source_uri)
     entry_point = original.data.tags.get(TAG_ENTRY_POINT, "")
     if entry_point not in TRAINING_ENTRY_POINTS:
         raise PipelineError(

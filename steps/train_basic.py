@@ -14,6 +14,7 @@ from tabular_pipeline.data.splits import prepare_splits
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.evaluation.card import CARD_FILE, log_card
 from tabular_pipeline.evaluation.report import log_evaluation
+from tabular_pipeline.monitoring.calibration import model_performance_profile
 from tabular_pipeline.monitoring.profile import training_profile
 from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_URI, TAG_TASK, run_step
 from tabular_pipeline.parameters.entry_points import entry_point_options
@@ -109,9 +110,10 @@ def train_model(options: dict, run) -> None:  # noqa: ARG001 - same signature as
     pipeline = build_pipeline(algorithm, task, fixed, columns, options["seed"], defaults, threads)
     record_training_inputs(splits.train, splits.test, label, options["data_path"])
     model = fit_model(pipeline, grid, train_x, train_y, task, algorithm, fit_params_for(algorithm, columns), options)
-    log_evaluation(model, splits.test, label, task, options["seed"])
+    metrics = log_evaluation(model, splits.test, label, task, options["seed"])
     log_prefixed_params("hp", effective_hyperparameters(model, task, algorithm))
-    model_info = log_pipeline_model(model, train_x, algorithm, profile=training_profile(train_x[kept]))
+    performance = model_performance_profile(model, splits.test, label, task, metrics, options["seed"])
+    model_info = log_pipeline_model(model, train_x, algorithm, profile=training_profile(train_x[kept], performance))
     mlflow.set_tag(TAG_OUTPUT_URI, model_info.model_uri)
     log_card(mlflow.MlflowClient(), mlflow.active_run().info.run_id)
     log.info("model logged at %s; its card is the run's %s", model_info.model_uri, CARD_FILE)

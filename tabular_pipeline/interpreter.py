@@ -1,6 +1,6 @@
 """Making sure an entry point runs on a Python that has the project's packages.
 
-With `env_manager="local"`, MLflow starts each entry point as `python -m ...` from PATH. A
+With `env_manager="local"`, MLflow starts each entry point as `python3 -m ...` from PATH. A
 notebook kernel or a virtualenv's Python called by its full path often has another `python` first
 on PATH, and the step would die on its first import with a traceback. This module (standard
 library only, imported before anything else) finds the Python that launched the step, which does

@@ -38,6 +38,16 @@ def test_default_keys_are_the_columns_the_model_does_not_read():
     assert plan_scoring(["id", "x", "colour"], FEATURES, ["id"]).key_columns == ["id"]
 
 
+def test_the_label_column_is_a_key_column_only_when_asked():
+    """predict reads the model's label column to measure performance; it is not copied by default."""
+    assert plan_scoring(["id", "x", "colour", "label"], FEATURES, [], "label").key_columns == ["id"]
+    assert plan_scoring(["x", "colour", "label"], FEATURES, [], "label").add_row_number
+    assert plan_scoring(["id", "x", "colour", "label"], FEATURES, ["id", "label"], "label").key_columns == [
+        "id",
+        "label",
+    ]
+
+
 @pytest.mark.parametrize(
     ("columns", "keys", "message"),
     [
@@ -71,7 +81,9 @@ def test_streaming_keeps_row_order_and_numbers_rows_across_batches(tmp_path, fmt
     plan = plan_scoring(["x", "colour"], FEATURES, [])
     seen = []
     writer = TableWriter(tmp_path / f"out.{fmt}", fmt)
-    totals = score_stream(iter(batches), plan, lambda frame: frame["x"].fillna(0).to_numpy() * 10, writer, seen.append)
+    totals = score_stream(
+        iter(batches), plan, lambda frame, _: frame["x"].fillna(0).to_numpy() * 10, writer, seen.append
+    )
     assert not writer.path.exists(), "nothing is at the target before the commit"
     writer.commit()
     out = pd.read_parquet(writer.path) if fmt == "parquet" else pd.read_csv(writer.path)
@@ -86,7 +98,7 @@ def test_predictions_must_be_one_value_per_row(tmp_path):
         score_stream(
             iter([batch(x=[1.0], colour=["a"])]),
             plan,
-            lambda _: np.zeros((1, 2)),
+            lambda *_: np.zeros((1, 2)),
             TableWriter(tmp_path / "o.parquet", "parquet"),
         )
 
@@ -124,19 +136,49 @@ def test_outputs_never_overlap_the_input_and_are_absolute(tmp_path):
         check_output_path("scores.csv", table)
     with pytest.raises(PipelineError, match="is a remote URI; expected a local or mounted absolute path"):
         check_output_path("s3a://bucket/scores.parquet", table)
-    earlier = tmp_path / "earlier.parquet"
-    earlier.mkdir()
+
+
+RECORD = {"written_by": "tabular-pipeline predict", "run_id": "r1", "model_uri": "models:/m/1", "written_at": "now"}
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_file_predict_wrote_is_replaced_and_a_users_file_is_not(tmp_path, fmt):
+    """The daily run into the same path keeps working; a user's report at that path is refused in
+    one line (unless overwrite=true), and so is predict's own output once someone edited it."""
+    table = tmp_path / "rows.csv"
+    ours = tmp_path / f"scores.{fmt}"
+    writer = TableWriter(ours, fmt, RECORD)
+    writer.write(pa.table({"prediction": [1.0, 2.0]}))
+    writer.commit()
+    assert check_output_path(str(ours), table) == ours, "an earlier predict output is replaced"
+    users = tmp_path / f"report.{fmt}"
+    pd.DataFrame({"revenue": [1, 2]}).to_parquet(users) if fmt == "parquet" else users.write_text("revenue\n1\n")
+    with pytest.raises(PipelineError, match=f"output {users} is a file predict did not write; expected a new path"):
+        check_output_path(str(users), table)
+    assert check_output_path(str(users), table, overwrite=True) == users
+    edited = pd.read_parquet(ours) if fmt == "parquet" else pd.read_csv(ours)
+    edited = edited.assign(prediction=0.0)
+    edited.to_parquet(ours) if fmt == "parquet" else edited.to_csv(ours, index=False)
+    with pytest.raises(PipelineError, match="predict did not write"):
+        check_output_path(str(ours), table)
+
+
+def test_a_folder_is_replaced_only_when_predict_wrote_it_and_nothing_was_added(tmp_path):
+    from tabular_pipeline.scoring.ownership import mark_folder
+
+    table = tmp_path / "rows.csv"
+    customers = tmp_path / "customers.parquet"  # a user's Spark table: part files and markers only
+    customers.mkdir()
     for name in ("part-00000-abc.snappy.parquet", "_SUCCESS", ".part-00000-abc.snappy.parquet.crc"):
-        (earlier / name).write_bytes(b"")
-    assert check_output_path(str(earlier), table) == earlier, "an earlier Spark output may be replaced"
-    for name in ("._SUCCESS.crc", "_committed_123", "_started_123"):
-        (earlier / name).write_bytes(b"")
-    assert check_output_path(str(earlier), table) == earlier, "Spark's commit markers and checksums too"
-    for someones in ("notes.txt", ".env", "_config.yml", ".gitignore"):
-        (earlier / someones).write_text("someone else's file")
-        with pytest.raises(PipelineError, match="is a folder holding other files"):
-            check_output_path(str(earlier), table)
-        (earlier / someones).unlink()
+        (customers / name).write_bytes(b"")
+    with pytest.raises(PipelineError, match=f"output {customers} is a folder predict did not write"):
+        check_output_path(str(customers), table)
+    mark_folder(customers, RECORD)
+    assert check_output_path(str(customers), table) == customers, "an earlier Spark output of predict"
+    (customers / "notes.txt").write_text("someone's file")
+    with pytest.raises(PipelineError, match="is a folder predict did not write"):
+        check_output_path(str(customers), table)
+    assert check_output_path(str(customers), table, overwrite=True) == customers
 
 
 def test_publishing_swaps_folders_and_files_in_whole(tmp_path):

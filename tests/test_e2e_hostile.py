@@ -86,6 +86,11 @@ CASES = {
     ),
     "main: empty csv": ("main", lambda f: {"data_path": write(f, "empty.csv", b"")}, "is empty"),
     "main: missing label column": ("main", lambda _: {"label_column": "target"}, "label column 'target' is not in"),
+    "main: not a whole number": (
+        "main",
+        lambda _: {"cv": "three"},
+        "-P cv='three' is not a whole number; expected a whole number such as 3",
+    ),
     "main: unknown override": ("main", lambda _: {"not_a_param": 1}, "unknown hyperparameter 'not_a_param'"),
     "main: missing param_file": (
         "main",
@@ -182,6 +187,9 @@ def check_failure(
     runs = runs_of(client, experiment_name)
     statuses = [(r.data.tags.get("mlflow.project.entryPoint"), r.info.status) for r in runs]
     assert [status for name, status in statuses if name == entry_point] == ["FAILED"], statuses
+    if entry_point == "main":
+        [main_run] = [r for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "main"]
+        assert main_run.info.run_name.startswith("main: "), "a failed pipeline is named after what it ran"
     assert all(status in ("FINISHED", "FAILED") for _, status in statuses), statuses
     if entry_point != "register":
         assert "register" not in {name for name, _ in statuses}, statuses

@@ -43,7 +43,7 @@ def test_main_runs_the_whole_pipeline_then_reuses_then_reruns(run_project, clien
         assert f"[main] {entry_point:<12} finished" in first.output
 
     download = children["download"][0]
-    assert [a.path for a in client.list_artifacts(download.info.run_id, "raw")] == ["raw/breast_cancer.csv"]
+    assert [a.path for a in client.list_artifacts(download.info.run_id, "raw")] == ["raw/breast_cancer.parquet"]
     [dataset_input] = download.inputs.dataset_inputs
     assert dataset_input.dataset.digest and download.data.tags["pipeline.output_digest"].startswith("sha256:")
 

@@ -139,9 +139,10 @@ def test_gate_rejects_worse_promotes_better_and_force_overrides(run_project, cli
     assert version.aliases == []
 
 
-def test_a_champion_that_cannot_be_scored_keeps_the_alias(run_project, client, experiment_name, tmp_path):
-    """The gate fails closed: the champion was trained on other columns, so it cannot score the
-    challenger's test split; the challenger is registered but not promoted, and says why."""
+def test_a_champion_that_cannot_be_judged_keeps_the_alias(run_project, client, experiment_name, tmp_path):
+    """The gate fails closed: the champion was trained on other columns, so which of the
+    challenger's test rows it saw cannot be told (nor could it score them); the challenger is
+    registered but not promoted, and says why."""
     name = f"closed-{uuid.uuid4().hex[:8]}"
     other_table = tmp_path / "other.csv"
     mixed_frame(300, "binary", seed=5).to_csv(other_table, index=False)
@@ -156,17 +157,18 @@ def test_a_champion_that_cannot_be_scored_keeps_the_alias(run_project, client, e
     tags = gate_tags(client, name, "2")
     assert tags["gate.decision"] == "rejected" and tags["gate.champion_version"] == "1"
     assert tags["gate.reason"].startswith(
-        "version 1 holds 'production' but it could not be scored on the candidate's test split"
-    )
+        "version 1 holds 'production' but which of the candidate's test rows it trained on is unknown: it was "
+        "trained on columns the candidate's test split lacks ("
+    ), tags["gate.reason"]
     assert tags["gate.reason"].endswith("the champion keeps the alias (force=true promotes anyway)")
     assert client.get_model_version_by_alias(name, "production").version == "1"
     assert (
         client.get_model_version(name, "2").aliases == []
         and client.get_model_version(name, "2").current_stage == "None"
     )
-    assert [line for line in result.output.splitlines() if "not promoting: version 1 holds 'production'" in line], (
-        "said in one line"
-    )
+    said = [line for line in result.output.splitlines() if "version 1 holds 'production' but" in line]
+    assert len(said) == 1 and "WARNING [register] registered models:/" in said[0], "said once, as a warning"
+    assert "but REJECTED it for 'production'" in said[0]
 
     result = run_project("register", {"model_uri": uris["challenger"], "model_name": name, "force": "true"})
     assert result.returncode == 0

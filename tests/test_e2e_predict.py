@@ -15,6 +15,7 @@ from conftest import PROJECT_DIR, project_command, subprocess_env
 from helpers import runs_of
 
 from tabular_pipeline.data.synthetic import make_mixed_table
+from tabular_pipeline.scoring.ownership import mark_folder
 
 pytestmark = pytest.mark.e2e
 
@@ -106,6 +107,16 @@ def test_pandas_and_spark_engines_give_identical_predictions(
         assert run.data.tags["pipeline.output_uri"] == str(output)
     assert "scored 300 rows" in result.output
 
+    # The next day's run into the same paths replaces predict's own outputs, on both engines.
+    fewer = new_rows.head(120)
+    fewer.to_csv(csv_input, index=False)
+    fewer.to_parquet(parquet_input, index=False)
+    for params in ({"model_uri": trained_model, "data_path": csv_input, "output": pandas_output}, spark_params):
+        again = run_project("predict", {**params, "key_columns": "row_id"})
+        assert again.returncode == 0, again.output[-3000:]
+        assert f"replacing {params['output']} (an earlier predict output)" in again.output
+        assert len(scored_table(params["output"])) == 120
+
 
 def test_predictions_default_to_a_run_artifact_and_bad_input_fails_in_one_line(
     trained_model, run_project, client, experiment_name, tracking_uri, tmp_path
@@ -139,10 +150,17 @@ def test_predictions_default_to_a_run_artifact_and_bad_input_fails_in_one_line(
         tmp_path / "partial.parquet",
         tmp_path / "spark_partial.parquet",
     )
-    # Earlier results at the targets of the runs that fail mid-way: they must survive untouched.
-    partial.write_bytes(b"an earlier result")
+    # Earlier results of predict at the targets of the runs that fail mid-way: they must survive
+    # untouched; and a user's own files at two targets, which predict must refuse to replace.
+    partial_bytes = earlier_output(partial)
     spark_partial.mkdir()
     (spark_partial / "part-00000.parquet").write_bytes(b"an earlier Spark result")
+    mark_folder(spark_partial, {"written_by": "tabular-pipeline predict", "run_id": "earlier"})
+    report, customers = tmp_path / "report.csv", tmp_path / "customers.parquet"
+    report.write_text("region,revenue\nnorth,10\n")
+    customers.mkdir()
+    for name in ("part-00000-abc.snappy.parquet", "_SUCCESS"):
+        (customers / name).write_bytes(b"the user's table")
     parts = tmp_path / "parts.parquet"
     parts.mkdir()
     rows.to_parquet(parts / "part-0.parquet", index=False)
@@ -164,6 +182,11 @@ def test_predictions_default_to_a_run_artifact_and_bad_input_fails_in_one_line(
         ({"data_path": table, "engine": "dask"}, "engine 'dask' is not supported"),
         ({"data_path": table, "engine": "spark", "spark_master": "local[2]; rm -rf /"}, "is not a Spark master URL"),
         ({"data_path": table, "output": tmp_path / "scores.xlsx"}, "must end in .parquet or .csv"),
+        ({"data_path": table, "output": report}, f"output {report} is a file predict did not write"),
+        (
+            {"data_path": table, "output": customers, "engine": "spark", "spark_master": "local[1]"},
+            f"output {customers} is a folder predict did not write",
+        ),
         ({"data_path": table, "batch_rows": 0}, "batch_rows is 0"),
         ({"data_path": tmp_path / "absent.csv"}, "does not exist"),
         ({"data_path": table, "model_uri": "models:/no-such-model/1"}, "does not exist"),
@@ -181,8 +204,12 @@ def test_predictions_default_to_a_run_artifact_and_bad_input_fails_in_one_line(
     assert table.read_bytes() == input_bytes, "the input was not written over"
     assert sorted(p.name for p in parts.iterdir()) == ["part-0.parquet"]
     assert not (PROJECT_DIR / "scores.csv").exists()
-    assert partial.read_bytes() == b"an earlier result", "an earlier output survives a failed run"
-    assert [p.name for p in spark_partial.iterdir()] == ["part-00000.parquet"], "and so does an earlier Spark folder"
+    assert partial.read_bytes() == partial_bytes, "an earlier output survives a failed run"
+    assert sorted(p.name for p in spark_partial.iterdir()) == ["_PREDICT_OUTPUT.json", "part-00000.parquet"], (
+        "and so does an earlier Spark folder"
+    )
+    assert report.read_text() == "region,revenue\nnorth,10\n", "a user's file is never replaced"
+    assert sorted(p.name for p in customers.iterdir()) == ["_SUCCESS", "part-00000-abc.snappy.parquet"]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [], "no staging file is left behind"
 
 
@@ -194,8 +221,7 @@ def test_an_earlier_output_survives_a_predict_killed_mid_write(trained_model, tr
     rows = make_mixed_table(4000, columns=12, seed=4)
     table, output = tmp_path / "rows.parquet", tmp_path / "scores.parquet"
     rows.to_parquet(table, index=False)
-    earlier = b"an earlier result"
-    output.write_bytes(earlier)
+    earlier = earlier_output(output)
     params = {"model_uri": trained_model, "data_path": table, "output": output, "batch_rows": 5}
     process = subprocess.Popen(
         project_command("predict", params, experiment_name),
@@ -220,6 +246,19 @@ def test_an_earlier_output_survives_a_predict_killed_mid_write(trained_model, tr
     assert output.read_bytes() == earlier, "the earlier output is untouched"
 
 
+def earlier_output(path: Path) -> bytes:
+    """An output an earlier predict wrote at `path` (marked as predict's); returns its bytes."""
+    import pyarrow as pa
+
+    from tabular_pipeline.scoring.batch import TableWriter
+    from tabular_pipeline.scoring.ownership import output_record
+
+    writer = TableWriter(path, path.suffix.lstrip("."), output_record("earlier", "models:/earlier/1"))
+    writer.write(pa.table({"prediction": ["an earlier result"]}))
+    writer.commit()
+    return path.read_bytes()
+
+
 def drifted_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """One scaled number, one mostly missing column, one new dominant category."""
     import numpy as np
@@ -232,17 +271,25 @@ def drifted_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return changed
 
 
-def test_predict_measures_drift_against_the_training_profile_on_both_engines(
+def test_predict_measures_drift_and_performance_on_both_engines_and_shows_them_over_time(
     trained_model, run_project, client, experiment_name, tmp_path, tracking_uri
 ):
+    """Drift, realized and estimated performance on both engines (equal figures), fail_on_drift,
+    and the report's time series of this model's scoring runs, looked at in Chromium.
+
+    The changed table holds the label, and its flag column as the text "True"/"False": both
+    engines count it as cast for the model (a boolean), so it does not drift."""
     import os
 
+    import mlflow
     from browser import inked_share, rendered_dom, screenshot
 
-    new_rows = make_mixed_table(1500, columns=12, seed=5).drop(columns=["label"])
+    new_rows = make_mixed_table(1500, columns=12, seed=5)
     same, changed = tmp_path / "same.parquet", tmp_path / "changed.parquet"
-    new_rows.to_parquet(same, index=False)
-    drifted_rows(new_rows).to_parquet(changed, index=False)
+    new_rows.drop(columns=["label"]).to_parquet(same, index=False)
+    drifted_rows(new_rows).assign(flag=new_rows["flag"].map({True: "True", False: "False"})).to_parquet(
+        changed, index=False
+    )
     cases = {
         "same": {"data_path": same, "output": tmp_path / "same_scores.parquet"},
         "pandas": {"data_path": changed, "output": tmp_path / "pandas_scores.parquet", "batch_rows": 400},
@@ -254,6 +301,8 @@ def test_predict_measures_drift_against_the_training_profile_on_both_engines(
         },
         "fail": {"data_path": changed, "output": tmp_path / "failed_scores.parquet", "fail_on_drift": "true"},
     }
+    # Created here: two `mlflow run`s creating one new experiment at once race in MLflow's CLI.
+    client.create_experiment(experiment_name)
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = dict(
             zip(
@@ -267,21 +316,36 @@ def test_predict_measures_drift_against_the_training_profile_on_both_engines(
         )
     runs = {r.data.params["output"]: r for r in runs_of(client, experiment_name, "predict")}
     run = {case: runs[str(params["output"])] for case, params in cases.items()}
+    training = client.get_run(client.get_logged_model(trained_model.split("/")[-1]).source_run_id)
+    test_metrics = {name: value for name, value in training.data.metrics.items() if name.startswith("test_")}
 
     assert results["same"].returncode == 0, results["same"].output[-3000:]
     assert run["same"].data.metrics["drifted_columns"] == 0 and run["same"].data.tags["monitoring.drifted"] == ""
     assert "no drift in 10 columns" in results["same"].output
+    same_metrics = run["same"].data.metrics
+    assert not [name for name in same_metrics if name.startswith("realized.")], "no label, nothing realized"
+    assert set(name for name in same_metrics if name.startswith("estimated.")) == {
+        "estimated.test_roc_auc",
+        "estimated.test_accuracy",
+    }
+    assert "estimated test_roc_auc" in results["same"].output
 
-    drift = {}
+    figures = {}
     for case in ("pandas", "spark"):
         assert results[case].returncode == 0, results[case].output[-3000:]
         assert set(run[case].data.tags["monitoring.drifted"].split(",")) == {"num_01", "num_02", "cat_00"}
         assert run[case].data.metrics["drifted_columns"] == 3
         assert "drift in 3 of 10 columns" in results[case].output
-        drift[case] = {k: v for k, v in run[case].data.metrics.items() if k.startswith("drift.")}
-    assert len(drift["pandas"]) == 10 and drift["pandas"] == pytest.approx(drift["spark"], abs=1e-9), (
-        "both engines agree"
-    )
+        assert run[case].data.tags["monitoring.dataset_drifted"] == "false", "3 of 10 is under the 0.5 share"
+        metrics = run[case].data.metrics
+        figures[case] = {k: v for k, v in metrics.items() if k.startswith(("drift", "realized.", "estimated."))}
+        # The realized figures are the training run's test metrics, by name, on this table's labels.
+        assert {k for k in metrics if k.startswith("realized.")} == {f"realized.{k}" for k in test_metrics}
+    assert len(figures["pandas"]) == 10 + 10 + 2 + 6 + 2, sorted(figures["pandas"])
+    assert figures["pandas"] == pytest.approx(figures["spark"], abs=1e-9), "both engines agree"
+    assert run["pandas"].data.tags["monitoring.degraded"] in ("", "realized", "estimated", "realized,estimated")
+    recorded, realized = test_metrics["test_roc_auc"], figures["pandas"]["realized.test_roc_auc"]
+    assert (realized < recorded - 0.05) == ("realized" in run["pandas"].data.tags["monitoring.degraded"])
 
     failed = results["fail"]
     assert failed.returncode != 0 and run["fail"].info.status == "FAILED"
@@ -289,15 +353,27 @@ def test_predict_measures_drift_against_the_training_profile_on_both_engines(
     assert line.startswith("error: predict: drift in 3 column(s):") and "monitoring/drift_report.html" in line
     assert cases["fail"]["output"].is_file(), "the predictions are written before the run fails"
 
-    import mlflow
-
+    # A later run (no key columns: the label is left out, rows are numbered) shows every scoring run
+    # of this model the server holds, this one last.
+    later = run_project("predict", {"model_uri": trained_model, "data_path": changed, "output": tmp_path / "l.parquet"})
+    assert later.returncode == 0, later.output[-3000:]
+    assert list(pd.read_parquet(tmp_path / "l.parquet").columns) == ["row_number", "prediction"]
+    later_run = runs_of(client, experiment_name, "predict")[0]
+    model_key = later_run.data.tags["monitoring.model"]
+    held = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], f"tags.`monitoring.model` = '{model_key}'"
+    )
+    assert len(held) >= 5 and later_run.info.run_id in {r.info.run_id for r in held}
     report = mlflow.artifacts.download_artifacts(
-        f"runs:/{run['pandas'].info.run_id}/monitoring/drift_report.html",
+        f"runs:/{later_run.info.run_id}/monitoring/drift_report.html",
         dst_path=str(tmp_path / "report"),
         tracking_uri=tracking_uri,
     )
-    assert "3 of 10 columns drifted" in rendered_dom(Path(report).as_uri(), budget_ms=3_000)
+    dom = rendered_dom(Path(report).as_uri(), budget_ms=3_000)
+    assert "3 of 10 columns drifted" in dom and f"This model's last {len(held)} scoring run(s)" in dom
+    assert dom.count("drifted column(s)</title>") == len(held), "one bar per run on the server"
+    assert dom.index(">num_01<") < dom.index(">num_00<"), "drifted columns first"
     shots = Path(os.environ.get("BROWSER_SHOTS_DIR") or tmp_path)
     assert (
-        inked_share(screenshot(Path(report).as_uri(), shots / "drift_report.png", height=2200, budget_ms=3_000)) > 0.01
+        inked_share(screenshot(Path(report).as_uri(), shots / "drift_report.png", height=2600, budget_ms=3_000)) > 0.01
     )

@@ -1,18 +1,19 @@
-"""End to end: the README as a new user follows it. A fresh copy of the project runs `make run`;
-the serve and UI lines the report prints run as printed from a plain shell without the project's
-environment on PATH; the README's request example gets its answer. The notebook recipe runs with
-and without the environment on PATH. The README's entry-point table matches MLproject."""
+"""End to end: the README as a new user follows it, top to bottom, in a fresh copy of the project,
+from a plain shell and a plain Python with a stock Debian PATH (/usr/bin:/bin: `python3`, no
+`python`, no project environment). `make run`; the serve and UI lines its report prints, as printed;
+the README's `make serve` and request; its batch-scoring line; its orchestrator line, against the
+`make ui` server, and the serve line that run prints; its notebook recipe on the same store, and
+the serve line that prints. The README's entry-point table matches MLproject."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
-import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,8 @@ from readme import readme_block_containing
 from tabular_pipeline.parameters.entry_points import declared_parameters
 
 pytestmark = pytest.mark.e2e
-# A plain shell: the machine's own tools, no project environment (pyenv's python has no pandas).
-PLAIN_PATH = os.pathsep.join(
-    [str(Path.home() / ".pyenv" / "versions" / "3.11.7" / "bin"), "/usr/local/bin", "/usr/bin", "/bin"]
-)
+# A plain shell on a stock Debian machine: `python3` without the project's packages, no `python`.
+PLAIN_PATH = "/usr/bin:/bin"
 
 
 def plain_env(**extra: str) -> dict[str, str]:
@@ -68,53 +67,106 @@ def stop(process: subprocess.Popen) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def test_a_new_user_runs_the_readme_from_a_fresh_copy(tmp_path):
-    copy = fresh_copy(tmp_path)
-    env = plain_env(HOME=str(Path.home()))
-    done = subprocess.run(["make", "run"], cwd=copy, env=env, capture_output=True, text=True, timeout=900)
+def run_as_printed(line: str, cwd: Path, env: dict[str, str], timeout_s: float = 900) -> str:
+    """Run a line in bash, as a user pastes it; return its output after checking it succeeded."""
+    done = subprocess.run(["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s)
     output = done.stdout + done.stderr
     print(output[-5000:])
     assert done.returncode == 0, output[-5000:]
-    assert "Traceback" not in output and "Warning" not in output, "one line per step, the report, real problems"
-    serve_line = re.search(r"^Serve it:\s+(.+)$", output, re.M).group(1)
-    ui_line = re.search(r"^Open the UI: (.+)$", output, re.M).group(1)
+    assert "Traceback" not in output
+    return output
+
+
+def report_line(output: str, label: str) -> str:
+    """The text after `label` on the report's line that starts with it."""
+    return re.search(rf"^{re.escape(label)}\s*(.+)$", output, re.M).group(1)
+
+
+def check_served(line: str, env: dict[str, str], log: Path) -> None:
+    """Start a printed serve line from another folder, ask it for the README's two rows, stop it."""
+    serving = start(line, log.parent, env, log)
+    try:
+        wait_until_healthy("http://127.0.0.1:5001", serving, 300, path="/ping")
+        request = json.loads((PROJECT_DIR / "data" / "request.json").read_text())
+        answer = requests.post("http://127.0.0.1:5001/invocations", json=request, timeout=60)
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()["predictions"]) == 2
+    finally:
+        stop(serving)
+    assert "Warning" not in log.read_text(errors="replace"), f"{line} printed a warning"
+    assert "%|" not in log.read_text(errors="replace"), "no progress bar per file while it fetches the model"
+
+
+@pytest.mark.usefixtures("project_virtualenv")  # the orchestrators' line builds it otherwise (once per machine)
+def test_a_new_user_walks_the_readme_from_a_fresh_copy(tmp_path):
+    from mlflow import MlflowClient
+
+    copy = fresh_copy(tmp_path)
+    env = plain_env(HOME=str(Path.home()))
+    store = MlflowClient(f"sqlite:///{copy / 'mlflow.db'}")
+
+    # The two commands: `make run`, and the serve and UI lines its report prints.
+    output = run_as_printed("make run", copy, env)
+    assert "Warning" not in output, "one line per step, the report, real problems"
+    serve_line, ui_line = report_line(output, "Serve it:"), report_line(output, "Open the UI:")
     experiment_page = re.search(r"# then open (\S+)$", ui_line).group(1)
     assert serve_line.startswith(f"make -C {copy} serve MODEL_URI=models:/breast-cancer-classifier@production")
-
-    logs = {"serve": tmp_path / "serve.log", "ui": tmp_path / "ui.log"}
-    serving = start(serve_line, tmp_path, env, logs["serve"])  # from another folder: the printed line says where
-    ui = start(ui_line, tmp_path, env, logs["ui"])
+    assert report_line(output, "Model page:") == "http://127.0.0.1:5000/#/models/breast-cancer-classifier/versions/1"
+    assert "Pipeline finished.\n" in output and "Pipeline finished in" not in output, "one time: main's own"
+    assert len(re.findall(r"\[main\] finished in [\d.]+ s$", output, re.M)) == 1
+    ui = start(ui_line, tmp_path, env, tmp_path / "ui.log")
+    processes = [ui]
     try:
+        # Serve the model and call it: the README's lines, from the project folder (they name data/request.json).
+        serve_block = readme_block_containing("bash", "curl -s localhost:5001/invocations")
+        make_serve, curl = (line.split("#")[0].strip() for line in serve_block.strip().splitlines())
+        assert make_serve == "make serve &"
+        serving = start(make_serve.removesuffix("&").strip(), copy, env, tmp_path / "make-serve.log")
+        processes.append(serving)
         wait_until_healthy("http://127.0.0.1:5001", serving, 180, path="/ping")
-        # The README's request, as written, from the project folder (it names data/request.json).
-        request = readme_block_containing("bash", "curl -s localhost:5001/invocations")
-        curl = next(line for line in request.splitlines() if line.startswith("curl "))
-        answer = subprocess.run(
-            ["bash", "-c", curl + " -w '\\n%{http_code}'"],
-            cwd=copy,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        body, status = answer.stdout.rsplit("\n", 1)
+        body, status = run_as_printed(curl + " -w '\\n%{http_code}'", copy, env).rsplit("\n", 1)
         assert status == "200", body
         predictions = json.loads(body)["predictions"]
         assert len(predictions) == 2 and {"prediction", "probability_0", "probability_1"} <= set(predictions[0])
-        # The README's batch-scoring example, as written, from a plain shell in the project folder.
-        scoring = readme_block_containing("bash", "-e predict")
+        stop(serving)
+        check_served(serve_line, env, tmp_path / "serve.log")  # the report's line, from another folder
+
+        # Score new tables: the README's line, as written, in the project folder.
         Path("/tmp/scored.parquet").unlink(missing_ok=True)
-        scored = subprocess.run(["bash", "-c", scoring], cwd=copy, env=env, capture_output=True, text=True, timeout=600)
-        assert scored.returncode == 0, (scored.stdout + scored.stderr)[-3000:]
-        assert "no drift in 30 columns" in scored.stderr, "the training table does not drift from itself"
+        scored = run_as_printed(readme_block_containing("bash", "-e predict"), copy, env, 600)
+        assert "no drift in 30 columns" in scored, "the training table does not drift from itself"
         assert Path("/tmp/scored.parquet").is_file()
         wait_until_healthy("http://127.0.0.1:5000", ui, 180, path="/")
         look_at_the_ui_and_the_card(copy, experiment_page, shots_folder(tmp_path))
+
+        # The orchestrators' line, on a worker with MLflow (and pyenv) installed, against `make ui`.
+        worker = plain_env(
+            HOME=str(Path.home()),
+            PATH=os.pathsep.join([str(copy / ".venv" / "bin"), str(Path.home() / ".pyenv" / "bin"), PLAIN_PATH]),
+        )
+        orchestrated = readme_block_containing("bash", "export MLFLOW_TRACKING_URI").replace(
+            "/abs/path/file.csv", str(copy / "data" / "breast_cancer.csv")
+        )
+        output = run_as_printed(orchestrated, copy, worker)
+        check_served(report_line(output, "Serve it:"), env, tmp_path / "orchestrated-serve.log")
+        assert requests.get(report_line(output, "Open the UI:"), timeout=30).status_code == 200
+
+        # The notebook recipe, from the environment's Python called by its full path, as a kernel is.
+        notebook = readme_block_containing("python", "mlflow.projects.run(").replace("/abs/path/to/repo", str(copy))
+        assert str(copy / "mlflow.db") in notebook, "the README's placeholders changed"
+        output = run_as_printed(f"{copy / '.venv' / 'bin' / 'python'} -c {shlex.quote(notebook)}", copy, env)
+        assert "FINISHED" in output and "python: command not found" not in output
+        statuses = {r.data.tags["mlflow.project.entryPoint"]: r.info.status for r in runs_of(store, "notebook-demo")}
+        assert set(statuses) == {"main", "download", "process", "train_basic", "register"}
+        assert set(statuses.values()) == {"FINISHED"}
+        notebook_ui = report_line(output, "Open the UI:")
+        assert notebook_ui.split("#")[0] == ui_line.split("#")[0], "the UI already running shows the notebook's runs"
+        assert requests.get(notebook_ui.split("# then open ")[1], timeout=30).status_code == 200
+        check_served(report_line(output, "Serve it:"), env, tmp_path / "notebook-serve.log")
     finally:
-        stop(serving)
-        stop(ui)
-    for name, log in logs.items():
-        assert "Warning" not in log.read_text(errors="replace"), f"make {name} printed a warning"
+        for process in processes:
+            stop(process)
+    assert "Warning" not in (tmp_path / "ui.log").read_text(errors="replace"), "make ui printed a warning"
 
 
 def shots_folder(tmp_path: Path) -> Path:
@@ -160,40 +212,12 @@ def look_at_the_ui_and_the_card(copy: Path, page: str, shots: Path) -> None:
     assert inked_share(screenshot(card.as_uri(), shots / "card.png", height=3000, budget_ms=5_000)) > 0.02
 
 
-def test_the_notebook_recipe_runs_without_the_environment_on_path(tracking_uri, client, tmp_path):
-    """The README's notebook lines, run by the environment's Python called by its full path, as a
-    Jupyter kernel does, with a PATH whose `python` lacks the packages (every other e2e test runs
-    steps with the environment first on PATH)."""
-    block = readme_block_containing("python", "mlflow.projects.run(")
-    experiment = f"notebook-{uuid.uuid4().hex[:6]}"
-    script = block.replace('"sqlite:////abs/path/to/repo/mlflow.db"', repr(tracking_uri))
-    script = script.replace('"/abs/path/to/repo"', repr(str(PROJECT_DIR))).replace(
-        'experiment_name="demo"', f"experiment_name={experiment!r}"
-    )
-    script = script.replace('"model_name": "demo"', '"model_name": ""')
-    assert str(PROJECT_DIR) in script and tracking_uri in script, "the README's placeholders changed"
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        env=plain_env(PATH=PLAIN_PATH),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    output = done.stdout + done.stderr
-    print(output[-4000:])
-    assert done.returncode == 0, output[-4000:]
-    assert "FINISHED" in done.stdout and "Traceback" not in output
-    statuses = {r.data.tags["mlflow.project.entryPoint"]: r.info.status for r in runs_of(client, experiment)}
-    assert statuses == {"main": "FINISHED", "download": "FINISHED", "process": "FINISHED", "train_basic": "FINISHED"}
-
-
 def test_a_python_without_the_packages_gets_one_line():
     """With no Python to fall back on (the rerun marker says one was tried already), a step on a
     Python without the project's packages says what is wrong and the two ways out, in one line."""
     from tabular_pipeline.interpreter import REEXEC_ENV
 
-    command = ["bash", "-c", f"cd {PROJECT_DIR} && python -m steps.download"]
+    command = ["bash", "-c", f"cd {PROJECT_DIR} && python3 -m steps.download"]
     done = subprocess.run(command, env=plain_env(**{REEXEC_ENV: "1"}), capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     [line] = (done.stdout + done.stderr).strip().splitlines()

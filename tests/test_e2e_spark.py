@@ -63,6 +63,12 @@ def test_main_on_a_cluster_registers_a_model_that_serves_without_java(
     assert result.returncode == 0, result.output[-4000:]
     assert "download     skipped  (engine=spark reads data_path where it is)" in result.output
     assert "Traceback" not in result.output, "a clean run prints no Python trace"
+    for noise in ("WARNING: Using incubator modules", "Setting default log level", "setLogLevel", "Hint:", "got rank"):
+        assert noise not in result.output, f"one line per step, the report and real problems: {noise}"
+    [main_run] = runs_of(client, experiment_name, "main")
+    assert main_run.info.run_name == "main: xgboost on Spark on churn.csv"
+    names = {r.data.tags["mlflow.project.entryPoint"]: r.info.run_name for r in runs_of(client, experiment_name)}
+    assert names["process"] == "process on Spark" and names["train_basic"] == "train_basic on Spark"
 
     apps = [app["name"] for app in requests.get(master_status, timeout=30).json()["completedapps"]]
     assert {"tabular-pipeline-process", "tabular-pipeline-train"} <= set(apps), "both steps ran on the cluster"

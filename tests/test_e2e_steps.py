@@ -112,7 +112,11 @@ def test_download_reads_http_archives_and_file_uris(run_project, client, experim
         for run in runs_of(client, experiment_name, "download")
         if run.info.status == "FINISHED"
     )
-    assert artifacts == [("raw/breast_cancer.csv",), ("raw/table.csv",), ("raw/test.csv", "raw/train.csv")]
+    assert artifacts == [
+        ("raw/breast_cancer.parquet",),
+        ("raw/table.parquet",),
+        ("raw/test.parquet", "raw/train.parquet"),
+    ]
 
 
 def test_zip_slip_archive_is_refused(tmp_path, run_project, client, experiment_name):

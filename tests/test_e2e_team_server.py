@@ -245,9 +245,9 @@ def test_four_pipelines_at_once_on_postgres_with_credentials(
         # archive_existing_versions emits SQL that PostgreSQL refuses).
         expected_stage = "Production" if version.version == production.version else ("Archived" if promoted else "None")
         assert version.current_stage == expected_stage, (version.version, version.current_stage)
-    assert not team_client.search_model_versions(f"name = '{name}.promotion-lock'"), (
-        "every ticket of the lock is released"
-    )
+    from tabular_pipeline.registry.lock_queue import queue_filter
+
+    assert not team_client.search_model_versions(queue_filter(name)), "every ticket of the lock is released"
 
     runs = runs_of(team_client, experiment)
     assert {r.data.tags["mlflow.project.entryPoint"] for r in runs} == {
@@ -334,14 +334,16 @@ ALICE_PASSWORD = f"alice-{uuid.uuid4().hex}"
 
 
 def test_two_users_share_the_promotion_lock_and_never_break_each_others(team_server, monkeypatch):
-    """Alice holds the lock while Bob tries: without permission on her lock Bob fails at once in
-    one line (no spinning, her ticket untouched); with permission he waits with backoff and gives
-    up at his deadline, still without touching her ticket; once she is done, or her run has ended
-    without releasing, he gets it."""
+    """Alice holds the lock while Bob tries: without permission on the project's promotion queue
+    Bob fails at once in one line (no spinning, her ticket untouched); with EDIT he waits with
+    backoff and gives up at his deadline, still without touching her ticket; once she is done, or
+    her run has ended without releasing, he gets it. EDIT is enough: what he cannot delete he
+    tags released."""
     from mlflow import MlflowClient
     from mlflow.server import get_app_client
 
-    from tabular_pipeline.registry.lock import lock_name, promotion_lock
+    from tabular_pipeline.registry.lock import promotion_lock
+    from tabular_pipeline.registry.lock_queue import QUEUE_MODEL, TAG_HEARTBEAT, TAG_LOCK_MODEL, queue_filter
 
     def act_as(user: str, password: str) -> None:  # MLflow's clients read the credentials per request
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
@@ -353,41 +355,48 @@ def test_two_users_share_the_promotion_lock_and_never_break_each_others(team_ser
     act_as(ADMIN, PASSWORD)
     admin.create_user(alice_name, ALICE_PASSWORD)
     admin.create_user(bob, BOB_PASSWORD)
+    # The queue is one bookkeeping model for every name: the team's admin creates it once.
+    if not MlflowClient(team_server).search_registered_models(f"name = '{QUEUE_MODEL}'"):
+        MlflowClient(team_server).create_registered_model(QUEUE_MODEL)
+    admin.grant_user_permission(alice_name, "registered_model", QUEUE_MODEL, "MANAGE")
     model = f"shared-{suffix}"
     act_as(alice_name, ALICE_PASSWORD)
     alice = MlflowClient(team_server)
     experiment = alice.create_experiment(f"alice-{model}")
 
     def tickets():
-        return [(int(v.version), v.run_id) for v in alice.search_model_versions(f"name = '{lock_name(model)}'")]
+        versions = alice.search_model_versions(queue_filter(model))
+        return [(int(v.version), v.run_id) for v in versions if v.tags.get("pipeline.lock_released") != "true"]
 
     holder = alice.create_run(experiment).info.run_id
     with promotion_lock(alice, model, holder):
+        [(ticket, _)] = tickets()
         outcome, seconds = bob_tries(team_server, bob, model, timeout_s=30)
         assert (
             outcome.startswith("refused: could not queue for the promotion lock") and "PERMISSION_DENIED" in outcome
         ), outcome
         assert seconds < 15, "refused at once, not after spinning to the deadline"
-        assert tickets() == [(1, holder)]
+        assert tickets() == [(ticket, holder)]
 
         act_as(ADMIN, PASSWORD)
-        admin.grant_user_permission(bob, "registered_model", lock_name(model), "MANAGE")
+        admin.grant_user_permission(bob, "registered_model", QUEUE_MODEL, "EDIT")
         act_as(alice_name, ALICE_PASSWORD)
         outcome, seconds = bob_tries(team_server, bob, model, timeout_s=3)
         assert outcome.startswith(
-            f"refused: run {holder} holds the promotion lock '{lock_name(model)}' and is still running after 3 s"
+            f"refused: run {holder} holds the promotion lock of '{model}' and is still running after 3 s"
         ), outcome
-        assert tickets() == [(1, holder)], "Bob removed only his own ticket"
+        assert tickets() == [(ticket, holder)], "Bob released only his own ticket"
     alice.set_terminated(holder)
     outcome, _ = bob_tries(team_server, bob, model, timeout_s=30)
     assert outcome == "acquired"
 
     crashed = alice.create_run(experiment).info.run_id
-    alice.create_model_version(lock_name(model), f"runs:/{crashed}/promotion-lock", run_id=crashed)
+    tags = {TAG_LOCK_MODEL: model, TAG_HEARTBEAT: "1@0"}
+    alice.create_model_version(QUEUE_MODEL, f"runs:/{crashed}/promotion-lock", run_id=crashed, tags=tags)
     alice.set_terminated(crashed, "FAILED")
     outcome, _ = bob_tries(team_server, bob, model, timeout_s=30)
     assert outcome == "acquired", "a ticket whose run has ended does not block"
-    assert tickets() == [], "and Bob, who may manage the lock, cleaned it up"
+    assert [run for _, run in tickets()] == [crashed], "Bob may not delete Alice's ended ticket: it stays, skipped"
 
 
 def test_the_s3_secret_stays_in_the_server_environment(team_stack):

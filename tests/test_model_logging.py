@@ -183,3 +183,43 @@ def test_a_parquet_table_with_category_columns_trains_and_logs(tmp_path):
     rows = features.head(2).copy()
     rows.loc[rows.index[0], "cat_00"] = "unseen"
     assert len(mlflow.pyfunc.load_model(info.model_uri).predict(rows)) == 2
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.usefixtures("server_experiment")
+def test_a_registered_model_takes_read_csv_of_its_training_table(algorithm, tmp_path):
+    """What a data scientist tries first: `load_model("models:/<name>/1").predict(pd.read_csv(...))`
+    on the table the model was trained on, whose whole-number columns pandas reads as int64 (or
+    float64 where a value is missing); and a table where the missing values sit elsewhere. A JSON
+    request with a missing value in a whole-number column still gets its answer."""
+    table = mixed_frame(120, "binary").drop(columns=["customer_id", "constant"])
+    table["visits"] = np.arange(120) % 7
+    table.loc[::10, "visits"] = np.nan  # whole numbers with gaps: read back as float64
+    table.to_csv(tmp_path / "train.csv", index=False)
+    frame = harmonise_dtypes(pd.read_csv(tmp_path / "train.csv"), "label")
+    features = frame.drop(columns=["label"])
+    columns = split_feature_columns(features)
+    model = build_pipeline(algorithm, "binary", {}, columns, seed=1).fit(
+        features, frame["label"], **fit_params_for(algorithm, columns)
+    )
+    with mlflow.start_run():
+        info = log_pipeline_model(model, features, algorithm)
+    name = f"read-csv-{algorithm}-{uuid.uuid4().hex[:6]}"
+    version = mlflow.register_model(info.model_uri, name).version
+    loaded = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+
+    as_read = pd.read_csv(tmp_path / "train.csv").drop(columns=["label"])
+    assert as_read["x2"].dtype == "int64" and as_read["visits"].dtype == "float64"
+    assert list(loaded.predict(as_read)) == list(model.predict(features))
+    swapped = table.assign(visits=np.arange(120) % 7, x2=table["x2"].where(table.index % 9 > 0))
+    swapped.to_csv(tmp_path / "later.csv", index=False)
+    later = pd.read_csv(tmp_path / "later.csv").drop(columns=["label"])
+    assert later["visits"].dtype == "int64" and later["x2"].dtype == "float64"
+    assert list(loaded.predict(later)) == list(model.predict(harmonise_dtypes(later, "label")))
+
+    answer = tmp_path / "answer.json"
+    rows = later.head(3)  # row 0: x2 missing, as a JSON null
+    mlflow.models.predict(
+        f"models:/{name}/{version}", rows, content_type="json", output_path=str(answer), env_manager="local"
+    )
+    assert json.loads(answer.read_text())["predictions"] == list(model.predict(harmonise_dtypes(rows, "label")))

@@ -8,7 +8,19 @@ import pytest
 from mlflow import MlflowClient
 
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.registry.lock import TIMEOUT_ENV, Ticket, lock_name, promotion_lock, tickets_ahead, wait_timeout_s
+from tabular_pipeline.registry.lock import LeaseWatch, promotion_lock, tickets_ahead
+from tabular_pipeline.registry.lock_queue import (
+    LEASE_ENV,
+    QUEUE_MODEL,
+    TAG_HEARTBEAT,
+    TAG_LOCK_MODEL,
+    TAG_REVOKED,
+    TIMEOUT_ENV,
+    Ticket,
+    lease_s,
+    queue_filter,
+    wait_timeout_s,
+)
 
 
 def test_only_earlier_tickets_count_and_in_order():
@@ -17,15 +29,28 @@ def test_only_earlier_tickets_count_and_in_order():
     assert tickets_ahead(tickets, 2) == []
 
 
-def test_the_wait_is_configurable_and_checked(monkeypatch):
+def test_the_wait_and_the_lease_are_configurable_and_checked(monkeypatch):
     monkeypatch.delenv(TIMEOUT_ENV, raising=False)
-    assert wait_timeout_s() == 600
+    monkeypatch.delenv(LEASE_ENV, raising=False)
+    assert wait_timeout_s() == 600 and lease_s() == 120
     monkeypatch.setenv(TIMEOUT_ENV, "2.5")
     assert wait_timeout_s() == 2.5
-    for bad in ("soon", "0", "-1", "inf", "nan"):
-        monkeypatch.setenv(TIMEOUT_ENV, bad)
-        with pytest.raises(PipelineError, match=f"{TIMEOUT_ENV} is '{bad}'; expected a positive number of seconds"):
-            wait_timeout_s()
+    for name, read in ((TIMEOUT_ENV, wait_timeout_s), (LEASE_ENV, lease_s)):
+        for bad in ("soon", "0", "-1", "inf", "nan"):
+            monkeypatch.setenv(name, bad)
+            with pytest.raises(PipelineError, match=f"{name} is '{bad}'; expected a positive number of seconds"):
+                read()
+        monkeypatch.delenv(name)
+
+
+def test_a_lease_runs_out_only_after_a_whole_lease_without_a_new_heartbeat():
+    watch = LeaseWatch(lease_s=10)
+    assert not watch.expired(Ticket(1, "a", "1@100"), now=0.0)
+    assert not watch.expired(Ticket(1, "a", "1@100"), now=9.9)
+    assert not watch.expired(Ticket(1, "a", "2@120"), now=10.5), "a new heartbeat starts the lease again"
+    assert not watch.expired(Ticket(1, "a", "2@120"), now=20.4)
+    assert watch.expired(Ticket(1, "a", "2@120"), now=20.5)
+    assert not watch.expired(Ticket(2, "b", None), now=100.0), "a ticket first seen now is watched from now"
 
 
 @pytest.fixture(scope="module")
@@ -35,39 +60,84 @@ def store_client(tmp_path_factory):
 
 
 def live_tickets(client, model):
-    return sorted((int(v.version), v.run_id) for v in client.search_model_versions(f"name = '{lock_name(model)}'"))
+    return sorted((int(v.version), v.run_id) for v in client.search_model_versions(queue_filter(model)))
+
+
+def add_ticket(client, model, run_id, heartbeat="1@0"):
+    """A ticket as a contender creates it (here for a contender that then stops: killed, or ended)."""
+    if not client.search_registered_models(f"name = '{QUEUE_MODEL}'"):
+        client.create_registered_model(QUEUE_MODEL)
+    tags = {TAG_LOCK_MODEL: model, TAG_HEARTBEAT: heartbeat}
+    return client.create_model_version(QUEUE_MODEL, f"runs:/{run_id}/promotion-lock", run_id=run_id, tags=tags)
 
 
 def test_a_second_holder_waits_with_backoff_then_gives_up_and_never_touches_the_first(store_client):
     experiment = store_client.create_experiment("locks")
     first, second = (store_client.create_run(experiment).info.run_id for _ in range(2))
     with promotion_lock(store_client, "churn", first):
-        assert live_tickets(store_client, "churn") == [(1, first)]
+        [(ticket, _)] = live_tickets(store_client, "churn")
         started = time.monotonic()
         with pytest.raises(
             PipelineError,
-            match=f"run {first} holds the promotion lock 'churn.promotion-lock' and is still running after 1 s",
+            match=f"run {first} holds the promotion lock of 'churn' and is still running after 1 s",
         ):
             with promotion_lock(store_client, "churn", second, timeout_s=1):
                 pytest.fail("the second contender must not get the lock")
         assert 0.9 < time.monotonic() - started < 10, "the wait is bounded by its deadline"
-        assert live_tickets(store_client, "churn") == [(1, first)], "the waiter removed only its own ticket"
+        assert live_tickets(store_client, "churn") == [(ticket, first)], "the waiter removed only its own ticket"
     assert live_tickets(store_client, "churn") == [], "released"
     with promotion_lock(store_client, "churn", second):
-        assert live_tickets(store_client, "churn") == [(3, second)], "ticket numbers are never reused"
+        assert live_tickets(store_client, "churn")[0][0] > ticket + 1, "ticket numbers are never reused"
+
+
+def test_one_queue_serves_every_model_and_models_do_not_wait_for_each_other(store_client):
+    """The registry holds one bookkeeping model for all names, not one lock model per name."""
+    experiment = store_client.create_experiment("many-models")
+    one, two = (store_client.create_run(experiment).info.run_id for _ in range(2))
+    with promotion_lock(store_client, "alpha", one), promotion_lock(store_client, "beta", two, timeout_s=2):
+        assert [run for _, run in live_tickets(store_client, "alpha")] == [one]
+        assert [run for _, run in live_tickets(store_client, "beta")] == [two]
+    names = {model.name for model in store_client.search_registered_models()}
+    assert QUEUE_MODEL in names and not any(name.endswith(".promotion-lock") for name in names)
 
 
 def test_a_ticket_left_by_an_ended_run_is_skipped_and_cleaned_up(store_client):
     experiment = store_client.create_experiment("stale-locks")
     crashed, next_run = (store_client.create_run(experiment).info.run_id for _ in range(2))
-    store_client.create_registered_model(lock_name("fraud"))
-    store_client.create_model_version(lock_name("fraud"), f"runs:/{crashed}/promotion-lock", run_id=crashed)
+    add_ticket(store_client, "fraud", crashed)
     store_client.set_terminated(crashed, "FAILED")
     with promotion_lock(store_client, "fraud", next_run, timeout_s=5):
-        assert live_tickets(store_client, "fraud") == [(2, next_run)]
+        assert [run for _, run in live_tickets(store_client, "fraud")] == [next_run]
 
 
-def test_a_holder_whose_run_cannot_be_read_is_not_taken_for_stale(store_client):
+def test_a_holder_whose_heartbeat_stopped_is_passed_after_its_lease_and_revoked(store_client, monkeypatch):
+    """Its run is still RUNNING (its process was killed): only the lease tells it is gone. The one
+    that goes past revokes its ticket, so the old holder cannot promote if it ever wakes up."""
+    monkeypatch.setenv(LEASE_ENV, "2")
+    experiment = store_client.create_experiment("dead-holder")
+    dead, waiting = (store_client.create_run(experiment).info.run_id for _ in range(2))
+    add_ticket(store_client, "loans", dead)
+    started = time.monotonic()
+    with promotion_lock(store_client, "loans", waiting, timeout_s=30) as held:
+        waited = time.monotonic() - started
+        held.check_still_held()
+    assert 2 <= waited < 15, waited
+    assert store_client.get_run(dead).info.status == "RUNNING", "nobody ended the dead holder's run"
+    assert live_tickets(store_client, "loans") == [], "the revoked ticket was removed too"
+
+
+def test_a_holder_that_lost_its_lease_does_not_promote(store_client, monkeypatch):
+    monkeypatch.setenv(LEASE_ENV, "60")
+    experiment = store_client.create_experiment("lost-lease")
+    holder, other = (store_client.create_run(experiment).info.run_id for _ in range(2))
+    with promotion_lock(store_client, "cards", holder) as held:
+        [(ticket, _)] = live_tickets(store_client, "cards")
+        store_client.set_model_version_tag(QUEUE_MODEL, str(ticket), TAG_REVOKED, other)
+        with pytest.raises(PipelineError, match=f"taken over by run {other} .*; not promoting"):
+            held.check_still_held()
+
+
+def test_a_holder_whose_run_cannot_be_read_blocks_until_its_lease_runs_out(store_client):
     """A lookup error must block like a live holder: the lock fails closed at its deadline."""
     experiment = store_client.create_experiment("unreadable-holder")
     waiting = store_client.create_run(experiment).info.run_id
@@ -79,11 +149,8 @@ def test_a_holder_whose_run_cannot_be_read_is_not_taken_for_stale(store_client):
             raise MlflowException("the server is busy", error_code="TEMPORARILY_UNAVAILABLE")
 
     flaky = FlakyRuns(tracking_uri=store_client.tracking_uri, registry_uri=store_client.tracking_uri)
-    store_client.create_registered_model(lock_name("credit"))
-    store_client.create_model_version(lock_name("credit"), "runs:/0123/promotion-lock", run_id="0123")
-    with pytest.raises(
-        PipelineError, match="run 0123 holds the promotion lock 'credit.promotion-lock' and cannot be read"
-    ):
+    add_ticket(store_client, "credit", "0123")
+    with pytest.raises(PipelineError, match="run 0123 holds the promotion lock of 'credit' and cannot be read"):
         with promotion_lock(flaky, "credit", waiting, timeout_s=1):
             pytest.fail("an unreadable holder was taken for stale")
 
@@ -103,9 +170,10 @@ def test_contenders_racing_for_a_stale_lock_never_hold_it_together(tracking_uri)
         run_id = own_client.create_run(experiment).info.run_id
         start.wait()
         try:
-            with promotion_lock(own_client, model, run_id, timeout_s=120):
+            with promotion_lock(own_client, model, run_id, timeout_s=120) as held:
                 entered = time.monotonic()
                 time.sleep(0.3)
+                held.check_still_held()
                 spans.append((entered, time.monotonic(), run_id))
         except Exception as error:  # noqa: BLE001 - collected and asserted below
             errors.append(str(error))
@@ -114,9 +182,7 @@ def test_contenders_racing_for_a_stale_lock_never_hold_it_together(tracking_uri)
 
     for _ in range(rounds):
         crashed = client.create_run(experiment).info.run_id
-        if not client.search_registered_models(f"name = '{lock_name(model)}'"):
-            client.create_registered_model(lock_name(model))
-        client.create_model_version(lock_name(model), f"runs:/{crashed}/promotion-lock", run_id=crashed)
+        add_ticket(client, model, crashed)
         client.set_terminated(crashed, "FAILED")
         start = threading.Barrier(contenders)
         threads = [threading.Thread(target=contend, args=(start,)) for _ in range(contenders)]
@@ -129,15 +195,14 @@ def test_contenders_racing_for_a_stale_lock_never_hold_it_together(tracking_uri)
     ordered = sorted(spans)
     for (_, left_end, left), (right_start, _, right) in zip(ordered, ordered[1:], strict=False):
         assert right_start >= left_end, f"runs {left} and {right} held the lock at the same time"
-    assert client.search_model_versions(f"name = '{lock_name(model)}'") == [], "every ticket is gone, stale ones too"
+    assert client.search_model_versions(queue_filter(model)) == [], "every ticket is gone, stale ones too"
 
 
 def test_a_duplicate_ticket_of_the_same_run_does_not_make_it_wait_for_itself(store_client):
     """MLflow's client retries a request whose answer was lost, so one run may hold two tickets."""
     experiment = store_client.create_experiment("duplicate-tickets")
     run_id = store_client.create_run(experiment).info.run_id
-    store_client.create_registered_model(lock_name("dupes"))
-    store_client.create_model_version(lock_name("dupes"), f"runs:/{run_id}/promotion-lock", run_id=run_id)
+    add_ticket(store_client, "dupes", run_id)
     with promotion_lock(store_client, "dupes", run_id, timeout_s=2):
         assert [run for _, run in live_tickets(store_client, "dupes")] == [run_id, run_id]
     assert live_tickets(store_client, "dupes") == [], "both of its tickets are released"
@@ -148,9 +213,8 @@ def test_a_run_with_a_duplicate_ticket_keeps_its_earliest_place(store_client):
     (its place is ticket 1) instead of waiting for B, which waits for A."""
     experiment = store_client.create_experiment("duplicate-around-another")
     first, second = (store_client.create_run(experiment).info.run_id for _ in range(2))
-    store_client.create_registered_model(lock_name("around"))
     for run_id in (first, second):
-        store_client.create_model_version(lock_name("around"), f"runs:/{run_id}/promotion-lock", run_id=run_id)
+        add_ticket(store_client, "around", run_id)
     with promotion_lock(store_client, "around", first, timeout_s=2):
         assert [run for _, run in live_tickets(store_client, "around")] == [first, second, first]
     assert [run for _, run in live_tickets(store_client, "around")] == [second], "only its own tickets go"

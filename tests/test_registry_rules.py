@@ -4,8 +4,9 @@ import pytest
 
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.orchestration.step_runs import StepTerminated
+from tabular_pipeline.registry.model_uris import parse_model_uri
 from tabular_pipeline.registry.promotion import stage_for_alias
-from tabular_pipeline.registry.registration import parse_model_uri, validate_alias, validate_model_name
+from tabular_pipeline.registry.registration import validate_alias, validate_model_name
 
 
 def test_valid_names_and_aliases_pass():
@@ -22,7 +23,8 @@ def test_valid_names_and_aliases_pass():
         "a/b",
         "a:b",
         "bad\nname",
-        "x" * 250,
+        "x" * 257,
+        "tabular-pipeline.promotion-queue",
         "a?b",
         "o'brien",
         'say "hi"',

@@ -7,6 +7,9 @@ and the metrics computed on the cluster must equal scikit-learn's on the same an
 
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -295,3 +298,77 @@ def test_a_failure_whose_jvm_is_gone_still_reads_as_one_line():
     error.java_exception = Gone()
     assert "did not accept the application" in str(session_failure(error, "spark://127.0.0.1:7999"))
     assert str(session_failure(error, "local[2]")).endswith("Exception (the Spark JVM ended before saying why)")
+
+
+SPARK_STEP_CTRL_C = """
+import os, signal, threading, time
+from tabular_pipeline.orchestration.step_runs import run_step
+from tabular_pipeline.spark.session import start_session, stop_session
+
+def body(run):
+    spark = start_session("local[1]", "ctrl-c")
+    print("run", run.info.run_id, flush=True)
+    threading.Timer(8, os.kill, (os.getpid(), signal.SIGINT)).start()
+    try:
+        spark.range(0, 10**13, numPartitions=4).selectExpr("max(id % 7)").collect()  # hours, unless cancelled
+    finally:
+        os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C while cleaning up
+        active = []
+
+        def look():  # on a thread of its own: py4j closed this one's connection at the interrupt
+            tracker, deadline = spark.sparkContext.statusTracker(), time.monotonic() + 30
+            while tracker.getActiveJobsIds() and time.monotonic() < deadline:  # cancelling takes a moment
+                time.sleep(0.2)
+            active.extend(tracker.getActiveJobsIds())
+
+        watcher = threading.Thread(target=look)
+        watcher.start()
+        watcher.join()
+        print("active jobs", active, flush=True)
+        stop_session(spark)
+        print("cleaned up", flush=True)
+
+run_step("demo", body)
+"""
+
+
+def test_a_spark_step_keeps_the_steps_ctrl_c_handling(tmp_path):
+    """The first Ctrl-C cancels the running Spark job and stops the step; a second one, during the
+    clean-up, does not cut it short (Spark's own handler, which its session installs, would)."""
+    import subprocess
+    import sys
+
+    from conftest import PROJECT_DIR
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "MLFLOW_TRACKING_URI": uri}
+    done = subprocess.run(
+        [sys.executable, "-c", SPARK_STEP_CTRL_C], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 130, done.stdout + done.stderr[-3000:]
+    assert "active jobs []" in done.stdout and "cleaned up" in done.stdout, done.stdout + done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and done.stderr.count("error: ") == 1, done.stderr[-3000:]
+    assert MlflowClient(uri).get_run(done.stdout.split()[1]).info.status == "KILLED"
+
+
+def test_the_splits_are_logged_as_datasets_without_a_spark_job(spark, tmp_path, monkeypatch):
+    """MLflow's own Spark dataset profile starts a count that runs on after the call; the splits'
+    records carry the row counts already known instead, and start no job at all."""
+    import mlflow
+
+    from tabular_pipeline.spark.datasets import log_spark_datasets
+    from tabular_pipeline.spark.training import SparkSplits
+
+    frame = parquet_frame(spark, mixed_frame(rows=50, seed=2), tmp_path / "t.parquet")
+    splits = SparkSplits(frame, frame, "binary", "files-sha256:" + "a" * 64, "files-sha256:" + "b" * 64, "x", 40, 10)
+    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    tracker = spark.sparkContext.statusTracker()
+    jobs_before = len(tracker.getJobIdsForGroup())
+    with mlflow.start_run() as run:
+        log_spark_datasets(splits, LABEL)
+    assert len(tracker.getJobIdsForGroup()) == jobs_before, "no Spark job was started"
+    inputs = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+    profiles = {i.dataset.name: json.loads(i.dataset.profile) for i in inputs}
+    assert profiles == {"train": {"num_rows": 40}, "test": {"num_rows": 10}}

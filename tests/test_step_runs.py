@@ -101,3 +101,61 @@ def test_a_step_of_main_leaves_its_error_line_to_main(tmp_path):
     assert done.returncode == 2 and "error:" not in done.stderr, done.stderr[-2000:]
     run = MlflowClient(uri).get_run(done.stdout.split()[1])
     assert run.info.status == "FAILED" and run.data.tags["pipeline.error"] == "data is bad; expected good data"
+
+
+SERVER_GOES_AWAY = """
+import os, signal, subprocess, sys
+from tabular_pipeline.orchestration.step_runs import run_step
+
+def body(run):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    print("run", run.info.run_id, "child", child.pid, flush=True)
+    os.killpg(int(os.environ["SERVER_PID"]), signal.SIGKILL)
+
+run_step("demo", body)
+"""
+
+
+def test_a_tracking_server_gone_at_the_step_end_gives_one_line_and_ends_the_process_tree(tmp_path):
+    """The server dies while the step works: at the end the step cannot mark its run; it says so in
+    one line (no traceback), ends every process it started, and exits non-zero."""
+    import psutil
+    from conftest import BIN_DIR, free_port, subprocess_env, wait_until_healthy
+
+    port = free_port()
+    server = subprocess.Popen(
+        [str(BIN_DIR / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        env=subprocess_env(""), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", server, 120)
+        # The step kills the server's whole process group (its workers too), as a lost machine would.
+        env = subprocess_env(
+            f"http://127.0.0.1:{port}",
+            SERVER_PID=str(server.pid),
+            MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+            MLFLOW_HTTP_REQUEST_TIMEOUT="5",
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", SERVER_GOES_AWAY], cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+    finally:
+        import contextlib
+        import os
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    assert done.returncode == 2, done.stderr[-3000:]
+    run_id, child = done.stdout.split()[1], int(done.stdout.split()[3])
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"error: demo: the tracking server at http://127.0.0.1:{port} stopped answering as the step ended ("
+    ), done.stderr[-3000:]
+    assert errors[0].endswith(f"run {run_id} could not be marked FINISHED")
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE, "its child ended"

@@ -1,5 +1,7 @@
 """Unit tests of loading, validating and splitting tables."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -154,15 +156,37 @@ def test_the_csv_missing_value_spellings_are_pandas_own():
     )
 
 
-def test_a_missing_label_column_names_the_closest_columns_or_the_last_ones():
+def test_a_missing_label_column_names_the_likely_columns_or_the_last_ones():
     from tabular_pipeline.data.splits import describe_columns
 
     wide = pd.DataFrame(columns=[f"feature_{i}" for i in range(30)] + ["Target"])
-    assert describe_columns(wide, "target") == "closest: Target; 31 columns in all"
-    assert describe_columns(wide, "outcome").endswith("feature_27, feature_28, feature_29, Target"), (
-        "the label is often last"
+    assert describe_columns(wide, "target") == "likely: Target; 31 columns in all"
+    assert describe_columns(wide, "outcome") == "likely: Target; 31 columns in all", "named like a label"
+    assert describe_columns(wide, "feature_x").startswith("likely: Target, feature_"), "then close spellings"
+    plain = pd.DataFrame(columns=[f"feature_{i}" for i in range(30)] + ["status"])
+    assert describe_columns(plain, "result").endswith("feature_27, feature_28, feature_29, status"), (
+        "nothing likely: the last columns, where the label often is"
     )
     with pytest.raises(
-        PipelineError, match=r"label column 'label' is not in t.csv \(31 columns, the last 8: .*Target\)"
+        PipelineError, match=r"label column 'label' is not in t.csv \(31 columns, the last 8: .*status\)"
     ):
-        validate_table(pd.DataFrame([range(31)], columns=wide.columns), "label", "t.csv")
+        validate_table(pd.DataFrame([range(31)], columns=plain.columns), "label", "t.csv")
+
+
+def test_columns_that_look_like_labels_come_before_close_spellings():
+    """The bundled table asked for `target`: its label, `label`, comes before `worst_area`, the
+    closest spelling; then a column with two values before one with five, and the closest name last."""
+    from tabular_pipeline.data.splits import describe_columns
+
+    table = pd.read_csv(Path(__file__).resolve().parents[1] / "data" / "breast_cancer.csv")
+    assert describe_columns(table, "target") == "likely: label, worst_area; 31 columns in all"
+    rng = np.random.default_rng(0)
+    flags = pd.DataFrame(
+        {
+            "grade": rng.integers(0, 5, 50),
+            "amount": rng.normal(size=50),
+            "smoker": rng.integers(0, 2, 50),
+            "amounts": rng.normal(size=50),
+        }
+    )
+    assert describe_columns(flags, "amount_x") == "likely: smoker, grade, amount; 4 columns in all"

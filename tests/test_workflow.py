@@ -3,6 +3,9 @@
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
+from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.orchestration.report import format_summary
 from tabular_pipeline.orchestration.workflow import StepResult, failed_run_id, parent_env_manager, source_digest
 
@@ -43,19 +46,84 @@ def test_summary_lists_steps_model_and_ui():
         ),
         StepResult("register", "r3", "3", "models:/demo/2", None, False, 1.0),
     ]
+    files = "mlflow-artifacts:/3/models/m-1/artifacts"
     text = format_summary(
-        results, run, "http://127.0.0.1:5000", "demo", "production", 6.1, Path("/p"), Path("/env/bin/python")
+        results, run, "http://127.0.0.1:5000", "demo", "production", files, Path("/p"), Path("/env/bin/python")
     )
     assert "http://127.0.0.1:5000/#/experiments/3/runs/r0" in text
     assert "runs:/r1/raw  (reused" in text
     assert "test_roc_auc = 0.9700" in text
     assert "models:/demo/2, promoted: models:/demo@production" in text
+    assert "Model page:  http://127.0.0.1:5000/#/models/demo/versions/2\n" in text
     assert "Open the UI: http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning" in text
+    assert text.splitlines()[0] == "Pipeline finished.", "one time for the pipeline: the one main logs as it ends"
     local = format_summary(
-        results[:2], run, "sqlite:///mlflow.db", "", "production", 1.0, Path("/p"), Path("/env/bin/python")
+        results[:2], run, "sqlite:///mlflow.db", "", "production", None, Path("/p"), Path("/env/bin/python")
     )
-    assert "Open the UI: /env/bin/mlflow ui --backend-store-uri sqlite:////p/mlflow.db" in local
-    assert "Not registered" in local
+    assert "Open the UI: /env/bin/mlflow ui --backend-store-uri sqlite:////p/mlflow.db   # then open http" in local
+    assert "Not registered" in local and "Model page" not in local
+
+
+def test_no_serve_line_when_the_store_cannot_reach_the_models_files():
+    """A model whose files a tracking server keeps, reported by a run on a SQLite store (the
+    README's notebook after its orchestrator example, once): one line saying why, no serve line."""
+    run = SimpleNamespace(info=SimpleNamespace(experiment_id="3", run_id="r0"))
+    rejected = StepResult(
+        "register", "r3", "3", "models:/demo/2", None, False, 1.0, {"pipeline.gate_decision": "rejected"}
+    )
+    promoted = StepResult("register", "r3", "3", "models:/demo/2", None, False, 1.0)
+    on_server = "mlflow-artifacts:/1/models/m-9/artifacts"
+    for result, label in ((rejected, "Serve the current one:"), (promoted, "Serve it:")):
+        text = format_summary(
+            [result], run, "sqlite:////p/mlflow.db", "demo", "production", on_server, Path("/p"), Path("/e/bin/python")
+        )
+        assert label not in text
+        assert "No serve line: the files of models:/demo@production are kept by a tracking server" in text
+        assert "TRACKING_URI=<that server's http:// URI>" in text
+        served = format_summary(
+            [result], run, "http://h:5000", "demo", "production", on_server, Path("/p"), Path("/e/bin/python")
+        )
+        assert label in served and "No serve line" not in served
+        local = format_summary(
+            [result],
+            run,
+            "sqlite:////p/mlflow.db",
+            "demo",
+            "production",
+            "/p/mlruns/1/models/m-9/artifacts",
+            Path("/p"),
+            Path("/e/bin/python"),
+        )
+        assert label in local
+    nothing = format_summary(
+        [rejected], run, "sqlite:////p/mlflow.db", "demo", "production", None, Path("/p"), Path("/e/bin/python")
+    )
+    assert "No serve line: no version holds 'production' yet" in nothing
+
+
+def test_links_and_the_ui_line_use_the_chosen_ui_port(tmp_path, monkeypatch):
+    from tabular_pipeline.orchestration.report import printed_commands
+    from tabular_pipeline.orchestration.step_runs import (
+        UI_PORT_ENV,
+        experiment_page_url,
+        model_version_page_url,
+        run_page_url,
+        ui_port,
+    )
+
+    monkeypatch.setenv(UI_PORT_ENV, "5602")
+    assert run_page_url("sqlite:///x.db", "1", "r").startswith("http://127.0.0.1:5602/#/experiments/1/runs/r")
+    assert experiment_page_url("sqlite:///x.db", "1").startswith("http://127.0.0.1:5602/")
+    assert model_version_page_url("sqlite:///x.db", "a b", "3") == "http://127.0.0.1:5602/#/models/a%20b/versions/3"
+    assert run_page_url("http://h:5000", "1", "r").startswith("http://h:5000/"), "a server's own address stays"
+    (tmp_path / "Makefile").write_text("")
+    _, ui = printed_commands("sqlite:///mlflow.db", "models:/m@production", tmp_path, tmp_path / ".venv/bin/python")
+    assert ui.startswith(f"make -C {tmp_path} ui UI_PORT=5602   # then open http://127.0.0.1:5602/#/experiments/0")
+    _, ui = printed_commands("sqlite:////s.db", "models:/m@production", tmp_path, Path("/opt/env/bin/python"))
+    assert ui.startswith("/opt/env/bin/mlflow ui --backend-store-uri sqlite:////s.db --port 5602   # then open ")
+    monkeypatch.setenv(UI_PORT_ENV, "56o2")
+    with pytest.raises(PipelineError, match=f"{UI_PORT_ENV}='56o2' is not a port; expected a number from 1 to 65535"):
+        ui_port()
 
 
 def test_printed_commands_name_make_targets_in_a_checkout_and_full_paths_elsewhere(tmp_path):
@@ -74,9 +142,9 @@ def test_printed_commands_name_make_targets_in_a_checkout_and_full_paths_elsewhe
         "http://h:5000", "models:/m@production", tmp_path / "clone", Path("/opt/env/bin/python")
     )
     assert serve == (
-        'env PATH=/opt/env/bin:"$PATH" MLFLOW_TRACKING_URI=http://h:5000 /opt/env/bin/mlflow models serve '
-        "-m models:/m@production --port 5001 --env-manager local"
-    )
+        'env PATH=/opt/env/bin:"$PATH" MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false MLFLOW_TRACKING_URI=http://h:5000 '
+        '/opt/env/bin/mlflow models serve -m models:/m@production --port "${PORT:-5001}" --env-manager local'
+    ), "the port make serve would take (PORT, else 5001), and no progress bar per file"
     assert ui == "http://h:5000/#/experiments/0?workflowType=machine_learning", "the model-training view"
 
 
@@ -117,3 +185,23 @@ def test_make_targets_never_echo_a_password_and_pass_the_uri_unchanged(tmp_path)
         recorded = record.read_text().splitlines()
         assert recorded[0] == uri if target != "ui" else uri in recorded, (target, recorded)
     assert os.environ.get("MLFLOW_TRACKING_URI") != uri
+
+
+def test_make_run_hands_the_ui_port_to_the_pipeline(tmp_path):
+    """`make run UI_PORT=5602` puts the port where the steps read it (a stand-in `mlflow` records it)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    scripts = tmp_path / "venv" / "bin"
+    scripts.mkdir(parents=True)
+    (scripts / ".installed").touch()
+    (scripts / "mlflow").write_text('#!/bin/sh\nprintf "%s\\n" "$TABULAR_PIPELINE_UI_PORT" > "$RECORD"\n')
+    (scripts / "mlflow").chmod(0o755)
+    record = tmp_path / "port.txt"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "RECORD": str(record)}
+    for arguments, port in (([], "5000"), (["UI_PORT=5602"], "5602")):
+        done = subprocess.run(
+            ["make", "-C", str(root), "run", f"VENV={tmp_path / 'venv'}", *arguments], env=env, capture_output=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert record.read_text().strip() == port

@@ -23,16 +23,54 @@ class Splits:
     test: pd.DataFrame
 
 
-def describe_columns(table: pd.DataFrame, wanted: str, shown: int = 8) -> str:
-    """The closest column names to `wanted` first (a typo, another case), then the last columns,
-    where a label usually is; never a list cut short before the likely answer."""
+# Words that name a label column (`label`, `target`, `is_churn`, `default_flag`...).
+LABEL_WORDS = frozenset({"label", "labels", "target", "class", "y", "outcome", "response", "churn", "default"})
+LIKELY_SHOWN = 3
+
+
+def looks_like_a_label(name: str, distinct: int | None) -> tuple[bool, bool]:
+    """Whether a column's name is a label's, and whether its few distinct values could be classes."""
+    import re
+
+    words = set(re.split(r"[^a-z0-9]+", name.lower())) | {name.lower()}
+    return bool(words & LABEL_WORDS), distinct is not None and 2 <= distinct <= MAX_CLASSES_FOR_NUMERIC_LABEL
+
+
+def likely_labels(table: pd.DataFrame, wanted: str, shown: int = LIKELY_SHOWN) -> list[str]:
+    """The columns most likely meant by a label name that is not there: columns that look like a
+    label (a label's name first, then few distinct values), then close spellings of `wanted`.
+
+    Args:
+        table: the table, or a sample of it (distinct values are counted on what it holds).
+        wanted: the label column asked for.
+        shown: how many names to return at most.
+    """
     import difflib
 
     names = [str(name) for name in table.columns]
+    distinct = {str(name): int(table[name].nunique()) for name in table.columns} if len(table) else {}
+    looks = {name: looks_like_a_label(name, distinct.get(name)) for name in names}
+    similarity = {name: difflib.SequenceMatcher(None, wanted.lower(), name.lower()).ratio() for name in names}
+    labelled = [name for name in names if looks[name][0]]
+    few_values = [name for name in names if looks[name][1] and not looks[name][0]]
+    # The closest label name first; among few-valued columns the fewest values (two classes), and
+    # the nearest the end, where a label usually is.
+    labelled.sort(key=lambda name: (-similarity[name], -names.index(name)))
+    few_values.sort(key=lambda name: (distinct[name], -names.index(name)))
     lowered = {name.lower(): name for name in names}
-    close = difflib.get_close_matches(wanted.lower(), list(lowered), n=3, cutoff=0.5)
-    if close:
-        return f"closest: {', '.join(lowered[name] for name in close)}; {len(names)} columns in all"
+    close = [lowered[name] for name in difflib.get_close_matches(wanted.lower(), list(lowered), n=shown, cutoff=0.5)]
+    # Columns that look like labels lead; the last place is kept for a close spelling.
+    label_like = [*labelled, *few_values]
+    return list(dict.fromkeys([*label_like[: shown - 1], *close, *label_like[shown - 1 :]]))[:shown]
+
+
+def describe_columns(table: pd.DataFrame, wanted: str, shown: int = 8) -> str:
+    """The columns most likely meant (`likely_labels`), else the last columns, where a label
+    usually is; never a list cut short before the likely answer."""
+    names = [str(name) for name in table.columns]
+    likely = likely_labels(table, wanted)
+    if likely:
+        return f"likely: {', '.join(likely)}; {len(names)} columns in all"
     tail = names[-shown:]
     return (
         f"{len(names)} columns, the last {len(tail)}: {', '.join(tail)}"

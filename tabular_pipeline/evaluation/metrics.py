@@ -16,7 +16,11 @@ def scoring_for_task(task: str) -> str:
 
 
 def classification_metrics(
-    y_true: pd.Series, y_pred: np.ndarray, proba: np.ndarray | None, classes: np.ndarray
+    y_true: pd.Series,
+    y_pred: np.ndarray,
+    proba: np.ndarray | None,
+    classes: np.ndarray,
+    sample_weight: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Accuracy, macro F1/precision/recall, and ROC AUC and log loss when probabilities exist.
 
@@ -25,25 +29,28 @@ def classification_metrics(
         y_pred: predicted labels.
         proba: class probabilities, columns in the order of `classes`, or None.
         classes: the class labels the model knows.
+        sample_weight: how many rows each entry stands for (a confusion matrix's cells, as
+            `predict` counts them), or None for one row each.
 
     Returns:
         Metric names (``test_*``) mapped to values.
     """
     from sklearn import metrics
 
+    weights = {"sample_weight": sample_weight}
     scores = {
-        "test_accuracy": metrics.accuracy_score(y_true, y_pred),
-        "test_f1_macro": metrics.f1_score(y_true, y_pred, average="macro", zero_division=0),
-        "test_precision_macro": metrics.precision_score(y_true, y_pred, average="macro", zero_division=0),
-        "test_recall_macro": metrics.recall_score(y_true, y_pred, average="macro", zero_division=0),
+        "test_accuracy": metrics.accuracy_score(y_true, y_pred, **weights),
+        "test_f1_macro": metrics.f1_score(y_true, y_pred, average="macro", zero_division=0, **weights),
+        "test_precision_macro": metrics.precision_score(y_true, y_pred, average="macro", zero_division=0, **weights),
+        "test_recall_macro": metrics.recall_score(y_true, y_pred, average="macro", zero_division=0, **weights),
     }
     present = np.isin(np.asarray(y_true), classes)
     if proba is not None and present.all() and pd.Series(y_true).nunique() > 1:
         if len(classes) == 2:
-            scores["test_roc_auc"] = metrics.roc_auc_score(y_true == classes[1], proba[:, 1])
+            scores["test_roc_auc"] = metrics.roc_auc_score(y_true == classes[1], proba[:, 1], **weights)
         else:
-            scores["test_roc_auc"] = metrics.roc_auc_score(y_true, proba, multi_class="ovr", labels=classes)
-        scores["test_log_loss"] = metrics.log_loss(y_true, proba, labels=classes)
+            scores["test_roc_auc"] = metrics.roc_auc_score(y_true, proba, multi_class="ovr", labels=classes, **weights)
+        scores["test_log_loss"] = metrics.log_loss(y_true, proba, labels=classes, **weights)
     return {name: float(value) for name, value in scores.items()}
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tabular_pipeline.evaluation.artifacts import EVALUATION_ARTIFACT_PATH, TEST_SPLIT_FILE
 from tabular_pipeline.evaluation.metrics import (
     PRIMARY_METRIC,
     metrics_from_served_output,
@@ -24,11 +25,6 @@ from tabular_pipeline.evaluation.plots import (
 )
 from tabular_pipeline.serving.model import probability_frame
 
-EVALUATION_ARTIFACT_PATH = "evaluation"
-TEST_SPLIT_FILE = "test.parquet"
-# Set when the run kept a sample of its test split for the gate (a large split trained on Spark):
-# "<kept> of <all> rows". The gate then scores the candidate on the sample too.
-TAG_GATE_SAMPLE = "pipeline.gate_test_sample"
 log = logging.getLogger("evaluation")
 
 

@@ -119,15 +119,15 @@ def spark_splits_exist(process_run) -> bool:
     return location.scheme != "file" or Path(url2pathname(location.path)).is_dir()
 
 
-def pipeline_name(options: dict, train_entry_point: str) -> str:
-    """The main run's name in the UI, e.g. `main: lightgbm on breast_cancer.csv`."""
+def pipeline_name(options: dict) -> str:
+    """The main run's name in the UI, from the options as given (a run that fails on them is named
+    too): `main: lightgbm on breast_cancer.csv`, `main: xgboost on Spark on data.csv`."""
     from tabular_pipeline.data.uris import redact_source
 
-    what = (
-        options["tool"].strip().lower() if train_entry_point == "train_automl" else options["algorithm"].strip().lower()
-    )
+    what = (options["tool"].strip() or options["algorithm"].strip()).lower()
+    where = " on Spark" if options["engine"].strip().lower() == "spark" else ""
     table = redact_source(options["data_path"].strip()).rstrip("/").rsplit("/", 1)[-1] or "data"
-    return f"main: {what.strip().lower()} on {table}"[:250]
+    return f"main: {what}{where} on {table}"[:250]
 
 
 def check_training_choice(options: dict, fixed: dict, search: dict, unechoed: set[str]) -> str:

@@ -5,11 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from tabular_pipeline.orchestration.step_runs import (
+    DEFAULT_UI_PORT,
     experiment_page_url,
     has_credentials,
+    model_version_page_url,
     run_page_url,
+    ui_port,
 )
 from tabular_pipeline.orchestration.workflow import StepResult
+
+# The serving port of the printed serve lines: `make serve` reads PORT too, with the same default.
+SERVE_PORT = '"${PORT:-5001}"'
+# MLflow draws a progress bar per file while `models serve` fetches a model.
+NO_PROGRESS_BARS = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false"
 
 
 def absolute_store_uri(tracking_uri: str, base_dir: Path) -> str:
@@ -38,28 +46,34 @@ def printed_commands(
     store = absolute_store_uri(tracking_uri, project_dir)
     remote = store.startswith(("http://", "https://"))
     page = experiment_page_url(store, experiment_id)
+    port = ui_port()
     if has_credentials(store):
         # A password in the tracking URI is never printed: the commands take it from the environment.
         return printed_commands_from_environment(model_uri, project_dir, python, page, remote)
-    if (project_dir / "Makefile").is_file() and python.parent == project_dir / ".venv" / "bin":
+    if is_make_checkout(project_dir, python):
         default_store = f"sqlite:///{project_dir / 'mlflow.db'}"
         store_arg = "" if store == default_store else f" TRACKING_URI={shlex.quote(store)}"
+        port_arg = "" if port == DEFAULT_UI_PORT else f" UI_PORT={port}"
         make = f"make -C {shlex.quote(str(project_dir))}"
         serve = f"{make} serve MODEL_URI={shlex.quote(model_uri)}{store_arg}"
-        ui = page if remote else f"{make} ui{store_arg}   # then open {page}"
+        ui = page if remote else f"{make} ui{port_arg}{store_arg}   # then open {page}"
         return serve, ui
     scripts = python.parent
     path = f'PATH={shlex.quote(str(scripts))}:"$PATH"'
     serve = (
-        f"env {path} MLFLOW_TRACKING_URI={shlex.quote(store)} {shlex.quote(str(scripts / 'mlflow'))} models serve "
-        f"-m {shlex.quote(model_uri)} --port 5001 --env-manager local"
+        f"env {path} {NO_PROGRESS_BARS} MLFLOW_TRACKING_URI={shlex.quote(store)} "
+        f"{shlex.quote(str(scripts / 'mlflow'))} models serve -m {shlex.quote(model_uri)} --port {SERVE_PORT} "
+        "--env-manager local"
     )
-    ui = (
-        page
-        if remote
-        else f"{shlex.quote(str(scripts / 'mlflow'))} ui --backend-store-uri {shlex.quote(store)}   (then {page})"
-    )
+    port_option = "" if port == DEFAULT_UI_PORT else f" --port {port}"
+    mlflow_ui = f"{shlex.quote(str(scripts / 'mlflow'))} ui --backend-store-uri {shlex.quote(store)}{port_option}"
+    ui = page if remote else f"{mlflow_ui}   # then open {page}"
     return serve, ui
+
+
+def is_make_checkout(project_dir: Path, python: Path) -> bool:
+    """Whether this runs in a checkout set up with `make` (its Makefile, and its .venv's Python)."""
+    return (project_dir / "Makefile").is_file() and python.parent == project_dir / ".venv" / "bin"
 
 
 def printed_commands_from_environment(model_uri: str, project_dir: Path, python: Path, page: str, remote: bool):
@@ -68,19 +82,50 @@ def printed_commands_from_environment(model_uri: str, project_dir: Path, python:
     import shlex
 
     note = "   # with MLFLOW_TRACKING_URI set as for this run"
-    if (project_dir / "Makefile").is_file() and python.parent == project_dir / ".venv" / "bin":
+    port = ui_port()
+    if is_make_checkout(project_dir, python):
         make = f"make -C {shlex.quote(str(project_dir))}"
         serve = f"{make} serve MODEL_URI={shlex.quote(model_uri)}{note}"
-        ui = page if remote else f"{make} ui{note}, then open {page}"
+        port_arg = "" if port == DEFAULT_UI_PORT else f" UI_PORT={port}"
+        ui = page if remote else f"{make} ui{port_arg}{note}, then open {page}"
         return serve, ui
     scripts = python.parent
     mlflow_path = shlex.quote(str(scripts / "mlflow"))
     serve = (
-        f'env PATH={shlex.quote(str(scripts))}:"$PATH" {mlflow_path} models serve -m {shlex.quote(model_uri)} '
-        f"--port 5001 --env-manager local{note}"
+        f'env PATH={shlex.quote(str(scripts))}:"$PATH" {NO_PROGRESS_BARS} {mlflow_path} models serve '
+        f"-m {shlex.quote(model_uri)} --port {SERVE_PORT} --env-manager local{note}"
     )
-    ui = page if remote else f'{mlflow_path} ui --backend-store-uri "$MLFLOW_TRACKING_URI"{note}, then open {page}'
+    port_option = "" if port == DEFAULT_UI_PORT else f" --port {port}"
+    mlflow_ui = f'{mlflow_path} ui --backend-store-uri "$MLFLOW_TRACKING_URI"{port_option}'
+    ui = page if remote else f"{mlflow_ui}{note}, then open {page}"
     return serve, ui
+
+
+def model_files_location(client, name: str, alias: str) -> str | None:
+    """Where the files of the version holding `alias` are (None when no version holds it)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+        return client.get_model_version_download_uri(name, version.version)
+    except MlflowException:
+        return None
+
+
+def why_no_serve_line(store: str, model_uri: str, files: str | None) -> str | None:
+    """Why the serve line would not serve, in one line; None when it would.
+
+    A model whose files a tracking server keeps (`mlflow-artifacts:/...`) loads only through that
+    server's http URI, never through the database it shares with it.
+    """
+    if files is None:
+        return f"no version holds {model_uri.rsplit('@', 1)[-1]!r} yet"
+    if files.startswith("mlflow-artifacts:") and not store.startswith(("http://", "https://")):
+        return (
+            f"the files of {model_uri} are kept by a tracking server ({files}), which this run's "
+            "store cannot reach; serve it with TRACKING_URI=<that server's http:// URI>"
+        )
+    return None
 
 
 def format_summary(
@@ -89,13 +134,17 @@ def format_summary(
     tracking_uri: str,
     model_name: str,
     alias: str,
-    seconds: float,
+    served_files: str | None,
     project_dir: Path,
     python: Path,
 ) -> str:
-    """The closing report: every step's run and output, the model version, and where to look."""
+    """The closing report: every step's run and output, the model version, and where to look.
+
+    `served_files` is where the files of the version holding `alias` are (`model_files_location`).
+    The pipeline's time is the one `main` logs as it ends, not a second figure here.
+    """
     lines = [
-        f"Pipeline finished in {seconds:.1f} s.",
+        "Pipeline finished.",
         f"  {'main':<12} {run_page_url(tracking_uri, main_run.info.experiment_id, main_run.info.run_id)}",
     ]
     for result in results:
@@ -107,17 +156,20 @@ def format_summary(
         if primary and primary in trained.metrics:
             lines.append(f"  {'score':<12} {primary} = {trained.metrics[primary]:.4f}")
     registered = next((r for r in results if r.entry_point == "register"), None)
-    serve, ui = printed_commands(
-        tracking_uri, f"models:/{model_name}@{alias}", project_dir, python, main_run.info.experiment_id
-    )
+    served_uri = f"models:/{model_name}@{alias}"
+    serve, ui = printed_commands(tracking_uri, served_uri, project_dir, python, main_run.info.experiment_id)
+    blocked = why_no_serve_line(absolute_store_uri(tracking_uri, project_dir), served_uri, served_files)
     if registered and registered.tags.get("pipeline.gate_decision") == "rejected":
         reason = registered.tags.get("pipeline.gate_reason", "")
         lines.append(f"Registered: {registered.output_uri}, but NOT promoted to '{alias}': {reason}")
-        lines.append(f"Serve the current one: {serve}")
+        lines.append(f"Serve the current one: {serve}" if blocked is None else f"No serve line: {blocked}")
     elif registered:
-        lines.append(f"Registered: {registered.output_uri}, promoted: models:/{model_name}@{alias}")
-        lines.append(f"Serve it:    {serve}")
+        lines.append(f"Registered: {registered.output_uri}, promoted: {served_uri}")
+        lines.append(f"Serve it:    {serve}" if blocked is None else f"No serve line: {blocked}")
     else:
         lines.append("Not registered: model_name is empty.")
+    if registered:
+        version = registered.output_uri.rsplit("/", 1)[-1]
+        lines.append(f"Model page:  {model_version_page_url(tracking_uri, model_name, version)}")
     lines.append(f"Open the UI: {ui}")
     return "\n".join(lines)

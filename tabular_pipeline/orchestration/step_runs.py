@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 
 from tabular_pipeline.errors import PipelineError, one_line
@@ -49,6 +50,9 @@ def configure_logging() -> None:
     )
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # MLflow's advice for signatures it infers from integer columns; the project declares its own
+    # model signatures, and dataset records (a Spark split's schema, inferred when logged) need none.
+    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
 
 
 # MLflow 3.17's UI starts a new visitor in its GenAI workflow; this query opens model training.
@@ -72,30 +76,61 @@ def shown_uri(uri: str) -> str:
     return urlunsplit((parts.scheme, "***@" + parts.netloc.rsplit("@", 1)[1], parts.path, parts.query, ""))
 
 
+# The port of the UI over a local store (`make ui`, `mlflow ui`): `make run UI_PORT=...` sets it.
+UI_PORT_ENV = "TABULAR_PIPELINE_UI_PORT"
+DEFAULT_UI_PORT = 5000
+
+
+def ui_port() -> int:
+    """The UI's port for links to a local store: $TABULAR_PIPELINE_UI_PORT, else 5000."""
+    text = os.environ.get(UI_PORT_ENV, "").strip()
+    if not text:
+        return DEFAULT_UI_PORT
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise PipelineError(f"{UI_PORT_ENV}={text!r} is not a port; expected a number from 1 to 65535")
+    return int(text)
+
+
 def _ui_base(tracking_uri: str) -> str:
     if tracking_uri.startswith(("http://", "https://")):
         return shown_uri(tracking_uri).replace("***@", "").rstrip("/")
-    return "http://127.0.0.1:5000"
+    try:
+        return f"http://127.0.0.1:{ui_port()}"
+    except PipelineError:  # a link is not worth failing for: main refuses the setting before any step
+        return f"http://127.0.0.1:{DEFAULT_UI_PORT}"
 
 
 def experiment_page_url(tracking_uri: str, experiment_id: str) -> str:
-    """A link to the experiment's runs in the MLflow UI (for a local store, `make ui` on port 5000)."""
+    """A link to the experiment's runs in the MLflow UI (for a local store, `make ui` on `ui_port()`)."""
     return f"{_ui_base(tracking_uri)}/#/experiments/{experiment_id}{UI_VIEW}"
 
 
 def run_page_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
-    """A link to the run in the MLflow UI (for a local store, `make ui` on port 5000)."""
+    """A link to the run in the MLflow UI (for a local store, `make ui` on `ui_port()`)."""
     return f"{_ui_base(tracking_uri)}/#/experiments/{experiment_id}/runs/{run_id}{UI_VIEW}"
+
+
+def model_version_page_url(tracking_uri: str, name: str, version: str) -> str:
+    """A link to a registered model version's page in the MLflow UI."""
+    from urllib.parse import quote
+
+    return f"{_ui_base(tracking_uri)}/#/models/{quote(name, safe='')}/versions/{version}"
 
 
 class StepTerminated(BaseException):
     """Raised in the step's process when it receives SIGTERM, so the run ends as KILLED."""
 
 
+# How the step was asked to stop, once it was: whatever the body raises afterwards (a Spark job
+# failing because the stop cancelled it) is that stop, not a failure of its own.
+_STOP_REQUESTED: list[str] = []
+
+
 def _raise_terminated(_signum, _frame):
     # Once stopping, stop quietly: a second SIGTERM or Ctrl-C must not cut the clean-up short.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _STOP_REQUESTED.append("terminated")
     raise StepTerminated()
 
 
@@ -103,7 +138,15 @@ def _raise_interrupted(_signum, _frame):
     # The same for Ctrl-C: the first one stops the step, later ones cannot cut its clean-up short.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _STOP_REQUESTED.append("interrupted")
     raise KeyboardInterrupt
+
+
+def stopped_outcome(how: str) -> tuple[str, int, str]:
+    """The run's status, the exit code and the message of a step stopped by SIGTERM or Ctrl-C."""
+    if how == "terminated":
+        return "KILLED", EXIT_TERMINATED, "terminated by SIGTERM"
+    return "KILLED", EXIT_INTERRUPTED, "interrupted (Ctrl-C)"
 
 
 def failure_message(error: BaseException) -> str:
@@ -191,8 +234,6 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
     status, code, message = "FINISHED", 0, ""
     try:
         body(run)
-    except PipelineError as error:
-        status, code, message = "FAILED", EXIT_USER_ERROR, failure_message(error)
     except StepTerminated:
         status, code, message = "KILLED", EXIT_TERMINATED, "terminated by SIGTERM"
     except KeyboardInterrupt:  # ours, or a library's own SIGINT handler's
@@ -200,23 +241,18 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         status, code, message = "KILLED", EXIT_INTERRUPTED, "interrupted (Ctrl-C)"
     except Exception as error:  # noqa: BLE001 - report any bug as a FAILED run with one clear line
-        traceback.print_exc()
-        status, code, message = "FAILED", EXIT_BUG, failure_message(error)
-    client = mlflow.MlflowClient()
-    recorded = False
-    if status != "FINISHED":
-        try:
-            client.set_tag(run.info.run_id, TAG_ERROR, message[:4000])
-            recorded = True
-        except Exception:  # noqa: BLE001 - the message still reaches stderr below
-            pass
-    # Libraries may leave runs of their own active (FLAML's MLflow integration does); end those,
-    # then this step's run by id, so it never stays RUNNING or takes another run's status.
-    while mlflow.active_run() is not None:
-        mlflow.end_run(status)
+        if _STOP_REQUESTED:  # what failed did so because the step was stopping
+            status, code, message = stopped_outcome(_STOP_REQUESTED[0])
+        elif isinstance(error, PipelineError):
+            status, code, message = "FAILED", EXIT_USER_ERROR, failure_message(error)
+        else:
+            traceback.print_exc()
+            status, code, message = "FAILED", EXIT_BUG, failure_message(error)
     elapsed = time.monotonic() - started
-    log_step_resources(client, run.info.run_id, elapsed)
-    client.set_terminated(run.info.run_id, status)
+    try:
+        recorded = record_outcome(mlflow.MlflowClient(), run.info.run_id, status, message, elapsed)
+    except Exception as error:  # noqa: BLE001 - the tracking server went away: say so once, leave nothing behind
+        server_gone(entry_point, run.info.run_id, status, message, error, log)
     # Nothing this step started may outlive it (a library's JVM would hold the caller's output open).
     for leftover in end_process_tree(os.getpid(), include_root=False):
         log.warning("killed %s, which did not end with the step", leftover)
@@ -226,3 +262,42 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
         log.info("%s after %.1f s", status.lower(), elapsed)
         sys.exit(code)
     log.info("finished in %.1f s", elapsed)
+
+
+def record_outcome(client, run_id: str, status: str, message: str, seconds: float) -> bool:
+    """End the step's run with `status` (its error message as a tag, its time and memory as
+    metrics); True when the message was recorded. Raises when the tracking server cannot be reached."""
+    import mlflow
+
+    recorded = False
+    if status != "FINISHED":
+        try:
+            client.set_tag(run_id, TAG_ERROR, message[:4000])
+            recorded = True
+        except Exception:  # noqa: BLE001 - the message still reaches stderr; a server that is gone fails below
+            pass
+    # Libraries may leave runs of their own active (FLAML's MLflow integration does); end those,
+    # then this step's run by id, so it never stays RUNNING or takes another run's status.
+    while mlflow.active_run() is not None:
+        mlflow.end_run(status)
+    log_step_resources(client, run_id, seconds)
+    client.set_terminated(run_id, status)
+    return recorded
+
+
+def server_gone(entry_point: str, run_id: str, status: str, message: str, error: BaseException, log) -> None:
+    """The tracking server stopped answering as the step ended: one line, every child process
+    ended, and an exit that skips MLflow's own attempt to end the run again (minutes of retries)."""
+    import mlflow
+
+    where = shown_uri(mlflow.get_tracking_uri())
+    gone = f"the tracking server at {where} stopped answering as the step ended ({one_line(error, 200)})"
+    line = f"{gone}; run {run_id} could not be marked {status}"
+    if status != "FINISHED":
+        line = f"{message}; and {line}"
+    for leftover in end_process_tree(os.getpid(), include_root=False):
+        log.warning("killed %s, which did not end with the step", leftover)
+    print(f"error: {entry_point}: {line}", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_USER_ERROR)

@@ -98,6 +98,11 @@ def failed_run_id(message: str) -> str | None:
     return match.group(1) if match else None
 
 
+def step_run_name(spec: StepSpec) -> str:
+    """A step run's name: its entry point, and where it runs when that is Spark (`process on Spark`)."""
+    return f"{spec.entry_point} on Spark" if spec.params.get("engine") == "spark" else spec.entry_point
+
+
 def stop_children(grace_s: float = 60.0) -> None:
     """End every process below this one: SIGTERM first, so a step can end its run KILLED, then
     SIGKILL whatever is left after `grace_s`."""
@@ -176,7 +181,7 @@ class StepRunner:
                 parameters={name: str(value) for name, value in spec.params.items()},
                 experiment_id=self.experiment_id,
                 env_manager=self.env_manager,
-                run_name=spec.entry_point,
+                run_name=step_run_name(spec),
                 synchronous=True,
             )
         except ExecutionException as error:

@@ -45,7 +45,26 @@ def record_training_inputs(train: pd.DataFrame, test: pd.DataFrame, label: str, 
 
     log_dataset(pandas_dataset(train, name="train", targets=label), context="training")
     log_dataset(pandas_dataset(test, name="test", targets=label), context="testing")
+    log_training_row_hashes(train)
     record_training_context(train, label, data_path)
+
+
+def log_training_row_hashes(train: pd.DataFrame) -> None:
+    """Log the fingerprints of the training rows (`evaluation/train_rows.parquet`): a later gate
+    reads them to leave out of a challenger's test split every row this model trained on."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+    import pyarrow.parquet as pq
+
+    from tabular_pipeline.data.row_hashes import hash_table
+    from tabular_pipeline.evaluation.artifacts import EVALUATION_ARTIFACT_PATH, TRAIN_ROWS_FILE
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / TRAIN_ROWS_FILE
+        pq.write_table(hash_table(train), path)
+        mlflow.log_artifact(str(path), EVALUATION_ARTIFACT_PATH)
 
 
 def record_training_context(train: pd.DataFrame, label: str, data_path: str) -> None:

@@ -3,68 +3,61 @@
 Two `register` steps that judge and promote versions of the same model at once could both see the
 same champion and both move the alias, leaving it on the worse version. So they queue:
 
-- The queue is a registered model named `<name>.promotion-lock`. Each contender adds a model
-  version to it, a *ticket*, created with its run id in one request. The registry numbers
-  versions under a transaction and never reuses a number (deleted versions are kept, hidden), so
-  every ticket has a unique place in the queue.
-- A contender holds the lock once every ticket ahead of it belongs to a run that has ended (or no
-  longer exists). A ticket whose run's state cannot be read is treated as live: an error never
-  counts as "stale".
-- Release deletes only the contender's own ticket, by its number. Tickets of ended runs are
-  skipped, and the next holder deletes them when it may (they can never become live again).
+- The queue is ONE registered model of the project's own bookkeeping, `QUEUE_MODEL`, described as
+  such, for every model name. Each contender adds a version to it, a *ticket*, created in one
+  request with its run id and the model's name as a tag. The registry numbers versions in a
+  transaction and never reuses a number, so every ticket has a unique place; only tickets for the
+  same model name count.
+- Each contender renews a heartbeat on its ticket (a tag whose value changes) every `lease / 6`
+  seconds, from a thread, while it waits and while it holds the lock.
+- A ticket ahead stops counting when its run has ended (or no longer exists), when it was released,
+  or when its heartbeat has not changed for a whole lease while this contender watched it (by its
+  own clock: no clocks are compared across machines). A ticket whose run cannot be read still
+  counts until its lease runs out: an error never means "ended".
+- Before it goes past a ticket whose lease ran out, a contender revokes it (a tag naming itself).
+  Just before it moves the alias, the holder renews its heartbeat and checks that its ticket is
+  there and not revoked; a holder that lost its lease this way does not promote.
+- Release deletes the contender's own ticket (or, without permission to delete, tags it released).
 
-Why not a lock that is broken when stale: "check stale, then delete by name" lets two contenders
-both break it and both hold it. Why not PostgreSQL's advisory locks: the steps talk to the
-tracking server over REST, not to its database.
+Why not a lock that is broken when stale by deleting it: "check stale, then delete by name" lets
+two contenders both break it and both hold it. Why not PostgreSQL's advisory locks: the steps talk
+to the tracking server over REST, not to its database. What a lease cannot rule out: a holder
+frozen for a whole lease between its last check and the alias move (a few REST calls).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tabular_pipeline.errors import PipelineError, one_line
+from tabular_pipeline.registry.lock_queue import (
+    LEGACY_LOCK_SUFFIX,
+    LIVE_STATUSES,
+    QUEUE_MODEL,
+    TAG_HEARTBEAT,
+    TAG_HOLDER_RUN,
+    TAG_LOCK_MODEL,
+    TAG_RELEASED,
+    TAG_REVOKED,
+    TICKET_ARTIFACT,
+    TIMEOUT_ENV,
+    Heartbeat,
+    Ticket,
+    Waiter,
+    drop_ticket,
+    ensure_queue,
+    lease_s,
+    read_tickets,
+    release_tickets,
+    retrying,
+    revoke_ticket,
+    wait_timeout_s,
+)
 
 log = logging.getLogger("registry")
-LOCK_SUFFIX = ".promotion-lock"
-TICKET_ARTIFACT = "promotion-lock"
-TAG_HOLDER_RUN = "pipeline.lock_holder_run_id"
-TIMEOUT_ENV = "TABULAR_PIPELINE_LOCK_TIMEOUT_S"
-WAIT_TIMEOUT_S = 600.0
-FIRST_PAUSE_S, MAX_PAUSE_S = 0.2, 5.0
-LIVE_STATUSES = ("RUNNING", "SCHEDULED")
-# Errors that retrying cannot mend: the lock then fails closed at once.
-FINAL_ERROR_CODES = ("PERMISSION_DENIED", "UNAUTHENTICATED", "INVALID_PARAMETER_VALUE")
-
-
-def lock_name(model_name: str) -> str:
-    """The registered-model name that holds the promotion queue of `model_name`."""
-    return f"{model_name}{LOCK_SUFFIX}"
-
-
-def wait_timeout_s() -> float:
-    """How long to wait for the lock: `TABULAR_PIPELINE_LOCK_TIMEOUT_S`, or 600 s."""
-    text = os.environ.get(TIMEOUT_ENV, "").strip()
-    if not text:
-        return WAIT_TIMEOUT_S
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise PipelineError(f"{TIMEOUT_ENV} is {text!r}; expected a positive number of seconds")
-    return value
-
-
-@dataclass(frozen=True)
-class Ticket:
-    """One contender's place in the queue."""
-
-    version: int
-    run_id: str
 
 
 def tickets_ahead(tickets: list[Ticket], mine: int) -> list[Ticket]:
@@ -76,7 +69,7 @@ def holder_state(client, run_id: str) -> str:
     """ "live", "ended" or "unknown" for the run behind a ticket.
 
     Only a run the server reports as ended, or as not existing, is "ended"; any other failure to
-    read it is "unknown", which blocks like a live holder.
+    read it is "unknown", which blocks like a live holder until its lease runs out.
     """
     from mlflow.exceptions import MlflowException
 
@@ -87,148 +80,160 @@ def holder_state(client, run_id: str) -> str:
     return "live" if status in LIVE_STATUSES else "ended"
 
 
-class _Waiter:
-    """Backoff bounded by a deadline, shared by every retry of one acquisition."""
+@dataclass
+class LeaseWatch:
+    """What one contender saw of the heartbeats ahead of it: each ticket's last value and since
+    when (its own monotonic clock) that value has stood still."""
 
-    def __init__(self, timeout_s: float):
-        self.timeout_s = timeout_s
-        self.deadline = time.monotonic() + timeout_s
-        self.pause = FIRST_PAUSE_S
+    lease_s: float
+    seen: dict[int, tuple[str | None, float]] = field(default_factory=dict)
 
-    def expired(self) -> bool:
-        return time.monotonic() >= self.deadline
+    def expired(self, ticket: Ticket, now: float) -> bool:
+        """Record the ticket's heartbeat; True once it has not changed for a whole lease."""
+        value, since = self.seen.get(ticket.version, (None, None))
+        if since is None or value != ticket.heartbeat:
+            self.seen[ticket.version] = (ticket.heartbeat, now)
+            return False
+        return now - since >= self.lease_s
 
-    def sleep(self) -> None:
-        time.sleep(max(0.0, min(self.pause, self.deadline - time.monotonic())))
-        self.pause = min(self.pause * 1.5, MAX_PAUSE_S)
 
+@dataclass
+class HeldLock:
+    """The lock as its holder sees it; `check_still_held` runs just before the alias moves."""
 
-def _retrying(action, what: str, waiter: _Waiter):
-    """Run `action()` until it succeeds, retrying transient registry errors until the deadline."""
-    from mlflow.exceptions import MlflowException
+    client: object
+    model_name: str
+    run_id: str
+    ticket: int
+    heartbeat: Heartbeat
 
-    while True:
+    def check_still_held(self) -> None:
+        """Renew the heartbeat, then check the ticket is there and not revoked.
+
+        Raises:
+            PipelineError: in one line, when the lock cannot be proven this run's any more.
+        """
+        from mlflow.exceptions import MlflowException
+
+        renewed = self.heartbeat.beat()
         try:
-            return action()
+            tags = self.client.get_model_version(QUEUE_MODEL, str(self.ticket)).tags or {}
         except MlflowException as error:
-            if error.error_code in FINAL_ERROR_CODES:
-                raise PipelineError(
-                    f"could not {what} ({error.error_code}: {one_line(error)}); expected EDIT permission on the lock"
-                ) from None
-            if waiter.expired():
-                raise PipelineError(
-                    f"could not {what} before the lock's deadline ({one_line(error)}); expected the registry to answer"
-                ) from None
-            log.info("could not %s (%s); trying again", what, one_line(error))
-            waiter.sleep()
-
-
-def _ensure_queue(client, name: str, waiter: _Waiter) -> None:
-    from mlflow.exceptions import MlflowException
-
-    def create():
-        try:
-            client.create_registered_model(name, description="Promotion queue: one version per waiting register run.")
-        except MlflowException as error:
-            if error.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
-
-    _retrying(create, f"create the promotion lock '{name}'", waiter)
-
-
-def _live_tickets(client, name: str, waiter: _Waiter) -> list[Ticket]:
-    versions = _retrying(
-        lambda: client.search_model_versions(f"name = '{name}'"), f"read the promotion lock '{name}'", waiter
-    )
-    return [Ticket(int(v.version), v.run_id or (v.tags or {}).get(TAG_HOLDER_RUN, "")) for v in versions]
-
-
-def _drop_ticket(client, name: str, version: int) -> bool:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.delete_model_version(name, str(version))
-        return True
-    except MlflowException:
-        return False
+            raise PipelineError(
+                f"the promotion lock of '{self.model_name}' cannot be proven this run's (ticket {self.ticket}: "
+                f"{one_line(error, 200)}); not promoting"
+            ) from None
+        if tags.get(TAG_REVOKED) or tags.get(TAG_RELEASED) == "true":
+            raise PipelineError(
+                f"the promotion lock of '{self.model_name}' was taken over by run {tags.get(TAG_REVOKED)} after this "
+                "run's heartbeat stopped for a whole lease; not promoting"
+            )
+        if not renewed or time.monotonic() - self.heartbeat.renewed_at > self.heartbeat.lease / 2:
+            raise PipelineError(
+                f"the promotion lock of '{self.model_name}' cannot be proven this run's (its heartbeat could not be "
+                "renewed); not promoting"
+            )
 
 
 @contextmanager
 def promotion_lock(client, model_name: str, run_id: str, timeout_s: float | None = None):
-    """Hold the promotion lock of `model_name` for the body of a `with` block.
+    """Hold the promotion lock of `model_name` for the body of a `with` block; yields a `HeldLock`.
 
     Args:
         client: an `MlflowClient`.
         model_name: the registered model whose alias is about to move.
-        run_id: the run taking the lock; its ticket counts until the run ends.
+        run_id: the run taking the lock; its ticket counts until the run ends or its lease runs out.
         timeout_s: how long to wait for earlier tickets (default: `wait_timeout_s()`).
 
     Raises:
         PipelineError: in one line, when the lock cannot be taken before the deadline or at all.
     """
-    name = lock_name(model_name)
-    waiter = _Waiter(wait_timeout_s() if timeout_s is None else timeout_s)
-    _ensure_queue(client, name, waiter)
-    source = f"runs:/{run_id}/{TICKET_ARTIFACT}"
-    ticket = _retrying(
-        lambda: client.create_model_version(name, source, run_id=run_id, tags={TAG_HOLDER_RUN: run_id}),
-        f"queue for the promotion lock '{name}'",
+    waiter = Waiter(wait_timeout_s() if timeout_s is None else timeout_s)
+    lease = lease_s()
+    ensure_queue(client, waiter)
+    ticket = retrying(
+        lambda: client.create_model_version(
+            QUEUE_MODEL,
+            f"runs:/{run_id}/{TICKET_ARTIFACT}",
+            run_id=run_id,
+            tags={TAG_HOLDER_RUN: run_id, TAG_LOCK_MODEL: model_name, TAG_HEARTBEAT: f"0@{time.time():.0f}"},
+            description=f"Promotion lock ticket of '{model_name}' for run {run_id}",
+        ),
+        f"queue for the promotion lock of '{model_name}'",
         waiter,
     )
     mine = int(ticket.version)
+    heartbeat = Heartbeat(client, mine, lease).start()
     try:
-        _wait_for_turn(client, name, mine, run_id, waiter)
-    except BaseException:
-        _release(client, name, run_id, mine)
-        raise
-    try:
-        yield
+        _wait_for_turn(client, model_name, mine, run_id, waiter, LeaseWatch(lease))
+        remove_empty_legacy_lock(client, model_name)
+        yield HeldLock(client, model_name, run_id, mine, heartbeat)
     finally:
-        _release(client, name, run_id, mine)
+        heartbeat.stop()
+        release_tickets(client, model_name, run_id, mine)
 
 
-def _release(client, name: str, run_id: str, mine: int) -> None:
-    """Delete this run's ticket, and any duplicate a retried request created for it."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        own = {t.version for t in _live_tickets(client, name, _Waiter(30)) if t.run_id == run_id} | {mine}
-    except (MlflowException, PipelineError):
-        own = {mine}
-    for version in sorted(own):
-        if not _drop_ticket(client, name, version):
-            log.warning(
-                "could not release the promotion lock '%s' (ticket %d); it counts until run %s ends",
-                name,
-                version,
-                run_id,
-            )
-
-
-def _wait_for_turn(client, name: str, mine: int, run_id: str, waiter: _Waiter) -> None:
+def _wait_for_turn(client, model_name: str, mine: int, run_id: str, waiter: Waiter, watch: LeaseWatch) -> None:
     reported = None
     while True:
         # A retried request can leave this run a second ticket: its place is its earliest one (else
         # a run queued between the two would wait for it while it waits for that run), and it
         # never waits for itself.
-        live = _live_tickets(client, name, waiter)
-        first = min([t.version for t in live if t.run_id == run_id] + [mine])
-        ahead = [t for t in tickets_ahead(live, first) if t.run_id != run_id]
-        states = {ticket.version: holder_state(client, ticket.run_id) for ticket in ahead}
-        blocking = [ticket for ticket in ahead if states[ticket.version] != "ended"]
-        if not blocking:
-            for ticket in ahead:  # left by ended runs; their numbers are never handed out again
-                _drop_ticket(client, name, ticket.version)
-            return
-        holder = blocking[0]
-        if waiter.expired():
-            state = "cannot be read" if states[holder.version] == "unknown" else "is still running"
+        tickets = read_tickets(client, model_name, waiter)
+        own = [t for t in tickets if t.run_id == run_id]
+        if any(t.revoked_by for t in own if t.version == mine):
             raise PipelineError(
-                f"run {holder.run_id} holds the promotion lock '{name}' and {state} after {waiter.timeout_s:g} s; "
-                f"expected it to finish first (set {TIMEOUT_ENV} to wait longer; if its process is gone, end that run "
-                f"or delete version {holder.version} of '{name}')"
+                f"run {next(t.revoked_by for t in own if t.version == mine)} went past this run's place in the "
+                f"promotion queue of '{model_name}' after its heartbeat stood still for a whole lease; not promoting"
+            )
+        first = min([t.version for t in own] + [mine])
+        ahead = [t for t in tickets_ahead(tickets, first) if t.run_id != run_id]
+        now = time.monotonic()
+        finished = [t for t in ahead if t.released or t.revoked_by]
+        running = [t for t in ahead if t not in finished]
+        states = {t.version: holder_state(client, t.run_id) for t in running}
+        lapsed = [t for t in running if states[t.version] != "ended" and watch.expired(t, now)]
+        blocking = [t for t in running if states[t.version] != "ended" and t not in lapsed]
+        unrevoked = [t for t in lapsed if not revoke_ticket(client, t, run_id)]
+        if not blocking and not unrevoked:
+            for ticket in lapsed:
+                log.warning(
+                    "went past ticket %d of run %s in the promotion queue of '%s': its heartbeat stood still for %g s",
+                    ticket.version,
+                    ticket.run_id,
+                    model_name,
+                    watch.lease_s,
+                )
+            for ticket in ahead:  # done with: their numbers are never handed out again
+                drop_ticket(client, ticket.version)
+            return
+        holder = (blocking or unrevoked)[0]
+        if waiter.expired():
+            state = {"unknown": "cannot be read", "live": "is still running"}.get(states[holder.version], "")
+            if holder in unrevoked:
+                state = "has not renewed its lease, but its ticket could not be revoked"
+            raise PipelineError(
+                f"run {holder.run_id} holds the promotion lock of '{model_name}' and {state} after "
+                f"{waiter.timeout_s:g} s; expected it to finish first (set {TIMEOUT_ENV} to wait longer; a holder "
+                f"whose process is gone is passed {watch.lease_s:g} s after its last heartbeat)"
             )
         if reported != holder.version:
-            log.info("waiting for the promotion lock '%s' (held by run %s)", name, holder.run_id)
+            log.info("waiting for the promotion lock of '%s' (held by run %s)", model_name, holder.run_id)
             reported = holder.version
         waiter.sleep()
+
+
+def remove_empty_legacy_lock(client, model_name: str) -> None:
+    """Delete `<name>.promotion-lock`, the per-model queue of earlier releases, once it holds no
+    ticket (best effort: it clutters the registry next to the user's models)."""
+    from mlflow.exceptions import MlflowException
+
+    legacy = f"{model_name}{LEGACY_LOCK_SUFFIX}"
+    try:
+        if client.search_registered_models(f"name = '{legacy}'") and not client.search_model_versions(
+            f"name = '{legacy}'"
+        ):
+            client.delete_registered_model(legacy)
+            log.info("removed '%s', the empty promotion lock of an earlier release", legacy)
+    except MlflowException:
+        pass

@@ -34,6 +34,24 @@ def promote(client, name: str, version: str, alias: str) -> None:
                     client.transition_model_version_stage(name, other.version, "Archived")
 
 
+def current_holder(client, name: str, alias: str):
+    """The version holding `alias`, or None when the model or the alias does not exist.
+
+    Any other failure (the server, permissions) raises: "cannot tell" must not read as "no champion".
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as error:
+        missing = error.error_code == "RESOURCE_DOES_NOT_EXIST" or (
+            error.error_code == "INVALID_PARAMETER_VALUE" and "not found" in error.message
+        )
+        if missing:
+            return None
+        raise
+
+
 @dataclass(frozen=True)
 class PromotionState:
     """Who held the alias and the matching stage before a promotion, to put back if it fails."""
@@ -44,8 +62,6 @@ class PromotionState:
 
 def promotion_state(client, name: str, version: str, alias: str) -> PromotionState:
     """The alias holder, and the stage of the candidate and of every version in the alias's stage."""
-    from tabular_pipeline.registry.gate import current_holder
-
     holder = current_holder(client, name, alias)
     stage = stage_for_alias(alias)
     versions = client.search_model_versions(f"name = '{name}'") if stage else []

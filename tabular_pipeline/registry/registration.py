@@ -10,19 +10,18 @@ from collections.abc import Callable
 from contextlib import contextmanager, redirect_stderr
 
 from tabular_pipeline.errors import PipelineError, one_line
+from tabular_pipeline.registry.lock_queue import QUEUE_MODEL
+from tabular_pipeline.registry.model_uris import parse_model_uri
 from tabular_pipeline.registry.promotion import promote, promotion_state, restore_promotion
 
 log = logging.getLogger("registry")
 
 TAG_SOURCE_MODEL_URI = "pipeline.model_uri"
-# MLflow names logged models `m-` plus a UUID's 32 hex digits; `models:/m-fraud@production` is a
-# registered model that merely starts with `m-`.
-_LOGGED_MODEL_URI = re.compile(r"^models:/(m-[0-9a-f]{32})$")
 # Characters the registry refuses, plus quotes: names go into search filters such as `name = '...'`.
 _FORBIDDEN_NAME_CHARACTERS = "/:%?#@\\'\"`"
 _ALIAS_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,254}$")
-# The registry's limit, less room for the `.promotion-lock` suffix of the model's lock.
-MAX_MODEL_NAME_LENGTH = 256 - len(".promotion-lock")
+# The registry's limit on a registered model's name.
+MAX_MODEL_NAME_LENGTH = 256
 
 
 def validate_model_name(name: str) -> str:
@@ -32,8 +31,8 @@ def validate_model_name(name: str) -> str:
         raise PipelineError("model_name is empty; expected a registered model name such as 'churn-model'")
     if len(stripped) > MAX_MODEL_NAME_LENGTH:
         raise PipelineError(f"model_name is {len(stripped)} characters; expected at most {MAX_MODEL_NAME_LENGTH}")
-    if stripped.endswith(".promotion-lock"):
-        raise PipelineError(f"model_name {stripped!r} names a promotion lock; expected the model's own name")
+    if stripped == QUEUE_MODEL or stripped.endswith(".promotion-lock"):
+        raise PipelineError(f"model_name {stripped!r} names the promotion queue; expected the model's own name")
     bad = sorted({c for c in stripped if c in _FORBIDDEN_NAME_CHARACTERS or not c.isprintable()})
     if bad:
         raise PipelineError(
@@ -50,28 +49,6 @@ def validate_alias(alias: str) -> str:
             f"alias {alias!r} is not valid; expected letters, digits, '_' or '-', not 'latest' or 'v<number>'"
         )
     return alias
-
-
-def parse_model_uri(model_uri: str) -> tuple[str, str, str]:
-    """Split a model URI into (kind, id, path): ("logged", model id, "") or ("run", run id, path).
-
-    Registered-model URIs (``models:/<name>/<version>``) come back as ("registered", uri, "").
-    """
-    logged = _LOGGED_MODEL_URI.match(model_uri)
-    if logged:
-        return "logged", logged.group(1), ""
-    if model_uri.startswith("runs:/"):
-        run_id, _, path = model_uri[len("runs:/") :].partition("/")
-        if run_id and path:
-            return "run", run_id, path.strip("/")
-    reference = model_uri[len("models:/") :] if model_uri.startswith("models:/") else ""
-    name, separator, which = reference.partition("@") if "@" in reference else reference.partition("/")
-    if name and separator and which and "/" not in which:
-        return "registered", model_uri, ""
-    raise PipelineError(
-        f"model_uri {model_uri!r} is not a model URI; expected models:/<name>/<version or stage>, "
-        "models:/<name>@<alias>, models:/m-<32 hex digits> or runs:/<run id>/<path>"
-    )
 
 
 def check_model_exists(client, model_uri: str) -> None:
@@ -148,7 +125,13 @@ Judge = Callable[[str], tuple[bool, dict[str, str]]]
 
 
 def register_and_promote(
-    client, model_uri: str, name: str, alias: str, judge: Judge | None = None, extra_tags: dict[str, str] | None = None
+    client,
+    model_uri: str,
+    name: str,
+    alias: str,
+    judge: Judge | None = None,
+    extra_tags: dict[str, str] | None = None,
+    confirm: Callable[[], None] | None = None,
 ):
     """Register `model_uri` under `name`, ask `judge` whether to promote it, and promote it if so.
 
@@ -163,6 +146,8 @@ def register_and_promote(
         alias: the alias to point at the version.
         judge: given the version number, returns (promote?, tags to record); None promotes.
         extra_tags: tags to put on the version (e.g. lineage).
+        confirm: called just before the alias moves; raising there (the promotion lock is no longer
+            this run's) rolls back as any other failure does.
 
     Returns:
         (the `ModelVersion`, whether it was newly created, whether it was promoted).
@@ -202,6 +187,8 @@ def register_and_promote(
         for key, value in tags.items():
             client.set_model_version_tag(name, version.version, key, value)
         if promoted:
+            if confirm:
+                confirm()
             state = promotion_state(client, name, version.version, alias)
             promote(client, name, version.version, alias)
     except BaseException as error:
@@ -249,38 +236,6 @@ def quiet_registration_notes():
         for line in printed.getvalue().splitlines():
             if not line.startswith(REGISTRATION_NOTES):
                 print(line, file=sys.stderr)
-
-
-def resolve_registered_model(client, model_uri: str) -> str:
-    """The logged model behind a registered-model URI (``models:/<name>/<version>``,
-    ``models:/<name>@<alias>`` or ``models:/<name>/<stage>``); other model URIs come back as given."""
-    from mlflow.exceptions import MlflowException
-
-    kind, _, _ = parse_model_uri(model_uri)
-    if kind != "registered":
-        return model_uri
-    reference = model_uri[len("models:/") :]
-    try:
-        if "@" in reference:
-            name, alias = reference.split("@", 1)
-            version = client.get_model_version_by_alias(name, alias)
-        else:
-            name, _, which = reference.partition("/")
-            if which.isdigit():
-                version = client.get_model_version(name, which)
-            else:
-                latest = client.get_latest_versions(name, [which]) if which else []
-                if not latest:
-                    raise PipelineError(
-                        f"model {model_uri} has no version in stage {which!r}; expected models:/<name>/<version> or "
-                        "models:/<name>@<alias>"
-                    )
-                version = latest[0]
-    except MlflowException as error:
-        raise PipelineError(
-            f"model {model_uri} does not exist ({one_line(error, 200)}); expected a registered version"
-        ) from None
-    return version.source
 
 
 def promotion_still_current(client, output_uri: str, alias: str) -> bool:

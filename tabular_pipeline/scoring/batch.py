@@ -1,9 +1,9 @@
 """Batch scoring: what to read, which columns to keep, and streaming a table through a model.
 
 The pandas engine reads the table in Arrow record batches, casts each batch to the model's input
-schema (a frame straight from a CSV reader holds int64 where the model declares double, which
-MLflow refuses in-process), predicts, and appends key columns plus predictions to the output file,
-so memory stays flat whatever the table's size. The Spark engine lives in `spark_scoring`.
+schema (text where a number is expected is refused there, in one line naming the column),
+predicts, and appends key columns plus predictions to the output file, so memory stays flat
+whatever the table's size. The Spark engine lives in `spark`; `engines` runs both.
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ ARROW_TYPES = {
     "boolean": pa.bool_(),
     "binary": pa.binary(),
     "datetime": pa.timestamp("ns"),
+    # The project's models declare whole-number columns `any` (`training.model_logging`) and were
+    # trained on them as float64.
+    "any": pa.float64(),
 }
 
 
@@ -87,9 +90,11 @@ def input_columns(schema) -> list[InputColumn]:
             "the model has no named input schema; expected a model logged with a signature (every model of this "
             "project has one)"
         )
+    from mlflow.types.schema import AnyType
+
     columns = []
     for spec in schema.inputs:
-        type_name = getattr(spec.type, "name", str(spec.type))
+        type_name = "any" if isinstance(spec.type, AnyType) else getattr(spec.type, "name", str(spec.type))
         if type_name not in ARROW_TYPES:
             raise PipelineError(
                 f"model input '{spec.name}' has type {type_name}; expected one of {', '.join(ARROW_TYPES)}"
@@ -103,14 +108,18 @@ def parse_key_columns(text: str) -> list[str]:
     return [name.strip() for name in (text or "").split(",") if name.strip()]
 
 
-def plan_scoring(table_columns: list[str], features: list[InputColumn], requested_keys: list[str]) -> ScoringPlan:
+def plan_scoring(
+    table_columns: list[str], features: list[InputColumn], requested_keys: list[str], label_column: str | None = None
+) -> ScoringPlan:
     """Check the table against the model and decide which columns go to the output.
 
     Args:
         table_columns: the input table's column names.
         features: the model's input columns.
         requested_keys: the user's key columns; empty means every column the model does not read
-            (ids, the label when present), or a row number when there is none.
+            (ids) but the label, or a row number when there is none.
+        label_column: the model's label column, which `predict` measures performance with; it is
+            a key column only when requested.
 
     Returns:
         The plan.
@@ -133,7 +142,8 @@ def plan_scoring(table_columns: list[str], features: list[InputColumn], requeste
             f"key column '{PREDICTION_COLUMN}' would clash with the output's prediction column; rename it"
         )
     feature_names = {column.name for column in features}
-    keys = requested_keys or [name for name in table_columns if name not in feature_names and name != PREDICTION_COLUMN]
+    left_out = {*feature_names, PREDICTION_COLUMN, label_column}
+    keys = requested_keys or [name for name in table_columns if name not in left_out]
     return ScoringPlan(features=list(features), key_columns=keys, add_row_number=not keys)
 
 
@@ -195,23 +205,30 @@ def header_quoting(names: list[str]) -> str:
 class TableWriter:
     """Appends Arrow tables to one Parquet or CSV file, staged beside `path` until `commit`.
 
-    An existing file at `path` stays untouched until every batch has been written.
+    An existing file at `path` stays untouched until every batch has been written. With a `record`
+    (`scoring.ownership.output_record`), the file is marked as predict's: a Parquet footer key, or
+    a CSV's sidecar.
     """
 
-    def __init__(self, path: Path, fmt: str):
+    def __init__(self, path: Path, fmt: str, record: dict[str, str] | None = None):
         from tabular_pipeline.scoring.outputs import staging_path
 
-        self.path, self.fmt, self._writer = path, fmt, None
+        self.path, self.fmt, self.record, self._writer = path, fmt, record, None
         self.staged = staging_path(path)
 
     def write(self, table: pa.Table) -> None:
         import pyarrow.csv as pacsv
         import pyarrow.parquet as pq
 
+        from tabular_pipeline.scoring.ownership import parquet_metadata
+
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if self.fmt == "parquet":
-                self._writer = pq.ParquetWriter(self.staged, table.schema)
+                schema = table.schema
+                if self.record:
+                    schema = schema.with_metadata({**(schema.metadata or {}), **parquet_metadata(self.record)})
+                self._writer = pq.ParquetWriter(self.staged, schema)
             else:
                 options = pacsv.WriteOptions(quoting_header=header_quoting(table.schema.names))
                 self._writer = pacsv.CSVWriter(self.staged, table.schema, write_options=options)
@@ -224,9 +241,12 @@ class TableWriter:
     def commit(self) -> None:
         """Close the staged file and move it to `path` (a run that wrote no batch leaves `path` alone)."""
         from tabular_pipeline.scoring.outputs import publish
+        from tabular_pipeline.scoring.ownership import mark_csv
 
         self._close()
         if self._writer is not None:
+            if self.record and self.fmt == "csv":
+                mark_csv(self.staged, self.path, self.record)
             publish(self.staged, self.path)
 
     def discard(self) -> None:
@@ -240,7 +260,7 @@ class TableWriter:
 def score_stream(
     batches: Iterator[pa.RecordBatch],
     plan: ScoringPlan,
-    predict: Callable[[object], object],
+    predict: Callable[[object, pa.RecordBatch], object],
     writer: TableWriter,
     on_batch: Callable[[ScoringTotals], None] | None = None,
 ) -> ScoringTotals:
@@ -249,7 +269,8 @@ def score_stream(
     Args:
         batches: record batches of the input table.
         plan: the columns to feed and to keep.
-        predict: the model's predict, called with a pandas frame of the model's input columns.
+        predict: the model's predict, called with a pandas frame of the model's input columns (as
+            cast for the model) and the batch they come from (for columns the model does not read).
         writer: where the output rows go.
         on_batch: called after each batch (progress logging).
 
@@ -260,7 +281,7 @@ def score_stream(
     totals = ScoringTotals()
     for batch in batches:
         features = cast_features(batch, target).to_pandas()
-        writer.write(output_columns(batch, plan, predict(features), totals.rows))
+        writer.write(output_columns(batch, plan, predict(features, batch), totals.rows))
         totals.rows += batch.num_rows
         totals.batches += 1
         if on_batch is not None:

@@ -17,9 +17,10 @@ from tabular_pipeline.scoring.batch import (
     score_stream,
 )
 from tabular_pipeline.scoring.outputs import discard, publish, staging_path
+from tabular_pipeline.scoring.ownership import mark_folder
 
 if TYPE_CHECKING:  # numpy and pandas load only when a table is scored
-    from tabular_pipeline.monitoring.drift import DriftCounter
+    from tabular_pipeline.monitoring.monitor import ScoringMonitor
 
 log = logging.getLogger("predict")
 
@@ -35,9 +36,11 @@ def pandas_engine(
     batch_rows: int,
     output: Path,
     output_format: str,
-    counter: DriftCounter | None,
+    monitor: ScoringMonitor | None,
+    record: dict[str, str] | None = None,
 ) -> ScoringTotals:
-    """Stream the table through the model one batch at a time."""
+    """Stream the table through the model one batch at a time; `monitor` counts each batch as cast
+    for the model (with its label column and the model's answer); `record` marks the output as predict's."""
     import mlflow.pyfunc
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -61,16 +64,25 @@ def pandas_engine(
         raise PipelineError(
             f"data {source.name} could not be read ({one_line(error)}); expected a {fmt} table with a header"
         ) from None
+    label_column = monitor.label_column if monitor is not None else None
     plan = plan_scoring(
-        dataset.schema.names, input_columns(info.signature.inputs if info.signature else None), key_columns
+        dataset.schema.names,
+        input_columns(info.signature.inputs if info.signature else None),
+        key_columns,
+        label_column,
     )
+    with_labels = label_column in dataset.schema.names
     model = mlflow.pyfunc.load_model(str(model_dir))
     started, last_report = time.monotonic(), [time.monotonic()]
 
-    def predict(features):
-        if counter is not None:
-            counter.add(features)  # drift counts from the same cast batch the model sees
-        return model.predict(features)
+    def predict(features, batch):
+        if monitor is None:
+            return model.predict(features)
+        predictions, probabilities = monitor.answer(model, features)
+        labels = batch.column(label_column).to_pandas() if with_labels else None
+        # Counted from the same cast batch the model sees, and the answer it gave.
+        monitor.add(features, labels, predictions, probabilities)
+        return predictions
 
     def report(totals: ScoringTotals) -> None:
         now = time.monotonic()
@@ -79,7 +91,7 @@ def pandas_engine(
             log.info("scored %s%s rows (%.0f rows/s)", f"{totals.rows:,}", of, totals.rows / (now - started))
             last_report[0] = now
 
-    writer = TableWriter(output, output_format)
+    writer = TableWriter(output, output_format, record)
     try:
         batches = _checked_batches(dataset.to_batches(batch_size=batch_rows))
         totals = score_stream(batches, plan, predict, writer, report)
@@ -112,42 +124,45 @@ def spark_engine(
     master: str,
     output: str,
     output_format: str,
-    counter: DriftCounter | None,
+    monitor: ScoringMonitor | None,
+    record: dict[str, str] | None = None,
 ) -> int:
     """Score with `spark_udf` and write a folder of part files; return the row count.
 
-    A Spark or JVM failure ends the step in one line (a value the model's types cannot hold is
-    named with its column, `readable_failure`)."""
+    The monitor's counts are made in the job that writes the output (`DataFrame.observe`). A Spark
+    or JVM failure ends the step in one line (a value the model's types cannot hold is named with
+    its column, `readable_failure`)."""
     from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException
 
+    from tabular_pipeline.monitoring.spark_counts import ROWS, set_counts
     from tabular_pipeline.scoring import spark as spark_scoring
     from tabular_pipeline.spark.session import read_table, spark_failure, start_session, stop_session
 
     spark = start_session(master, "tabular-pipeline-predict")
     try:
         frame = read_table(spark, source, fmt)
-        plan = plan_scoring(
-            frame.columns, input_columns(info.signature.inputs if info.signature else None), key_columns
-        )
-        scored = spark_scoring.score_frame(
-            frame, plan, str(model_dir), plan.features, spark_scoring.result_type(info.signature.outputs)
+        features = input_columns(info.signature.inputs if info.signature else None)
+        label_column = monitor.label_column if monitor is not None else None
+        plan = plan_scoring(frame.columns, features, key_columns, label_column)
+        scored, observation = spark_scoring.score_frame(
+            frame, plan, str(model_dir), plan.features, spark_scoring.result_type(info.signature.outputs), monitor
         )
         staged = staging_path(Path(output))
         try:
             spark_scoring.write_table(scored, str(staged), output_format)
-            rows = spark.read.format(output_format).option("header", "true").load(str(staged)).count()
+            totals = observation.get
+            if record:
+                mark_folder(staged, record)
         except BaseException as error:
             discard(staged)
             if isinstance(error, PySparkException):
                 raise spark_scoring.readable_failure(error, frame, plan.features) from None
             raise
         publish(staged, Path(output))
-        if counter is not None:
-            from tabular_pipeline.monitoring.spark_counts import count_on_spark
-
-            count_on_spark(frame, counter)
-        return rows
+        if monitor is not None:
+            set_counts(monitor, totals, {c.name: c.name for c in plan.features})
+        return int(totals[ROWS] or 0)
     except (PySparkException, Py4JError) as error:
         raise spark_failure(error, "predict") from None
     finally:

@@ -1,7 +1,8 @@
 """Outputs written beside their target under a hidden name and moved into place only when complete.
 
 Whatever happens while a step writes (a bad row in a late batch, a failed Spark job, SIGKILL), the
-file or folder that was at the target before stays as it was; readers never see half a table.
+file or folder that was at the target before stays as it was; readers never see half a table. And
+only an earlier output of predict is ever replaced (`scoring.ownership`), unless the user says so.
 Spark and pandas readers skip names starting with `.`, so a leftover staging entry from a killed
 process is ignored by them too.
 """
@@ -14,16 +15,19 @@ import uuid
 from pathlib import Path
 
 from tabular_pipeline.errors import PipelineError
+from tabular_pipeline.scoring.ownership import written_by_predict
 
 STAGING_MARK = ".partial-"
 
 
-def check_output_path(output_text: str, input_path: Path | None) -> Path:
-    """The absolute output path, refusing relative paths and any overlap with the input.
+def check_output_path(output_text: str, input_path: Path | None, overwrite: bool = False) -> Path:
+    """The absolute output path, refusing relative paths, any overlap with the input, and an
+    existing file or folder that predict did not write (`scoring.ownership`) unless `overwrite`.
 
     Args:
         output_text: the user's `output` parameter.
         input_path: the local input file or folder, if the input is local.
+        overwrite: replace whatever is at the path (`-P overwrite=true`).
 
     Returns:
         The resolved output path.
@@ -47,25 +51,13 @@ def check_output_path(output_text: str, input_path: Path | None) -> Path:
                 f"output {output} overlaps the input {source}; expected a path outside the input so the input is "
                 "never written over"
             )
-    if output.is_dir() and not is_earlier_output(output):
+    if output.exists() and not overwrite and not written_by_predict(output):
+        kind = "folder" if output.is_dir() else "file"
         raise PipelineError(
-            f"output {output} is a folder holding other files; expected a new path, or a folder of part files "
-            "from an earlier predict to replace"
+            f"output {output} is a {kind} predict did not write; expected a new path or an earlier predict output "
+            "(-P overwrite=true replaces it anyway)"
         )
     return output
-
-
-def is_earlier_output(folder: Path) -> bool:
-    """Whether a folder holds nothing but a Spark table's part files and markers (`part-*`,
-    `_SUCCESS`, `_committed_*`, `_started_*` and their `.crc` checksums): the only kind of folder
-    an output may replace. Any other file (`.env`, `_config.yml`) marks it as someone's folder."""
-    return all(entry.is_file() and _is_spark_file(entry.name) for entry in folder.iterdir())
-
-
-def _is_spark_file(name: str) -> bool:
-    if name.startswith(".") and name.endswith(".crc"):
-        name = name[1:-4]
-    return name.startswith(("part-", "_committed_", "_started_")) or name == "_SUCCESS"
 
 
 def staging_path(target: Path) -> Path:

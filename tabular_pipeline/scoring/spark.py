@@ -9,11 +9,19 @@ pyarrow and Spark all read such a folder as one table.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.scoring.batch import PREDICTION_COLUMN, ROW_NUMBER_COLUMN, InputColumn, ScoringPlan
 
+if TYPE_CHECKING:
+    from tabular_pipeline.monitoring.monitor import ScoringMonitor
+
 log = logging.getLogger("predict")
+# The scored frame's own columns, named so they cannot meet a table's: the cast inputs, the label, the answer.
+FEATURE_PREFIX = "__tabular_pipeline_input_"
+LABEL_ALIAS = "__tabular_pipeline_label"
+ANSWER = "__tabular_pipeline_answer"
 
 # MLflow column types and the Spark SQL types the input is cast to (and results are declared as).
 SPARK_TYPES = {
@@ -25,6 +33,7 @@ SPARK_TYPES = {
     "boolean": "boolean",
     "binary": "binary",
     "datetime": "timestamp",
+    "any": "double",  # whole-number columns of the project's models (`training.model_logging`)
 }
 # Numpy dtypes of tensor outputs (a model returning an array) and their Spark types.
 NUMPY_SPARK_TYPES = {
@@ -47,14 +56,41 @@ def result_type(output_schema) -> str:
     return SPARK_TYPES.get(type_name) or NUMPY_SPARK_TYPES.get(type_name, "double")
 
 
-def score_frame(frame, plan: ScoringPlan, model_uri: str, features: list[InputColumn], prediction_type: str):
-    """Key columns (or a row number) plus a `prediction` column computed by the model's UDF."""
+def score_frame(
+    frame,
+    plan: ScoringPlan,
+    model_uri: str,
+    features: list[InputColumn],
+    prediction_type: str,
+    monitor: ScoringMonitor | None = None,
+):
+    """Key columns (or a row number) plus a `prediction` column computed by the model's UDF, and
+    the observation that counts the scoring pass (its rows, and the monitor's counts).
+
+    The model's inputs are cast once; the monitor counts those cast values, the label column and
+    the model's answer (with class probabilities when the monitor needs them, from the same call)
+    as the output is written: no second read of the input.
+
+    Returns:
+        The frame to write and its `pyspark.sql.Observation` (read it after the write).
+    """
     import mlflow.pyfunc
+    from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
+    from tabular_pipeline.monitoring import spark_counts
+
     spark = frame.sparkSession
-    udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=prediction_type, env_manager="local")
-    cast = [F.col(f"`{c.name}`").cast(SPARK_TYPES[c.type_name]).alias(c.name) for c in features]
+    columns = monitor.probability_columns if monitor is not None else []
+    if columns:
+        from tabular_pipeline.serving.model import PROBABILITIES_PARAM
+
+        fields = [f"{PREDICTION_COLUMN} {prediction_type}", *(f"{quoted(name)} double" for name in columns)]
+        udf = mlflow.pyfunc.spark_udf(
+            spark, model_uri, result_type=", ".join(fields), env_manager="local", params={PROBABILITIES_PARAM: True}
+        )
+    else:
+        udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=prediction_type, env_manager="local")
     # Spark infers int for small whole numbers where pyarrow and pandas infer int64: widen, so both engines agree.
     narrow = {name for name, kind in frame.dtypes if kind in ("tinyint", "smallint", "int")}
     keys = [
@@ -64,7 +100,39 @@ def score_frame(frame, plan: ScoringPlan, model_uri: str, features: list[InputCo
     if plan.add_row_number:
         frame = with_row_number(frame)
         keys = [F.col(ROW_NUMBER_COLUMN)]
-    return frame.select(*keys, udf(F.struct(*cast)).alias(PREDICTION_COLUMN))
+    cast = {c.name: f"{FEATURE_PREFIX}{i}" for i, c in enumerate(features)}
+    inputs = [F.col(f"`{c.name}`").cast(SPARK_TYPES[c.type_name]).alias(cast[c.name]) for c in features]
+    label_column = monitor.label_column if monitor is not None else None
+    label = [F.col(f"`{label_column}`").alias(LABEL_ALIAS)] if label_column in frame.columns else []
+    staged = frame.select(*keys, *inputs, *label)
+    answer = udf(F.struct(*[F.col(cast[c.name]).alias(c.name) for c in features]))
+    scored = staged.select(*[F.col(f"`{k}`") for k in staged.columns], answer.alias(ANSWER))
+    prediction = F.col(ANSWER).getField(PREDICTION_COLUMN) if columns else F.col(ANSWER)
+    derived, expressions = [], [F.count(F.lit(1)).alias(spark_counts.ROWS)]
+    if monitor is not None:
+        derived, expressions = spark_counts.drift_expressions(monitor, cast)
+        expressions.insert(0, F.count(F.lit(1)).alias(spark_counts.ROWS))
+        if monitor.performance is not None:
+            label_type = dict(frame.dtypes).get(label_column, "string")
+            text = spark_counts.label_text(F.col(LABEL_ALIAS), label_type) if label else None
+            answered = (
+                prediction
+                if monitor.performance.task == "regression"
+                else spark_counts.label_text(prediction, prediction_type)
+            )
+            probabilities = [F.col(ANSWER).getField(name) for name in columns]
+            columns, aggregates = spark_counts.performance_expressions(monitor, text, answered, probabilities)
+            derived, expressions = derived + columns, expressions + aggregates
+    observation = Observation(spark_counts.OBSERVATION_NAME)
+    # What the counts need per row is computed once per row, beside the answer; the aggregations only add up.
+    observed = scored.select("*", *derived).observe(observation, *expressions)
+    key_names = [ROW_NUMBER_COLUMN] if plan.add_row_number else plan.key_columns
+    return observed.select(*[F.col(f"`{k}`") for k in key_names], prediction.alias(PREDICTION_COLUMN)), observation
+
+
+def quoted(name: str) -> str:
+    """A column name as Spark's DDL reads it, whatever characters it holds."""
+    return "`" + name.replace("`", "``") + "`"
 
 
 def with_row_number(frame):

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from tabular_pipeline.serving.model import PROBABILITIES_PARAM
+from tabular_pipeline.serving.model import PROBABILITIES_PARAM, WHOLE_NUMBER_COLUMNS, as_trained
 
 PREDICTOR_ARTIFACT = "predictor"
 
@@ -112,9 +112,11 @@ class AutoGluonModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context):
         self.estimator = as_estimator(load_predictor(context.artifacts[PREDICTOR_ARTIFACT]))
+        self.whole_number_columns = list((context.model_config or {}).get(WHOLE_NUMBER_COLUMNS, []))
 
     # `pd.DataFrame` is a hint MLflow infers no schema from: the model's own signature checks input.
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):  # noqa: ARG002 - pyfunc signature
+        model_input = as_trained(model_input, getattr(self, "whole_number_columns", []))
         if (params or {}).get(PROBABILITIES_PARAM) and isinstance(self.estimator, AutoGluonClassifier):
             return self.estimator.probability_frame(model_input)
         return self.estimator.predict(model_input)

@@ -155,7 +155,7 @@ def split_and_write(
             f"the split left {record['train']['rows']} train and {record['test']['rows']} test rows; "
             "expected rows on both sides (more rows, or another test_size)"
         )
-    sample = sample_rows(spark.read.parquet(record["train"]["uri"]), SAMPLE_ROWS, seed)
+    sample = sample_rows(spark.read.parquet(record["train"]["uri"]), SAMPLE_ROWS, seed, total=record["train"]["rows"])
     with tempfile.TemporaryDirectory() as scratch:
         staging = Path(scratch)
         (staging / SPLITS_FILE).write_text(json.dumps(record, indent=2))

@@ -5,13 +5,18 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from tabular_pipeline.errors import PipelineError
 
 # Errors only from Spark's JVM (its start-up warnings are about this machine, not the step).
 LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
+# What the JVM prints on every start, or its Python workers on every XGBoost fit, whatever the step:
+# the Vector API module Spark's launcher always adds, and which rank each XGBoost task got.
+JVM_NOISE = re.compile(r"^WARNING: Using incubator modules: .*|\[\d\d:\d\d:\d\d\] Task \d+ got rank \d+")
 MASTER_PATTERN = re.compile(
     r"^(local(\[(\*|\d+)(,\d+)?\])?|spark://[A-Za-z0-9.\-]+(:\d+)?(,[A-Za-z0-9.\-]+(:\d+)?)*|yarn|k8s://\S+)$"
 )
@@ -81,9 +86,13 @@ def start_session(master: str, app_name: str):
     # py4j logs each connection it closes at INFO, and a dropped one with a trace: noise in a step's
     # log (a failure that matters reaches the step as an exception).
     logging.getLogger("py4j").setLevel(logging.CRITICAL)
+    # py4j also reports a call it retries, or one a Ctrl-C interrupted, with a traceback on the root
+    # logger; what matters reaches the step as an exception, which it reports in one line.
+    logging.getLogger().addFilter(_not_py4j_call_report)
     log_config = f"-Dlog4j.configurationFile={LOG_CONFIG.as_uri()}"
-
+    step_handler = signal.getsignal(signal.SIGINT)
     try:
+        launch_jvm(log_config)
         spark = (
             SparkSession.builder.master(master)
             .config("spark.driver.extraJavaOptions", log_config)
@@ -97,12 +106,47 @@ def start_session(master: str, app_name: str):
     except (PySparkException, Py4JError) as error:  # no Java, an unreachable master, a bad setting
         end_gateway()  # the JVM may be up with its context stopped: end it now, not at exit
         raise session_failure(error, master) from None
+    keep_step_interrupt_handler(step_handler, spark)
     spark.sparkContext.setLogLevel("FATAL")
     for name in ("DataFrameQueryContextLogger", "SQLQueryContextLogger"):
         PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
     # xgboost.spark logs its parameters and each stage at INFO; the step logs what was fitted.
     logging.getLogger("XGBoost-PySpark").setLevel(logging.WARNING)
     return spark
+
+
+PY4J_CALL_REPORTS = ("Exception while sending command.", "KeyboardInterrupt while sending command.")
+
+
+def _not_py4j_call_report(record: logging.LogRecord) -> bool:
+    return record.getMessage() not in PY4J_CALL_REPORTS
+
+
+def keep_step_interrupt_handler(step_handler, spark) -> None:
+    """Put back the step's own Ctrl-C handler, which `getOrCreate` replaced with Spark's.
+
+    Spark's handler cancels the running jobs and raises KeyboardInterrupt on every Ctrl-C, so a
+    second one could cut the step's clean-up short (half-written splits left behind). The step's
+    handler ignores later ones; wrapped here, it first cancels the session's jobs, as Spark's did.
+    """
+    if not callable(step_handler) or step_handler is signal.default_int_handler:
+        return
+
+    def cancel_jobs() -> None:
+        try:
+            spark.sparkContext.cancelAllJobs()
+        except Exception:  # noqa: BLE001 - a JVM already gone has no jobs left to cancel
+            pass
+
+    def cancel_jobs_then_stop(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # From another thread: py4j pins this thread's connection to the call the handler interrupted.
+        canceller = threading.Thread(target=cancel_jobs, name="spark-cancel", daemon=True)
+        canceller.start()
+        canceller.join(timeout=10)
+        step_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, cancel_jobs_then_stop)
 
 
 def stop_session(spark, wait_s: float = 30.0) -> None:
@@ -122,6 +166,48 @@ def stop_session(spark, wait_s: float = 30.0) -> None:
     except Py4JError:  # the JVM died first (killed, out of memory): nothing left to stop there
         pass
     end_gateway(wait_s)
+
+
+def launch_jvm(java_options: str) -> None:
+    """Start Spark's JVM for this process, its stderr (and that of local Python workers) passed on
+    line by line without `JVM_NOISE`; `getOrCreate` then uses it. A JVM started by spark-submit,
+    or one already running, is left as it is.
+
+    Args:
+        java_options: the driver's Java options, which only apply when the JVM starts.
+    """
+    import threading
+
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None or "PYSPARK_GATEWAY_PORT" in os.environ:
+        return
+    # A pipe read from before the JVM starts: if it fails to start, what it said still gets through.
+    read_end, write_end = os.pipe()
+    reader = threading.Thread(target=pass_on_jvm_output, args=(read_end,), name="spark-jvm-stderr", daemon=True)
+    reader.start()
+    try:
+        conf = SparkConf().set("spark.driver.extraJavaOptions", java_options)
+        gateway = launch_gateway(conf, popen_kwargs={"stderr": write_end})
+    except BaseException:
+        os.close(write_end)
+        reader.join(5)
+        raise
+    os.close(write_end)
+    # Where pyspark keeps the gateway of the process (`end_gateway` clears the same two).
+    SparkContext._gateway, SparkContext._jvm = gateway, gateway.jvm
+    gateway.stderr_reader = reader
+
+
+def pass_on_jvm_output(read_end: int) -> None:
+    """Copy the JVM's stderr to this process's, a line at a time, leaving out `JVM_NOISE`."""
+    with os.fdopen(read_end, "rb") as stream:
+        for raw in stream:
+            line = JVM_NOISE.sub("", raw.decode(errors="replace"))
+            if line.strip():
+                sys.stderr.write(line)
+                sys.stderr.flush()
 
 
 def end_gateway(wait_s: float = 30.0) -> None:
@@ -144,6 +230,9 @@ def end_gateway(wait_s: float = 30.0) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    reader = getattr(gateway, "stderr_reader", None)
+    if reader is not None:
+        reader.join(5)  # the JVM's last lines before the step's own
 
 
 def read_table(spark, path: str, fmt: str):

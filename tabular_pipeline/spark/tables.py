@@ -18,6 +18,9 @@ from tabular_pipeline.data.splits import MAX_CLASSES_FOR_NUMERIC_LABEL, check_la
 from tabular_pipeline.data.splits import resolve_task as resolve_pandas_task
 from tabular_pipeline.errors import PipelineError
 
+# The rows a missing label's hint counts distinct values on (the error path, not a pass over the data).
+LABEL_HINT_ROWS = 1000
+
 # Spark column types a feature may have; anything else (dates, arrays, maps, binary) is refused.
 NUMERIC_TYPES = ("double", "float", "bigint", "int", "smallint", "tinyint")
 TEXT_TYPES = ("string", "boolean")
@@ -145,10 +148,8 @@ def validate_frame(frame, label_column: str, name: str) -> None:
     from pyspark.sql import functions as F
 
     if label_column not in frame.columns:
-        raise PipelineError(
-            f"label column '{label_column}' is not in {name} ({describe_columns(frame, label_column)}); "
-            "set -P label_column=<name>"
-        )
+        hint = describe_columns(frame.limit(LABEL_HINT_ROWS).toPandas(), label_column)
+        raise PipelineError(f"label column '{label_column}' is not in {name} ({hint}); set -P label_column=<name>")
     if len(frame.columns) < 2:
         raise PipelineError(f"{name} has only the label column; expected at least one feature column")
     unusable = [
@@ -287,11 +288,12 @@ def write_parquet(frame, uri: str) -> None:
     frame.write.mode("errorifexists").parquet(uri)
 
 
-def sample_rows(frame, rows: int, seed: int) -> pd.DataFrame:
+def sample_rows(frame, rows: int, seed: int, total: int | None = None) -> pd.DataFrame:
     """`rows` seeded random rows on the driver (all of them for a smaller table); Spark keeps the
-    top rows of each partition by a seeded random key, so nothing is sorted in full."""
+    top rows of each partition by a seeded random key, so nothing is sorted in full. `total`, the
+    frame's row count when already known, saves a pass over it."""
     from pyspark.sql import functions as F
 
-    if frame.count() <= rows:
+    if (frame.count() if total is None else total) <= rows:
         return frame.toPandas()
     return frame.orderBy(F.rand(seed)).limit(rows).toPandas()

@@ -12,7 +12,12 @@ import pandas as pd
 
 from tabular_pipeline.monitoring.profile import PROFILE_ARTIFACT, PROFILE_FILE
 from tabular_pipeline.paths import PACKAGE_DIR, SERVING_DIR
-from tabular_pipeline.serving.model import PIPELINE_ARTIFACT, PROBABILITIES_PARAM, TRUSTED_TYPES_ARTIFACT
+from tabular_pipeline.serving.model import (
+    PIPELINE_ARTIFACT,
+    PROBABILITIES_PARAM,
+    TRUSTED_TYPES_ARTIFACT,
+    WHOLE_NUMBER_COLUMNS,
+)
 
 MODEL_CODE = SERVING_DIR / "model_code.py"
 AUTOGLUON_MODEL_CODE = SERVING_DIR / "autogluon_model_code.py"
@@ -96,14 +101,39 @@ def model_signature(model, train_features: pd.DataFrame, optional_columns: set[s
         # The hint concerns integer *outputs* (class labels); integer features are already float64.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
         sampled = infer_signature(example, model.predict(example), params={PROBABILITIES_PARAM: False})
-    inputs = frame_schema(train_features)
-    if optional_columns:
-        from mlflow.types.schema import ColSpec, Schema
+    from mlflow.types.schema import AnyType, ColSpec, Schema
 
-        inputs = Schema(
-            [ColSpec(s.type, s.name, required=s.required and s.name not in optional_columns) for s in inputs.inputs]
-        )
+    whole = set(whole_number_columns(train_features))
+    optional = optional_columns or set()
+    inputs = Schema(
+        [
+            ColSpec(
+                AnyType() if spec.name in whole else spec.type, spec.name, spec.required and spec.name not in optional
+            )
+            for spec in frame_schema(train_features).inputs
+        ]
+    )
     return ModelSignature(inputs=inputs, outputs=sampled.outputs, params=sampled.params)
+
+
+def whole_number_columns(train_features: pd.DataFrame) -> list[str]:
+    """The numeric columns holding whole numbers only (missing values aside), such as counts.
+
+    Their signature type is `any`: pandas reads them as int64, or float64 where a value is missing,
+    and MLflow's schema enforcement refuses int64 in a column declared double and float64 in one
+    declared long. The model itself turns them into the float64 it was trained on
+    (`serving.model.as_trained`), refusing text there with one clear message.
+    """
+    from pandas.api import types as ptypes
+
+    whole = []
+    for name in train_features.columns:
+        values = train_features[name]
+        if ptypes.is_numeric_dtype(values) and not ptypes.is_bool_dtype(values):
+            present = values.dropna()
+            if len(present) and bool((present % 1 == 0).all()):
+                whole.append(str(name))
+    return whole
 
 
 def log_served_model(
@@ -131,6 +161,7 @@ def log_served_model(
             signature=signature,
             input_example=train_features.head(INPUT_EXAMPLE_ROWS),
             pip_requirements=requirements,
+            model_config={WHOLE_NUMBER_COLUMNS: whole_number_columns(train_features)},
         )
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 from tabular_pipeline.evaluation.metrics import scoring_for_task
 from tabular_pipeline.evaluation.plots import IMPORTANCE_REPEATS, IMPORTANCE_ROWS
 from tabular_pipeline.evaluation.report import log_evaluation, log_evaluation_of_output
+from tabular_pipeline.monitoring.calibration import model_performance_profile, performance_profile
 from tabular_pipeline.monitoring.profile import training_profile
 from tabular_pipeline.training.automl.autosklearn_search import (
     AUTOSKLEARN_METRIC,
@@ -78,10 +79,11 @@ def search_with_flaml(splits, label: str, kept: list[str], task: str, settings: 
     log_search_summary(history, automl.best_estimator, best_config, {})
     mlflow.log_metrics({"automl_trials": float(len(history)), "automl_best_validation_loss": float(automl.best_loss)})
     model = assemble_pipeline(preprocessor, automl.model.estimator, encoder, task)
-    log_evaluation(model, splits.test, label, task, seed)
+    metrics = log_evaluation(model, splits.test, label, task, seed)
     log_prefixed_params("hp", automl.model.estimator.get_params())
     library = LIBRARY_OF_LEARNER.get(automl.best_estimator, "")
-    return log_pipeline_model(model, train_x, library, profile=training_profile(train_x[kept])).model_uri
+    performance = model_performance_profile(model, splits.test, label, task, metrics, seed)
+    return log_pipeline_model(model, train_x, library, profile=training_profile(train_x[kept], performance)).model_uri
 
 
 def search_with_autogluon(splits, label: str, kept: list[str], task: str, settings: dict, seed: int) -> str:
@@ -118,9 +120,10 @@ def search_with_autogluon(splits, label: str, kept: list[str], task: str, settin
             }
         )
         estimator = as_estimator(predictor)
-        log_evaluation(estimator, splits.test, label, task, seed)
+        metrics = log_evaluation(estimator, splits.test, label, task, seed)
         train_x = splits.train.drop(columns=[label])
-        profile = training_profile(train_x[kept])
+        performance = model_performance_profile(estimator, splits.test, label, task, metrics, seed)
+        profile = training_profile(train_x[kept], performance)
         return log_autogluon_model(estimator, outcome.predictor_dir, outcome.libraries, train_x, profile).model_uri
 
 
@@ -186,6 +189,8 @@ def search_with_autosklearn(
         if len(succeeded):
             summary["automl_best_validation_score"] = float(succeeded["validation_score"].max())
         mlflow.log_metrics(summary)
-        log_evaluation_of_output(served_output(result.test_output, task), splits.test, label, task, result.importance)
+        output = served_output(result.test_output, task)
+        metrics = log_evaluation_of_output(output, splits.test, label, task, result.importance)
         train_x = splits.train.drop(columns=[label])
-        return log_saved_model(result.model_dir, profile=training_profile(train_x[kept]))
+        performance = performance_profile(output, splits.test[label], task, label, metrics)
+        return log_saved_model(result.model_dir, profile=training_profile(train_x[kept], performance))

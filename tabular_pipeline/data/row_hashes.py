@@ -1,0 +1,88 @@
+"""Fingerprints of table rows that do not depend on which engine read the table: how the promotion
+gate finds the rows of a candidate's test split that the champion trained on.
+
+A row's fingerprint is a 64-bit hash of its values in the named columns (sorted by name), each
+value first put in a canonical form: numbers as float64 (so 3 and 3.0 and -0.0 and 0.0 agree),
+booleans as the text "true"/"false" (Spark and pandas spell them differently), text as itself, and
+any missing value as one marker. pandas' `hash_pandas_object` (SipHash with a fixed key) does the
+hashing, so the same row gives the same number in every process and on both engines.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+ROW_HASH_COLUMN = "row_hash"
+# Schema metadata of a row-hash file: the columns hashed, and the kind of each.
+COLUMNS_KEY = b"tabular_pipeline.row_hash.columns"
+NUMBER, TEXT = "number", "text"
+_MISSING = "\x00missing"
+
+
+def column_kind(series: pd.Series) -> str:
+    """ "number" for integer, float and decimal columns, "text" for everything else (booleans included)."""
+    if ptypes.is_bool_dtype(series):
+        return TEXT
+    if ptypes.is_numeric_dtype(series):
+        return NUMBER
+    values = series.dropna()
+    # Spark's decimals arrive in pandas as `decimal.Decimal` objects.
+    if len(values) and all(type(value).__name__ == "Decimal" for value in values.head(100)):
+        return NUMBER
+    return TEXT
+
+
+def column_kinds(frame: pd.DataFrame) -> dict[str, str]:
+    """Every column's kind (`column_kind`), by name."""
+    return {str(name): column_kind(frame[name]) for name in frame.columns}
+
+
+def _canonical(series: pd.Series, kind: str) -> pd.Series:
+    if kind == NUMBER:
+        values = pd.to_numeric(series, errors="coerce").astype("float64").to_numpy(copy=True)
+        # -0.0 + 0.0 is 0.0; every missing value becomes the one NaN np.nan is.
+        return pd.Series(np.where(np.isnan(values), np.nan, values + 0.0))
+
+    def text(value) -> str:
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA or value is pd.NaT:
+            return _MISSING
+        if isinstance(value, bool | np.bool_):
+            return "true" if value else "false"
+        return str(value)
+
+    return pd.Series([text(value) for value in series.to_numpy()], dtype=object)
+
+
+def row_hashes(frame: pd.DataFrame, kinds: dict[str, str]) -> np.ndarray:
+    """The fingerprint of every row of `frame` over the columns named in `kinds`, each hashed as its kind.
+
+    Args:
+        frame: the rows; it must hold every column of `kinds`.
+        kinds: column name -> "number" or "text" (from `column_kinds`, usually of another table).
+
+    Returns:
+        One uint64 per row, in the frame's order.
+    """
+    names = sorted(kinds)
+    canonical = pd.DataFrame({name: _canonical(frame[name], kinds[name]) for name in names})
+    return pd.util.hash_pandas_object(canonical, index=False).to_numpy(dtype=np.uint64)
+
+
+def hash_table(frame: pd.DataFrame):
+    """The fingerprints of `frame`'s rows over all its columns, as an Arrow table that records the
+    columns and their kinds in its metadata (what a training run logs of its training split)."""
+    import pyarrow as pa
+
+    kinds = column_kinds(frame)
+    table = pa.table({ROW_HASH_COLUMN: pa.array(row_hashes(frame, kinds), type=pa.uint64())})
+    return table.replace_schema_metadata({COLUMNS_KEY: json.dumps(kinds).encode()})
+
+
+def recorded_kinds(schema) -> dict[str, str] | None:
+    """The columns and kinds a row-hash table was made over (None when it records none)."""
+    raw = (schema.metadata or {}).get(COLUMNS_KEY)
+    return json.loads(raw) if raw else None

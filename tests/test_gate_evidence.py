@@ -1,0 +1,209 @@
+"""The gate's evidence against a real MLflow store (SQLite, local artifacts): models logged as the
+training steps log them, loaded and scored as served in a fresh Python, on the rows of the
+candidate's test split the champion did not train on. Every figure the gate records is recomputed
+here independently, from the splits themselves and the models loaded in this process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from fixtures import mixed_frame
+
+from tabular_pipeline.data.screening import screen_columns
+from tabular_pipeline.data.splits import harmonise_dtypes, split_table
+from tabular_pipeline.evaluation.metrics import metrics_from_served_output
+from tabular_pipeline.registry.gate_rule import GateRules
+from tabular_pipeline.registry.model_scoring import ModelUnusable, missing_requirements, served_output
+from tabular_pipeline.serving.model import probability_frame
+from tabular_pipeline.training.model_logging import log_pipeline_model
+from tabular_pipeline.training.pipelines import build_pipeline, split_feature_columns
+
+TABLE = harmonise_dtypes(mixed_frame(rows=1200, seed=4).drop(columns=["customer_id"]), "label")
+
+
+@dataclass
+class Trained:
+    model_uri: str
+    run_id: str
+    train: pd.DataFrame
+    test: pd.DataFrame
+    model: object
+
+
+@pytest.fixture()
+def store(tmp_path, monkeypatch):
+    """A SQLite store of this test's own, put back to the worker's afterwards."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.MlflowClient(uri).create_experiment("gate", artifact_location=(tmp_path / "art").as_uri())
+    # set_experiment writes MLFLOW_EXPERIMENT_ID to the environment: set it through monkeypatch so it goes again.
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment)
+    mlflow.set_experiment(experiment_id=experiment)
+    return mlflow.MlflowClient(uri)
+
+
+def train(seed: int, shuffle_labels: bool = False, logged_score: float | None = None, algorithm="lr") -> Trained:
+    """Split `TABLE` with `seed`, fit, and log the run as train_basic does (test split, training-row
+    fingerprints, dataset digests, primary metric); `logged_score` overrides the logged metric."""
+    from tabular_pipeline.evaluation.report import log_evaluation
+    from tabular_pipeline.registry.lineage import record_training_inputs
+
+    splits = split_table(TABLE, "label", 0.25, seed, "binary")
+    features = splits.train.drop(columns=["label"])
+    labels = splits.train["label"]
+    if shuffle_labels:
+        labels = pd.Series(np.random.default_rng(0).permutation(labels.to_numpy()))
+    kept, _ = screen_columns(features)
+    model = build_pipeline(algorithm, "binary", {}, split_feature_columns(features[kept]), seed=0).fit(features, labels)
+    with mlflow.start_run() as run:
+        mlflow.log_params({"label_column": "label", "data_path": "/somewhere/table.csv"})
+        mlflow.set_tag("pipeline.task", "binary")
+        record_training_inputs(splits.train, splits.test, "label", "/somewhere/table.csv")
+        log_evaluation(model, splits.test, "label", "binary", 0)
+        if logged_score is not None:
+            mlflow.log_metric("test_roc_auc", logged_score)
+        uri = log_pipeline_model(model, features, algorithm).model_uri
+    return Trained(uri, run.info.run_id, splits.train, splits.test, model)
+
+
+def champion_of(store, name: str, trained: Trained) -> None:
+    store.create_registered_model(name)
+    version = mlflow.register_model(trained.model_uri, name)
+    store.set_registered_model_alias(name, "production", version.version)
+
+
+def judge(store, name: str, trained: Trained, rules: GateRules | None = None):
+    from tabular_pipeline.registry.gate import evaluate_gate
+
+    version = mlflow.register_model(trained.model_uri, name)
+    return evaluate_gate(store, trained.model_uri, name, "production", version.version, rules or GateRules())
+
+
+def roc_auc(model, rows: pd.DataFrame) -> float:
+    output = probability_frame(model, rows.drop(columns=["label"]))
+    return metrics_from_served_output(output, rows["label"], "binary")["test_roc_auc"]
+
+
+def test_both_models_are_scored_on_the_rows_neither_trained_on(store):
+    """Champion on seed 1, candidate on seed 2: the rows the gate compares are the candidate's test
+    rows absent from the champion's training split, found here by a plain join of the two splits."""
+    champion, candidate = train(seed=1), train(seed=2)
+    champion_of(store, "churn", champion)
+    decision = judge(store, "churn", candidate)
+    evidence = decision.evidence
+    assert evidence.champion_version == "1", decision.reason
+
+    seen = candidate.test.merge(champion.train.drop_duplicates(), how="left", indicator=True)["_merge"] == "both"
+    fair = candidate.test[~seen.to_numpy()]
+    assert 50 <= len(fair) < len(candidate.test), "the seeds share most rows: the test needs both kinds"
+    assert (evidence.compared_rows, evidence.left_out_rows, evidence.test_rows) == (
+        len(fair),
+        int(seen.sum()),
+        len(candidate.test),
+    )
+    assert evidence.same_training_split is False and evidence.champion_version == "1"
+    assert evidence.champion_score == pytest.approx(roc_auc(champion.model, fair), abs=1e-9)
+    assert evidence.candidate_score == pytest.approx(roc_auc(candidate.model, fair), abs=1e-9)
+    assert evidence.candidate_whole_split_score == pytest.approx(roc_auc(candidate.model, candidate.test), abs=1e-9)
+    leaked = roc_auc(champion.model, candidate.test)
+    assert leaked != pytest.approx(evidence.champion_score, abs=1e-6), "the whole split would have scored otherwise"
+    better = evidence.candidate_score - evidence.champion_score > 1e-6
+    assert decision.promote == better, decision.reason
+    assert f"on {len(fair)} rows neither trained on" in decision.reason
+
+
+def test_a_candidate_trained_on_shuffled_labels_is_not_promoted_whatever_it_logged(store):
+    champion = train(seed=1)
+    champion_of(store, "fraud", champion)
+    shuffled = train(seed=1, shuffle_labels=True, logged_score=0.99)
+    decision = judge(store, "fraud", shuffled)
+    assert not decision.promote, decision.reason
+    assert decision.evidence.candidate_whole_split_score == pytest.approx(roc_auc(shuffled.model, shuffled.test))
+    assert decision.evidence.candidate_whole_split_score < decision.evidence.champion_score < 0.99, (
+        "its own served score decides, not the 0.99 it logged"
+    )
+    assert decision.evidence.same_training_split is True and decision.evidence.left_out_rows == 0
+    assert decision.evidence.compared_rows == len(shuffled.test), "the same split: every test row is compared"
+
+
+def test_a_candidate_that_cannot_load_never_takes_the_alias_not_even_forced(store, tmp_path):
+    champion_of(store, "credit", train(seed=1))
+    broken = train(seed=2)
+    skops_files = list((tmp_path / "art").rglob("pipeline.skops"))
+    model_id = broken.model_uri.rsplit("/", 1)[-1]
+    [target] = [path for path in skops_files if model_id in str(path)]
+    target.write_bytes(b"garbage, not a skops file")
+    decision = judge(store, "credit", broken, GateRules(force=True))
+    assert not decision.promote
+    assert decision.reason.startswith(
+        "the candidate could not be loaded and scored as it will be served: it failed to load or predict ("
+    ), decision.reason
+    assert "\n" not in decision.reason
+
+
+def test_a_champion_whose_training_rows_are_unknown_keeps_the_alias(store):
+    """A champion logged before the training rows were recorded, trained on a raw table."""
+    champion = train(seed=1)
+    artifacts = Path(mlflow.get_run(champion.run_id).info.artifact_uri.removeprefix("file://"))
+    (artifacts / "evaluation" / "train_rows.parquet").unlink()
+    champion_of(store, "legacy", champion)
+    decision = judge(store, "legacy", train(seed=2))
+    assert not decision.promote
+    assert decision.reason.startswith(
+        "version 1 holds 'production' but which of the candidate's test rows it trained on is unknown: its training "
+        f"run {champion.run_id} recorded neither its training rows nor a process run's split"
+    ), decision.reason
+    assert decision.reason.endswith("the champion keeps the alias (force=true promotes anyway)")
+
+
+def test_too_few_rows_neither_trained_on_keeps_the_champion(store, monkeypatch):
+    import tabular_pipeline.registry.gate_rule as rule
+
+    monkeypatch.setattr(rule, "MIN_COMPARED_SHARE", 0.5)
+    champion_of(store, "small", train(seed=1))
+    decision = judge(store, "small", train(seed=2))
+    assert not decision.promote and "a comparison needs at least 50 and 50% of them" in decision.reason
+    assert decision.evidence.champion_score is None, "no comparison was made on too few rows"
+
+
+def test_a_library_the_requirements_do_not_name_is_missing(tmp_path):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("\n".join(["mlflow==3.17.2", "scikit-learn==1.9.1", "# a comment", "skops==0.16.0"]))
+    modules = ["sklearn", "lightgbm", "scipy", "joblib", "tabular_pipeline", "json"]
+    assert missing_requirements(modules, requirements) == ["lightgbm"], "scipy and joblib come with scikit-learn"
+
+
+@pytest.mark.usefixtures("store")
+def test_a_model_whose_requirements_lack_its_booster_cannot_be_served(tmp_path):
+    trained = train(seed=1, algorithm="lightgbm")
+    model_id = trained.model_uri.rsplit("/", 1)[-1]
+    [requirements] = [p for p in tmp_path.rglob("requirements.txt") if model_id in str(p)]
+    kept = [line for line in requirements.read_text().splitlines() if "lightgbm" not in line]
+    requirements.write_text("\n".join(kept))
+    rows = trained.test.drop(columns=["label"]).head(5)
+    with pytest.raises(ModelUnusable, match="it holds lightgbm objects, which its requirements.txt does not name"):
+        served_output(trained.model_uri, rows, {"return_probabilities": True})
+
+
+def test_a_champion_that_cannot_be_scored_keeps_the_alias(store, tmp_path):
+    champion = train(seed=1)
+    champion_of(store, "scored", champion)
+    model_id = champion.model_uri.rsplit("/", 1)[-1]
+    [target] = [path for path in tmp_path.rglob("pipeline.skops") if model_id in str(path)]
+    target.write_bytes(b"garbage, not a skops file")
+    decision = judge(store, "scored", train(seed=2))
+    assert not decision.promote
+    assert decision.reason.startswith(
+        "version 1 holds 'production' but it could not be scored on the candidate's test split (it failed to load"
+    ), decision.reason
+    assert decision.reason.endswith("the champion keeps the alias (force=true promotes anyway)")
+    assert decision.evidence.compared_rows is not None, "the rows were settled before the champion failed"

@@ -1,0 +1,50 @@
+"""Row fingerprints: equal rows agree however each engine typed them; different rows differ."""
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from tabular_pipeline.data.row_hashes import column_kinds, hash_table, recorded_kinds, row_hashes
+
+
+def test_the_same_rows_hash_alike_as_pandas_and_spark_type_them():
+    """pandas reads whole numbers as int64 (float64 after harmonising), Spark as bigint or double;
+    a boolean may come as bool or as text; a missing value as NaN, None or pd.NA."""
+    as_pandas = pd.DataFrame(
+        {"x": [1.0, -0.0, np.nan], "flag": [True, False, None], "colour": ["red", None, "blue"], "label": [0, 1, 1]}
+    )
+    as_spark = pd.DataFrame(
+        {
+            "label": pd.array([0, 1, 1], dtype="Int64"),
+            "colour": pd.array(["red", pd.NA, "blue"], dtype="string"),
+            "flag": ["true", "false", None],
+            "x": pd.array([1, 0, None], dtype="Int64"),
+        }
+    )
+    kinds = column_kinds(as_pandas)
+    assert kinds == {"x": "number", "flag": "text", "colour": "text", "label": "number"}
+    assert column_kinds(as_spark) == kinds
+    assert list(row_hashes(as_pandas, kinds)) == list(row_hashes(as_spark, kinds))
+
+
+def test_rows_that_differ_in_any_value_hash_apart():
+    frame = pd.DataFrame({"x": [1.0, 1.0, 1.0, 1.0], "c": ["a", "a", "b", None], "label": [0, 1, 0, 0]})
+    hashes = row_hashes(frame, column_kinds(frame))
+    assert len(set(hashes)) == 4
+    missing_text = pd.DataFrame({"x": [1.0], "c": ["None"], "label": [0]})
+    assert row_hashes(missing_text, column_kinds(frame))[0] != hashes[3], "a missing value is not the text 'None'"
+
+
+def test_only_the_named_columns_count_and_their_order_does_not():
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"], "extra": [5, 6]})
+    kinds = {"b": "text", "a": "number"}
+    assert list(row_hashes(frame, kinds)) == list(row_hashes(frame[["b", "a"]], kinds))
+    assert list(row_hashes(frame.assign(extra=[7, 8]), kinds)) == list(row_hashes(frame, kinds))
+
+
+def test_a_hash_table_records_the_columns_it_was_made_over():
+    frame = pd.DataFrame({"a": [1, 2], "label": ["no", "yes"]})
+    table = hash_table(frame)
+    assert table.schema.field("row_hash").type == pa.uint64()
+    assert recorded_kinds(table.schema) == {"a": "number", "label": "text"}
+    assert list(table.column(0).to_numpy()) == list(row_hashes(frame, {"a": "number", "label": "text"}))
