@@ -116,6 +116,7 @@ def predict_table(options: dict, run) -> None:
     if output is not None and output.exists():
         log.info("replacing %s (%s)", output, "overwrite=true" if options["overwrite"] else "an earlier predict output")
     record = output_record(run.info.run_id, options["model_uri"].strip())
+    overwrite = options["overwrite"]
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         output = output or scratch / PREDICTIONS_ARTIFACT_PATH / f"predictions.{output_format}"
@@ -124,15 +125,19 @@ def predict_table(options: dict, run) -> None:
         engine_args = (info, model_dir, key_columns)
         if engine == "spark" and data_path.startswith(SPARK_NATIVE_SCHEMES):
             fmt = table_format(data_path, "data_path")
-            rows = spark_engine(data_path, fmt, *engine_args, master, str(output), output_format, monitor, record)
+            rows = spark_engine(
+                data_path, fmt, *engine_args, master, str(output), output_format, monitor, record, overwrite
+            )
         else:
             source = local_table(data_path, scratch)
             fmt = data_format(source)
             if engine == "spark":
-                rows = spark_engine(str(source), fmt, *engine_args, master, str(output), output_format, monitor, record)
+                rows = spark_engine(
+                    str(source), fmt, *engine_args, master, str(output), output_format, monitor, record, overwrite
+                )
             else:
                 totals = pandas_engine(
-                    source, fmt, *engine_args, options["batch_rows"], output, output_format, monitor, record
+                    source, fmt, *engine_args, options["batch_rows"], output, output_format, monitor, record, overwrite
                 )
                 rows = totals.rows
         seconds = time.monotonic() - started

@@ -77,9 +77,16 @@ def register_model(
     def judge(version: str) -> tuple[bool, dict[str, str]]:
         decision = evaluate_gate(client, source, name, alias, version, rules)
         decisions.append(decision)
+        judged.append(version)
         return decision.promote, decision.as_tags(rules)
 
+    judged: list[str] = []
     with promotion_lock(client, name, mlflow.active_run().info.run_id) as lock:
+
+        def confirm() -> None:
+            lock.check_still_held()
+            check_champion_unchanged(client, name, alias, decisions[0].evidence.champion_version, judged[0])
+
         version, created, promoted = register_and_promote(
             client,
             source,
@@ -87,7 +94,7 @@ def register_model(
             alias,
             judge,
             extra_tags={**lineage_of(client, source), **copied},
-            confirm=lock.check_still_held,
+            confirm=confirm,
         )
     decision = decisions[0]
     registered_uri = f"models:/{name}/{version.version}"
@@ -105,10 +112,31 @@ def register_model(
         log.info("%s %s and promoted it (%s): %s", action, registered_uri, where, decision.reason)
     else:
         evidence = decision.evidence
+        if evidence.candidate_failure:
+            # A model that cannot be served is a failed delivery, not a gate decision: the orchestrator must see it.
+            raise PipelineError(
+                f"{action} {registered_uri} but it cannot be served, so it did not take '{alias}': "
+                f"{evidence.candidate_failure}"
+            )
         # A check that could not run is a problem to look at; a worse model is the gate doing its job.
-        failed_closed = evidence.candidate_failure or evidence.champion_unjudged or evidence.too_few
+        failed_closed = evidence.champion_unjudged or evidence.too_few
         (log.warning if failed_closed else log.info)(
             "%s %s but REJECTED it for '%s': %s", action, registered_uri, alias, decision.reason
+        )
+
+
+def check_champion_unchanged(client, name: str, alias: str, judged_champion: str | None, candidate: str) -> None:
+    """Refuse to move `alias` when it no longer points where the gate saw it (moved by hand, by
+    another tool, or by a register outside the lock): the candidate was judged against another model."""
+    from tabular_pipeline.registry.promotion import current_holder
+
+    holder = current_holder(client, name, alias)
+    now = str(holder.version) if holder is not None else None
+    if now not in (judged_champion, candidate):
+        was = f"version {judged_champion}" if judged_champion else "no version"
+        raise PipelineError(
+            f"'{alias}' moved to version {now} while the gate judged against {was}; expected it unchanged "
+            "(run register again to judge against the new holder)"
         )
 
 

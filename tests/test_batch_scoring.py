@@ -117,7 +117,7 @@ def test_a_discarded_writer_leaves_the_earlier_output_as_it_was(tmp_path):
 def test_a_committed_csv_replaces_the_earlier_output_with_a_plain_header(tmp_path):
     target = tmp_path / "scores.csv"
     target.write_text("old\n")
-    writer = TableWriter(target, "csv")
+    writer = TableWriter(target, "csv", overwrite=True)
     writer.write(pa.table({"row_id": ["a", "b"], "prediction": [1.0, 2.0]}))
     writer.commit()
     assert target.read_text().splitlines()[0] == "row_id,prediction", "the header is not quoted"
@@ -178,7 +178,45 @@ def test_a_folder_is_replaced_only_when_predict_wrote_it_and_nothing_was_added(t
     (customers / "notes.txt").write_text("someone's file")
     with pytest.raises(PipelineError, match="is a folder predict did not write"):
         check_output_path(str(customers), table)
-    assert check_output_path(str(customers), table, overwrite=True) == customers
+    with pytest.raises(PipelineError, match="holding more than a table's part files"):
+        check_output_path(str(customers), table, overwrite=True)
+    (customers / "notes.txt").unlink()
+    assert check_output_path(str(customers), table, overwrite=True) == customers, "a table folder, on request"
+
+
+def test_overwrite_replaces_files_and_table_folders_but_never_another_folder(tmp_path):
+    """`-P overwrite=true -P output=/home/me` by mistake must not remove a home folder."""
+    table = tmp_path / "rows.csv"
+    home = tmp_path / "me"
+    (home / "projects").mkdir(parents=True)
+    (home / "notes.txt").write_text("mine")
+    with pytest.raises(PipelineError, match=f"output {home} is a folder holding more than a table's part files"):
+        check_output_path(str(home), table, overwrite=True)
+    (home / "projects").rmdir()
+    with pytest.raises(PipelineError, match="holding more than a table's part files"):
+        check_output_path(str(home), table, overwrite=True)
+    assert (home / "notes.txt").read_text() == "mine"
+
+
+def test_a_file_put_at_the_output_while_predict_ran_is_not_replaced(tmp_path):
+    """Ownership is checked again just before the move: a user's file that appeared after the
+    start is kept, the staged output is removed, and an earlier predict CSV is still replaced."""
+    for fmt in ("parquet", "csv"):
+        target = tmp_path / f"scores.{fmt}"
+        writer = TableWriter(target, fmt, RECORD)
+        writer.write(pa.table({"prediction": [1.0, 2.0]}))
+        target.write_text("a user's file, saved meanwhile")
+        with pytest.raises(PipelineError, match=f"output {target} is a file predict did not write"):
+            writer.commit()
+        assert target.read_text() == "a user's file, saved meanwhile"
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(f".scores.{fmt}")) == []
+        target.unlink()
+    ours = tmp_path / "daily.csv"
+    for day in (1, 2):
+        writer = TableWriter(ours, "csv", RECORD)
+        writer.write(pa.table({"prediction": [float(day)]}))
+        writer.commit()
+    assert pd.read_csv(ours)["prediction"].tolist() == [2.0], "the daily CSV is replaced by the next day's"
 
 
 def test_publishing_swaps_folders_and_files_in_whole(tmp_path):

@@ -16,6 +16,7 @@ from fixtures import mixed_frame
 
 from tabular_pipeline.data.screening import screen_columns
 from tabular_pipeline.data.splits import harmonise_dtypes, split_table
+from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.evaluation.metrics import metrics_from_served_output
 from tabular_pipeline.registry.gate_rule import GateRules
 from tabular_pipeline.registry.model_scoring import ModelUnusable, missing_requirements, served_output
@@ -148,6 +149,45 @@ def test_a_candidate_that_cannot_load_never_takes_the_alias_not_even_forced(stor
         "the candidate could not be loaded and scored as it will be served: it failed to load or predict ("
     ), decision.reason
     assert "\n" not in decision.reason
+
+
+def test_register_fails_in_one_line_on_a_candidate_that_cannot_load_and_leaves_it_tagged(store, tmp_path):
+    """The step, not only the rule: an orchestrator must see a model that cannot be served as a failure."""
+    from steps.register import register_model
+
+    champion_of(store, "loans", train(seed=1))
+    broken = train(seed=2)
+    model_id = broken.model_uri.rsplit("/", 1)[-1]
+    [target] = [path for path in (tmp_path / "art").rglob("pipeline.skops") if model_id in str(path)]
+    target.write_bytes(b"garbage, not a skops file")
+    with mlflow.start_run():
+        with pytest.raises(PipelineError) as failure:
+            register_model(broken.model_uri, "loans", "production", "", 0.0, False)
+    message = str(failure.value)
+    assert message.startswith("registered models:/loans/2 but it cannot be served, so it did not take 'production'")
+    assert "\n" not in message
+    version = store.get_model_version("loans", "2")
+    assert version.tags["gate.decision"] == "rejected" and version.aliases == []
+    assert str(store.get_model_version_by_alias("loans", "production").version) == "1"
+
+
+def test_the_alias_does_not_move_when_it_changed_hands_after_the_gate_judged(store, tmp_path):
+    """Moved by hand, by another tool or by a register outside the lock: the candidate was judged
+    against another champion, so it is not promoted over the new one."""
+    from steps.register import check_champion_unchanged
+
+    store.create_registered_model("cards")
+    for _ in range(3):
+        store.create_model_version("cards", (tmp_path / "model").as_uri())
+    store.set_registered_model_alias("cards", "production", "1")
+    check_champion_unchanged(store, "cards", "production", "1", "3")
+    store.set_registered_model_alias("cards", "production", "3")
+    check_champion_unchanged(store, "cards", "production", "1", "3")  # the candidate itself holds it
+    store.set_registered_model_alias("cards", "production", "2")
+    with pytest.raises(PipelineError, match="'production' moved to version 2 while the gate judged against version 1"):
+        check_champion_unchanged(store, "cards", "production", "1", "3")
+    with pytest.raises(PipelineError, match="moved to version 2 while the gate judged against no version"):
+        check_champion_unchanged(store, "cards", "production", None, "3")
 
 
 def test_a_champion_whose_training_rows_are_unknown_keeps_the_alias(store):

@@ -92,6 +92,8 @@ def test_too_few_rows_neither_trained_on_is_no_promotion():
     assert few.startswith("only 36 of the candidate's 142 test rows were not in the champion's training split")
     assert too_few_compared(60, 1000, []).startswith("only 60"), "under 10% of the split"
     assert "no row of class bad" in too_few_compared(500, 1000, ["bad"])
+    assert too_few_compared(12, 12, []).startswith("the candidate's test split holds only 12 rows"), "none left out"
+    assert too_few_compared(50, 50, []) == ""
     kept = decide(0.99, champion=0.5, too_few=few)
     assert not kept.promote and kept.reason.startswith(few) and "force=true promotes anyway" in kept.reason
     assert decide(0.99, champion=0.5, too_few=few, force=True).promote

@@ -126,6 +126,39 @@ def test_a_holder_whose_heartbeat_stopped_is_passed_after_its_lease_and_revoked(
     assert live_tickets(store_client, "loans") == [], "the revoked ticket was removed too"
 
 
+def test_a_lease_is_the_longer_of_the_waiters_and_the_one_the_holder_announced():
+    watch = LeaseWatch(lease_s=10)
+    slow_holder = Ticket(1, "a", "1@100/60")
+    assert not watch.expired(slow_holder, now=0.0)
+    assert not watch.expired(slow_holder, now=30.0), "the holder renews every 10 s of its own 60 s lease"
+    assert watch.expired(slow_holder, now=60.0)
+    assert watch.expired(Ticket(2, "b", "1@100/5"), now=0.0) is False
+    assert watch.expired(Ticket(2, "b", "1@100/5"), now=10.0), "never shorter than the waiter's own"
+
+
+def test_a_ticket_whose_tags_are_not_written_yet_still_counts(store_client, monkeypatch):
+    """A file store writes a version, then its tags: a ticket seen in between says its model only
+    in its description, or not at all. One naming another model is not waited for; one naming
+    none is waited for by every model, until its lease runs out."""
+    monkeypatch.setenv(LEASE_ENV, "2")
+    experiment = store_client.create_experiment("untagged-tickets")
+    other, unknown, waiting = (store_client.create_run(experiment).info.run_id for _ in range(3))
+    add_ticket(store_client, "fraud", other)  # the queue exists
+    store_client.delete_model_version(QUEUE_MODEL, live_tickets(store_client, "fraud")[0][0])
+    store_client.create_model_version(
+        QUEUE_MODEL, f"runs:/{other}/promotion-lock", run_id=other,
+        description=f"Promotion lock ticket of 'fraud' for run {other}",
+    )  # fmt: skip
+    started = time.monotonic()
+    with promotion_lock(store_client, "churn", waiting, timeout_s=30):
+        assert time.monotonic() - started < 2, "a ticket of another model is not waited for"
+    store_client.create_model_version(QUEUE_MODEL, f"runs:/{unknown}/promotion-lock", run_id=unknown)
+    started = time.monotonic()
+    with promotion_lock(store_client, "churn", waiting, timeout_s=30):
+        waited = time.monotonic() - started
+    assert 2 <= waited < 15, "a ticket naming no model is waited for, for a whole lease"
+
+
 def test_a_holder_that_lost_its_lease_does_not_promote(store_client, monkeypatch):
     monkeypatch.setenv(LEASE_ENV, "60")
     experiment = store_client.create_experiment("lost-lease")

@@ -31,8 +31,39 @@ def test_rows_that_differ_in_any_value_hash_apart():
     frame = pd.DataFrame({"x": [1.0, 1.0, 1.0, 1.0], "c": ["a", "a", "b", None], "label": [0, 1, 0, 0]})
     hashes = row_hashes(frame, column_kinds(frame))
     assert len(set(hashes)) == 4
-    missing_text = pd.DataFrame({"x": [1.0], "c": ["None"], "label": [0]})
-    assert row_hashes(missing_text, column_kinds(frame))[0] != hashes[3], "a missing value is not the text 'None'"
+    other_text = pd.DataFrame({"x": [1.0], "c": ["none of these"], "label": [0]})
+    assert row_hashes(other_text, column_kinds(frame))[0] != hashes[3], "a missing value is not any text"
+
+
+def test_one_csv_read_by_both_engines_hashes_alike(tmp_path):
+    """The real readers: pandas reads "NA", "null" and "None" as missing and keeps ISO dates as text;
+    Spark's CSV reader keeps those words as text and types the dates. The rows are the same rows."""
+    from tabular_pipeline.data.tables import read_table
+    from tabular_pipeline.spark.session import read_table as spark_read_table
+    from tabular_pipeline.spark.session import start_session, stop_session
+
+    table = tmp_path / "table.csv"
+    table.write_text(
+        "x,colour,signed_up,seen_at,label\n"
+        "1.5,red,2024-01-31,2024-01-31T10:00:00,0\n"
+        "2,NA,2024-02-01,2024-02-01T11:30:00,1\n"
+        ",null,,2024-02-02T12:00:00,1\n"
+        "4,None,2024-02-03,,0\n"
+    )
+    as_pandas = read_table(table)
+    spark = start_session("local[1]", "row-hash-tests")
+    try:
+        as_spark = spark_read_table(spark, str(table), "csv").toPandas()
+        spark_types = dict(spark_read_table(spark, str(table), "csv").dtypes)
+    finally:
+        stop_session(spark)
+    # The premise: the two readers do disagree on these columns.
+    assert as_pandas["colour"].isna().sum() == 3 and as_spark["colour"].isna().sum() == 0
+    assert spark_types["signed_up"] == "date" and spark_types["seen_at"] == "timestamp"
+    assert as_pandas["signed_up"].dtype == object
+    kinds = column_kinds(as_pandas)
+    assert list(row_hashes(as_pandas, kinds)) == list(row_hashes(as_spark, kinds))
+    assert len(set(row_hashes(as_pandas, kinds))) == 4
 
 
 def test_only_the_named_columns_count_and_their_order_does_not():

@@ -4,23 +4,30 @@ gate finds the rows of a candidate's test split that the champion trained on.
 A row's fingerprint is a 64-bit hash of its values in the named columns (sorted by name), each
 value first put in a canonical form: numbers as float64 (so 3 and 3.0 and -0.0 and 0.0 agree),
 booleans as the text "true"/"false" (Spark and pandas spell them differently), text as itself, and
-any missing value as one marker. pandas' `hash_pandas_object` (SipHash with a fixed key) does the
-hashing, so the same row gives the same number in every process and on both engines.
+any missing value as one marker. Two readers' differences are undone too: the NA spellings pandas
+reads as missing ("NA", "null", "None", ...) count as missing when Spark kept them as text, and a text
+column whose every value is an ISO date or timestamp (which Spark's CSV reader types as a date or a
+timestamp, and pandas keeps as text) is compared as timestamps. pandas' `hash_pandas_object`
+(SipHash with a fixed key) does the hashing, so the same row gives the same number in every process and on both engines.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
+from tabular_pipeline.data.tables import PANDAS_NA_VALUES
+
 ROW_HASH_COLUMN = "row_hash"
 # Schema metadata of a row-hash file: the columns hashed, and the kind of each.
 COLUMNS_KEY = b"tabular_pipeline.row_hash.columns"
 NUMBER, TEXT = "number", "text"
 _MISSING = "\x00missing"
+_NA_SPELLINGS = frozenset(PANDAS_NA_VALUES)
 
 
 def column_kind(series: pd.Series) -> str:
@@ -48,13 +55,30 @@ def _canonical(series: pd.Series, kind: str) -> pd.Series:
         return pd.Series(np.where(np.isnan(values), np.nan, values + 0.0))
 
     def text(value) -> str:
-        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA or value is pd.NaT:
+        if value is None or (not isinstance(value, str) and pd.isna(value)):  # NaN, pd.NA, NaT, datetime64 NaT
             return _MISSING
         if isinstance(value, bool | np.bool_):
             return "true" if value else "false"
-        return str(value)
+        if isinstance(value, datetime.date | np.datetime64):
+            return pd.Timestamp(value).isoformat()
+        value = str(value)
+        return _MISSING if value in _NA_SPELLINGS else value
 
-    return pd.Series([text(value) for value in series.to_numpy()], dtype=object)
+    values = [text(value) for value in series.to_numpy()]
+    return pd.Series(_as_timestamps(values) or values, dtype=object)
+
+
+def _as_timestamps(values: list[str]) -> list[str] | None:
+    """The values as canonical timestamps when every present one is an ISO date or timestamp, else None."""
+    present = [value for value in values if value != _MISSING]
+    # A cheap look first: ISO dates start with four digits and a dash.
+    if not present or not all(len(v) >= 10 and v[:4].isdigit() and v[4] == "-" for v in present):
+        return None
+    parsed = pd.to_datetime(pd.Series(present), format="ISO8601", errors="coerce")
+    if parsed.isna().any():
+        return None
+    stamps = iter(parsed.map(pd.Timestamp.isoformat))
+    return [value if value == _MISSING else next(stamps) for value in values]
 
 
 def row_hashes(frame: pd.DataFrame, kinds: dict[str, str]) -> np.ndarray:

@@ -126,14 +126,14 @@ def compare_with_champion(client, holder, name: str, alias: str, run, candidate:
         return {"champion_unjudged": f"{holds} but its training split could not be looked up ({one_line(error, 200)})"}
     compared = ~seen
     figures = {"same_training_split": same, "compared_rows": int(compared.sum()), "left_out_rows": int(seen.sum())}
-    if seen.any():
-        missing = []
-        if candidate.task != "regression":
-            present = set(candidate.labels[compared].astype(str))
-            missing = sorted(set(candidate.labels.astype(str)) - present)
-        figures["too_few"] = too_few_compared(int(compared.sum()), len(seen), missing)
-        if figures["too_few"]:
-            return figures
+    # Judged however many rows were left out: a comparison on a tiny split is as fragile as on a tiny remainder.
+    missing = []
+    if candidate.task != "regression":
+        present = set(candidate.labels[compared].astype(str))
+        missing = sorted(set(candidate.labels.astype(str)) - present)
+    figures["too_few"] = too_few_compared(int(compared.sum()), len(seen), missing)
+    if figures["too_few"]:
+        return figures
     try:
         champion_output = served_output(
             f"models:/{name}/{holder.version}",

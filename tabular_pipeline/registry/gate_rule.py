@@ -131,6 +131,11 @@ def too_few_compared(compared: int, test_rows: int, missing_classes: list[str]) 
         missing_classes: classes of the test split with no compared row (empty for regression).
     """
     floor = max(MIN_COMPARED_ROWS, math.ceil(MIN_COMPARED_SHARE * test_rows))
+    if compared < floor and compared == test_rows:
+        return (
+            f"the candidate's test split holds only {test_rows} rows (a comparison with the champion needs at least "
+            f"{MIN_COMPARED_ROWS})"
+        )
     if compared < floor:
         return (
             f"only {compared} of the candidate's {test_rows} test rows were not in the champion's training split "

@@ -49,11 +49,14 @@ from tabular_pipeline.registry.lock_queue import (
     Waiter,
     drop_ticket,
     ensure_queue,
+    heartbeat_lease,
+    heartbeat_value,
     lease_s,
     read_tickets,
     release_tickets,
     retrying,
     revoke_ticket,
+    ticket_description,
     wait_timeout_s,
 )
 
@@ -89,12 +92,14 @@ class LeaseWatch:
     seen: dict[int, tuple[str | None, float]] = field(default_factory=dict)
 
     def expired(self, ticket: Ticket, now: float) -> bool:
-        """Record the ticket's heartbeat; True once it has not changed for a whole lease."""
+        """Record the ticket's heartbeat; True once it has not changed for a whole lease (the longer
+        of this contender's and the one the ticket's holder announced, so a short lease set here
+        never cuts off a holder that renews at its own, slower pace)."""
         value, since = self.seen.get(ticket.version, (None, None))
         if since is None or value != ticket.heartbeat:
             self.seen[ticket.version] = (ticket.heartbeat, now)
             return False
-        return now - since >= self.lease_s
+        return now - since >= max(self.lease_s, heartbeat_lease(ticket.heartbeat))
 
 
 @dataclass
@@ -156,8 +161,8 @@ def promotion_lock(client, model_name: str, run_id: str, timeout_s: float | None
             QUEUE_MODEL,
             f"runs:/{run_id}/{TICKET_ARTIFACT}",
             run_id=run_id,
-            tags={TAG_HOLDER_RUN: run_id, TAG_LOCK_MODEL: model_name, TAG_HEARTBEAT: f"0@{time.time():.0f}"},
-            description=f"Promotion lock ticket of '{model_name}' for run {run_id}",
+            tags={TAG_HOLDER_RUN: run_id, TAG_LOCK_MODEL: model_name, TAG_HEARTBEAT: heartbeat_value(0, lease)},
+            description=ticket_description(model_name, run_id),
         ),
         f"queue for the promotion lock of '{model_name}'",
         waiter,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -125,19 +126,51 @@ def ensure_queue(client, waiter: Waiter) -> None:
 
 
 def queue_filter(model_name: str) -> str:
-    """The search filter for the tickets of one model (names never hold quotes: `validate_model_name`)."""
+    """A search filter for the tagged tickets of one model, for a person (or a test) looking at the
+    queue; the lock itself reads every ticket (`read_tickets`). Names never hold quotes."""
     return f"name = '{QUEUE_MODEL}' and tags.`{TAG_LOCK_MODEL}` = '{model_name}'"
 
 
+def ticket_description(model_name: str, run_id: str) -> str:
+    """A ticket's description: written with the version itself, where a file store writes tags later."""
+    return f"Promotion lock ticket of '{model_name}' for run {run_id}"
+
+
+def ticket_model(version) -> str | None:
+    """The model a ticket queues for: its tag, else its description; None when neither says yet."""
+    tagged = (version.tags or {}).get(TAG_LOCK_MODEL)
+    if tagged:
+        return tagged
+    match = re.fullmatch(r"Promotion lock ticket of '(.+)' for run \S+", version.description or "")
+    return match.group(1) if match else None
+
+
+def heartbeat_value(beats: int, lease: float) -> str:
+    """A heartbeat tag: its count, the wall time (for people reading it) and the holder's lease."""
+    return f"{beats}@{time.time():.0f}/{lease:g}"
+
+
+def heartbeat_lease(value: str | None) -> float:
+    """The lease a heartbeat tag announces (0 when it announces none)."""
+    try:
+        return float((value or "").rpartition("/")[2]) if "/" in (value or "") else 0.0
+    except ValueError:
+        return 0.0
+
+
 def read_tickets(client, model_name: str, waiter: Waiter) -> list[Ticket]:
-    """Every ticket of `model_name` in the queue, released and revoked ones included."""
+    """Every ticket of `model_name` in the queue, released and revoked ones included, and every
+    ticket that does not say yet which model it is for (on a file store a version's tags are written
+    after the version): those count for every model, so no contender ever misses one ahead of it."""
     versions = retrying(
-        lambda: client.search_model_versions(queue_filter(model_name)),
+        lambda: client.search_model_versions(f"name = '{QUEUE_MODEL}'"),
         f"read the promotion queue '{QUEUE_MODEL}'",
         waiter,
     )
     tickets = []
     for version in versions:
+        if ticket_model(version) not in (model_name, None):
+            continue
         tags = version.tags or {}
         tickets.append(
             Ticket(
@@ -167,7 +200,7 @@ class Heartbeat:
         self.beats += 1
         try:
             self.client.set_model_version_tag(
-                QUEUE_MODEL, self.version, TAG_HEARTBEAT, f"{self.beats}@{time.time():.0f}"
+                QUEUE_MODEL, self.version, TAG_HEARTBEAT, heartbeat_value(self.beats, self.lease)
             )
         except MlflowException:
             return False

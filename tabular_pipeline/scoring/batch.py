@@ -210,10 +210,10 @@ class TableWriter:
     a CSV's sidecar.
     """
 
-    def __init__(self, path: Path, fmt: str, record: dict[str, str] | None = None):
+    def __init__(self, path: Path, fmt: str, record: dict[str, str] | None = None, overwrite: bool = False):
         from tabular_pipeline.scoring.outputs import staging_path
 
-        self.path, self.fmt, self.record, self._writer = path, fmt, record, None
+        self.path, self.fmt, self.record, self.overwrite, self._writer = path, fmt, record, overwrite, None
         self.staged = staging_path(path)
 
     def write(self, table: pa.Table) -> None:
@@ -240,11 +240,16 @@ class TableWriter:
 
     def commit(self) -> None:
         """Close the staged file and move it to `path` (a run that wrote no batch leaves `path` alone)."""
-        from tabular_pipeline.scoring.outputs import publish
+        from tabular_pipeline.scoring.outputs import confirm_replaceable, publish
         from tabular_pipeline.scoring.ownership import mark_csv
 
         self._close()
         if self._writer is not None:
+            try:
+                confirm_replaceable(self.path, self.overwrite)  # before the sidecar describes the new file
+            except BaseException:
+                self.discard()
+                raise
             if self.record and self.fmt == "csv":
                 mark_csv(self.staged, self.path, self.record)
             publish(self.staged, self.path)

@@ -16,7 +16,7 @@ from tabular_pipeline.scoring.batch import (
     plan_scoring,
     score_stream,
 )
-from tabular_pipeline.scoring.outputs import discard, publish, staging_path
+from tabular_pipeline.scoring.outputs import confirm_replaceable, discard, publish, staging_path
 from tabular_pipeline.scoring.ownership import mark_folder
 
 if TYPE_CHECKING:  # numpy and pandas load only when a table is scored
@@ -38,6 +38,7 @@ def pandas_engine(
     output_format: str,
     monitor: ScoringMonitor | None,
     record: dict[str, str] | None = None,
+    overwrite: bool = False,
 ) -> ScoringTotals:
     """Stream the table through the model one batch at a time; `monitor` counts each batch as cast
     for the model (with its label column and the model's answer); `record` marks the output as predict's."""
@@ -91,7 +92,7 @@ def pandas_engine(
             log.info("scored %s%s rows (%.0f rows/s)", f"{totals.rows:,}", of, totals.rows / (now - started))
             last_report[0] = now
 
-    writer = TableWriter(output, output_format, record)
+    writer = TableWriter(output, output_format, record, overwrite)
     try:
         batches = _checked_batches(dataset.to_batches(batch_size=batch_rows))
         totals = score_stream(batches, plan, predict, writer, report)
@@ -126,6 +127,7 @@ def spark_engine(
     output_format: str,
     monitor: ScoringMonitor | None,
     record: dict[str, str] | None = None,
+    overwrite: bool = False,
 ) -> int:
     """Score with `spark_udf` and write a folder of part files; return the row count.
 
@@ -154,6 +156,7 @@ def spark_engine(
             totals = observation.get
             if record:
                 mark_folder(staged, record)
+            confirm_replaceable(Path(output), overwrite)  # again: a long job leaves time for a user's file to appear
         except BaseException as error:
             discard(staged)
             if isinstance(error, PySparkException):

@@ -51,13 +51,39 @@ def check_output_path(output_text: str, input_path: Path | None, overwrite: bool
                 f"output {output} overlaps the input {source}; expected a path outside the input so the input is "
                 "never written over"
             )
-    if output.exists() and not overwrite and not written_by_predict(output):
-        kind = "folder" if output.is_dir() else "file"
+    confirm_replaceable(output, overwrite)
+    return output
+
+
+def confirm_replaceable(target: Path, overwrite: bool) -> None:
+    """Refuse, in one line, to replace what is at `target` unless it is an earlier output of predict,
+    or `overwrite` is set and it is a file or a table's folder (part and marker files only: never a
+    folder of anything else, such as a home folder given as `output` by mistake).
+
+    Called when the output is chosen and again just before the move, since a long run leaves time
+    for someone to put a file there.
+    """
+    if not target.exists() or written_by_predict(target):
+        return
+    kind = "folder" if target.is_dir() else "file"
+    if not overwrite:
         raise PipelineError(
-            f"output {output} is a {kind} predict did not write; expected a new path or an earlier predict output "
+            f"output {target} is a {kind} predict did not write; expected a new path or an earlier predict output "
             "(-P overwrite=true replaces it anyway)"
         )
-    return output
+    if target.is_dir() and not is_table_folder(target):
+        raise PipelineError(
+            f"output {target} is a folder holding more than a table's part files; expected a file, a new path or "
+            "a folder of part files (overwrite=true never replaces other folders)"
+        )
+
+
+def is_table_folder(path: Path) -> bool:
+    """Whether a folder holds only what a Spark or pyarrow table folder holds: part files and markers."""
+    return all(
+        entry.is_file() and not entry.is_symlink() and entry.name.startswith(("part-", "_", "."))
+        for entry in path.iterdir()
+    )
 
 
 def staging_path(target: Path) -> Path:
