@@ -52,7 +52,9 @@ def model_to_register(client, model_uri: str) -> tuple[str, dict[str, str]]:
             "is not a logged model; expected a version registered from models:/<model id> or runs:/<run id>/<path>"
         ) from None
     copied = f"models:/{version.name}/{version.version}"
-    log.info("%s is %s, the logged model %s", model_uri, copied, version.source)
+    # "models:/x/1 is the logged model ..."; an alias or stage also says which version it points at.
+    which = "" if model_uri == copied else f" ({copied})"
+    log.info("%s%s is the logged model %s", model_uri, which, version.source)
     return version.source, {TAG_COPIED_FROM: copied}
 
 

@@ -43,6 +43,17 @@ def wait_until_healthy(url: str, process: subprocess.Popen, timeout_s: float, pa
     raise RuntimeError(f"server at {url} did not answer {path} within {timeout_s} s")
 
 
+def wait_until_port_free(port: int, timeout_s: float = 30) -> None:
+    """Wait until nothing answers on a loopback port (a stopped server's children can linger)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"port {port} still answers {timeout_s} s after its server was stopped")
+
+
 def stop_process(process: subprocess.Popen, grace_s: float = 20) -> None:
     """Terminate a server the tests started, and kill it if it does not stop in time."""
     process.terminate()

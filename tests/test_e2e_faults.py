@@ -12,7 +12,16 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import BIN_DIR, PROJECT_DIR, free_port, project_command, stop_process, subprocess_env, wait_until_healthy
+from conftest import (
+    BIN_DIR,
+    PROJECT_DIR,
+    free_port,
+    project_command,
+    stop_process,
+    subprocess_env,
+    wait_until_healthy,
+    wait_until_port_free,
+)
 from helpers import runs_of
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -212,6 +221,7 @@ def test_a_server_restart_mid_pipeline_is_ridden_out(tmp_path):
         while not runs_of(client, experiment, "train_basic") and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.5)
         stop_process(server)
+        wait_until_port_free(port)  # else the next health check can reach the old server's child
         time.sleep(5)  # MLflow's client retries with exponential backoff meanwhile
         server = start_server(tmp_path, port)
         output, _ = process.communicate(timeout=600)

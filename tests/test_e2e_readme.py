@@ -13,7 +13,9 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -58,13 +60,36 @@ def start(line: str, cwd: Path, env: dict[str, str], log: Path) -> subprocess.Po
         )
 
 
+def group_alive(process: subprocess.Popen) -> bool:
+    """Whether any process of the line's group is still there (the leader reaped first)."""
+    process.poll()
+    try:
+        os.killpg(process.pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+    """End the whole process group and wait until every member is gone, not only `bash`.
+
+    `bash` dies at once on SIGTERM while the server it started still answers for a moment:
+    the next line's health check then reached the old server and its request found the port
+    closed (a CI failure, `Connection refused` on /invocations right after /ping said 200)."""
+    for sig, grace_s in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        if not group_alive(process):
+            break
+        os.killpg(process.pid, sig)
+        deadline = time.monotonic() + grace_s
+        while group_alive(process) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert not group_alive(process), f"process group {process.pid} outlived SIGKILL"
+
+
+def assert_port_free(port: int) -> None:
+    """A server's health check must reach the server just started, not one still going."""
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} is still taken before a serve line starts"
 
 
 def run_as_printed(line: str, cwd: Path, env: dict[str, str], timeout_s: float = 900) -> str:
@@ -84,6 +109,7 @@ def report_line(output: str, label: str) -> str:
 
 def check_served(line: str, env: dict[str, str], log: Path) -> None:
     """Start a printed serve line from another folder, ask it for the README's two rows, stop it."""
+    assert_port_free(5001)
     serving = start(line, log.parent, env, log)
     try:
         wait_until_healthy("http://127.0.0.1:5001", serving, 300, path="/ping")
@@ -121,6 +147,7 @@ def test_a_new_user_walks_the_readme_from_a_fresh_copy(tmp_path):
         serve_block = readme_block_containing("bash", "curl -s localhost:5001/invocations")
         make_serve, curl = (line.split("#")[0].strip() for line in serve_block.strip().splitlines())
         assert make_serve == "make serve &"
+        assert_port_free(5001)
         serving = start(make_serve.removesuffix("&").strip(), copy, env, tmp_path / "make-serve.log")
         processes.append(serving)
         wait_until_healthy("http://127.0.0.1:5001", serving, 180, path="/ping")
