@@ -18,6 +18,7 @@ bench/RESULTS.md.
 from __future__ import annotations
 
 import json
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -84,11 +85,14 @@ def spark_seconds(spark, model_dir: str, info, table: Path, output: Path, monito
     label = monitor.label_column if monitor is not None else None
     plan = plan_scoring(frame.columns, input_columns(info.signature.inputs), ["row_id"], label)
     started = time.perf_counter()
-    scored, observation = spark_scoring.score_frame(
+    scored, observation, kept = spark_scoring.score_frame(
         frame, plan, model_dir, plan.features, spark_scoring.result_type(info.signature.outputs), monitor
     )
     spark_scoring.write_table(scored, str(output), "parquet")
     counted = observation.get[ROWS]  # the counts reach the driver with the write job
+    if kept is not None:  # the realized ROC AUC's grouped pass, as the engine makes it
+        spark_scoring.ranked_counts(kept, monitor)
+        kept.unpersist()
     seconds = time.perf_counter() - started
     if not counted:
         raise click.ClickException("the Spark observation counted no rows")
@@ -145,7 +149,8 @@ def main(rows: int, columns: int, repeats: int, batch_rows: int, engines: str, r
                 from tabular_pipeline.spark.session import stop_session
 
                 stop_session(spark)
-    result = {"rows": rows, "columns": len(profile["columns"]), "repeats": repeats, "engines": {}}
+    result = {"commit": measured_commit(), "rows": rows, "columns": len(profile["columns"]), "repeats": repeats}
+    result["engines"] = {}
     for engine, modes in timings.items():
         result["engines"][engine] = {f"{mode}_s": median(seconds) for mode, seconds in modes.items()}
     if "pandas" in result["engines"]:
@@ -157,6 +162,16 @@ def main(rows: int, columns: int, repeats: int, batch_rows: int, engines: str, r
     click.echo(json.dumps(result))
 
 
+def measured_commit() -> str:
+    """The commit the figures belong to, with "+changes" when the working tree differs from it."""
+    folder = Path(__file__).resolve().parent
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=folder)
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=folder
+    )
+    return (commit.stdout.strip() or "unknown") + ("+changes" if changed.stdout.strip() else "")
+
+
 def markdown(result: dict) -> str:
     """The table bench/RESULTS.md quotes: each mode's median, and the two ratios that matter."""
     lines = [
@@ -164,6 +179,8 @@ def markdown(result: dict) -> str:
         "all monitoring / scoring only |",
         "|---|---|---|---|---|---|",
     ]
+    if "commit" in result:  # lines written before the commit was recorded have none
+        lines.insert(0, f"At commit {result['commit']}, {result['rows']:,} rows, median of {result['repeats']}:\n")
     for engine, seconds in result["engines"].items():
         scoring, drift, performance = seconds["scoring_s"], seconds["drift_s"], seconds["performance_s"]
         lines.append(

@@ -86,11 +86,13 @@ def counted_on_spark(spark, monitor: ScoringMonitor, features, labels, predictio
     derived, expressions = spark_counts.drift_expressions(monitor, cast)
     columns, aggregates = spark_counts.performance_expressions(monitor, label, prediction, probability_columns)
     observation = Observation("test")
-    observed = scored.select("*", *derived, *columns).observe(
-        observation, F.count(F.lit(1)).alias(spark_counts.ROWS), *expressions, *aggregates
-    )
+    counted = scored.select("*", *derived, *columns)
+    observed = counted.observe(observation, F.count(F.lit(1)).alias(spark_counts.ROWS), *expressions, *aggregates)
     observed.write.format("noop").mode("overwrite").save()
-    spark_counts.set_counts(monitor, observation.get, cast)
+    ranked = None
+    if spark_counts.needs_score_counts(monitor, has_label=True):
+        ranked = spark_counts.score_counts(counted, monitor, probability_columns)
+    spark_counts.set_counts(monitor, observation.get, cast, ranked)
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
@@ -130,9 +132,28 @@ def test_spark_counts_what_pandas_counts(spark, task):
     else:
         assert mine.confusion.tolist() == theirs.confusion.tolist() and mine.confusion[-1].sum() > 0
         assert mine.expected == pytest.approx(theirs.expected, rel=1e-12)
-        for name in ("bin_rows", "bin_labeled", "bin_hits"):
-            assert [b.tolist() for b in getattr(mine, name)] == [b.tolist() for b in getattr(theirs, name)], name
+        assert [b.tolist() for b in mine.bin_rows] == [b.tolist() for b in theirs.bin_rows]
+        assert len(mine.score_counts) == len(theirs.score_counts) == len(profile["performance"]["scores"]) > 0
+        for own, other in zip(mine.score_counts, theirs.score_counts, strict=True):
+            assert own.values.tolist() == other.values.tolist() and len(own.values) > 1000  # every distinct score
+            assert (own.labeled.tolist(), own.hits.tolist()) == (other.labeled.tolist(), other.hits.tolist())
+            assert own.labeled.sum() == mine.labeled and 0 < own.hits.sum() < own.labeled.sum()
     on_both = [performance_figures(m.performance, 0.05) for m in (on_pandas, on_spark)]
     assert on_both[0].realized and on_both[0].realized == pytest.approx(on_both[1].realized, abs=1e-9)
     assert on_both[0].estimated == pytest.approx(on_both[1].estimated, abs=1e-9)
     assert bool(on_both[0].estimated) == (task != "regression")
+
+
+def test_a_bin_on_spark_is_numpys_searchsorted_right(spark):
+    """Values on an edge, between, beyond both ends, NaN, and edges that repeat (a quantile that
+    several rows share) fall in numpy's bin; a text's position falls back to `other`."""
+    from pyspark.sql import functions as F
+
+    from tabular_pipeline.monitoring.spark_counts import bucket_index, value_position
+
+    edges = [0.1, 0.5, 0.5, 0.9]
+    values = [-1.0, 0.1, 0.2, 0.5, 0.50001, 0.9, 5.0, float("nan")]
+    frame = spark.createDataFrame([(v, t) for v, t in zip(values, "abcdefgh", strict=True)], "v double, t string")
+    rows = frame.select(bucket_index(F.col("v"), edges).alias("b"), value_position(F.col("t"), ["c", "a"], 9)).collect()
+    assert [r[0] for r in rows] == np.searchsorted(edges, values, side="right").tolist() == [0, 1, 1, 3, 3, 4, 4, 4]
+    assert [r[1] for r in rows] == [1, 9, 0, 9, 9, 9, 9, 9]

@@ -2,8 +2,9 @@
 
 Realized (the table holds the label): the test metrics of training, under their names, from the
 confusion counts (accuracy, macro F1, precision and recall through `evaluation.metrics`), from
-per-bin counts of each scored class (ROC AUC, ties within a bin counted as half, as for any tied
-scores) and from a sum of log losses; for regression from sums of errors (RMSE, MAE, R²).
+the labelled rows and rows of each scored class per distinct probability (ROC AUC, exact: tied
+scores count half, as in scikit-learn) and from a sum of log losses; for regression from sums of
+errors (RMSE, MAE, R²).
 
 Estimated (CBPE, for classifiers): each row's class probabilities are replaced by the calibrated
 ones of its score bins (normalised to sum to one), and the expected confusion counts are their sums
@@ -31,6 +32,28 @@ UNKNOWN = -1  # a label value the model never learnt
 
 
 @dataclass
+class ScoreCounts:
+    """Labelled rows, and rows of one class, per distinct score of that class: what an exact ROC
+    AUC needs, in a form that adds up over batches and Spark partitions (at most one entry per row)."""
+
+    values: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    labeled: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    hits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def add(self, values, labeled, hits) -> None:
+        """Merge counts per score value (repeated values allowed) into these, kept sorted by value."""
+        values = np.concatenate([self.values, np.asarray(values, dtype=float)])
+        self.values, where = np.unique(values, return_inverse=True)
+        self.labeled = np.bincount(where, np.concatenate([self.labeled, labeled]), len(self.values)).astype(np.int64)
+        self.hits = np.bincount(where, np.concatenate([self.hits, hits]), len(self.values)).astype(np.int64)
+
+    def auc(self) -> float | None:
+        """ROC AUC of this class against the rest, exact: P(a row of the class scores above one
+        that is not), ties counting half. None when either side is empty."""
+        return binned_auc(self.hits, self.labeled - self.hits)
+
+
+@dataclass
 class PerformanceCounts:
     """What was counted so far; every field is a count or a sum, so batches and Spark partitions add up."""
 
@@ -39,9 +62,8 @@ class PerformanceCounts:
     confusion: np.ndarray | None = None  # [label (last row: unknown values), prediction] counts
     log_loss_sum: float = 0.0
     expected: np.ndarray | None = None  # [class, prediction]: calibrated probabilities summed
-    bin_rows: list[np.ndarray] = field(default_factory=list)  # per scored class: rows per bin
-    bin_labeled: list[np.ndarray] = field(default_factory=list)  # labelled rows per bin
-    bin_hits: list[np.ndarray] = field(default_factory=list)  # labelled rows of that class per bin
+    bin_rows: list[np.ndarray] = field(default_factory=list)  # per scored class: rows per calibration bin
+    score_counts: list[ScoreCounts] = field(default_factory=list)  # per scored class: labelled rows per score
     error_sums: np.ndarray | None = None  # regression: squared, absolute, label - centre, its square
 
 
@@ -61,8 +83,7 @@ class PerformanceCounter:
             self.counts.confusion = np.zeros((k + 1, k), dtype=np.int64)
             self.counts.expected = np.zeros((k, k))
             self.counts.bin_rows = [np.zeros(size, dtype=np.int64) for size in bins]
-            self.counts.bin_labeled = [np.zeros(size, dtype=np.int64) for size in bins]
-            self.counts.bin_hits = [np.zeros(size, dtype=np.int64) for size in bins]
+            self.counts.score_counts = [ScoreCounts() for _ in self.scores]
 
     @property
     def estimates_auc(self) -> bool:
@@ -126,10 +147,9 @@ class PerformanceCounter:
         if probabilities is not None and known.any():
             chosen = probabilities[np.flatnonzero(known), truth[known]]
             counts.log_loss_sum += float(-np.log(np.clip(chosen, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)).sum())
-        for index, (score, bin_of_row) in enumerate(zip(self.scores, bins, strict=True)):
-            size = len(counts.bin_rows[index])
-            counts.bin_labeled[index] += np.bincount(bin_of_row[present], minlength=size)
-            counts.bin_hits[index] += np.bincount(bin_of_row[truth == score["class"]], minlength=size)
+        for score, score_counts in zip(self.scores, counts.score_counts, strict=True):
+            hits = (truth[present] == score["class"]).astype(np.int64)
+            score_counts.add(probabilities[present, score["class"]], np.ones(len(hits), dtype=np.int64), hits)
 
     def realized(self) -> dict[str, float]:
         """The test metrics on the labelled rows (empty without any)."""
@@ -185,10 +205,8 @@ def realized_metrics(counts: PerformanceCounts, section: dict) -> dict[str, floa
     classes = section["classes"]
     metrics = cell_metrics(counts.confusion, classes, [*classes, "(a label the model never learnt)"])
     known = counts.confusion[: len(classes)].sum(axis=1)
-    if counts.bin_labeled and counts.confusion[-1].sum() == 0 and (known > 0).sum() > 1:
-        aucs = [
-            binned_auc(hits, labeled - hits) for hits, labeled in zip(counts.bin_hits, counts.bin_labeled, strict=True)
-        ]
+    if counts.score_counts and counts.confusion[-1].sum() == 0 and (known > 0).sum() > 1:
+        aucs = [score_counts.auc() for score_counts in counts.score_counts]
         if all(auc is not None for auc in aucs):  # one-vs-rest over every class, as in training
             metrics["test_roc_auc"] = float(np.mean(aucs))
         metrics["test_log_loss"] = counts.log_loss_sum / counts.labeled

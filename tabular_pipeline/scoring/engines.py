@@ -147,13 +147,14 @@ def spark_engine(
         features = input_columns(info.signature.inputs if info.signature else None)
         label_column = monitor.label_column if monitor is not None else None
         plan = plan_scoring(frame.columns, features, key_columns, label_column)
-        scored, observation = spark_scoring.score_frame(
+        scored, observation, kept = spark_scoring.score_frame(
             frame, plan, str(model_dir), plan.features, spark_scoring.result_type(info.signature.outputs), monitor
         )
         staged = staging_path(Path(output))
         try:
             spark_scoring.write_table(scored, str(staged), output_format)
             totals = observation.get
+            ranked = spark_scoring.ranked_counts(kept, monitor) if kept is not None else None
             if record:
                 mark_folder(staged, record)
             confirm_replaceable(Path(output), overwrite)  # again: a long job leaves time for a user's file to appear
@@ -162,9 +163,12 @@ def spark_engine(
             if isinstance(error, PySparkException):
                 raise spark_scoring.readable_failure(error, frame, plan.features) from None
             raise
+        finally:
+            if kept is not None:
+                kept.unpersist()
         publish(staged, Path(output))
         if monitor is not None:
-            set_counts(monitor, totals, {c.name: c.name for c in plan.features})
+            set_counts(monitor, totals, {c.name: c.name for c in plan.features}, ranked)
         return int(totals[ROWS] or 0)
     except (PySparkException, Py4JError) as error:
         raise spark_failure(error, "predict") from None

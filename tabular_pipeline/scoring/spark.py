@@ -72,7 +72,9 @@ def score_frame(
     as the output is written: no second read of the input.
 
     Returns:
-        The frame to write and its `pyspark.sql.Observation` (read it after the write).
+        The frame to write, its `pyspark.sql.Observation` (read it after the write) and, when the
+        realized ROC AUC needs a second pass (`spark_counts.needs_score_counts`), the scored rows
+        persisted by the write for `ranked_counts` (else None; unpersist it when done).
     """
     import mlflow.pyfunc
     from pyspark.sql import Observation
@@ -125,9 +127,26 @@ def score_frame(
             derived, expressions = derived + columns, expressions + aggregates
     observation = Observation(spark_counts.OBSERVATION_NAME)
     # What the counts need per row is computed once per row, beside the answer; the aggregations only add up.
-    observed = scored.select("*", *derived).observe(observation, *expressions)
+    counted = scored.select("*", *derived)
+    kept = None
+    if monitor is not None and spark_counts.needs_score_counts(monitor, bool(label)):
+        # Without the model's inputs: the grouped pass needs only the answer and the label's class.
+        kept = counted.drop(*cast.values()).persist()
+        counted = kept
+    observed = counted.observe(observation, *expressions)
     key_names = [ROW_NUMBER_COLUMN] if plan.add_row_number else plan.key_columns
-    return observed.select(*[F.col(f"`{k}`") for k in key_names], prediction.alias(PREDICTION_COLUMN)), observation
+    written = observed.select(*[F.col(f"`{k}`") for k in key_names], prediction.alias(PREDICTION_COLUMN))
+    return written, observation, kept
+
+
+def ranked_counts(kept, monitor: ScoringMonitor) -> list:
+    """The labelled rows per distinct score of each scored class, from the rows `score_frame` kept."""
+    from pyspark.sql import functions as F
+
+    from tabular_pipeline.monitoring import spark_counts
+
+    probabilities = [F.col(ANSWER).getField(name) for name in monitor.probability_columns]
+    return spark_counts.score_counts(kept, monitor, probabilities)
 
 
 def quoted(name: str) -> str:
