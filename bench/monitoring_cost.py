@@ -77,7 +77,7 @@ def pandas_seconds(model_dir: str, info, table: Path, output: Path, monitor, bat
 
 
 def spark_seconds(spark, model_dir: str, info, table: Path, output: Path, monitor) -> float:
-    from tabular_pipeline.monitoring.spark_counts import ROWS
+    from tabular_pipeline.monitoring.spark_counts import ROWS, set_counts
     from tabular_pipeline.scoring import spark as spark_scoring
     from tabular_pipeline.scoring.batch import input_columns, plan_scoring
 
@@ -89,10 +89,14 @@ def spark_seconds(spark, model_dir: str, info, table: Path, output: Path, monito
         frame, plan, model_dir, plan.features, spark_scoring.result_type(info.signature.outputs), monitor
     )
     spark_scoring.write_table(scored, str(output), "parquet")
-    counted = observation.get[ROWS]  # the counts reach the driver with the write job
-    if kept is not None:  # the realized ROC AUC's grouped pass, as the engine makes it
-        spark_scoring.ranked_counts(kept, monitor)
-        kept.unpersist()
+    totals = observation.get  # the counts reach the driver with the write job
+    counted = totals[ROWS]
+    if kept is not None:  # the realized ROC AUC's ranking pass, as the engine makes it
+        try:
+            set_counts(monitor, totals, {c.name: c.name for c in plan.features})
+            spark_scoring.add_ranked_aucs(kept, monitor)
+        finally:
+            kept.unpersist()
     seconds = time.perf_counter() - started
     if not counted:
         raise click.ClickException("the Spark observation counted no rows")
@@ -115,6 +119,7 @@ def main(rows: int, columns: int, repeats: int, batch_rows: int, engines: str, r
 
     from tabular_pipeline.data.synthetic import make_mixed_table
 
+    commit = measured_commit()  # the code that is timed, before anything can change under the run
     chosen = [name.strip() for name in engines.split(",") if name.strip()]
     timings = {engine: {mode: [] for mode in MODES} for engine in chosen}
     with tempfile.TemporaryDirectory() as folder:
@@ -149,7 +154,7 @@ def main(rows: int, columns: int, repeats: int, batch_rows: int, engines: str, r
                 from tabular_pipeline.spark.session import stop_session
 
                 stop_session(spark)
-    result = {"commit": measured_commit(), "rows": rows, "columns": len(profile["columns"]), "repeats": repeats}
+    result = {"commit": commit, "rows": rows, "columns": len(profile["columns"]), "repeats": repeats}
     result["engines"] = {}
     for engine, modes in timings.items():
         result["engines"][engine] = {f"{mode}_s": median(seconds) for mode, seconds in modes.items()}
@@ -165,10 +170,13 @@ def main(rows: int, columns: int, repeats: int, batch_rows: int, engines: str, r
 def measured_commit() -> str:
     """The commit the figures belong to, with "+changes" when the working tree differs from it."""
     folder = Path(__file__).resolve().parent
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=folder)
-    changed = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=folder
-    )
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=folder)
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=folder
+        )
+    except OSError:  # no git: the timings still count
+        return "unknown"
     return (commit.stdout.strip() or "unknown") + ("+changes" if changed.stdout.strip() else "")
 
 

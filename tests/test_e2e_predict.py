@@ -346,6 +346,22 @@ def test_predict_measures_drift_and_performance_on_both_engines_and_shows_them_o
     assert run["pandas"].data.tags["monitoring.degraded"] in ("", "realized", "estimated", "realized,estimated")
     recorded, realized = test_metrics["test_roc_auc"], figures["pandas"]["realized.test_roc_auc"]
     assert (realized < recorded - 0.05) == ("realized" in run["pandas"].data.tags["monitoring.degraded"])
+    # Recomputed from the rows: the served model's probabilities on the changed table, by scikit-learn.
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    from tabular_pipeline.serving.model import PROBABILITIES_PARAM
+
+    mlflow.set_tracking_uri(tracking_uri)
+    rows = drifted_rows(new_rows)  # the flag as the boolean the engines cast its text to
+    rows = rows.astype({name: object for name in rows.columns if str(rows[name].dtype) == "category"})
+    answer = mlflow.pyfunc.load_model(trained_model).predict(
+        rows.drop(columns=["label"]).astype({"row_id": "float64"}), params={PROBABILITIES_PARAM: True}
+    )
+    truth = rows["label"].astype(int)
+    assert realized == pytest.approx(roc_auc_score(truth, answer["probability_1"]), abs=1e-12)
+    assert figures["spark"]["realized.test_accuracy"] == pytest.approx(
+        accuracy_score(truth, answer["prediction"].astype(int)), abs=1e-12
+    )
 
     failed = results["fail"]
     assert failed.returncode != 0 and run["fail"].info.status == "FAILED"

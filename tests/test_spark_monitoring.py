@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from tabular_pipeline.data.synthetic import make_mixed_table
 from tabular_pipeline.monitoring.calibration import performance_profile
@@ -89,10 +90,9 @@ def counted_on_spark(spark, monitor: ScoringMonitor, features, labels, predictio
     counted = scored.select("*", *derived, *columns)
     observed = counted.observe(observation, F.count(F.lit(1)).alias(spark_counts.ROWS), *expressions, *aggregates)
     observed.write.format("noop").mode("overwrite").save()
-    ranked = None
+    spark_counts.set_counts(monitor, observation.get, cast)
     if spark_counts.needs_score_counts(monitor, has_label=True):
-        ranked = spark_counts.score_counts(counted, monitor, probability_columns)
-    spark_counts.set_counts(monitor, observation.get, cast, ranked)
+        monitor.performance.counts.ranked_aucs = spark_counts.ranked_aucs(counted, monitor, probability_columns)
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
@@ -133,11 +133,15 @@ def test_spark_counts_what_pandas_counts(spark, task):
         assert mine.confusion.tolist() == theirs.confusion.tolist() and mine.confusion[-1].sum() > 0
         assert mine.expected == pytest.approx(theirs.expected, rel=1e-12)
         assert [b.tolist() for b in mine.bin_rows] == [b.tolist() for b in theirs.bin_rows]
-        assert len(mine.score_counts) == len(theirs.score_counts) == len(profile["performance"]["scores"]) > 0
-        for own, other in zip(mine.score_counts, theirs.score_counts, strict=True):
-            assert own.values.tolist() == other.values.tolist() and len(own.values) > 1000  # every distinct score
-            assert (own.labeled.tolist(), own.hits.tolist()) == (other.labeled.tolist(), other.hits.tolist())
-            assert own.labeled.sum() == mine.labeled and 0 < own.hits.sum() < own.labeled.sum()
+        # Each scored class's exact ROC AUC: ranked by Spark, and from the rows per score on pandas.
+        aucs = [counts.auc() for counts in mine.score_counts]
+        assert len(aucs) == len(profile["performance"]["scores"]) and None not in aucs
+        assert theirs.ranked_aucs == pytest.approx(aucs, abs=1e-12)
+        truth = labels.astype(str)
+        known = labels.notna().to_numpy()
+        for score, auc in zip(profile["performance"]["scores"], aucs, strict=True):
+            hit = truth[known] == str(score["class"])
+            assert auc == pytest.approx(roc_auc_score(hit, probabilities[known, score["class"]]), abs=1e-12)
     on_both = [performance_figures(m.performance, 0.05) for m in (on_pandas, on_spark)]
     assert on_both[0].realized and on_both[0].realized == pytest.approx(on_both[1].realized, abs=1e-9)
     assert on_both[0].estimated == pytest.approx(on_both[1].estimated, abs=1e-9)

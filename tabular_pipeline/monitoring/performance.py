@@ -34,23 +34,43 @@ UNKNOWN = -1  # a label value the model never learnt
 @dataclass
 class ScoreCounts:
     """Labelled rows, and rows of one class, per distinct score of that class: what an exact ROC
-    AUC needs, in a form that adds up over batches and Spark partitions (at most one entry per row)."""
+    AUC needs, in a form that adds up over batches (at most three numbers per labelled row).
+
+    Each batch is reduced to its distinct scores and set aside; the parts are merged when they
+    outgrow what is merged already, so the sorting stays O(n log n) over the whole table."""
 
     values: np.ndarray = field(default_factory=lambda: np.zeros(0))
     labeled: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     hits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
 
     def add(self, values, labeled, hits) -> None:
-        """Merge counts per score value (repeated values allowed) into these, kept sorted by value."""
-        values = np.concatenate([self.values, np.asarray(values, dtype=float)])
-        self.values, where = np.unique(values, return_inverse=True)
-        self.labeled = np.bincount(where, np.concatenate([self.labeled, labeled]), len(self.values)).astype(np.int64)
-        self.hits = np.bincount(where, np.concatenate([self.hits, hits]), len(self.values)).astype(np.int64)
+        """Count rows by score value (a value may repeat)."""
+        self.pending.append(_merged([(np.asarray(values, dtype=float), np.asarray(labeled), np.asarray(hits))]))
+        if sum(len(part[0]) for part in self.pending) >= max(len(self.values), 100_000):
+            self.merge()
+
+    def merge(self) -> None:
+        """Fold the parts set aside into the sorted counts."""
+        if self.pending:
+            parts = [(self.values, self.labeled, self.hits), *self.pending]
+            self.values, self.labeled, self.hits = _merged(parts)
+            self.pending = []
 
     def auc(self) -> float | None:
         """ROC AUC of this class against the rest, exact: P(a row of the class scores above one
         that is not), ties counting half. None when either side is empty."""
+        self.merge()
         return binned_auc(self.hits, self.labeled - self.hits)
+
+
+def _merged(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Counts per distinct value, sorted by value, of parts that may share values."""
+    values = np.concatenate([part[0] for part in parts])
+    distinct, where = np.unique(values, return_inverse=True)
+    labeled = np.bincount(where, np.concatenate([part[1] for part in parts]), len(distinct)).astype(np.int64)
+    hits = np.bincount(where, np.concatenate([part[2] for part in parts]), len(distinct)).astype(np.int64)
+    return distinct, labeled, hits
 
 
 @dataclass
@@ -64,6 +84,7 @@ class PerformanceCounts:
     expected: np.ndarray | None = None  # [class, prediction]: calibrated probabilities summed
     bin_rows: list[np.ndarray] = field(default_factory=list)  # per scored class: rows per calibration bin
     score_counts: list[ScoreCounts] = field(default_factory=list)  # per scored class: labelled rows per score
+    ranked_aucs: list[float | None] | None = None  # per scored class, when Spark computed them on the cluster
     error_sums: np.ndarray | None = None  # regression: squared, absolute, label - centre, its square
 
 
@@ -206,7 +227,7 @@ def realized_metrics(counts: PerformanceCounts, section: dict) -> dict[str, floa
     metrics = cell_metrics(counts.confusion, classes, [*classes, "(a label the model never learnt)"])
     known = counts.confusion[: len(classes)].sum(axis=1)
     if counts.score_counts and counts.confusion[-1].sum() == 0 and (known > 0).sum() > 1:
-        aucs = [score_counts.auc() for score_counts in counts.score_counts]
+        aucs = counts.ranked_aucs or [score_counts.auc() for score_counts in counts.score_counts]
         if all(auc is not None for auc in aucs):  # one-vs-rest over every class, as in training
             metrics["test_roc_auc"] = float(np.mean(aucs))
         metrics["test_log_loss"] = counts.log_loss_sum / counts.labeled

@@ -4,8 +4,8 @@ The scored frame carries the model's inputs as cast for the model, the label col
 model's answer; `observe` attaches one aggregation of them to the job that writes the output, so
 the input is read once and nothing but the counts (a few numbers per column and bin) reaches the
 driver. Every count is the one the pandas engine makes with numpy, so both give the same figures.
-The one exception is the realized ROC AUC, a rank statistic: it needs the labelled rows per
-distinct score, grouped in a second pass over the scored rows that the write left in Spark's cache.
+The one exception is the realized ROC AUC, a rank statistic: Spark ranks the labelled rows in a
+second pass over the scored rows that the write left in Spark's cache (`ranked_aucs`).
 """
 
 from __future__ import annotations
@@ -202,30 +202,33 @@ def needs_score_counts(monitor: ScoringMonitor, has_label: bool) -> bool:
     return has_label and counter is not None and counter.task != "regression" and bool(counter.scores)
 
 
-def score_counts(scored, monitor: ScoringMonitor, probabilities: list) -> list:
-    """Per scored class, its labelled rows and rows of the class per distinct probability, grouped
-    by Spark (one row per distinct value reaches the driver, through Arrow) from the scored frame
-    that carries `__monitor_truth`."""
+def ranked_aucs(scored, monitor: ScoringMonitor, probabilities: list) -> list[float | None]:
+    """Per scored class, its ROC AUC against the rest on the labelled rows, exact: Spark's
+    `BinaryClassificationEvaluator` without binning (tied scores count half, as in scikit-learn),
+    on the cluster, so one number per class reaches the driver. Reads the rows per class from the
+    counts already set (`set_counts`): None for a class with no row, or no other row."""
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator
     from pyspark.sql import functions as F
 
-    from tabular_pipeline.monitoring.performance import ScoreCounts
-
-    truth, found = F.col("__monitor_truth"), []
+    counts = monitor.performance.counts
+    truth, per_class = F.col("__monitor_truth"), counts.confusion.sum(axis=1)
     labelled = scored.where(truth >= 0)
+    evaluator = BinaryClassificationEvaluator(rawPredictionCol="score", labelCol="hit", numBins=0)
+    found = []
     for score in monitor.performance.scores:
-        grouped = labelled.groupBy(probabilities[score["class"]].alias("value")).agg(
-            F.count(F.lit(1)).alias("labeled"), _count(truth == score["class"]).alias("hits")
+        if not 0 < per_class[score["class"]] < counts.labeled:
+            found.append(None)
+            continue
+        rows = labelled.select(
+            probabilities[score["class"]].cast("double").alias("score"),
+            (truth == score["class"]).cast("double").alias("hit"),
         )
-        table = grouped.toPandas()
-        counts = ScoreCounts()
-        counts.add(table["value"].to_numpy(dtype=float), table["labeled"].to_numpy(), table["hits"].to_numpy())
-        found.append(counts)
+        found.append(float(evaluator.evaluate(rows)))
     return found
 
 
-def set_counts(monitor: ScoringMonitor, totals: dict, features: dict[str, str], ranked: list | None = None) -> None:
-    """Put an observation's totals (and the labelled rows per score, `ranked`) into the monitor's
-    counters, as the pandas engine would have counted them."""
+def set_counts(monitor: ScoringMonitor, totals: dict, features: dict[str, str]) -> None:
+    """Put an observation's totals into the monitor's counters, as the pandas engine would have counted them."""
     rows = int(totals[ROWS] or 0)
     for index, (name, spec) in enumerate(monitor.drift.profile["columns"].items()):
         if name not in features:
@@ -242,8 +245,6 @@ def set_counts(monitor: ScoringMonitor, totals: dict, features: dict[str, str], 
             monitor.drift.set_counts(name, rows, missing, None, {**counts, "\0rest": rest} if rest else counts)
     if monitor.performance is not None:
         _set_performance(monitor.performance, totals, rows)
-        if ranked:
-            monitor.performance.counts.score_counts = ranked
 
 
 def _set_performance(counter, totals: dict, rows: int) -> None:

@@ -131,7 +131,8 @@ def spark_engine(
 ) -> int:
     """Score with `spark_udf` and write a folder of part files; return the row count.
 
-    The monitor's counts are made in the job that writes the output (`DataFrame.observe`). A Spark
+    The monitor's counts are made in the job that writes the output (`DataFrame.observe`), the
+    realized ROC AUC after it, from the scored rows that job cached (the session's end drops them). A Spark
     or JVM failure ends the step in one line (a value the model's types cannot hold is named with
     its column, `readable_failure`)."""
     from py4j.protocol import Py4JError
@@ -154,7 +155,6 @@ def spark_engine(
         try:
             spark_scoring.write_table(scored, str(staged), output_format)
             totals = observation.get
-            ranked = spark_scoring.ranked_counts(kept, monitor) if kept is not None else None
             if record:
                 mark_folder(staged, record)
             confirm_replaceable(Path(output), overwrite)  # again: a long job leaves time for a user's file to appear
@@ -163,12 +163,11 @@ def spark_engine(
             if isinstance(error, PySparkException):
                 raise spark_scoring.readable_failure(error, frame, plan.features) from None
             raise
-        finally:
-            if kept is not None:
-                kept.unpersist()
         publish(staged, Path(output))
         if monitor is not None:
-            set_counts(monitor, totals, {c.name: c.name for c in plan.features}, ranked)
+            set_counts(monitor, totals, {c.name: c.name for c in plan.features})
+            if kept is not None:
+                spark_scoring.add_ranked_aucs(kept, monitor)
         return int(totals[ROWS] or 0)
     except (PySparkException, Py4JError) as error:
         raise spark_failure(error, "predict") from None

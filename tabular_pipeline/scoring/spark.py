@@ -74,7 +74,7 @@ def score_frame(
     Returns:
         The frame to write, its `pyspark.sql.Observation` (read it after the write) and, when the
         realized ROC AUC needs a second pass (`spark_counts.needs_score_counts`), the scored rows
-        persisted by the write for `ranked_counts` (else None; unpersist it when done).
+        persisted by the write for `add_ranked_aucs` (else None; unpersist it when done).
     """
     import mlflow.pyfunc
     from pyspark.sql import Observation
@@ -130,7 +130,7 @@ def score_frame(
     counted = scored.select("*", *derived)
     kept = None
     if monitor is not None and spark_counts.needs_score_counts(monitor, bool(label)):
-        # Without the model's inputs: the grouped pass needs only the answer and the label's class.
+        # Without the model's inputs (the counts' per-row columns stay: the write reads them from here).
         kept = counted.drop(*cast.values()).persist()
         counted = kept
     observed = counted.observe(observation, *expressions)
@@ -139,14 +139,22 @@ def score_frame(
     return written, observation, kept
 
 
-def ranked_counts(kept, monitor: ScoringMonitor) -> list:
-    """The labelled rows per distinct score of each scored class, from the rows `score_frame` kept."""
+def add_ranked_aucs(kept, monitor: ScoringMonitor) -> None:
+    """Each scored class's exact ROC AUC, from the rows `score_frame` kept, into the monitor's counts.
+
+    After the predictions are published: a failure here costs one figure, not the output."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
     from pyspark.sql import functions as F
 
     from tabular_pipeline.monitoring import spark_counts
 
     probabilities = [F.col(ANSWER).getField(name) for name in monitor.probability_columns]
-    return spark_counts.score_counts(kept, monitor, probabilities)
+    try:
+        monitor.performance.counts.ranked_aucs = spark_counts.ranked_aucs(kept, monitor, probabilities)
+    except (PySparkException, Py4JError) as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        log.warning("the realized ROC AUC is left out: Spark could not rank the scored rows (%s)", first_line[:200])
 
 
 def quoted(name: str) -> str:
