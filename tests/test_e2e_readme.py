@@ -61,13 +61,18 @@ def start(line: str, cwd: Path, env: dict[str, str], log: Path) -> subprocess.Po
 
 
 def group_alive(process: subprocess.Popen) -> bool:
-    """Whether any process of the line's group is still there (the leader reaped first)."""
+    """Whether any process of the line's group still runs (the leader reaped first). Read from
+    /proc, not `killpg(pgid, 0)`: that counts zombies, which stay when no init process reaps
+    orphans (a container whose first process is not one), though they hold no port."""
     process.poll()
-    try:
-        os.killpg(process.pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[2]) == process.pid and fields[0] != "Z":
+            return True
+    return False
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -188,8 +188,9 @@ def class_codes(text: pd.Series, classes: list[str]) -> np.ndarray:
 
 
 def binned_auc(positives: np.ndarray, negatives: np.ndarray) -> float | None:
-    """ROC AUC of rows known only by their score bin (bins in score order): P(a positive's bin is
-    above a negative's), ties counting half. None when either side is empty."""
+    """ROC AUC of rows known by their group, groups in score order (distinct scores: exact; score
+    bins: CBPE's estimate): P(a positive's group is above a negative's), ties counting half. None
+    when either side is empty."""
     positives, negatives = np.asarray(positives, dtype=float), np.asarray(negatives, dtype=float)
     if positives.sum() <= 0 or negatives.sum() <= 0:
         return None
