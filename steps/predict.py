@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # numpy and pandas load only when a table is scored
 PREDICTIONS_ARTIFACT_PATH = "predictions"
 # Spark reads these itself, on every executor; anything else is fetched to local disk first.
 SPARK_NATIVE_SCHEMES = ("hdfs://", "s3a://", "gs://", "abfss://", "wasbs://", "dbfs:/")
+# What `data_path` takes, for the error on a local path that does not exist.
+SCORED_TABLE = "a .csv or .parquet file, or a folder of .csv or .parquet part files (one table)"
 log = logging.getLogger("predict")
 
 
@@ -68,7 +70,9 @@ def local_table(data_path: str, scratch: Path) -> Path:
     from tabular_pipeline.data.archives import DEFAULT_MAX_BYTES
     from tabular_pipeline.data.sources import fetch_source
 
-    return fetch_source(data_path, scratch, Path.cwd(), timeout_s=60.0, max_bytes=DEFAULT_MAX_BYTES)
+    return fetch_source(
+        data_path, scratch, Path.cwd(), timeout_s=60.0, max_bytes=DEFAULT_MAX_BYTES, expected=SCORED_TABLE
+    )
 
 
 def local_input(data_path: str) -> Path | None:

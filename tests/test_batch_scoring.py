@@ -259,3 +259,15 @@ def test_the_spark_result_type_follows_the_model_output_schema():
     assert result_type(infer_signature(pd.DataFrame({"a": [1.0]}), np.array([1, 0])).outputs) == "bigint"
     assert result_type(infer_signature(pd.DataFrame({"a": [1.0]}), np.array(["good", "bad"])).outputs) == "string"
     assert result_type(None) == "double"
+
+
+def test_a_missing_input_names_what_predict_reads(tmp_path):
+    """Not training's "a folder with train.csv and test.csv": predict scores one table."""
+    from steps.predict import local_table
+
+    with pytest.raises(PipelineError) as missing:
+        local_table(str(tmp_path / "new_rows.parquet"), tmp_path)
+    assert str(missing.value) == (
+        f"data path {tmp_path / 'new_rows.parquet'} does not exist; expected a .csv or .parquet file, "
+        "or a folder of .csv or .parquet part files (one table)"
+    )

@@ -31,7 +31,13 @@ def download_mlflow_uri(uri: str, destination: Path) -> Path:
         ) from None
 
 
-def fetch_source(source: str, workdir: Path, base_dir: Path, timeout_s: float, max_bytes: int) -> Path:
+# What a missing local path should have been, for a step that trains on it.
+TRAINING_TABLE = "a .csv file or a folder with train.csv and test.csv"
+
+
+def fetch_source(
+    source: str, workdir: Path, base_dir: Path, timeout_s: float, max_bytes: int, expected: str = TRAINING_TABLE
+) -> Path:
     """Bring a source to local disk and unpack it if it is an archive.
 
     Args:
@@ -40,6 +46,7 @@ def fetch_source(source: str, workdir: Path, base_dir: Path, timeout_s: float, m
         base_dir: the folder relative local paths are resolved against.
         timeout_s: the HTTP time limit.
         max_bytes: the HTTP and archive size cap.
+        expected: what the step takes, for the error on a local path that does not exist.
 
     Returns:
         A local file or folder holding the table.
@@ -49,9 +56,7 @@ def fetch_source(source: str, workdir: Path, base_dir: Path, timeout_s: float, m
     if kind == "local":
         fetched = local_path(source, base_dir)
         if not fetched.exists():
-            raise PipelineError(
-                f"data path {fetched} does not exist; expected a .csv file or a folder with train.csv and test.csv"
-            )
+            raise PipelineError(f"data path {fetched} does not exist; expected {expected}")
     elif kind == "http":
         fetched = download_http(source, workdir, timeout_s, max_bytes)
     else:

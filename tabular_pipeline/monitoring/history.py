@@ -71,7 +71,7 @@ def _axis(points: list[ScoringPoint], y_labels: list[tuple[float, str]]) -> str:
     anchors = {0: "start", len(points) - 1: "end"} if len(points) > 1 else {}
     parts += [
         f'<text x="{xs[i]:.1f}" y="{HEIGHT - BOTTOM + 16}" font-size="11" text-anchor="{anchors.get(i, "middle")}">'
-        f"{points[i].started:%Y-%m-%d %H:%M}</text>"
+        f"{points[i].started:%Y-%m-%d %H:%M:%S}</text>"  # seconds: runs minutes apart stay apart
         for i in ticks
     ]
     parts += [

@@ -61,7 +61,8 @@ def performance_section(figures: PerformanceFigures | None, label_column: str | 
         rows.append(f"<tr><td>{label}</td><td>{_number(figures.recorded.get(name))}</td>{''.join(cells)}</tr>")
     header = "<tr><th>metric</th><th>recorded (test split)</th><th>realized (this table)</th><th>estimated</th></tr>"
     notes = [
-        f"Degraded: the primary metric {drop_rule(figures.greater_is_better, drop)} (drop={drop:g}).",
+        f"A figure counts as degraded when the primary metric is {drop_rule(figures.greater_is_better, drop)} "
+        f"(drop={drop:g}).",
         f"Realized on {figures.labeled:,} labelled rows"
         + ("." if figures.labeled else f": this table has no values in the label column '{label_column}'."),
     ]

@@ -56,4 +56,6 @@ def has_dropped(recorded: float, now: float, greater_is_better: bool, drop: floa
 
 def drop_rule(greater_is_better: bool, drop: float) -> str:
     """The degradation rule in words, for the report and the log."""
-    return f"more than {drop:g} below the recorded test score" if greater_is_better else f"above {1 + drop:g}× it"
+    if greater_is_better:
+        return f"more than {drop:g} below the recorded test score"
+    return f"more than {drop * 100:g}% above the recorded test score"

@@ -76,7 +76,6 @@ def score_frame(
         realized ROC AUC needs a second pass (`spark_counts.needs_score_counts`), the scored rows
         persisted by the write for `add_ranked_aucs` (else None; unpersist it when done).
     """
-    import mlflow.pyfunc
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
@@ -88,11 +87,9 @@ def score_frame(
         from tabular_pipeline.serving.model import PROBABILITIES_PARAM
 
         fields = [f"{PREDICTION_COLUMN} {prediction_type}", *(f"{quoted(name)} double" for name in columns)]
-        udf = mlflow.pyfunc.spark_udf(
-            spark, model_uri, result_type=", ".join(fields), env_manager="local", params={PROBABILITIES_PARAM: True}
-        )
+        udf = spark_udf(spark, model_uri, ", ".join(fields), params={PROBABILITIES_PARAM: True})
     else:
-        udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=prediction_type, env_manager="local")
+        udf = spark_udf(spark, model_uri, prediction_type)
     # Spark infers int for small whole numbers where pyarrow and pandas infer int64: widen, so both engines agree.
     narrow = {name for name, kind in frame.dtypes if kind in ("tinyint", "smallint", "int")}
     keys = [
@@ -137,6 +134,28 @@ def score_frame(
     key_names = [ROW_NUMBER_COLUMN] if plan.add_row_number else plan.key_columns
     written = observed.select(*[F.col(f"`{k}`") for k in key_names], prediction.alias(PREDICTION_COLUMN))
     return written, observation, kept
+
+
+class _WithoutLocalEnvAdvice(logging.Filter):
+    """Drops MLflow's standing advice against `env_manager="local"`: the step runs in the model's
+    own pinned environment (its Python is checked before scoring), and MLflow still warns about a
+    requirement that does not match, which is a real problem."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith('Calling `spark_udf()` with `env_manager="local"`')
+
+
+def spark_udf(spark, model_uri: str, result_type: str, params: dict | None = None):
+    """`mlflow.pyfunc.spark_udf` in this process's environment, without MLflow's advice line."""
+    import mlflow.pyfunc
+
+    advice = _WithoutLocalEnvAdvice()
+    logger = logging.getLogger("mlflow.pyfunc")
+    logger.addFilter(advice)
+    try:
+        return mlflow.pyfunc.spark_udf(spark, model_uri, result_type=result_type, env_manager="local", params=params)
+    finally:
+        logger.removeFilter(advice)
 
 
 def add_ranked_aucs(kept, monitor: ScoringMonitor) -> None:
