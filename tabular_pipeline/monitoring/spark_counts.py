@@ -203,27 +203,36 @@ def needs_score_counts(monitor: ScoringMonitor, has_label: bool) -> bool:
 
 
 def ranked_aucs(scored, monitor: ScoringMonitor, probabilities: list) -> list[float | None]:
-    """Per scored class, its ROC AUC against the rest on the labelled rows, exact: Spark's
-    `BinaryClassificationEvaluator` without binning (tied scores count half, as in scikit-learn),
-    on the cluster, so one number per class reaches the driver. Reads the rows per class from the
-    counts already set (`set_counts`): None for a class with no row, or no other row."""
-    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+    """Per scored class, its ROC AUC against the rest on the labelled rows, exact (tied scores
+    count half, as in scikit-learn), computed by Spark so one number per class reaches the driver.
+
+    The labelled rows are grouped by score; a running sum over the groups in score order gives each
+    group the negatives below it, and one sum gives the AUC. (Spark's `BinaryClassificationEvaluator`
+    says the same but goes through an RDD of every row: 1.34x the drift-only predict at a million
+    rows, against 1.08x for grouping; bench/RESULTS.md.) Reads the rows per class from the counts
+    already set (`set_counts`): None for a class with no row, or no other row."""
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     counts = monitor.performance.counts
     truth, per_class = F.col("__monitor_truth"), counts.confusion.sum(axis=1)
     labelled = scored.where(truth >= 0)
-    evaluator = BinaryClassificationEvaluator(rawPredictionCol="score", labelCol="hit", numBins=0)
     found = []
     for score in monitor.performance.scores:
-        if not 0 < per_class[score["class"]] < counts.labeled:
+        positives = int(per_class[score["class"]])
+        negatives = int(counts.labeled) - positives
+        if not positives or negatives <= 0:
             found.append(None)
             continue
-        rows = labelled.select(
-            probabilities[score["class"]].cast("double").alias("score"),
-            (truth == score["class"]).cast("double").alias("hit"),
+        grouped = labelled.groupBy(probabilities[score["class"]].cast("double").alias("score")).agg(
+            _count(truth == score["class"]).alias("hits"), _count(truth != score["class"]).alias("misses")
         )
-        found.append(float(evaluator.evaluate(rows)))
+        # One ordered pass over the distinct scores (one partition: Spark spills it if need be).
+        below = F.sum("misses").over(Window.orderBy("score").rowsBetween(Window.unboundedPreceding, -1))
+        pairs = grouped.select(
+            (F.col("hits") * (F.coalesce(below, F.lit(0)) + F.col("misses") / 2)).alias("pairs")
+        ).agg(F.sum("pairs").alias("pairs"))
+        found.append(float(pairs.first()["pairs"]) / (positives * negatives))
     return found
 
 
