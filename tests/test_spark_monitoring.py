@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 from tabular_pipeline.data.synthetic import make_mixed_table
 from tabular_pipeline.monitoring.calibration import performance_profile
 from tabular_pipeline.monitoring.monitor import ScoringMonitor
-from tabular_pipeline.monitoring.performance import performance_figures
+from tabular_pipeline.monitoring.performance import ScoreCounts, performance_figures
 from tabular_pipeline.monitoring.profile import training_profile
 from tabular_pipeline.monitoring.thresholds import parse_thresholds
 
@@ -161,3 +161,32 @@ def test_a_bin_on_spark_is_numpys_searchsorted_right(spark):
     rows = frame.select(bucket_index(F.col("v"), edges).alias("b"), value_position(F.col("t"), ["c", "a"], 9)).collect()
     assert [r[0] for r in rows] == np.searchsorted(edges, values, side="right").tolist() == [0, 1, 1, 3, 3, 4, 4, 4]
     assert [r[1] for r in rows] == [1, 9, 0, 9, 9, 9, 9, 9]
+
+
+@pytest.mark.usefixtures("spark")  # a PySparkException is built with a live context
+def test_a_ranking_spark_cannot_make_leaves_the_roc_auc_out_and_says_so(monkeypatch, caplog):
+    """After the predictions are published, a failed ranking (say, past Spark's result limit)
+    costs the one figure: a warning line, and realized ROC AUC is left out, not guessed."""
+    from pyspark.errors import PySparkException
+
+    from tabular_pipeline.monitoring import spark_counts
+    from tabular_pipeline.scoring.spark import add_ranked_aucs
+
+    monitor = ScoringMonitor.from_profile(profile_for("binary"))
+    labels, predictions, probabilities = answers(400, "binary", seed=5)
+    known = labels.notna() & (labels != 7)
+    monitor.add(inputs(400, seed=5)[known.to_numpy()], labels[known], predictions[known], probabilities[known])
+    assert "test_roc_auc" in monitor.performance.realized()
+    monitor.performance.counts.score_counts = [ScoreCounts() for _ in monitor.performance.scores]  # as on Spark
+
+    def refused(*_):
+        raise PySparkException(message="Total size of serialized results is bigger than spark.driver.maxResultSize")
+
+    monkeypatch.setattr(spark_counts, "ranked_aucs", refused)
+    with caplog.at_level("WARNING"):
+        add_ranked_aucs(None, monitor)
+    assert monitor.performance.counts.ranked_aucs is None
+    assert "test_roc_auc" not in monitor.performance.realized()
+    assert "test_accuracy" in monitor.performance.realized()
+    [line] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert line.startswith("the realized ROC AUC is left out") and "maxResultSize" in line
