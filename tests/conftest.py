@@ -140,6 +140,42 @@ def project_virtualenv(tracking_uri) -> None:
     assert completed.returncode == 0, (completed.stdout + completed.stderr)[-4000:]
 
 
+MLFLOW_PROCESS_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+
+
+@contextmanager
+def mlflow_process_state_restored():
+    """Put MLflow's process-wide state back afterwards: the tracking URI, the active experiment and
+    the environment variables that `mlflow.set_experiment` writes. Left behind, one test's
+    experiment id follows the next test of the worker into a store that has no such experiment."""
+    import mlflow
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in MLFLOW_PROCESS_ENV:
+            patch.delenv(name, raising=False)
+        patch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
+        patch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+        try:
+            yield
+        finally:
+            while mlflow.active_run() is not None:
+                mlflow.end_run()
+
+
+@pytest.fixture()
+def own_store(tmp_path):
+    """A SQLite store of this test's own, with an experiment of its own set as the active one;
+    MLflow's process-wide state is put back to the worker's afterwards."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with mlflow_process_state_restored():
+        mlflow.set_tracking_uri(uri)
+        experiment = mlflow.MlflowClient(uri).create_experiment("own", artifact_location=(tmp_path / "art").as_uri())
+        mlflow.set_experiment(experiment_id=experiment)
+        yield mlflow.MlflowClient(uri)
+
+
 @pytest.fixture()
 def client(tracking_uri):
     from mlflow import MlflowClient

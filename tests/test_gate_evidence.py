@@ -37,19 +37,9 @@ class Trained:
 
 
 @pytest.fixture()
-def store(tmp_path, monkeypatch):
+def store(own_store):
     """A SQLite store of this test's own, put back to the worker's afterwards."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
-    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
-    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
-    mlflow.set_tracking_uri(uri)
-    experiment = mlflow.MlflowClient(uri).create_experiment("gate", artifact_location=(tmp_path / "art").as_uri())
-    # set_experiment writes MLFLOW_EXPERIMENT_ID to the environment: set it through monkeypatch so it goes again.
-    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment)
-    mlflow.set_experiment(experiment_id=experiment)
-    return mlflow.MlflowClient(uri)
+    return own_store
 
 
 def train(seed: int, shuffle_labels: bool = False, logged_score: float | None = None, algorithm="lr") -> Trained:

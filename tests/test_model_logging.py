@@ -11,6 +11,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import mlflow_process_state_restored
 from fixtures import mixed_frame
 
 from tabular_pipeline.data.screening import screen_columns
@@ -30,10 +31,10 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def server_experiment(tracking_uri):
     """The session's tracking server (a real `mlflow server` on loopback), in an experiment of its own."""
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment(f"model-logging-{uuid.uuid4().hex[:8]}")
-    yield tracking_uri
-    mlflow.set_tracking_uri(None)
+    with mlflow_process_state_restored():
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_experiment(f"model-logging-{uuid.uuid4().hex[:8]}")
+        yield tracking_uri
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])

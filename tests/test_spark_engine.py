@@ -352,7 +352,7 @@ def test_a_spark_step_keeps_the_steps_ctrl_c_handling(tmp_path):
     assert MlflowClient(uri).get_run(done.stdout.split()[1]).info.status == "KILLED"
 
 
-def test_the_splits_are_logged_as_datasets_without_a_spark_job(spark, tmp_path, monkeypatch):
+def test_the_splits_are_logged_as_datasets_without_a_spark_job(spark, tmp_path, own_store):
     """MLflow's own Spark dataset profile starts a count that runs on after the call; the splits'
     records carry the row counts already known instead, and start no job at all."""
     import mlflow
@@ -362,13 +362,11 @@ def test_the_splits_are_logged_as_datasets_without_a_spark_job(spark, tmp_path, 
 
     frame = parquet_frame(spark, mixed_frame(rows=50, seed=2), tmp_path / "t.parquet")
     splits = SparkSplits(frame, frame, "binary", "files-sha256:" + "a" * 64, "files-sha256:" + "b" * 64, "x", 40, 10)
-    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     tracker = spark.sparkContext.statusTracker()
     jobs_before = len(tracker.getJobIdsForGroup())
     with mlflow.start_run() as run:
         log_spark_datasets(splits, LABEL)
     assert len(tracker.getJobIdsForGroup()) == jobs_before, "no Spark job was started"
-    inputs = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+    inputs = own_store.get_run(run.info.run_id).inputs.dataset_inputs
     profiles = {i.dataset.name: json.loads(i.dataset.profile) for i in inputs}
     assert profiles == {"train": {"num_rows": 40}, "test": {"num_rows": 10}}
