@@ -21,6 +21,7 @@ from pathlib import Path
 
 import click
 
+from tabular_pipeline.engines import check_engine
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.orchestration.fingerprints import code_version
 from tabular_pipeline.orchestration.pipeline_inputs import (
@@ -47,7 +48,6 @@ from tabular_pipeline.orchestration.workflow import StepRunner, StepSpec, parent
 from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.registry.gate_rule import parse_min_score
 from tabular_pipeline.registry.registration import validate_alias, validate_model_name
-from tabular_pipeline.scoring.batch import check_engine
 from tabular_pipeline.spark.session import check_master
 
 PROJECT_DIR = Path(__file__).resolve().parent

@@ -11,14 +11,11 @@ from typing import TYPE_CHECKING
 
 import click
 
+from tabular_pipeline.engines import check_engine
 from tabular_pipeline.errors import PipelineError, one_line
 from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_URI, run_step
 from tabular_pipeline.parameters.entry_points import entry_point_options
-from tabular_pipeline.scoring.batch import (
-    check_engine,
-    parse_key_columns,
-    table_format,
-)
+from tabular_pipeline.scoring.batch import parse_key_columns, table_format
 from tabular_pipeline.scoring.engines import pandas_engine, spark_engine
 from tabular_pipeline.scoring.outputs import check_output_path
 from tabular_pipeline.scoring.ownership import output_record

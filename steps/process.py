@@ -12,12 +12,12 @@ import click
 from tabular_pipeline.data.profiles import profile_table, table_schema
 from tabular_pipeline.data.sources import fetch_table
 from tabular_pipeline.data.splits import prepare_splits
+from tabular_pipeline.engines import check_engine
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.orchestration.fingerprints import digest_path
 from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_DIGEST, TAG_OUTPUT_URI, TAG_TASK, run_step
 from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.registry.lineage import TAG_DATA_SOURCE, upstream_source
-from tabular_pipeline.scoring.batch import check_engine
 from tabular_pipeline.spark.session import check_master
 
 PROCESSED_ARTIFACT_PATH = "processed"

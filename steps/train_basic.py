@@ -11,6 +11,7 @@ import click
 from tabular_pipeline.data.screening import screen_columns
 from tabular_pipeline.data.sources import fetch_table
 from tabular_pipeline.data.splits import prepare_splits
+from tabular_pipeline.engines import check_engine
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.evaluation.card import CARD_FILE, log_card
 from tabular_pipeline.evaluation.report import log_evaluation
@@ -21,7 +22,6 @@ from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.parameters.hyperparameters import split_search_space
 from tabular_pipeline.parameters.strings import parse_param_string
 from tabular_pipeline.registry.lineage import record_training_inputs
-from tabular_pipeline.scoring.batch import check_engine
 from tabular_pipeline.training.algorithms import booster_threads, check_hyperparameters, normalise_algorithm
 from tabular_pipeline.training.model_logging import log_pipeline_model
 from tabular_pipeline.training.pipelines import (

@@ -7,13 +7,13 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from tabular_pipeline.engines import check_engine
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.scoring.batch import (
     InputColumn,
     TableWriter,
     arrow_feature_schema,
     cast_features,
-    check_engine,
     header_quoting,
     parse_key_columns,
     plan_scoring,

@@ -48,10 +48,17 @@ def test_benchmarks_run_with_tiny_sizes(tmp_path, tracking_uri):
         "notes kept"
     )
     assert "\nold\n" not in text, "the measured part is replaced"
-    pipeline_ratio = re.search(r"\| generated \| [\d.,]+ \| [\d.,]+ \| ([\d.]+) \|", text)
-    assert pipeline_ratio and float(pipeline_ratio.group(1)) > 0
-    assert re.search(r"\| generated \| [\d.,]+ \| [\d.,]+ \| [\d.]+ \| 4 \|", text), (
+    overhead = re.search(r"\| generated \| ([\d.,]+) \| [\d.,]+ \| ([\d.]+) \| ([\d.,]+) \| ([\d.]+) \|", text)
+    assert overhead, "main against the same-work and the minimal script"
+    full, same_work_ratio, minimal, minimal_ratio = (float(value.replace(",", "")) for value in overhead.groups())
+    assert same_work_ratio > 0 and abs(minimal_ratio - full / minimal) < 0.01 * minimal_ratio, "ratio of the medians"
+    assert re.search(r"\| generated \| [\d.,]+ \| [\d.,]+ \| [\d.]+ \| [\d.]+ \| 4 \|", text), (
         "the cached rerun reused all four steps"
+    )
+    floor = {name: float(value) for name, value in re.findall(r"^\| (`[^|]+|floor[^|]*) \| ([\d.]+) \|$", text, re.M)}
+    assert len(floor) == 4, text
+    assert floor["floor: the CLI and one process importing MLflow"] == pytest.approx(
+        floor["`python -c 'import mlflow'`"] + floor["`mlflow run --help` (the CLI's start-up)"], abs=0.002
     )
 
 

@@ -16,7 +16,6 @@ import pyarrow as pa
 
 from tabular_pipeline.errors import PipelineError, one_line
 
-ENGINES = ("pandas", "spark")
 OUTPUT_FORMATS = ("parquet", "csv")
 PREDICTION_COLUMN = "prediction"
 # Added when the input has no column besides the model's inputs, so rows can be joined back.
@@ -65,14 +64,6 @@ class ScoringTotals:
 
     rows: int = 0
     batches: int = 0
-
-
-def check_engine(engine: str) -> str:
-    """Normalise the engine name, or refuse it with the list of engines."""
-    key = (engine or "").strip().lower()
-    if key not in ENGINES:
-        raise PipelineError(f"engine '{engine}' is not supported; expected one of {', '.join(ENGINES)}")
-    return key
 
 
 def table_format(path: str, what: str) -> str:
