@@ -39,7 +39,6 @@ from tabular_pipeline.orchestration.report import format_summary, model_files_lo
 from tabular_pipeline.orchestration.step_runs import (
     STEP_RESOURCE_METRICS,
     TAG_CODE_VERSION,
-    TAG_OUTPUT_URI,
     run_name_tag,
     run_step,
     ui_port,
@@ -54,11 +53,11 @@ PROJECT_DIR = Path(__file__).resolve().parent
 log = logging.getLogger("main")
 
 
-def promoted_by(client, alias: str, register_run) -> bool:
-    """Whether an earlier register run's promotion is still in place."""
-    from tabular_pipeline.registry.registration import promotion_still_current
+def register_outcome_stands(client, alias: str, register_run) -> bool:
+    """Whether an earlier register run's promotion or rejection still stands."""
+    from tabular_pipeline.registry.registration import register_run_still_current
 
-    return promotion_still_current(client, register_run.data.tags.get(TAG_OUTPUT_URI, ""), alias)
+    return register_run_still_current(client, register_run.data.tags, alias)
 
 
 def name_run(options: dict, run) -> None:
@@ -161,11 +160,11 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
             "force": str(options["force"]).lower(),
         }
         # A logged model's URI never changes content, so it is the register step's input digest;
-        # its run is reused only while the version it promoted still holds the alias.
-        still_promoted = partial(promoted_by, client, alias)
+        # its run is reused only while its outcome stands (the alias where the gate left it).
+        outcome_stands = partial(register_outcome_stands, client, alias)
         results.append(
             runner.run(
-                StepSpec("register", register_params, register_params, train.output_uri, still_valid=still_promoted)
+                StepSpec("register", register_params, register_params, train.output_uri, still_valid=outcome_stands)
             )
         )
     else:

@@ -13,7 +13,13 @@ from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.registry.gate_rule import GateDecision, GateRules, parse_min_score
 from tabular_pipeline.registry.lineage import TAG_DATA_SOURCE, lineage_tags
 from tabular_pipeline.registry.promotion import stage_for_alias
-from tabular_pipeline.registry.registration import register_and_promote, validate_alias, validate_model_name
+from tabular_pipeline.registry.registration import (
+    TAG_FAILED_CLOSED,
+    TAG_JUDGED_CHAMPION,
+    register_and_promote,
+    validate_alias,
+    validate_model_name,
+)
 
 log = logging.getLogger("register")
 TAG_COPIED_FROM = "pipeline.copied_from"
@@ -153,6 +159,9 @@ def record_decision(registered_uri: str, version: str, created: bool, promoted: 
             "pipeline.version_created": str(created).lower(),
             "pipeline.gate_decision": "promoted" if promoted else "rejected",
             "pipeline.gate_reason": decision.reason[:500],
+            # What main needs to tell whether this outcome still stands on a cached rerun.
+            TAG_JUDGED_CHAMPION: decision.evidence.champion_version or "",
+            TAG_FAILED_CLOSED: str(bool(decision.evidence.champion_unjudged or decision.evidence.too_few)).lower(),
         }
     )
     evidence = decision.evidence

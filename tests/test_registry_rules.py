@@ -194,3 +194,45 @@ def test_a_promotion_cut_off_half_way_leaves_the_champion_where_it_was(tmp_path,
         assert [str(v.version) for v in client.search_model_versions("name = 'churn'")] == ["1"]
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def test_a_register_outcome_stands_only_while_the_alias_is_where_the_gate_left_it(own_store, tmp_path):
+    """main reuses an earlier register run when its outcome still stands: a promotion while its
+    version holds the alias, a rejection while the alias still points at the champion it was judged
+    against. Before, a rejection never stood, so every cached rerun judged the same model again
+    (the bench's cached rerun reused 3 of 4 steps)."""
+    from tabular_pipeline.registry.registration import (
+        TAG_FAILED_CLOSED,
+        TAG_JUDGED_CHAMPION,
+        register_run_still_current,
+    )
+
+    client = own_store
+    client.create_registered_model("churn")
+    for number in (1, 2, 3):
+        (tmp_path / f"model-{number}").mkdir()
+        client.create_model_version(
+            "churn", (tmp_path / f"model-{number}").as_uri(), tags={"gate.decision": "promoted"}
+        )
+    client.set_registered_model_alias("churn", "production", "1")
+
+    def stands(version: str, decision: str, **extra: str) -> bool:
+        tags = {"pipeline.output_uri": f"models:/churn/{version}", "pipeline.gate_decision": decision, **extra}
+        return register_run_still_current(client, tags, "production")
+
+    judged_against_1 = {TAG_JUDGED_CHAMPION: "1", TAG_FAILED_CLOSED: "false"}
+    assert stands("1", "promoted") and stands("1", "promoted", **{TAG_JUDGED_CHAMPION: ""})
+    assert stands("2", "rejected", **judged_against_1), "same model, same champion: the same answer"
+    assert not stands("2", "rejected", **{**judged_against_1, TAG_FAILED_CLOSED: "true"}), "a check that failed"
+    assert not stands("2", "rejected"), "a run from before the champion was recorded"
+    assert not stands("2", "rejected", **{TAG_JUDGED_CHAMPION: "3", TAG_FAILED_CLOSED: "false"}), "another champion"
+    assert not stands("2", "rejected", **{TAG_JUDGED_CHAMPION: "", TAG_FAILED_CLOSED: "false"}), "there was none"
+    assert not stands("2", "promoted"), "a promotion whose version lost the alias"
+    assert not stands("9", "rejected", **judged_against_1), "the rejected version is gone"
+
+    client.set_registered_model_alias("churn", "production", "3")
+    assert not stands("1", "promoted") and not stands("2", "rejected", **judged_against_1)
+    client.delete_registered_model_alias("churn", "production")
+    assert stands("2", "rejected", **{TAG_JUDGED_CHAMPION: "", TAG_FAILED_CLOSED: "false"}), "still no champion"
+    assert not stands("2", "rejected", **judged_against_1)
+    assert not register_run_still_current(client, {"pipeline.output_uri": "runs:/abc/model"}, "production")

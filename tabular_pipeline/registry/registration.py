@@ -238,17 +238,39 @@ def quiet_registration_notes():
                 print(line, file=sys.stderr)
 
 
-def promotion_still_current(client, output_uri: str, alias: str) -> bool:
-    """Whether the version an earlier `register` run promoted (`models:/<name>/<version>`) still
-    holds `alias`; only then may `main` reuse that run instead of judging the model again."""
+TAG_JUDGED_CHAMPION = "pipeline.gate_champion_version"
+TAG_FAILED_CLOSED = "pipeline.gate_failed_closed"
+
+
+def register_run_still_current(client, run_tags: dict[str, str], alias: str) -> bool:
+    """Whether an earlier `register` run's outcome still stands, so that `main` may reuse it
+    instead of judging the same model again.
+
+    A promotion stands while its version still holds `alias`. A rejection stands while `alias`
+    still points where it pointed when the gate judged (the same champion, or still none) and the
+    rejected version still exists: the same model against the same champion under the same rules
+    gets the same answer. A rejection because a check could not run (`failed closed`) never
+    stands, so a rerun tries the check again; so does a run from before these tags were written.
+    """
     from mlflow.exceptions import MlflowException
 
-    match = re.fullmatch(r"models:/(.+)/(\d+)", output_uri or "")
+    match = re.fullmatch(r"models:/(.+)/(\d+)", run_tags.get("pipeline.output_uri", ""))
     if not match:
         return False
     name, version = match.groups()
+    decision = run_tags.get("pipeline.gate_decision", "promoted")
     try:
-        current = client.get_model_version_by_alias(name, alias)
+        holder = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        holder = None
+    if decision != "rejected":
+        return holder is not None and str(holder.version) == version and holder.tags.get("gate.decision") == "promoted"
+    if TAG_JUDGED_CHAMPION not in run_tags or run_tags.get(TAG_FAILED_CLOSED) != "false":
+        return False
+    if (str(holder.version) if holder is not None else "") != run_tags[TAG_JUDGED_CHAMPION]:
+        return False
+    try:
+        client.get_model_version(name, version)
     except MlflowException:
         return False
-    return str(current.version) == version and current.tags.get("gate.decision") == "promoted"
+    return True
