@@ -52,7 +52,8 @@ def pipeline_overhead(
                 f"overhead {label} #{repeat + 1}: pipeline {pipeline[-1] if pipeline else float('nan'):.1f} s, "
                 f"same-work script {plain[-1]:.1f} s, minimal script {minimal[-1]:.1f} s"
             )
-        # Cache-off runs record no cache key, so one cache-on run fills the cache; the reruns then reuse every step.
+        # A cache-on run first (cache-off runs record their keys too, so it may reuse the last one's
+        # steps); the reruns then reuse every step.
         seconds, _ = bench.mlflow_run("main", {"data_path": path, "model_name": model_name}, experiment)
         if quick:
             pipeline.append(seconds)
