@@ -16,6 +16,8 @@ from tabular_pipeline.registry.promotion import stage_for_alias
 from tabular_pipeline.registry.registration import (
     TAG_FAILED_CLOSED,
     TAG_JUDGED_CHAMPION,
+    TAG_JUDGED_CHAMPION_SOURCE,
+    TAG_REGISTERED_SOURCE,
     register_and_promote,
     validate_alias,
     validate_model_name,
@@ -106,7 +108,7 @@ def register_model(
         )
     decision = decisions[0]
     registered_uri = f"models:/{name}/{version.version}"
-    record_decision(registered_uri, version.version, created, promoted, decision)
+    record_decision(registered_uri, version, created, promoted, decision, champion_source(client, name, decision))
     try:
         # What a person reads; the decision itself is already in the version's tags.
         describe_version(client, source, name, version.version, alias, decision, promoted)
@@ -148,23 +150,44 @@ def check_champion_unchanged(client, name: str, alias: str, judged_champion: str
         )
 
 
-def record_decision(registered_uri: str, version: str, created: bool, promoted: bool, decision: GateDecision) -> None:
-    """Tag the register run with the outcome and log the scores the gate compared."""
+def champion_source(client, name: str, decision: GateDecision) -> str | None:
+    """The source of the version the gate judged against ("" when there was none), or None when it
+    cannot be read back: then the run's rejection is never reused."""
+    from mlflow.exceptions import MlflowException
+
+    judged = decision.evidence.champion_version
+    if not judged:
+        return ""
+    try:
+        return client.get_model_version(name, judged).source
+    except MlflowException:
+        return None
+
+
+def record_decision(
+    registered_uri: str, version, created: bool, promoted: bool, decision: GateDecision, judged_source: str | None
+) -> None:
+    """Tag the register run with the outcome and log the scores the gate compared; the gate's
+    inputs from the registry (which versions, by number and source) let `main` tell on a cached
+    rerun whether the outcome still stands."""
     import mlflow
 
+    evidence = decision.evidence
+    # A check that could not run is judged again on a rerun, as is a champion that cannot be named.
+    failed_closed = bool(evidence.champion_unjudged or evidence.too_few) or judged_source is None
     mlflow.set_tags(
         {
             TAG_OUTPUT_URI: registered_uri,
-            "pipeline.registered_version": version,
+            "pipeline.registered_version": version.version,
             "pipeline.version_created": str(created).lower(),
             "pipeline.gate_decision": "promoted" if promoted else "rejected",
             "pipeline.gate_reason": decision.reason[:500],
-            # What main needs to tell whether this outcome still stands on a cached rerun.
-            TAG_JUDGED_CHAMPION: decision.evidence.champion_version or "",
-            TAG_FAILED_CLOSED: str(bool(decision.evidence.champion_unjudged or decision.evidence.too_few)).lower(),
+            TAG_REGISTERED_SOURCE: version.source,
+            TAG_JUDGED_CHAMPION: evidence.champion_version or "",
+            TAG_JUDGED_CHAMPION_SOURCE: judged_source or "",
+            TAG_FAILED_CLOSED: str(failed_closed).lower(),
         }
     )
-    evidence = decision.evidence
     figures = {
         "gate_candidate_score": evidence.candidate_score,
         "gate_champion_score": evidence.champion_score,

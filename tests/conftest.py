@@ -140,26 +140,42 @@ def project_virtualenv(tracking_uri) -> None:
     assert completed.returncode == 0, (completed.stdout + completed.stderr)[-4000:]
 
 
-MLFLOW_PROCESS_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+MLFLOW_PROCESS_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_RUN_ID",
+)
 
 
 @contextmanager
 def mlflow_process_state_restored():
-    """Put MLflow's process-wide state back afterwards: the tracking URI, the active experiment and
-    the environment variables that `mlflow.set_experiment` writes. Left behind, one test's
-    experiment id follows the next test of the worker into a store that has no such experiment."""
+    """Start from a clean MLflow process state and put the caller's back exactly afterwards: the
+    tracking and registry URIs, the active experiment, and the environment variables that
+    `mlflow.set_tracking_uri` and `mlflow.set_experiment` write. Left behind, one test's experiment
+    id follows the next test of the worker into a store that has no such experiment."""
     import mlflow
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+    import mlflow.tracking.fluent as fluent
 
-    with pytest.MonkeyPatch.context() as patch:
-        for name in MLFLOW_PROCESS_ENV:
-            patch.delenv(name, raising=False)
-        patch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
-        patch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
-        try:
-            yield
-        finally:
-            while mlflow.active_run() is not None:
-                mlflow.end_run()
+    saved_env = {name: os.environ.get(name) for name in MLFLOW_PROCESS_ENV}
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri, fluent._active_experiment_id)
+    for name in MLFLOW_PROCESS_ENV:
+        os.environ.pop(name, None)
+    tracking_utils._tracking_uri = registry_utils._registry_uri = fluent._active_experiment_id = None
+    try:
+        yield
+    finally:
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        tracking_utils._tracking_uri, registry_utils._registry_uri, fluent._active_experiment_id = saved
 
 
 @pytest.fixture()

@@ -200,39 +200,66 @@ def test_a_register_outcome_stands_only_while_the_alias_is_where_the_gate_left_i
     """main reuses an earlier register run when its outcome still stands: a promotion while its
     version holds the alias, a rejection while the alias still points at the champion it was judged
     against. Before, a rejection never stood, so every cached rerun judged the same model again
-    (the bench's cached rerun reused 3 of 4 steps)."""
-    from tabular_pipeline.registry.registration import (
-        TAG_FAILED_CLOSED,
-        TAG_JUDGED_CHAMPION,
-        register_run_still_current,
-    )
+    (the bench's cached rerun reused 3 of 4 steps). The tags are the ones `register` writes."""
+    import mlflow
+
+    from steps.register import champion_source, record_decision
+    from tabular_pipeline.registry.gate_rule import GateDecision, GateEvidence
+    from tabular_pipeline.registry.registration import register_run_still_current
 
     client = own_store
-    client.create_registered_model("churn")
-    for number in (1, 2, 3):
-        (tmp_path / f"model-{number}").mkdir()
-        client.create_model_version(
-            "churn", (tmp_path / f"model-{number}").as_uri(), tags={"gate.decision": "promoted"}
-        )
-    client.set_registered_model_alias("churn", "production", "1")
 
-    def stands(version: str, decision: str, **extra: str) -> bool:
-        tags = {"pipeline.output_uri": f"models:/churn/{version}", "pipeline.gate_decision": decision, **extra}
+    def make_model(name: str, count: int) -> None:
+        client.create_registered_model(name)
+        for _ in range(count):
+            folder = tmp_path / f"{name}-{len(list(tmp_path.iterdir()))}"
+            folder.mkdir()
+            client.create_model_version(name, folder.as_uri(), tags={"gate.decision": "promoted"})
+
+    def register_run(name: str, version: str, promoted: bool, champion: str | None, **evidence) -> dict[str, str]:
+        """A register run's tags, as `record_decision` writes them."""
+        decision = GateDecision(
+            promoted, "reason", GateEvidence("test_roc_auc", True, champion_version=champion, **evidence)
+        )
+        with mlflow.start_run() as run:
+            record_decision(
+                f"models:/{name}/{version}",
+                client.get_model_version(name, version),
+                True,
+                promoted,
+                decision,
+                champion_source(client, name, decision),
+            )
+        return client.get_run(run.info.run_id).data.tags
+
+    def stands(tags: dict[str, str]) -> bool:
         return register_run_still_current(client, tags, "production")
 
-    judged_against_1 = {TAG_JUDGED_CHAMPION: "1", TAG_FAILED_CLOSED: "false"}
-    assert stands("1", "promoted") and stands("1", "promoted", **{TAG_JUDGED_CHAMPION: ""})
-    assert stands("2", "rejected", **judged_against_1), "same model, same champion: the same answer"
-    assert not stands("2", "rejected", **{**judged_against_1, TAG_FAILED_CLOSED: "true"}), "a check that failed"
-    assert not stands("2", "rejected"), "a run from before the champion was recorded"
-    assert not stands("2", "rejected", **{TAG_JUDGED_CHAMPION: "3", TAG_FAILED_CLOSED: "false"}), "another champion"
-    assert not stands("2", "rejected", **{TAG_JUDGED_CHAMPION: "", TAG_FAILED_CLOSED: "false"}), "there was none"
-    assert not stands("2", "promoted"), "a promotion whose version lost the alias"
-    assert not stands("9", "rejected", **judged_against_1), "the rejected version is gone"
+    make_model("churn", 3)
+    client.set_registered_model_alias("churn", "production", "1")
+    promoted_1 = register_run("churn", "1", True, None)
+    rejected_2 = register_run("churn", "2", False, "1")
+    assert stands(promoted_1) and stands(rejected_2), "same model, same champion: the same answer"
+    assert not stands(register_run("churn", "2", False, "1", too_few="12 rows")), "a check that could not run"
+    assert not stands({k: v for k, v in rejected_2.items() if not k.startswith("pipeline.gate_champion")}), "old run"
+    assert not stands(register_run("churn", "2", False, "3")), "judged against another champion"
+    assert not stands(register_run("churn", "2", False, None)), "judged when there was none"
+    assert not stands({**promoted_1, "pipeline.output_uri": "models:/churn/2"}), "a version without the alias"
+    assert not register_run_still_current(client, {"pipeline.output_uri": "runs:/abc/model"}, "production")
 
     client.set_registered_model_alias("churn", "production", "3")
-    assert not stands("1", "promoted") and not stands("2", "rejected", **judged_against_1)
+    assert not stands(promoted_1) and not stands(rejected_2), "the alias moved"
     client.delete_registered_model_alias("churn", "production")
-    assert stands("2", "rejected", **{TAG_JUDGED_CHAMPION: "", TAG_FAILED_CLOSED: "false"}), "still no champion"
-    assert not stands("2", "rejected", **judged_against_1)
-    assert not register_run_still_current(client, {"pipeline.output_uri": "runs:/abc/model"}, "production")
+    no_champion = register_run("churn", "2", False, None)
+    assert stands(no_champion) and not stands(rejected_2), "still no champion"
+    client.delete_model_version("churn", "2")
+    assert not stands(no_champion), "the rejected version is gone"
+
+    # Deleted and made again: the numbers come back from 1, the models behind them do not.
+    client.set_registered_model_alias("churn", "production", "1")
+    rejected_2 = register_run("churn", "3", False, "1")
+    assert stands(rejected_2)
+    client.delete_registered_model("churn")
+    make_model("churn", 3)
+    client.set_registered_model_alias("churn", "production", "1")
+    assert not stands(rejected_2) and not stands(promoted_1), "same numbers, other models"

@@ -239,6 +239,8 @@ def quiet_registration_notes():
 
 
 TAG_JUDGED_CHAMPION = "pipeline.gate_champion_version"
+TAG_JUDGED_CHAMPION_SOURCE = "pipeline.gate_champion_source"
+TAG_REGISTERED_SOURCE = "pipeline.registered_source"
 TAG_FAILED_CLOSED = "pipeline.gate_failed_closed"
 
 
@@ -247,30 +249,36 @@ def register_run_still_current(client, run_tags: dict[str, str], alias: str) -> 
     instead of judging the same model again.
 
     A promotion stands while its version still holds `alias`. A rejection stands while `alias`
-    still points where it pointed when the gate judged (the same champion, or still none) and the
-    rejected version still exists: the same model against the same champion under the same rules
-    gets the same answer. A rejection because a check could not run (`failed closed`) never
-    stands, so a rerun tries the check again; so does a run from before these tags were written.
+    still points at the model it pointed at when the gate judged (the same champion, or still
+    none) and the rejected version still exists: the same model against the same champion under
+    the same rules gets the same answer. Versions are matched by their source as well as their
+    number, since a registered model deleted and made again numbers its versions from 1.
+    A rejection because a check could not run (`failed closed`), a run from before these tags,
+    and any doubt about the registry (a lookup that fails) mean: judge again.
     """
     from mlflow.exceptions import MlflowException
+
+    from tabular_pipeline.registry.promotion import current_holder
 
     match = re.fullmatch(r"models:/(.+)/(\d+)", run_tags.get("pipeline.output_uri", ""))
     if not match:
         return False
     name, version = match.groups()
-    decision = run_tags.get("pipeline.gate_decision", "promoted")
+    registered_source = run_tags.get(TAG_REGISTERED_SOURCE)
     try:
-        holder = client.get_model_version_by_alias(name, alias)
+        holder = current_holder(client, name, alias)
+        if run_tags.get("pipeline.gate_decision", "promoted") != "rejected":
+            return (
+                holder is not None
+                and str(holder.version) == version
+                and holder.tags.get("gate.decision") == "promoted"
+                and registered_source in (None, holder.source)
+            )
+        if registered_source is None or run_tags.get(TAG_FAILED_CLOSED) != "false":
+            return False
+        judged = (run_tags.get(TAG_JUDGED_CHAMPION), run_tags.get(TAG_JUDGED_CHAMPION_SOURCE))
+        if judged != ((str(holder.version), holder.source) if holder is not None else ("", "")):
+            return False
+        return client.get_model_version(name, version).source == registered_source
     except MlflowException:
-        holder = None
-    if decision != "rejected":
-        return holder is not None and str(holder.version) == version and holder.tags.get("gate.decision") == "promoted"
-    if TAG_JUDGED_CHAMPION not in run_tags or run_tags.get(TAG_FAILED_CLOSED) != "false":
         return False
-    if (str(holder.version) if holder is not None else "") != run_tags[TAG_JUDGED_CHAMPION]:
-        return False
-    try:
-        client.get_model_version(name, version)
-    except MlflowException:
-        return False
-    return True
