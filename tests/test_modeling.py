@@ -151,3 +151,44 @@ def test_boosters_use_the_cores_they_are_given(algorithm):
     assert effective_hyperparameters(pipeline, "binary", algorithm)["n_jobs"] == 7
     pinned = build_pipeline(algorithm, "binary", {"n_jobs": 3}, split_feature_columns(x), seed=1, threads=7)
     assert effective_hyperparameters(pinned, "binary", algorithm)["n_jobs"] == 3, "a user's n_jobs wins"
+
+
+def test_permutation_importance_predicts_a_bounded_number_of_rows():
+    """Its cost is rows x repeats x columns predictions: the sample is sized to a budget, so a wide
+    table gets fewer rows (never under the floor) and a narrow one no more than the ceiling. The
+    rows counted here are the ones the model was actually asked to predict."""
+    from sklearn.base import BaseEstimator, RegressorMixin
+
+    from tabular_pipeline.evaluation.plots import (
+        IMPORTANCE_MAX_ROWS,
+        IMPORTANCE_MIN_ROWS,
+        IMPORTANCE_PREDICTED_ROWS,
+        IMPORTANCE_REPEATS,
+        importance_rows,
+        permutation_importance_table,
+    )
+
+    class CountingRegressor(RegressorMixin, BaseEstimator):
+        def fit(self, _features, _label):
+            self.predicted_rows_ = 0
+            return self
+
+        def predict(self, features):
+            self.predicted_rows_ += len(features)
+            return features["x0"].to_numpy()
+
+    assert importance_rows(60_000, 5) == IMPORTANCE_MAX_ROWS
+    assert importance_rows(60_000, 400) == IMPORTANCE_MIN_ROWS
+    assert importance_rows(300, 5) == 300
+    columns = 40
+    rows = importance_rows(60_000, columns)
+    assert IMPORTANCE_MIN_ROWS < rows < IMPORTANCE_MAX_ROWS
+
+    generator = np.random.default_rng(0)
+    features = pd.DataFrame(generator.normal(size=(5_000, columns)), columns=[f"x{i}" for i in range(columns)])
+    model = CountingRegressor().fit(features, None)
+    table = permutation_importance_table(model, features, features["x0"] * 2, "neg_root_mean_squared_error", 0)
+    # One baseline pass, then every column shuffled `IMPORTANCE_REPEATS` times.
+    assert model.predicted_rows_ == rows * (1 + IMPORTANCE_REPEATS * columns)
+    assert model.predicted_rows_ <= IMPORTANCE_PREDICTED_ROWS + rows
+    assert table.loc[0, "feature"] == "x0" and (table["importance_mean"].iloc[1:] == 0).all()

@@ -79,3 +79,59 @@ def test_a_hash_table_records_the_columns_it_was_made_over():
     assert table.schema.field("row_hash").type == pa.uint64()
     assert recorded_kinds(table.schema) == {"a": "number", "label": "text"}
     assert list(table.column(0).to_numpy()) == list(row_hashes(frame, {"a": "number", "label": "text"}))
+
+
+def test_text_columns_canonicalised_per_distinct_value_hash_as_value_by_value(monkeypatch):
+    """Categories, booleans and all-text columns are canonicalised once per distinct value; the
+    hashes must be the ones the value-by-value path gives (training splits hashed before this
+    change are compared with test splits hashed after it), and the ones a hand-written canonical
+    frame gives."""
+    from tabular_pipeline.data import row_hashes as module
+
+    colour = ["red", "NA", None, "blue", "null", "red"]
+    day = ["2024-01-31", None, "2024-02-01", "2024-02-01", "2024-01-31", None]
+    frame = pd.DataFrame(
+        {
+            "colour": colour,
+            "colour_category": pd.Categorical(colour),
+            "colour_string": pd.array(colour, dtype="string"),
+            "day": day,
+            "flag": [True, False, True, True, False, False],
+            "flag_nullable": pd.array([True, None, False, True, None, False], dtype="boolean"),
+            "empty": pd.Series([None] * 6, dtype=object),
+        }
+    )
+    kinds = {name: "text" for name in frame.columns}
+    fast = row_hashes(frame, kinds)
+    monkeypatch.setattr(module, "_one_value_per_distinct", lambda _series: False)
+    assert list(fast) == list(row_hashes(frame, kinds))
+
+    missing = module._MISSING
+    canonical_colour = ["red", missing, missing, "blue", missing, "red"]
+    by_hand = pd.DataFrame(
+        {
+            "colour": canonical_colour,
+            "colour_category": canonical_colour,
+            "colour_string": canonical_colour,
+            "day": [
+                "2024-01-31T00:00:00",
+                missing,
+                "2024-02-01T00:00:00",
+                "2024-02-01T00:00:00",
+                "2024-01-31T00:00:00",
+                missing,
+            ],
+            "empty": [missing] * 6,
+            "flag": ["true", "false", "true", "true", "false", "false"],
+            "flag_nullable": ["true", missing, "false", "true", missing, "false"],
+        },
+        dtype=object,
+    )
+    assert list(fast) == list(pd.util.hash_pandas_object(by_hand, index=False).to_numpy(dtype=np.uint64))
+
+
+def test_a_mixed_object_column_keeps_values_that_compare_equal_apart():
+    """1 and True compare equal in Python; as text they are "1" and "true", so they hash apart."""
+    frame = pd.DataFrame({"mixed": pd.Series([1, True, "1"], dtype=object)})
+    hashes = row_hashes(frame, {"mixed": "text"})
+    assert hashes[0] != hashes[1] and hashes[0] == hashes[2]

@@ -53,19 +53,35 @@ def _canonical(series: pd.Series, kind: str) -> pd.Series:
         values = pd.to_numeric(series, errors="coerce").astype("float64").to_numpy(copy=True)
         # -0.0 + 0.0 is 0.0; every missing value becomes the one NaN np.nan is.
         return pd.Series(np.where(np.isnan(values), np.nan, values + 0.0))
-
-    def text(value) -> str:
-        if value is None or (not isinstance(value, str) and pd.isna(value)):  # NaN, pd.NA, NaT, datetime64 NaT
-            return _MISSING
-        if isinstance(value, bool | np.bool_):
-            return "true" if value else "false"
-        if isinstance(value, datetime.date | np.datetime64):
-            return pd.Timestamp(value).isoformat()
-        value = str(value)
-        return _MISSING if value in _NA_SPELLINGS else value
-
-    values = [text(value) for value in series.to_numpy()]
+    if _one_value_per_distinct(series):
+        # A table holds far fewer distinct texts than cells: each is put in canonical form once.
+        codes, distinct = pd.factorize(series, use_na_sentinel=True)
+        texts = [_text(value) for value in distinct] + [_MISSING]  # code -1 (missing) takes the last
+        return pd.Series(np.array(_as_timestamps(texts) or texts, dtype=object)[codes])
+    values = [_text(value) for value in series.to_numpy()]
     return pd.Series(_as_timestamps(values) or values, dtype=object)
+
+
+def _one_value_per_distinct(series: pd.Series) -> bool:
+    """Whether factorising the column keeps apart every pair of values that `_text` tells apart:
+    categories, booleans and all-text columns. (A mixed object column may hold 1 and True, which
+    compare equal and would be merged, so it takes the value-by-value path.)"""
+    return (
+        isinstance(series.dtype, pd.CategoricalDtype)
+        or ptypes.is_bool_dtype(series)
+        or ptypes.infer_dtype(series, skipna=True) in ("string", "empty")
+    )
+
+
+def _text(value) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):  # NaN, pd.NA, NaT, datetime64 NaT
+        return _MISSING
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, datetime.date | np.datetime64):
+        return pd.Timestamp(value).isoformat()
+    value = str(value)
+    return _MISSING if value in _NA_SPELLINGS else value
 
 
 def _as_timestamps(values: list[str]) -> list[str] | None:

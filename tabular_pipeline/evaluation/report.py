@@ -16,8 +16,9 @@ from tabular_pipeline.evaluation.metrics import (
     unpack_served_output,
 )
 from tabular_pipeline.evaluation.plots import (
-    IMPORTANCE_ROWS,
+    IMPORTANCE_REPEATS,
     PLOT_ROWS,
+    importance_rows,
     permutation_importance_table,
     save_classification_plots,
     save_importance_plot,
@@ -102,7 +103,8 @@ def log_evaluation_artifacts(
     # Metrics use the whole split; permutation importance and the residual plot use seeded samples.
     mlflow.log_params(
         {
-            "evaluation.importance_rows": min(len(test), IMPORTANCE_ROWS),
+            "evaluation.importance_rows": importance_rows(len(test), test.shape[1] - 1),
+            "evaluation.importance_repeats": IMPORTANCE_REPEATS,
             "evaluation.plot_rows": min(len(test), PLOT_ROWS),
         }
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from tabular_pipeline.evaluation.metrics import scoring_for_task
-from tabular_pipeline.evaluation.plots import IMPORTANCE_REPEATS, IMPORTANCE_ROWS
+from tabular_pipeline.evaluation.plots import IMPORTANCE_REPEATS, importance_rows
 from tabular_pipeline.evaluation.report import log_evaluation, log_evaluation_of_output
 from tabular_pipeline.monitoring.calibration import model_performance_profile, performance_profile
 from tabular_pipeline.monitoring.profile import training_profile
@@ -160,7 +160,7 @@ def search_with_autosklearn(
         "settings": settings,
         "metric": AUTOSKLEARN_METRIC[task],
         "scoring": scoring_for_task(task),
-        "importance_rows": IMPORTANCE_ROWS,
+        "importance_rows": importance_rows(len(splits.test), splits.test.shape[1] - 1),
         "importance_repeats": IMPORTANCE_REPEATS,
     }
     with tempfile.TemporaryDirectory() as scratch:
