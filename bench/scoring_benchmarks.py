@@ -32,18 +32,45 @@ def served_row(model_uri: str, tracking_uri: str, data: Path):
     return model, cast_features(pa.Table.from_pandas(row, preserve_index=False), schema).to_pandas()
 
 
-def serving_latency(bench: Bench, sizes: Sizes, model_uri: str, data: Path) -> str:
-    """Benchmark 4: one-row `/invocations` against in-process `model.predict` on the same row."""
+# A model that answers zeros, served with the benchmarked model's input schema: what MLflow's
+# server costs per request (HTTP, JSON parsing, casting to the schema) before any model runs.
+FLOOR_MODEL_CODE = """
+import mlflow
+import pandas as pd
+
+
+class Zeros(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return pd.DataFrame({"prediction": [0] * len(model_input)})
+
+
+mlflow.models.set_model(Zeros())
+"""
+
+
+def log_floor_model(bench: Bench, input_schema) -> str:
+    """Log the zeros model (`FLOOR_MODEL_CODE`) with `input_schema` and return its model URI."""
+    import mlflow
+    from mlflow.models import ModelSignature
+
+    code = bench.scratch / "floor_model.py"
+    code.write_text(FLOOR_MODEL_CODE)
+    mlflow.set_tracking_uri(bench.tracking_uri)
+    experiment = mlflow.set_experiment(f"bench-{uuid.uuid4().hex[:8]}-serving-floor")
+    with mlflow.start_run(experiment_id=experiment.experiment_id):
+        info = mlflow.pyfunc.log_model(
+            name="floor", python_model=str(code), signature=ModelSignature(inputs=input_schema), pip_requirements=[]
+        )
+    return info.model_uri
+
+
+def served_latencies(bench: Bench, model_uri: str, payload: str, requests_count: int) -> tuple[list[float], float]:
+    """Serve `model_uri` with `mlflow models serve` and time one-row requests: the latencies of
+    `requests_count` requests one after another, and the requests per second at concurrency 8."""
     import requests
 
     from tests.conftest import free_port, stop_process, wait_until_healthy
 
-    model, row = served_row(model_uri, bench.tracking_uri, data)
-    in_process = []
-    for _ in range(sizes.requests):
-        started = time.perf_counter()
-        model.predict(row)
-        in_process.append(time.perf_counter() - started)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
@@ -65,7 +92,6 @@ def serving_latency(bench: Bench, sizes: Sizes, model_uri: str, data: Path) -> s
         env=bench.env(),
         cwd=bench.scratch,
     )
-    payload = json.dumps({"dataframe_split": json.loads(row.to_json(orient="split", index=False))})
     headers = {"Content-Type": "application/json"}
     try:
         wait_until_healthy(url, server, 180, path="/ping")
@@ -73,7 +99,7 @@ def serving_latency(bench: Bench, sizes: Sizes, model_uri: str, data: Path) -> s
         for _ in range(10):
             session.post(f"{url}/invocations", data=payload, headers=headers, timeout=30).raise_for_status()
         latencies = []
-        for _ in range(sizes.requests):
+        for _ in range(requests_count):
             started = time.perf_counter()
             session.post(f"{url}/invocations", data=payload, headers=headers, timeout=30).raise_for_status()
             latencies.append(time.perf_counter() - started)
@@ -85,20 +111,46 @@ def serving_latency(bench: Bench, sizes: Sizes, model_uri: str, data: Path) -> s
 
         started = time.perf_counter()
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(one_request, range(sizes.requests * 2)))
-        rps = sizes.requests * 2 / (time.perf_counter() - started)
+            list(pool.map(one_request, range(requests_count * 2)))
+        rps = requests_count * 2 / (time.perf_counter() - started)
     finally:
         stop_process(server)
+    return latencies, rps
+
+
+def serving_latency(bench: Bench, sizes: Sizes, model_uri: str, data: Path) -> str:
+    """Benchmark 4: one-row `/invocations` against in-process `model.predict` on the same row, and
+    MLflow's own floor: the same request to a served model that answers zeros."""
+    model, row = served_row(model_uri, bench.tracking_uri, data)
+    in_process = []
+    for _ in range(sizes.requests):
+        started = time.perf_counter()
+        model.predict(row)
+        in_process.append(time.perf_counter() - started)
+    payload = json.dumps({"dataframe_split": json.loads(row.to_json(orient="split", index=False))})
+    latencies, rps = served_latencies(bench, model_uri, payload, sizes.requests)
+    floor_uri = log_floor_model(bench, model.metadata.get_input_schema())
+    floor, _ = served_latencies(bench, floor_uri, payload, sizes.requests)
     ms = 1000.0
+
+    def row_of(name: str, values: list[float]) -> list:
+        return [name, median(values) * ms, percentile(values, 0.99) * ms]
+
     table = markdown_table(
         ["", "p50 (ms)", "p99 (ms)"],
         [
-            ["`mlflow models serve` /invocations", median(latencies) * ms, percentile(latencies, 0.99) * ms],
-            ["in-process `model.predict`", median(in_process) * ms, percentile(in_process, 0.99) * ms],
+            row_of("`mlflow models serve` /invocations", latencies),
+            row_of("in-process `model.predict`", in_process),
             [
                 "ratio",
                 ratio(median(latencies), median(in_process)),
                 ratio(percentile(latencies, 0.99), percentile(in_process, 0.99)),
+            ],
+            row_of("MLflow's floor: the same request to a served model that answers zeros", floor),
+            [
+                "floor / in-process",
+                ratio(median(floor), median(in_process)),
+                ratio(percentile(floor, 0.99), percentile(in_process, 0.99)),
             ],
         ],
     )

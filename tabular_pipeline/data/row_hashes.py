@@ -63,14 +63,14 @@ def _canonical(series: pd.Series, kind: str) -> pd.Series:
 
 
 def _one_value_per_distinct(series: pd.Series) -> bool:
-    """Whether factorising the column keeps apart every pair of values that `_text` tells apart:
-    categories, booleans and all-text columns. (A mixed object column may hold 1 and True, which
-    compare equal and would be merged, so it takes the value-by-value path.)"""
-    return (
-        isinstance(series.dtype, pd.CategoricalDtype)
-        or ptypes.is_bool_dtype(series)
-        or ptypes.infer_dtype(series, skipna=True) in ("string", "empty")
-    )
+    """Whether canonicalising the column's distinct values gives what canonicalising each value
+    does: booleans, and text columns and text categories. Not a mixed object column (1 and True
+    compare equal and would be merged), nor categories of numbers, dates or durations (the
+    value-by-value path sees them as `to_numpy` gives them, e.g. whole-number categories with a
+    missing value as floats, "1.0", where the distinct values are ints, "1")."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return ptypes.infer_dtype(series.cat.categories, skipna=True) in ("string", "empty")
+    return ptypes.is_bool_dtype(series) or ptypes.infer_dtype(series, skipna=True) in ("string", "empty")
 
 
 def _text(value) -> str:

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-# Permutation importance predicts rows x repeats x columns rows, so its cost grows with the table's
-# width: the sample is sized to a budget of predicted rows, between a floor and a ceiling. (2,000 rows
+# Permutation importance predicts rows x (1 + repeats x columns) rows, so its cost grows with the
+# table's width: the sample is sized to a budget of predicted rows, between a floor and a ceiling. (2,000 rows
 # and 5 repeats for every width took 8 to 18 s of a 300k-row, 30-column `train_basic`.)
 IMPORTANCE_PREDICTED_ROWS = 100_000
 IMPORTANCE_MIN_ROWS = 500
