@@ -18,13 +18,14 @@ bench/RESULTS.md.
 from __future__ import annotations
 
 import json
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from statistics import median
 
 import click
+
+from bench.session import measured_commit
 
 MODES = ("scoring", "drift", "performance")
 
@@ -165,19 +166,6 @@ def main(rows: int, columns: int, repeats: int, batch_rows: int, engines: str, r
             without_s=pandas["scoring_s"], with_s=pandas["drift_s"], ratio=pandas["drift_s"] / pandas["scoring_s"]
         )
     click.echo(json.dumps(result))
-
-
-def measured_commit() -> str:
-    """The commit the figures belong to, with "+changes" when the working tree differs from it."""
-    folder = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=folder)
-        changed = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=folder
-        )
-    except OSError:  # no git: the timings still count
-        return "unknown"
-    return (commit.stdout.strip() or "unknown") + ("+changes" if changed.stdout.strip() else "")
 
 
 def markdown(result: dict) -> str:

@@ -115,3 +115,16 @@ def tracking_server(scratch: Path, existing: str):
         yield url
     finally:
         stop_process(server)
+
+
+def measured_commit() -> str:
+    """The commit the figures belong to, with "+changes" when the working tree differs from it."""
+    folder = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=folder)
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=folder
+        )
+    except OSError:  # no git: the timings still count
+        return "unknown"
+    return (commit.stdout.strip() or "unknown") + ("+changes" if changed.stdout.strip() else "")

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import click
 
+from bench.session import measured_commit
+
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 COLUMNS = 20
 TRAINING = "n_estimators=100;max_depth=6"
@@ -124,23 +126,25 @@ def report(records: list[dict]) -> str:
     pandas engine on the same rows, and the time per million rows against the same engine's
     smallest table (1.0 is linear growth; under 1.0, fixed costs being spread)."""
     records = [r for r in records if r.get("exit_code") == 0]
-    pandas_seconds = {r["rows"]: r["seconds"] for r in records if r["engine"] == "pandas"}
+    # Runs are compared within the day they were made: the code and the machine change between days.
+    pandas_seconds = {(r["rows"], r.get("date")): r["seconds"] for r in records if r["engine"] == "pandas"}
     per_million = {}
     for r in sorted(records, key=lambda r: r["rows"]):
-        per_million.setdefault(r["engine"], r["seconds"] / r["rows"] * 1e6)
+        per_million.setdefault((r["engine"], r.get("date")), r["seconds"] / r["rows"] * 1e6)
     lines = [
         "| engine | rows | wall (s) | vs pandas | s per 1M rows vs smallest | rows/s | driver peak (MB) "
-        "| executors peak (MB) | process (s) | train (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| executors peak (MB) | process (s) | train (s) | commit |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for r in sorted(records, key=lambda r: (r["engine"], r["rows"])):
+    for r in sorted(records, key=lambda r: (r.get("date") or "", r["engine"], r["rows"])):
         steps = r.get("step_seconds", {})
-        versus = f"{r['seconds'] / pandas_seconds[r['rows']]:.2f}×" if r["rows"] in pandas_seconds else "-"
-        growth = r["seconds"] / r["rows"] * 1e6 / per_million[r["engine"]]
+        pandas = pandas_seconds.get((r["rows"], r.get("date")))
+        versus = f"{r['seconds'] / pandas:.2f}×" if pandas else "-"
+        growth = r["seconds"] / r["rows"] * 1e6 / per_million[(r["engine"], r.get("date"))]
         lines.append(
             f"| {r['engine']} | {r['rows']:,} | {r['seconds']:.0f} | {versus} | {growth:.2f} | "
             f"{r['rows'] / r['seconds']:,.0f} | {r['driver_peak_mb']:,} | {r.get('executors_peak_mb') or '-'} | "
-            f"{steps.get('process', 0):.0f} | {steps.get('train_basic', 0):.0f} |"
+            f"{steps.get('process', 0):.0f} | {steps.get('train_basic', 0):.0f} | {r.get('commit', '-')} |"
         )
     return "\n".join(lines)
 
@@ -153,11 +157,16 @@ def plot(records: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(10, 4))
-    for engine in sorted({r["engine"] for r in records}):
-        mine = sorted((r for r in records if r["engine"] == engine), key=lambda r: r["rows"])
+    records = [r for r in records if r.get("exit_code") == 0]
+    # One line per engine and day: the code and the machine change between days.
+    for engine, date in sorted({(r["engine"], r.get("date") or "") for r in records}):
+        mine = sorted(
+            (r for r in records if (r["engine"], r.get("date") or "") == (engine, date)), key=lambda r: r["rows"]
+        )
         rows = [r["rows"] / 1e6 for r in mine]
-        time_axis.plot(rows, [r["seconds"] for r in mine], marker="o", label=engine)
-        memory_axis.plot(rows, [r["driver_peak_mb"] / 1024 for r in mine], marker="o", label=engine)
+        label = f"{engine} {date}".strip()
+        time_axis.plot(rows, [r["seconds"] for r in mine], marker="o", label=label)
+        memory_axis.plot(rows, [r["driver_peak_mb"] / 1024 for r in mine], marker="o", label=label)
     time_axis.set(xlabel="rows (millions)", ylabel="pipeline wall time (s)", title="Time")
     memory_axis.set(xlabel="rows (millions)", ylabel="driver peak memory (GB)", title="Driver memory")
     memory_axis.axhline(2, color="grey", linestyle="--", linewidth=1)
@@ -200,10 +209,11 @@ def main(rows: str, engines: str, output: Path, report_only: bool) -> None:
                 ),
                 None,
             )
+            commit = measured_commit()  # the code that is timed, before anything can change under the run
             for size in sizes:
                 for engine in engines.split(","):
                     record = {"engine": engine, "rows": size, "columns": COLUMNS, "training": TRAINING,
-                              "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+                              "date": time.strftime("%Y-%m-%d"), "commit": commit}  # fmt: skip
                     record.update(
                         run_pipeline(engine, tables[size], master, tracking_uri, worker if engine == "spark" else None)
                     )
