@@ -167,7 +167,7 @@ def markdown_report(records: list[dict]) -> str:
         score_rows.append(
             [task, f"{budget:g}", flaml["metric"], f"{flaml['score']:.4f}", f"{autogluon['score']:.4f}", preset,
              "yes" if better else "no", f"{flaml['train_wall_s']:.0f}", f"{autogluon['train_wall_s']:.0f}",
-             f"{autogluon['train_wall_s'] / budget:.2f}", f"{flaml['best']} / {autogluon['best']}",
+             f"{autogluon['train_wall_s'] / budget:.3f}", f"{flaml['best']} / {autogluon['best']}",
              autogluon.get("commit", "-")]
         )  # fmt: skip
         latency_rows.append(

@@ -126,11 +126,15 @@ def report(records: list[dict]) -> str:
     pandas engine on the same rows, and the time per million rows against the same engine's
     smallest table (1.0 is linear growth; under 1.0, fixed costs being spread)."""
     records = [r for r in records if r.get("exit_code") == 0]
-    # Runs are compared within the day they were made: the code and the machine change between days.
-    pandas_seconds = {(r["rows"], r.get("date")): r["seconds"] for r in records if r["engine"] == "pandas"}
+
+    # Runs are compared within one session (a day and a commit): the code and the machine change between them.
+    def session(r: dict) -> tuple:
+        return r.get("date"), r.get("commit")
+
+    pandas_seconds = {(r["rows"], session(r)): r["seconds"] for r in records if r["engine"] == "pandas"}
     per_million = {}
     for r in sorted(records, key=lambda r: r["rows"]):
-        per_million.setdefault((r["engine"], r.get("date")), r["seconds"] / r["rows"] * 1e6)
+        per_million.setdefault((r["engine"], session(r)), r["seconds"] / r["rows"] * 1e6)
     lines = [
         "| engine | rows | wall (s) | vs pandas | s per 1M rows vs smallest | rows/s | driver peak (MB) "
         "| executors peak (MB) | process (s) | train (s) | commit |",
@@ -138,9 +142,9 @@ def report(records: list[dict]) -> str:
     ]
     for r in sorted(records, key=lambda r: (r.get("date") or "", r["engine"], r["rows"])):
         steps = r.get("step_seconds", {})
-        pandas = pandas_seconds.get((r["rows"], r.get("date")))
+        pandas = pandas_seconds.get((r["rows"], session(r)))
         versus = f"{r['seconds'] / pandas:.2f}×" if pandas else "-"
-        growth = r["seconds"] / r["rows"] * 1e6 / per_million[(r["engine"], r.get("date"))]
+        growth = r["seconds"] / r["rows"] * 1e6 / per_million[(r["engine"], session(r))]
         lines.append(
             f"| {r['engine']} | {r['rows']:,} | {r['seconds']:.0f} | {versus} | {growth:.2f} | "
             f"{r['rows'] / r['seconds']:,.0f} | {r['driver_peak_mb']:,} | {r.get('executors_peak_mb') or '-'} | "

@@ -105,13 +105,13 @@ def test_main_runs_the_whole_pipeline_then_reuses_then_reruns(run_project, clien
 
     # Cache on again: the rejection stands (the alias is still where the gate left it), so the
     # register run that rejected version 2 is reused rather than judging the same model again.
-    fourth_registers = len(runs_of(client, experiment_name, "register"))
+    registers_before = len(runs_of(client, experiment_name, "register"))
     rerun = run_project("main", {"model_name": name})
     assert rerun.returncode == 0, rerun.output
     for entry_point in STEPS:
         assert step_lines(rerun.output, entry_point, "reused"), entry_point
     registers = runs_of(client, experiment_name, "register")
-    assert len(registers) == fourth_registers
+    assert len(registers) == registers_before
     assert registers[0].info.run_id in step_lines(rerun.output, "register", "reused")[0], "the run that rejected v2"
     assert client.get_model_version_by_alias(name, "production").version == "1"
     assert len(client.search_model_versions(f"name = '{name}'")) == 2

@@ -154,3 +154,17 @@ def test_categories_of_numbers_hash_as_their_values_did_before():
     by_hand = pd.DataFrame({"counts": ["1.0", "2.0", missing], "ratios": ["0.1", "0.2", "0.1"]}, dtype=object)
     expected = pd.util.hash_pandas_object(by_hand, index=False).to_numpy(dtype=np.uint64)
     assert list(row_hashes(frame, {"counts": "text", "ratios": "text"})) == list(expected)
+
+
+def test_a_column_of_timestamps_with_and_without_offsets_hashes_as_value_by_value(monkeypatch):
+    """pandas reads a timestamp without an offset differently once it has seen one with an offset,
+    so the same text can parse two ways in one column: the rows must hash as the value-by-value
+    path hashed them (helper-10's review found the per-distinct path did not)."""
+    from tabular_pipeline.data import row_hashes as module
+
+    frame = pd.DataFrame({"seen_at": ["2024-01-01T00:00:00", "2024-01-02T00:00:00Z", "2024-01-01T00:00:00", None]})
+    kinds = {"seen_at": "text"}
+    assert module._one_value_per_distinct(frame["seen_at"])
+    fast = row_hashes(frame, kinds)
+    monkeypatch.setattr(module, "_one_value_per_distinct", lambda _series: False)
+    assert list(fast) == list(row_hashes(frame, kinds))

@@ -57,7 +57,13 @@ def _canonical(series: pd.Series, kind: str) -> pd.Series:
         # A table holds far fewer distinct texts than cells: each is put in canonical form once.
         codes, distinct = pd.factorize(series, use_na_sentinel=True)
         texts = [_text(value) for value in distinct] + [_MISSING]  # code -1 (missing) takes the last
-        return pd.Series(np.array(_as_timestamps(texts) or texts, dtype=object)[codes])
+        if _as_timestamps(texts) is None:
+            return pd.Series(np.array(texts, dtype=object)[codes])
+        # A column of ISO dates or timestamps is parsed whole, value by value, as before: pandas
+        # reads a timestamp without an offset differently after one with an offset, so parsing only
+        # the distinct values would change some rows' hashes.
+        values = np.array(texts, dtype=object)[codes].tolist()
+        return pd.Series(_as_timestamps(values), dtype=object)
     values = [_text(value) for value in series.to_numpy()]
     return pd.Series(_as_timestamps(values) or values, dtype=object)
 
