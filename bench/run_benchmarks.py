@@ -11,7 +11,6 @@ never touches the user's tracking store.
 from __future__ import annotations
 
 import platform
-import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -22,7 +21,7 @@ import click
 from bench.generate_table import write_table
 from bench.pipeline_benchmarks import automl_quality, pipeline_overhead
 from bench.scoring_benchmarks import batch_scoring, monitoring_cost, serving_latency
-from bench.session import FULL, PROJECT_DIR, QUICK, Bench, Sizes, log, tracking_server
+from bench.session import FULL, PROJECT_DIR, QUICK, Bench, Sizes, log, measured_commit, tracking_server
 
 BENCH_DIR = PROJECT_DIR / "bench"
 RESULTS_FILE = BENCH_DIR / "RESULTS.md"
@@ -30,15 +29,13 @@ BUNDLED_DATA = PROJECT_DIR / "data" / "breast_cancer.csv"
 RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
-def write_results(sections: list[str], sizes: Sizes, output: Path, seconds: float) -> None:
-    """Replace the measured part of the results file, keeping the hand-written analysis around it."""
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=PROJECT_DIR
-    ).stdout.strip()
+def write_results(sections: list[str], sizes: Sizes, output: Path, seconds: float, commit: str) -> None:
+    """Replace the measured part of the results file, keeping the hand-written analysis around it;
+    `commit` is the code measured (`measured_commit`, read when the run began)."""
     import os
 
     header = (
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit {commit or 'unknown'}, Python "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit {commit}, Python "
         f"{platform.python_version()}, "
         f"{os.cpu_count()} cores; medians of {sizes.repeats} repetition(s); whole run {seconds / 60:.1f} min.\n"
     )
@@ -72,6 +69,7 @@ def main(quick: bool, repeats: int | None, output: Path, only: str, tracking_uri
         )
     chosen = {name.strip() for name in only.split(",")}
     started = time.monotonic()
+    commit = measured_commit()  # the code that is timed, before anything can change under the run
     with (
         tempfile.TemporaryDirectory(prefix="bench-") as scratch_dir,
         tracking_server(Path(scratch_dir), tracking_uri) as url,
@@ -98,7 +96,7 @@ def main(quick: bool, repeats: int | None, output: Path, only: str, tracking_uri
             sections.append(batch_scoring(bench, sizes, models[batch_data]))
         if "monitoring" in chosen:
             sections.append(monitoring_cost(bench, sizes))
-    write_results(sections, sizes, output, time.monotonic() - started)
+    write_results(sections, sizes, output, time.monotonic() - started, commit)
     log(f"results written to {output}")
 
 

@@ -55,9 +55,10 @@ def log_floor_model(bench: Bench, input_schema) -> str:
 
     code = bench.scratch / "floor_model.py"
     code.write_text(FLOOR_MODEL_CODE)
-    mlflow.set_tracking_uri(bench.tracking_uri)
-    experiment = mlflow.set_experiment(f"bench-{uuid.uuid4().hex[:8]}-serving-floor")
-    with mlflow.start_run(experiment_id=experiment.experiment_id):
+    mlflow.set_tracking_uri(bench.tracking_uri)  # the URI `served_row` already set
+    # Its own experiment, without making it the process's active one for what runs after.
+    experiment_id = mlflow.MlflowClient().create_experiment(f"bench-{uuid.uuid4().hex[:8]}-serving-floor")
+    with mlflow.start_run(experiment_id=experiment_id):
         info = mlflow.pyfunc.log_model(
             name="floor", python_model=str(code), signature=ModelSignature(inputs=input_schema), pip_requirements=[]
         )
