@@ -159,7 +159,7 @@ def test_permutation_importance_predicts_a_bounded_number_of_rows():
     rows counted here are the ones the model was actually asked to predict."""
     from sklearn.base import BaseEstimator, RegressorMixin
 
-    from tabular_pipeline.evaluation.plots import (
+    from tabular_pipeline.evaluation.importance import (
         IMPORTANCE_MAX_ROWS,
         IMPORTANCE_MIN_ROWS,
         IMPORTANCE_PREDICTED_ROWS,
@@ -192,3 +192,54 @@ def test_permutation_importance_predicts_a_bounded_number_of_rows():
     assert model.predicted_rows_ == rows * (1 + IMPORTANCE_REPEATS * columns)
     assert model.predicted_rows_ <= IMPORTANCE_PREDICTED_ROWS + rows
     assert table.loc[0, "feature"] == "x0" and (table["importance_mean"].iloc[1:] == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("task", "algorithm"), [("binary", "lightgbm"), ("multiclass", "lr"), ("regression", "xgboost")]
+)
+def test_permutation_importance_equals_scikit_learns_with_few_predict_calls(task, algorithm, monkeypatch):
+    """The stacked shuffles score what scikit-learn's `permutation_importance` scores, shuffle for
+    shuffle, recomputed by scikit-learn itself; and they are predicted in a few calls, not one per
+    column and shuffle (that fixed cost per call was most of the importance's time)."""
+    from sklearn.inspection import permutation_importance
+
+    from tabular_pipeline.evaluation import importance
+    from tabular_pipeline.evaluation.metrics import scoring_for_task
+
+    frame = harmonise_dtypes(mixed_frame(400, task, seed=5), "label")
+    x, y = frame.drop(columns=["label"]), frame["label"]
+    model = build_pipeline(algorithm, task, {}, split_feature_columns(x), seed=1).fit(x, y)
+    test = harmonise_dtypes(mixed_frame(300, task, seed=6), "label")
+    features, label = test.drop(columns=["label"]), test["label"]
+    monkeypatch.setattr(importance, "ROWS_PER_CALL", 2_000)  # several calls, the last one partial
+
+    method = "predict_proba" if task == "binary" else "predict"
+    calls = []
+    original = getattr(type(model), method)
+    monkeypatch.setattr(type(model), method, lambda self, rows: calls.append(len(rows)) or original(self, rows))
+    table = importance.permutation_importance_table(model, features, label, scoring_for_task(task), seed=7)
+    monkeypatch.undo()
+
+    rows = importance.importance_rows(len(features), features.shape[1])
+    copies = importance.IMPORTANCE_REPEATS * features.shape[1]
+    assert calls[0] == rows and sum(calls[1:]) == rows * copies  # the baseline, then every shuffled copy
+    assert len(calls) == 1 + -(-copies // (2_000 // rows)) < 1 + copies
+    sample = features.sample(n=rows, random_state=7)
+    expected = permutation_importance(
+        model, sample, label.loc[sample.index], scoring=scoring_for_task(task),
+        n_repeats=importance.IMPORTANCE_REPEATS, random_state=7,
+    )  # fmt: skip
+    by_feature = table.set_index("feature").loc[list(features.columns)]
+    np.testing.assert_allclose(by_feature["importance_mean"], expected.importances_mean, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(by_feature["importance_std"], expected.importances_std, rtol=0, atol=1e-12)
+    assert (by_feature["importance_mean"] != 0).any()
+
+
+def test_permutation_importance_of_a_one_class_sample_raises_value_error():
+    from tabular_pipeline.evaluation.importance import permutation_importance_table
+
+    x, y = features_and_label("binary")
+    model = build_pipeline("lr", "binary", {}, split_feature_columns(x), seed=1).fit(x, y)
+    one_class = y == y.iloc[0]
+    with pytest.raises(ValueError, match="ROC AUC needs both classes, and the 6. sampled test rows hold one"):
+        permutation_importance_table(model, x[one_class], y[one_class], "roc_auc", 0)

@@ -370,3 +370,39 @@ def test_the_splits_are_logged_as_datasets_without_a_spark_job(spark, tmp_path, 
     inputs = own_store.get_run(run.info.run_id).inputs.dataset_inputs
     profiles = {i.dataset.name: json.loads(i.dataset.profile) for i in inputs}
     assert profiles == {"train": {"num_rows": 40}, "test": {"num_rows": 10}}
+
+
+def test_screening_finds_keys_without_grouping_every_count_by_them(spark, tmp_path):
+    """The screening's counts take one pass with no grouping key; the exact distinct count that
+    proves a key runs apart, and only on id-named whole-number columns with a value on every row
+    (with the count in the same aggregation, Spark grouped every count by the key: 40 s for 2)."""
+    import re
+
+    from tabular_pipeline.spark.encoding import column_statistics, screen_frame
+
+    rows = 30
+    table = pd.DataFrame(
+        {
+            "row_id": np.arange(rows),  # a key: dropped
+            "order_id": np.arange(rows) % 7,  # named like one, repeats: kept
+            "ref_id": np.arange(rows) + 0.5,  # unique, not whole numbers: kept
+            "code": [f"c{i}" for i in range(rows)],  # a different text on every row: dropped
+            "flat": 1.0,
+            "gone": np.nan,
+            "x": np.linspace(0, 1, rows),
+            LABEL: ["a", "b"] * (rows // 2),
+        }
+    )
+    frame = parquet_frame(spark, table, tmp_path / "t.parquet")
+    columns, dropped = screen_frame(frame, LABEL)
+    assert dropped == {
+        "row_id": "identifier-like (unique whole numbers in a column named like an id)",
+        "code": "identifier-like (a different text value on nearly every row)",
+        "flat": "constant",
+        "gone": "all values missing",
+    }
+    assert columns.numeric == ["order_id", "ref_id", "x"] and columns.categorical == []
+    kinds = [name for name in table.columns if name != LABEL]
+    plan = column_statistics(frame, kinds, ["row_id", "order_id", "ref_id"])._jdf.queryExecution().executedPlan()
+    keys = re.findall(r"Aggregate\(keys=\[([^\]]*)\]", plan.toString())
+    assert keys and all(key == "" for key in keys), plan.toString()

@@ -1,5 +1,5 @@
 """Pictures a person opens from the run page: confusion matrix, ROC and PR curves, residuals, and
-permutation importance of the raw columns (the same for every algorithm, AutoML included)."""
+the permutation importance chart (the same for every algorithm, AutoML included)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-# Permutation importance predicts rows x (1 + repeats x columns) rows, so its cost grows with the
-# table's width: the sample is sized to a budget of predicted rows, between a floor and a ceiling. (2,000 rows
-# and 5 repeats for every width took 8 to 18 s of a 300k-row, 30-column `train_basic`.)
-IMPORTANCE_PREDICTED_ROWS = 100_000
-IMPORTANCE_MIN_ROWS = 500
-IMPORTANCE_MAX_ROWS = 2000
-IMPORTANCE_REPEATS = 3
 # The residual plot draws a seeded sample of at most this many test rows.
 PLOT_ROWS = 5000
 TOP_FEATURES = 20
@@ -27,51 +20,6 @@ def _figure():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def importance_rows(test_rows: int, columns: int) -> int:
-    """How many test rows permutation importance shuffles: the budget of predicted rows shared by
-    `IMPORTANCE_REPEATS` passes over every column, kept between the floor and the ceiling, and never
-    more than the test split holds."""
-    budget = IMPORTANCE_PREDICTED_ROWS // (IMPORTANCE_REPEATS * max(1, columns))
-    return min(test_rows, max(IMPORTANCE_MIN_ROWS, min(IMPORTANCE_MAX_ROWS, budget)))
-
-
-def permutation_importance_table(
-    model, features: pd.DataFrame, label: pd.Series, scoring: str, seed: int
-) -> pd.DataFrame:
-    """Mean and std drop in `scoring` when each raw column is shuffled, largest first.
-
-    Args:
-        model: a fitted pipeline that takes raw columns.
-        features: test rows (a seeded sample of `importance_rows` of them is used).
-        label: their true labels.
-        scoring: a scikit-learn scorer name.
-        seed: the shuffling seed.
-
-    Returns:
-        Columns `feature`, `importance_mean`, `importance_std`.
-    """
-    from sklearn.inspection import permutation_importance
-
-    sample = features.sample(n=importance_rows(len(features), features.shape[1]), random_state=seed)
-    result = permutation_importance(
-        model,
-        sample,
-        label.loc[sample.index],
-        scoring=scoring,
-        n_repeats=IMPORTANCE_REPEATS,
-        random_state=seed,
-        n_jobs=1,
-    )
-    table = pd.DataFrame(
-        {
-            "feature": features.columns,
-            "importance_mean": result.importances_mean,
-            "importance_std": result.importances_std,
-        }
-    )
-    return table.sort_values("importance_mean", ascending=False).reset_index(drop=True)
 
 
 def save_importance_plot(table: pd.DataFrame, path: Path) -> Path:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from tabular_pipeline.evaluation.artifacts import EVALUATION_ARTIFACT_PATH, TEST_SPLIT_FILE
+from tabular_pipeline.evaluation.importance import IMPORTANCE_REPEATS, importance_rows, permutation_importance_table
 from tabular_pipeline.evaluation.metrics import (
     PRIMARY_METRIC,
     metrics_from_served_output,
@@ -16,10 +17,7 @@ from tabular_pipeline.evaluation.metrics import (
     unpack_served_output,
 )
 from tabular_pipeline.evaluation.plots import (
-    IMPORTANCE_REPEATS,
     PLOT_ROWS,
-    importance_rows,
-    permutation_importance_table,
     save_classification_plots,
     save_importance_plot,
     save_regression_plots,

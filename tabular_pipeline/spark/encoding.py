@@ -36,9 +36,12 @@ class FeatureColumns:
 
 
 def screen_frame(frame, label_column: str) -> tuple[FeatureColumns, dict[str, str]]:
-    """Sort features into numeric and categorical and drop the useless ones, with one aggregation:
-    all values missing, constant, text with a different value on nearly every row, or unique
-    whole numbers in a column named like an id (the pandas engine's rules, less its row-counter one).
+    """Sort features into numeric and categorical and drop the useless ones: all values missing,
+    constant, text with a different value on nearly every row, or unique whole numbers in a column
+    named like an id (the pandas engine's rules, less its row-counter one).
+
+    One pass gathers the counts; a second counts exact distinct values, only of the columns that
+    can still be keys after it.
 
     Returns:
         (kept columns by kind, {dropped column: reason}).
@@ -46,16 +49,17 @@ def screen_frame(frame, label_column: str) -> tuple[FeatureColumns, dict[str, st
     from pyspark.sql import functions as F
 
     kinds = {name: kind for name, kind in frame.dtypes if name != label_column}
-    # Exact distinct counts only where a key is suspected: they cost a shuffle each.
     id_named = [name for name, kind in kinds.items() if kind not in TEXT_TYPES and has_id_name(name)]
-    stats = frame.agg(
-        F.count(F.lit(1)).alias("__rows"),
-        *[F.count(F.col(f"`{name}`")).alias(f"n:{name}") for name in kinds],
-        *[F.approx_count_distinct(F.col(f"`{name}`")).alias(f"d:{name}") for name in kinds],
-        *[F.count_distinct(F.col(f"`{name}`")).alias(f"u:{name}") for name in id_named],
-        *[F.sum((F.col(f"`{name}`") % 1 != 0).cast("int")).alias(f"f:{name}") for name in id_named],
-    ).first()
+    stats = column_statistics(frame, list(kinds), id_named).first()
     rows, dropped = stats["__rows"], {}
+    # A key has a value on every row, all of them whole numbers; only those need the exact count.
+    suspects = [
+        name
+        for name in id_named
+        if rows >= MIN_ROWS_FOR_ID_RULES and stats[f"n:{name}"] == rows and not stats[f"f:{name}"]
+    ]
+    exact = [F.count_distinct(F.col(f"`{name}`")).alias(f"u:{name}") for name in suspects]
+    unique = frame.agg(*exact).first() if exact else {}
     for name, kind in kinds.items():
         values, distinct = stats[f"n:{name}"], stats[f"d:{name}"]
         if values == 0:
@@ -64,9 +68,8 @@ def screen_frame(frame, label_column: str) -> tuple[FeatureColumns, dict[str, st
             dropped[name] = "constant"
         elif kind in TEXT_TYPES and rows >= MIN_ROWS_FOR_ID_RULES and distinct >= TEXT_ID_UNIQUE_SHARE * rows:
             dropped[name] = "identifier-like (a different text value on nearly every row)"
-        elif name in id_named and rows >= MIN_ROWS_FOR_ID_RULES and stats[f"u:{name}"] == values == rows:
-            if not stats[f"f:{name}"]:
-                dropped[name] = "identifier-like (unique whole numbers in a column named like an id)"
+        elif name in suspects and unique[f"u:{name}"] == rows:
+            dropped[name] = "identifier-like (unique whole numbers in a column named like an id)"
     kept = [name for name in kinds if name not in dropped]
     if not kept:
         detail = "; ".join(f"{name}: {reason}" for name, reason in list(dropped.items())[:5])
@@ -77,6 +80,22 @@ def screen_frame(frame, label_column: str) -> tuple[FeatureColumns, dict[str, st
             categorical=[name for name in kept if kinds[name] in TEXT_TYPES],
         ),
         dropped,
+    )
+
+
+def column_statistics(frame, columns: list[str], id_named: list[str]):
+    """The screening's one-pass aggregation (not yet run): rows, values and approximate distinct
+    values per column, and how many non-whole numbers each id-named column holds.
+
+    No exact distinct count belongs here: Spark would group every other aggregate by that column,
+    one group per row of a key (40 s instead of 2 s on 750,000 rows)."""
+    from pyspark.sql import functions as F
+
+    return frame.agg(
+        F.count(F.lit(1)).alias("__rows"),
+        *[F.count(F.col(f"`{name}`")).alias(f"n:{name}") for name in columns],
+        *[F.approx_count_distinct(F.col(f"`{name}`")).alias(f"d:{name}") for name in columns],
+        *[F.sum((F.col(f"`{name}`") % 1 != 0).cast("int")).alias(f"f:{name}") for name in id_named],
     )
 
 

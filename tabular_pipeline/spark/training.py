@@ -119,8 +119,8 @@ def log_evaluation_on_cluster(
     import mlflow
 
     from tabular_pipeline.evaluation.artifacts import TAG_GATE_SAMPLE
+    from tabular_pipeline.evaluation.importance import permutation_importance_table
     from tabular_pipeline.evaluation.metrics import scoring_for_task
-    from tabular_pipeline.evaluation.plots import permutation_importance_table
     from tabular_pipeline.evaluation.report import log_evaluation_artifacts
     from tabular_pipeline.monitoring.calibration import performance_profile
     from tabular_pipeline.serving.model import probability_frame

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from tabular_pipeline.evaluation.importance import IMPORTANCE_REPEATS, importance_rows
 from tabular_pipeline.evaluation.metrics import scoring_for_task
-from tabular_pipeline.evaluation.plots import IMPORTANCE_REPEATS, importance_rows
 from tabular_pipeline.evaluation.report import log_evaluation, log_evaluation_of_output
 from tabular_pipeline.monitoring.calibration import model_performance_profile, performance_profile
 from tabular_pipeline.monitoring.profile import training_profile
