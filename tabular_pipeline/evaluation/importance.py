@@ -1,11 +1,11 @@
 """Permutation importance of the raw columns, the same for every algorithm, AutoML included.
 
-scikit-learn's `permutation_importance` calls the model once per column and shuffle. A fitted
-pipeline has a fixed cost per call (about 50 ms for LightGBM's on 1,000 rows), so on a 300k-row
-table most of its time was that cost. This module makes the same shuffles as scikit-learn (same
-seed, same order; `tests/test_modeling.py` compares the two) and predicts them stacked, a few
-calls in all. It scores with the metric functions behind the three scorers `scoring_for_task`
-names.
+scikit-learn's `permutation_importance` calls the model once per column and shuffle, and each call
+pays the pipeline's fixed cost again. This module makes the same shuffles (same seed, same order;
+`tests/test_modeling.py` compares the two) and predicts them stacked, a few calls in all, scoring
+with the metric functions behind the three scorers `scoring_for_task` names. The saving is modest
+where the model's own prediction dominates: 4.2 s to 3.6 s for a LightGBM model on 20 columns and
+1,851 rows (about 100,000 rows predicted, one thread).
 """
 
 from __future__ import annotations
