@@ -211,7 +211,8 @@ def test_permutation_importance_equals_scikit_learns_with_few_predict_calls(task
     model = build_pipeline(algorithm, task, {}, split_feature_columns(x), seed=1).fit(x, y)
     test = harmonise_dtypes(mixed_frame(300, task, seed=6), "label")
     features, label = test.drop(columns=["label"]), test["label"]
-    monkeypatch.setattr(importance, "ROWS_PER_CALL", 2_000)  # several calls, the last one partial
+    # Several calls, the last one partial.
+    monkeypatch.setattr(importance, "CELLS_PER_CALL", 2_000 * features.shape[1])
 
     method = "predict_proba" if task == "binary" else "predict"
     calls = []
@@ -243,3 +244,36 @@ def test_permutation_importance_of_a_one_class_sample_raises_value_error():
     one_class = y == y.iloc[0]
     with pytest.raises(ValueError, match="ROC AUC needs both classes, and the 6. sampled test rows hold one"):
         permutation_importance_table(model, x[one_class], y[one_class], "roc_auc", 0)
+
+
+def test_permutation_importance_calls_stay_bounded_on_wide_tables_and_rows_match_by_position():
+    """A call holds at most `CELLS_PER_CALL` raw cells, or one copy where a copy is wider; and the
+    sample is taken by position, so an index with repeated labels still scores row against row."""
+    from sklearn.base import BaseEstimator, RegressorMixin
+
+    from tabular_pipeline.evaluation import importance
+
+    class WidthRecordingRegressor(RegressorMixin, BaseEstimator):
+        def fit(self, _features, _label):
+            self.cells_ = []
+            return self
+
+        def predict(self, features):
+            self.cells_.append(features.size)
+            return features["x0"].to_numpy() + features["x1"].to_numpy()
+
+    generator = np.random.default_rng(1)
+    for columns in (30, 600):
+        features = pd.DataFrame(generator.normal(size=(800, columns)), columns=[f"x{i}" for i in range(columns)])
+        model = WidthRecordingRegressor().fit(features, None)
+        label = features["x0"] + features["x1"]
+        table = importance.permutation_importance_table(model, features, label, "neg_root_mean_squared_error", 0)
+        rows = importance.importance_rows(len(features), columns)
+        assert max(model.cells_[1:]) <= max(importance.CELLS_PER_CALL, rows * columns)
+        assert sum(model.cells_[1:]) == rows * columns * importance.IMPORTANCE_REPEATS * columns
+        assert set(table["feature"].head(2)) == {"x0", "x1"} and (table["importance_mean"].iloc[2:] == 0).all()
+
+    repeated = features.set_axis([0, 1] * (len(features) // 2))  # two labels, each on 400 rows
+    by_position = importance.permutation_importance_table(model, repeated, label.set_axis(repeated.index),
+                                                          "neg_root_mean_squared_error", 0)  # fmt: skip
+    pd.testing.assert_frame_equal(by_position, table)

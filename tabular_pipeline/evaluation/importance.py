@@ -23,9 +23,11 @@ IMPORTANCE_PREDICTED_ROWS = 100_000
 IMPORTANCE_MIN_ROWS = 500
 IMPORTANCE_MAX_ROWS = 2000
 IMPORTANCE_REPEATS = 3
-# Shuffled copies are stacked into calls of about this many rows: few calls, bounded memory on
-# wide tables (the floor of 500 rows on 1,000 columns would otherwise stack 1.5M rows at once).
-ROWS_PER_CALL = 20_000
+# Shuffled copies are stacked into calls of about this many raw cells (10,000 rows of 20 columns):
+# few calls, and memory that does not grow with the width (a linear model one-hot encodes text
+# densely: 40 text columns take about 300 MB per 10,000 rows). A copy wider than this goes alone,
+# as scikit-learn's calls do.
+CELLS_PER_CALL = 200_000
 
 
 def importance_rows(test_rows: int, columns: int) -> int:
@@ -76,22 +78,52 @@ SCORERS = {
 }
 
 
-def shuffled_columns(sample: pd.DataFrame, repeats: int, seed: int) -> Iterator[tuple[int, int, pd.Series]]:
+def shuffled_orders(rows: int, columns: int, repeats: int, seed: int) -> Iterator[tuple[int, int, np.ndarray]]:
     """Each column shuffled `repeats` times, as scikit-learn's `permutation_importance` shuffles it:
     one seed drawn from `seed`, a fresh generator per column, each shuffle applied to the last.
-    Yields (column position, repeat, shuffled column carrying the sample's index)."""
+    Yields (column position, repeat, the row positions the shuffled column takes its values from)."""
     from sklearn.utils import check_random_state
 
     column_seed = check_random_state(seed).randint(np.iinfo(np.int32).max + 1)
-    for position in range(sample.shape[1]):
+    for position in range(columns):
         generator = check_random_state(column_seed)
-        order = np.arange(len(sample))
-        column = sample.iloc[:, position]
+        order, taken = np.arange(rows), np.arange(rows)
         for repeat in range(repeats):
             generator.shuffle(order)
-            column = column.iloc[order]
-            column.index = sample.index
-            yield position, repeat, column
+            taken = taken[order]
+            yield position, repeat, taken
+
+
+class StackedCopies:
+    """The sample `copies` times, one copy under the other, built once. Each batch shuffles one
+    column in each copy's block, and the next batch first puts those columns back, so a batch
+    costs the columns it touches rather than a copy of the whole sample per shuffle (that grew with
+    the square of the width)."""
+
+    def __init__(self, sample: pd.DataFrame, copies: int):
+        self.sample, self.rows = sample, len(sample)
+        self.unshuffled = np.tile(np.arange(self.rows), copies)
+        self.stacked = sample.take(self.unshuffled).reset_index(drop=True)
+        self.touched: list[int] = []
+
+    def _set_column(self, position: int, taken: np.ndarray) -> None:
+        self.stacked.isetitem(position, self.sample.iloc[:, position].take(taken).reset_index(drop=True))
+
+    def with_shuffles(self, batch: list[tuple[int, int, np.ndarray]]) -> pd.DataFrame:
+        """The first `len(batch)` copies, copy i with column `batch[i][0]` taken in `batch[i][2]`'s order."""
+        for position in self.touched:
+            self._set_column(position, self.unshuffled)
+        by_column: dict[int, list[tuple[int, np.ndarray]]] = {}
+        for index, (position, _, order) in enumerate(batch):
+            by_column.setdefault(position, []).append((index, order))
+        for position, blocks in by_column.items():
+            taken = self.unshuffled.copy()
+            for index, order in blocks:
+                taken[index * self.rows : (index + 1) * self.rows] = order
+            self._set_column(position, taken)
+        self.touched = list(by_column)
+        used = len(batch) * self.rows
+        return self.stacked if used == len(self.stacked) else self.stacked.iloc[:used]
 
 
 def permutation_importance_table(
@@ -102,7 +134,7 @@ def permutation_importance_table(
     Args:
         model: a fitted pipeline that takes raw columns.
         features: test rows (a seeded sample of `importance_rows` of them is used).
-        label: their true labels.
+        label: their true labels, row for row (matched by position, not index).
         scoring: "roc_auc", "f1_macro" or "neg_root_mean_squared_error".
         seed: the shuffling seed.
 
@@ -115,28 +147,24 @@ def permutation_importance_table(
     scorer = SCORERS[scoring]
     predict = getattr(model, scorer.method)
     classes = getattr(model, "classes_", None)
-    sample = features.sample(n=importance_rows(len(features), features.shape[1]), random_state=seed)
-    truth = label.loc[sample.index]
+    rows = importance_rows(len(features), features.shape[1])
+    # The rows `features.sample(n=rows, random_state=seed)` picks, by position: an index with
+    # repeated labels would pick more than `rows` labels.
+    picked = pd.Series(np.arange(len(features))).sample(n=rows, random_state=seed).to_numpy()
+    sample, truth = features.iloc[picked], label.iloc[picked]
     baseline = scorer.metric(truth, np.asarray(predict(sample)), classes)
     drops = np.full((sample.shape[1], IMPORTANCE_REPEATS), np.nan)
-    copies_per_call = max(1, ROWS_PER_CALL // max(1, len(sample)))
-    batch: list[tuple[int, int, pd.DataFrame]] = []
-
-    def score_batch() -> None:
-        answers = np.asarray(predict(pd.concat([copy for *_, copy in batch], ignore_index=True)))
-        for index, (position, repeat, _) in enumerate(batch):
-            rows = answers[index * len(sample) : (index + 1) * len(sample)]
-            drops[position, repeat] = baseline - scorer.metric(truth, rows, classes)
-        batch.clear()
-
-    for position, repeat, column in shuffled_columns(sample, IMPORTANCE_REPEATS, seed):
-        copy = sample.copy()
-        copy[sample.columns[position]] = column
-        batch.append((position, repeat, copy))
-        if len(batch) == copies_per_call:
-            score_batch()
-    if batch:
-        score_batch()
+    copies = sample.shape[1] * IMPORTANCE_REPEATS
+    stacked = StackedCopies(sample, min(copies, max(1, CELLS_PER_CALL // max(1, sample.size))))
+    batch: list[tuple[int, int, np.ndarray]] = []
+    for count, copy in enumerate(shuffled_orders(rows, sample.shape[1], IMPORTANCE_REPEATS, seed), start=1):
+        batch.append(copy)
+        if len(batch) * rows == len(stacked.unshuffled) or count == copies:
+            answers = np.asarray(predict(stacked.with_shuffles(batch)))
+            for index, (position, repeat, _) in enumerate(batch):
+                part = answers[index * rows : (index + 1) * rows]
+                drops[position, repeat] = baseline - scorer.metric(truth, part, classes)
+            batch = []
     table = pd.DataFrame(
         {"feature": features.columns, "importance_mean": drops.mean(axis=1), "importance_std": drops.std(axis=1)}
     )
