@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 # MLflow's virtualenv env manager (the default of `mlflow run`) needs pyenv, which lives here.
-export PATH := $(BIN):$(HOME)/.pyenv/bin:$(HOME)/.pyenv/shims:$(PATH)
+# Podman's network helper runs iptables from /usr/sbin, which a minimal PATH (cron, `env -i`,
+# an orchestrator's) leaves out: the docker tests' image build failed with "netavark: No such file".
+export PATH := $(BIN):$(HOME)/.pyenv/bin:$(HOME)/.pyenv/shims:$(PATH):/usr/sbin:/sbin
 EXPERIMENT ?= tabular-pipeline
 MODEL_NAME ?= breast-cancer-classifier
 # Where runs go: TRACKING_URI, else MLFLOW_TRACKING_URI, else a SQLite file in this folder. The
