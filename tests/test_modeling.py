@@ -211,8 +211,9 @@ def test_permutation_importance_equals_scikit_learns_with_few_predict_calls(task
     model = build_pipeline(algorithm, task, {}, split_feature_columns(x), seed=1).fit(x, y)
     test = harmonise_dtypes(mixed_frame(300, task, seed=6), "label")
     features, label = test.drop(columns=["label"]), test["label"]
-    # Several calls, the last one partial.
-    monkeypatch.setattr(importance, "CELLS_PER_CALL", 2_000 * features.shape[1])
+    rows = importance.importance_rows(len(features), features.shape[1])
+    # Four copies a call: a column's three shuffles fall across two calls, and the last call is partial.
+    monkeypatch.setattr(importance, "CELLS_PER_CALL", 4 * rows * features.shape[1])
 
     method = "predict_proba" if task == "binary" else "predict"
     calls = []
@@ -221,10 +222,9 @@ def test_permutation_importance_equals_scikit_learns_with_few_predict_calls(task
     table = importance.permutation_importance_table(model, features, label, scoring_for_task(task), seed=7)
     monkeypatch.undo()
 
-    rows = importance.importance_rows(len(features), features.shape[1])
     copies = importance.IMPORTANCE_REPEATS * features.shape[1]
     assert calls[0] == rows and sum(calls[1:]) == rows * copies  # the baseline, then every shuffled copy
-    assert len(calls) == 1 + -(-copies // (2_000 // rows)) < 1 + copies
+    assert len(calls) == 1 + -(-copies // 4) and copies % 4 and calls[-1] == (copies % 4) * rows
     sample = features.sample(n=rows, random_state=7)
     expected = permutation_importance(
         model, sample, label.loc[sample.index], scoring=scoring_for_task(task),

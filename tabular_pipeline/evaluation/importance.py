@@ -98,16 +98,23 @@ class StackedCopies:
     """The sample `copies` times, one copy under the other, built once. Each batch shuffles one
     column in each copy's block, and the next batch first puts those columns back, so a batch
     costs the columns it touches rather than a copy of the whole sample per shuffle (that grew with
-    the square of the width)."""
+    the square of the width). As scikit-learn's own frame is, the frame a model is given changes
+    after it returns."""
+
+    # Every replaced column becomes a block of its own; past this many replacements the frame is
+    # copied whole, which joins them again (a frame of hundreds of blocks slowed every predict).
+    REPLACEMENTS_PER_COPY = 16
 
     def __init__(self, sample: pd.DataFrame, copies: int):
         self.sample, self.rows = sample, len(sample)
         self.unshuffled = np.tile(np.arange(self.rows), copies)
         self.stacked = sample.take(self.unshuffled).reset_index(drop=True)
         self.touched: list[int] = []
+        self.replaced = 0
 
     def _set_column(self, position: int, taken: np.ndarray) -> None:
         self.stacked.isetitem(position, self.sample.iloc[:, position].take(taken).reset_index(drop=True))
+        self.replaced += 1
 
     def with_shuffles(self, batch: list[tuple[int, int, np.ndarray]]) -> pd.DataFrame:
         """The first `len(batch)` copies, copy i with column `batch[i][0]` taken in `batch[i][2]`'s order."""
@@ -122,6 +129,8 @@ class StackedCopies:
                 taken[index * self.rows : (index + 1) * self.rows] = order
             self._set_column(position, taken)
         self.touched = list(by_column)
+        if self.replaced > self.REPLACEMENTS_PER_COPY:
+            self.stacked, self.replaced = self.stacked.copy(), 0
         used = len(batch) * self.rows
         return self.stacked if used == len(self.stacked) else self.stacked.iloc[:used]
 
