@@ -15,6 +15,7 @@ executors live under the worker and are reported apart).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -31,6 +32,7 @@ from bench.session import measured_commit
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 COLUMNS = 20
 TRAINING = "n_estimators=100;max_depth=6"
+STANDALONE = "standalone"
 
 
 def write_tables(sizes: list[int], folder: Path, seed: int = 0) -> dict[int, Path]:
@@ -127,26 +129,28 @@ def report(records: list[dict]) -> str:
     smallest table (1.0 is linear growth; under 1.0, fixed costs being spread)."""
     records = [r for r in records if r.get("exit_code") == 0]
 
-    # Runs are compared within one session (a day and a commit): the code and the machine change between them.
+    # Runs are compared within one invocation of this script (its `session`; older records, by day
+    # and commit): the code, the machine and the master change between them.
     def session(r: dict) -> tuple:
-        return r.get("date"), r.get("commit")
+        return (r["session"],) if r.get("session") else (r.get("date"), r.get("commit"))
 
     pandas_seconds = {(r["rows"], session(r)): r["seconds"] for r in records if r["engine"] == "pandas"}
     per_million = {}
     for r in sorted(records, key=lambda r: r["rows"]):
         per_million.setdefault((r["engine"], session(r)), r["seconds"] / r["rows"] * 1e6)
     lines = [
-        "| engine | rows | wall (s) | vs pandas | s per 1M rows vs smallest | rows/s | driver peak (MB) "
+        "| engine | master | rows | wall (s) | vs pandas | s per 1M rows vs smallest | rows/s | driver peak (MB) "
         "| executors peak (MB) | process (s) | train (s) | commit |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for r in sorted(records, key=lambda r: (r.get("date") or "", r["engine"], r["rows"])):
+    for r in sorted(records, key=lambda r: (r.get("date") or "", r.get("session") or "", r["engine"], r["rows"])):
         steps = r.get("step_seconds", {})
         pandas = pandas_seconds.get((r["rows"], session(r)))
         versus = f"{r['seconds'] / pandas:.2f}×" if pandas else "-"
         growth = r["seconds"] / r["rows"] * 1e6 / per_million[(r["engine"], session(r))]
+        master = "-" if r["engine"] == "pandas" else r.get("master", STANDALONE)
         lines.append(
-            f"| {r['engine']} | {r['rows']:,} | {r['seconds']:.0f} | {versus} | {growth:.2f} | "
+            f"| {r['engine']} | {master} | {r['rows']:,} | {r['seconds']:.0f} | {versus} | {growth:.2f} | "
             f"{r['rows'] / r['seconds']:,.0f} | {r['driver_peak_mb']:,} | {r.get('executors_peak_mb') or '-'} | "
             f"{steps.get('process', 0):.0f} | {steps.get('train_basic', 0):.0f} | {r.get('commit', '-')} |"
         )
@@ -162,13 +166,15 @@ def plot(records: list[dict], path: Path) -> None:
 
     figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(10, 4))
     records = [r for r in records if r.get("exit_code") == 0]
-    # One line per engine and day: the code and the machine change between days.
-    for engine, date in sorted({(r["engine"], r.get("date") or "") for r in records}):
-        mine = sorted(
-            (r for r in records if (r["engine"], r.get("date") or "") == (engine, date)), key=lambda r: r["rows"]
-        )
+
+    # One line per engine, day and master: the code and the machine change between days.
+    def line(r: dict) -> tuple:
+        return r["engine"], r.get("date") or "", "" if r["engine"] == "pandas" else r.get("master", STANDALONE)
+
+    for key in sorted({line(r) for r in records}):
+        mine = sorted((r for r in records if line(r) == key), key=lambda r: r["rows"])
         rows = [r["rows"] / 1e6 for r in mine]
-        label = f"{engine} {date}".strip()
+        label = " ".join(part for part in key if part)
         time_axis.plot(rows, [r["seconds"] for r in mine], marker="o", label=label)
         memory_axis.plot(rows, [r["driver_peak_mb"] / 1024 for r in mine], marker="o", label=label)
     time_axis.set(xlabel="rows (millions)", ylabel="pipeline wall time (s)", title="Time")
@@ -185,45 +191,65 @@ def plot(records: list[dict], path: Path) -> None:
 @click.option("--rows", default="1000000,3000000", show_default=True, help="Comma-separated table sizes.")
 @click.option("--engines", default="pandas,spark", show_default=True)
 @click.option("--output", type=click.Path(path_type=Path), default=Path("bench/spark_scaling.jsonl"))
+@click.option(
+    "--master",
+    default=STANDALONE,
+    show_default=True,
+    help=f"'{STANDALONE}' (a master and worker started on loopback), or a local master such as 'local[*]'.",
+)
 @click.option("--report", "report_only", is_flag=True, help="Print the table and draw the plot from --output.")
-def main(rows: str, engines: str, output: Path, report_only: bool) -> None:
+def main(rows: str, engines: str, output: Path, master: str, report_only: bool) -> None:
     if report_only:
         records = [json.loads(line) for line in output.read_text().splitlines() if line.strip()]
         click.echo(report(records))
         plot(records, output.with_suffix(".png"))
         click.echo(f"plot: {output.with_suffix('.png')}")
         return
-    from tests.conftest import standalone_spark_cluster
-
+    if master != STANDALONE and not master.startswith("local"):
+        raise click.BadParameter(f"expected '{STANDALONE}' or local[...], got '{master}'", param_hint="--master")
     sizes = [int(size) for size in rows.split(",")]
     with tempfile.TemporaryDirectory(prefix="spark-bench-") as scratch:
         folder = Path(scratch)
         tables = write_tables(sizes, folder)
         tracking_uri = f"sqlite:///{folder / 'mlflow.db'}"
-        cores = str(os.cpu_count() or 2)
-        (folder / "cluster").mkdir()
-        with standalone_spark_cluster(folder / "cluster", cores=int(cores), memory="8g") as (master, _):
-            import psutil
-
-            worker = next(
-                (
-                    p.pid
-                    for p in psutil.process_iter(["cmdline"])
-                    if "deploy.worker.Worker" in " ".join(p.info["cmdline"] or [])
-                ),
-                None,
-            )
+        with spark_master(master, folder) as (url, worker):
             commit = measured_commit()  # the code that is timed, before anything can change under the run
+            session = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {commit} {master}"
             for size in sizes:
                 for engine in engines.split(","):
                     record = {"engine": engine, "rows": size, "columns": COLUMNS, "training": TRAINING,
-                              "date": time.strftime("%Y-%m-%d"), "commit": commit}  # fmt: skip
+                              "date": time.strftime("%Y-%m-%d"), "commit": commit, "master": master,
+                              "session": session}  # fmt: skip
                     record.update(
-                        run_pipeline(engine, tables[size], master, tracking_uri, worker if engine == "spark" else None)
+                        run_pipeline(engine, tables[size], url, tracking_uri, worker if engine == "spark" else None)
                     )
                     click.echo(json.dumps(record))
                     with output.open("a") as sink:
                         sink.write(json.dumps(record) + "\n")
+
+
+@contextlib.contextmanager
+def spark_master(master: str, folder: Path):
+    """The master URL the runs get, and the pid of the worker whose executors are measured apart
+    (None for a local master, whose executors are threads of the driver's JVM)."""
+    if master != STANDALONE:
+        yield master, None
+        return
+    import psutil
+
+    from tests.conftest import standalone_spark_cluster
+
+    (folder / "cluster").mkdir()
+    with standalone_spark_cluster(folder / "cluster", cores=os.cpu_count() or 2, memory="8g") as (url, _):
+        worker = next(
+            (
+                p.pid
+                for p in psutil.process_iter(["cmdline"])
+                if "deploy.worker.Worker" in " ".join(p.info["cmdline"] or [])
+            ),
+            None,
+        )
+        yield url, worker
 
 
 if __name__ == "__main__":

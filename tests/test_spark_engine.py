@@ -144,6 +144,30 @@ def test_the_split_is_seeded_stratified_and_the_same_however_the_rows_are_partit
     pd.testing.assert_frame_equal(coin_test, split_rows(1, partitions=5)[1])
 
 
+def test_a_split_written_by_one_task_reads_back_as_balanced_partitions(spark, tmp_path, monkeypatch):
+    """XGBoost trains one worker per partition: a 1M-row split written as one row group came back as
+    one partition holding every row and one empty, so one core trained while the other waited."""
+    import pyarrow.parquet as pq
+
+    from tabular_pipeline.spark import tables
+
+    monkeypatch.setattr(tables, "SPLIT_ROW_GROUP_BYTES", 64 * 1024)  # the 8 MB of a real split, scaled down
+    rows = 60_000
+    frame = spark.range(rows).selectExpr("id", "rand(1) AS x", "rand(2) AS y").coalesce(1)
+    tables.write_parquet(frame, str(tmp_path / "train"))
+    (written,) = (tmp_path / "train").glob("*.parquet")
+    assert pq.ParquetFile(written).metadata.num_row_groups > 4
+    # Spark's split size is the folder's bytes over the cores, floored at openCostInBytes (4 MB,
+    # larger than this whole file), so lower the floor here as a real split's size does.
+    spark.conf.set("spark.sql.files.openCostInBytes", "1")
+    try:
+        back = spark.read.parquet(str(tmp_path / "train"))
+        sizes = back.rdd.mapPartitions(lambda part: [sum(1 for _ in part)]).collect()
+    finally:
+        spark.conf.unset("spark.sql.files.openCostInBytes")
+    assert len(sizes) >= 2 and sum(sizes) == rows and min(sizes) >= rows / (2 * len(sizes)), sizes
+
+
 def test_a_recorded_split_that_is_gone_or_rewritten_is_refused_in_one_line(spark, tmp_path):
     from tabular_pipeline.spark.tables import list_data_files, listing_digest
     from tabular_pipeline.spark.training import check_split_unchanged

@@ -31,6 +31,9 @@ EXACT_SPLIT_BELOW_ROWS = 10_000
 COIN_SIDES = 1_000_003
 # More classes than this is an id or free text taken for a label.
 MAX_CLASSES = 1000
+# Row groups of the written splits, in bytes before compression (Parquet's default is 128 MB, so a
+# 1M-row split was one row group, read back as one partition: XGBoost then trained on one worker).
+SPLIT_ROW_GROUP_BYTES = 8 * 2**20
 
 
 def is_numeric_type(kind: str) -> bool:
@@ -284,8 +287,13 @@ def small_class_test_rows(rows: int, test_size: float) -> int:
 
 
 def write_parquet(frame, uri: str) -> None:
-    """Write a folder of Parquet part files; refuses a folder that already exists (never replaced)."""
-    frame.write.mode("errorifexists").parquet(uri)
+    """Write a folder of Parquet part files; refuses a folder that already exists (never replaced).
+
+    Row groups are kept to `SPLIT_ROW_GROUP_BYTES`: Spark splits a Parquet file between tasks by
+    row group, so a split that one task wrote (a table read as one partition) is read back as
+    several partitions of similar size, not one partition holding every row and the others empty.
+    """
+    frame.write.mode("errorifexists").option("parquet.block.size", SPLIT_ROW_GROUP_BYTES).parquet(uri)
 
 
 def sample_rows(frame, rows: int, seed: int, total: int | None = None) -> pd.DataFrame:
