@@ -16,6 +16,7 @@ executors live under the worker and are reported apart).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import subprocess
@@ -127,21 +128,16 @@ def report(records: list[dict]) -> str:
     """The Markdown table RESULTS.md quotes. Two ratios make the comparison: the time against the
     pandas engine on the same rows, and the time per million rows against the same engine's
     smallest table (1.0 is linear growth; under 1.0, fixed costs being spread)."""
-    records = [r for r in records if r.get("exit_code") == 0]
-
-    # Runs are compared within one invocation of this script (its `session`; older records, by day
-    # and commit): the code, the machine and the master change between them.
-    def session(r: dict) -> tuple:
-        return (r["session"],) if r.get("session") else (r.get("date"), r.get("commit"))
+    records = medians([r for r in records if r.get("exit_code") == 0])
 
     pandas_seconds = {(r["rows"], session(r)): r["seconds"] for r in records if r["engine"] == "pandas"}
     per_million = {}
     for r in sorted(records, key=lambda r: r["rows"]):
         per_million.setdefault((r["engine"], session(r)), r["seconds"] / r["rows"] * 1e6)
     lines = [
-        "| engine | master | rows | wall (s) | vs pandas | s per 1M rows vs smallest | rows/s | driver peak (MB) "
-        "| executors peak (MB) | process (s) | train (s) | commit |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| engine | master | rows | runs | wall (s) | vs pandas | s per 1M rows vs smallest | rows/s "
+        "| driver peak (MB) | executors peak (MB) | process (s) | train (s) | commit |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in sorted(records, key=lambda r: (r.get("date") or "", r.get("session") or "", r["engine"], r["rows"])):
         steps = r.get("step_seconds", {})
@@ -150,11 +146,43 @@ def report(records: list[dict]) -> str:
         growth = r["seconds"] / r["rows"] * 1e6 / per_million[(r["engine"], session(r))]
         master = "-" if r["engine"] == "pandas" else r.get("master", STANDALONE)
         lines.append(
-            f"| {r['engine']} | {master} | {r['rows']:,} | {r['seconds']:.0f} | {versus} | {growth:.2f} | "
+            f"| {r['engine']} | {master} | {r['rows']:,} | {r['runs']} | {r['seconds']:.0f} | {versus} | "
+            f"{growth:.2f} | "
             f"{r['rows'] / r['seconds']:,.0f} | {r['driver_peak_mb']:,} | {r.get('executors_peak_mb') or '-'} | "
             f"{steps.get('process', 0):.0f} | {steps.get('train_basic', 0):.0f} | {r.get('commit', '-')} |"
         )
     return "\n".join(lines)
+
+
+def session(r: dict) -> tuple:
+    """Runs are compared within one invocation of this script (its `session`; older records, by day
+    and commit): the code, the machine and the master change between them."""
+    return (r["session"],) if r.get("session") else (r.get("date"), r.get("commit"))
+
+
+def medians(records: list[dict]) -> list[dict]:
+    """One record per engine, rows and session: the median wall and step times of its runs (single
+    runs of the same code varied by about 10%), the highest memory peaks, and how many runs."""
+    from statistics import median
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["engine"], r["rows"], session(r)), []).append(r)
+    combined = []
+    for runs in groups.values():
+        steps = {name for r in runs for name in r.get("step_seconds", {})}
+        executors = [r["executors_peak_mb"] for r in runs if r.get("executors_peak_mb")]
+        combined.append(
+            {
+                **runs[0],
+                "runs": len(runs),
+                "seconds": median(r["seconds"] for r in runs),
+                "step_seconds": {n: median(r["step_seconds"].get(n, 0) for r in runs) for n in steps},
+                "driver_peak_mb": max(r["driver_peak_mb"] for r in runs),
+                "executors_peak_mb": max(executors) if executors else None,
+            }
+        )
+    return combined
 
 
 def plot(records: list[dict], path: Path) -> None:
@@ -165,7 +193,7 @@ def plot(records: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(10, 4))
-    records = [r for r in records if r.get("exit_code") == 0]
+    records = medians([r for r in records if r.get("exit_code") == 0])
 
     # One line per engine, day and master: the code and the machine change between days.
     def line(r: dict) -> tuple:
@@ -197,8 +225,9 @@ def plot(records: list[dict], path: Path) -> None:
     show_default=True,
     help=f"'{STANDALONE}' (a master and worker started on loopback), or a local master such as 'local[*]'.",
 )
+@click.option("--repeats", default=1, show_default=True, help="Runs of each engine and size; the report takes medians.")
 @click.option("--report", "report_only", is_flag=True, help="Print the table and draw the plot from --output.")
-def main(rows: str, engines: str, output: Path, master: str, report_only: bool) -> None:
+def main(rows: str, engines: str, output: Path, master: str, repeats: int, report_only: bool) -> None:
     if report_only:
         records = [json.loads(line) for line in output.read_text().splitlines() if line.strip()]
         click.echo(report(records))
@@ -214,18 +243,18 @@ def main(rows: str, engines: str, output: Path, master: str, report_only: bool) 
         tracking_uri = f"sqlite:///{folder / 'mlflow.db'}"
         with spark_master(master, folder) as (url, worker):
             commit = measured_commit()  # the code that is timed, before anything can change under the run
-            session = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {commit} {master}"
-            for size in sizes:
-                for engine in engines.split(","):
-                    record = {"engine": engine, "rows": size, "columns": COLUMNS, "training": TRAINING,
-                              "date": time.strftime("%Y-%m-%d"), "commit": commit, "master": master,
-                              "session": session}  # fmt: skip
-                    record.update(
-                        run_pipeline(engine, tables[size], url, tracking_uri, worker if engine == "spark" else None)
-                    )
-                    click.echo(json.dumps(record))
-                    with output.open("a") as sink:
-                        sink.write(json.dumps(record) + "\n")
+            label = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {commit} {master}"
+            # Engines alternate within each repeat, so a machine that slows down slows both.
+            for repeat, size, engine in itertools.product(range(repeats), sizes, engines.split(",")):
+                record = {"engine": engine, "rows": size, "columns": COLUMNS, "training": TRAINING,
+                          "date": time.strftime("%Y-%m-%d"), "commit": commit, "master": master,
+                          "session": label, "repeat": repeat}  # fmt: skip
+                record.update(
+                    run_pipeline(engine, tables[size], url, tracking_uri, worker if engine == "spark" else None)
+                )
+                click.echo(json.dumps(record))
+                with output.open("a") as sink:
+                    sink.write(json.dumps(record) + "\n")
 
 
 @contextlib.contextmanager

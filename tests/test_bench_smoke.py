@@ -100,13 +100,15 @@ def test_the_spark_scaling_report_compares_engines_on_the_same_rows_and_growth_p
     ]
     rows = report(records).splitlines()[2:]
     assert len(rows) == 3, "a failed run is not reported"
-    assert rows[1].startswith("| spark | standalone | 1,000,000 | 200 | 2.00× | 1.00 |")
-    assert rows[2].startswith("| spark | standalone | 10,000,000 | 1000 | - | 0.50 |"), "sub-linear"
+    assert rows[1].startswith("| spark | standalone | 1,000,000 | 1 | 200 | 2.00× | 1.00 |")
+    assert rows[2].startswith("| spark | standalone | 10,000,000 | 1 | 1000 | - | 0.50 |"), "sub-linear"
     # Each invocation is its own session: a local master's run is compared with its own pandas run.
     local = [
         {**r, "master": "local[*]", "session": "s2", "seconds": r["seconds"] / 2, "date": "2026-12-05"}
         for r in records[:2]
     ]
+    # Repeats of a session are one row: the median times (here 80, 100, 130 s), the highest peak.
+    local += [{**local[1], "seconds": 80.0, "driver_peak_mb": 1700}, {**local[1], "seconds": 130.0}]
     rows = report(records + local).splitlines()[2:]
-    assert rows[-1].startswith("| spark | local[*] | 1,000,000 | 100 | 2.00× | 1.00 |"), rows
-    assert rows[-2].startswith("| pandas | - | 1,000,000 | 50 | 1.00× |"), rows
+    assert rows[-1].startswith("| spark | local[*] | 1,000,000 | 3 | 100 | 2.00× | 1.00 | 10,000 | 1,700 |"), rows
+    assert rows[-2].startswith("| pandas | - | 1,000,000 | 1 | 50 | 1.00× |"), rows

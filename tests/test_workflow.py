@@ -62,6 +62,13 @@ def test_summary_lists_steps_model_and_ui():
     )
     assert "Open the UI: /env/bin/mlflow ui --backend-store-uri sqlite:////p/mlflow.db   # then open http" in local
     assert "Not registered" in local and "Model page" not in local
+    # A fully reused run promoted nothing itself: the report says the earlier promotion still holds.
+    reused = [*results[:2], StepResult("register", "r3", "3", "models:/demo/2", None, True, 0.0)]
+    again = format_summary(
+        reused, run, "http://127.0.0.1:5000", "demo", "production", files, Path("/p"), Path("/env/bin/python")
+    )
+    assert "Registered: models:/demo/2 by an earlier run, still promoted: models:/demo@production" in again
+    assert ", promoted:" not in again and "Serve it:" in again
 
 
 def test_no_serve_line_when_the_store_cannot_reach_the_models_files():

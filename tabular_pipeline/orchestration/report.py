@@ -163,6 +163,10 @@ def format_summary(
         reason = registered.tags.get("pipeline.gate_reason", "")
         lines.append(f"Registered: {registered.output_uri}, but NOT promoted to '{alias}': {reason}")
         lines.append(f"Serve the current one: {serve}" if blocked is None else f"No serve line: {blocked}")
+    elif registered and registered.reused:
+        # Reused only while the version it promoted still holds the alias: no new promotion happened.
+        lines.append(f"Registered: {registered.output_uri} by an earlier run, still promoted: {served_uri}")
+        lines.append(f"Serve it:    {serve}" if blocked is None else f"No serve line: {blocked}")
     elif registered:
         lines.append(f"Registered: {registered.output_uri}, promoted: {served_uri}")
         lines.append(f"Serve it:    {serve}" if blocked is None else f"No serve line: {blocked}")
