@@ -2,12 +2,15 @@
 engines, 10M on Spark alone, on a generated 20-column table (`data.synthetic`: floats and counts
 with missing values, text categories, a boolean; binary label).
 
-Spark runs on a standalone master and worker on loopback (the worker gets the machine's cores).
-Each run is the whole pipeline (`main`, XGBoost, no cache) as `mlflow run` starts it; the figures:
-wall time, rows per second, and the driver's peak memory, the summed resident memory of the
-`mlflow run` process tree sampled every 0.5 s (main, the steps and, on Spark, the driver JVMs; the
-executors live under the worker and are reported apart).
+Spark runs on a standalone master and worker on loopback (the worker gets the machine's cores), or
+with `--master 'local[*]'` in a session inside each step, the issue's measure. Each run is the whole
+pipeline (`main`, XGBoost, no cache) as `mlflow run` starts it; the figures: wall time, rows per
+second, and the driver's peak memory, the summed resident memory of the `mlflow run` process tree
+sampled every 0.5 s (main, the steps and, on Spark, the driver JVMs). On the standalone cluster the
+executors live under the worker and are reported apart; on `local[*]` they are threads of the
+driver's JVM, so its driver peak includes them and is not comparable with the cluster's.
 
+    python -m bench.spark_scaling --rows 1000000 --master 'local[*]' --repeats 3 --output bench/spark_scaling.jsonl
     python -m bench.spark_scaling --rows 1000000,3000000 --engines pandas,spark --output bench/spark_scaling.jsonl
     python -m bench.spark_scaling --rows 10000000 --engines spark --output bench/spark_scaling.jsonl
     python -m bench.spark_scaling --report --output bench/spark_scaling.jsonl   # table and plot
@@ -19,6 +22,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -133,7 +137,8 @@ def report(records: list[dict]) -> str:
     pandas_seconds = {(r["rows"], session(r)): r["seconds"] for r in records if r["engine"] == "pandas"}
     per_million = {}
     for r in sorted(records, key=lambda r: r["rows"]):
-        per_million.setdefault((r["engine"], session(r)), r["seconds"] / r["rows"] * 1e6)
+        per_million.setdefault(series(r), r["seconds"] / r["rows"] * 1e6)
+    # "master" is the session's: on a pandas row, the session it was measured in beside Spark.
     lines = [
         "| engine | master | rows | runs | wall (s) | vs pandas | s per 1M rows vs smallest | rows/s "
         "| driver peak (MB) | executors peak (MB) | process (s) | train (s) | commit |",
@@ -143,11 +148,10 @@ def report(records: list[dict]) -> str:
         steps = r.get("step_seconds", {})
         pandas = pandas_seconds.get((r["rows"], session(r)))
         versus = f"{r['seconds'] / pandas:.2f}×" if pandas else "-"
-        growth = r["seconds"] / r["rows"] * 1e6 / per_million[(r["engine"], session(r))]
-        master = "-" if r["engine"] == "pandas" else r.get("master", STANDALONE)
+        growth = r["seconds"] / r["rows"] * 1e6 / per_million[series(r)]
         lines.append(
-            f"| {r['engine']} | {master} | {r['rows']:,} | {r['runs']} | {r['seconds']:.0f} | {versus} | "
-            f"{growth:.2f} | "
+            f"| {r['engine']} | {r.get('master', STANDALONE)} | {r['rows']:,} | {r['runs']} | {r['seconds']:.0f} | "
+            f"{versus} | {growth:.2f} | "
             f"{r['rows'] / r['seconds']:,.0f} | {r['driver_peak_mb']:,} | {r.get('executors_peak_mb') or '-'} | "
             f"{steps.get('process', 0):.0f} | {steps.get('train_basic', 0):.0f} | {r.get('commit', '-')} |"
         )
@@ -160,6 +164,12 @@ def session(r: dict) -> tuple:
     return (r["session"],) if r.get("session") else (r.get("date"), r.get("commit"))
 
 
+def series(r: dict) -> tuple:
+    """Runs that make one line as the table grows: an engine and master on one commit and day,
+    whichever invocations they came from (`make bench-spark` runs 10M rows in its own)."""
+    return r["engine"], r.get("master", STANDALONE), r.get("commit") or "", r.get("date") or ""
+
+
 def medians(records: list[dict]) -> list[dict]:
     """One record per engine, rows and session: the median wall and step times of its runs (single
     runs of the same code varied by about 10%), the highest memory peaks, and how many runs."""
@@ -170,14 +180,15 @@ def medians(records: list[dict]) -> list[dict]:
         groups.setdefault((r["engine"], r["rows"], session(r)), []).append(r)
     combined = []
     for runs in groups.values():
-        steps = {name for r in runs for name in r.get("step_seconds", {})}
+        timed = [r.get("step_seconds", {}) for r in runs]
+        steps = {name for step_seconds in timed for name in step_seconds}
         executors = [r["executors_peak_mb"] for r in runs if r.get("executors_peak_mb")]
         combined.append(
             {
                 **runs[0],
                 "runs": len(runs),
                 "seconds": median(r["seconds"] for r in runs),
-                "step_seconds": {n: median(r["step_seconds"].get(n, 0) for r in runs) for n in steps},
+                "step_seconds": {n: median(t[n] for t in timed if n in t) for n in steps},
                 "driver_peak_mb": max(r["driver_peak_mb"] for r in runs),
                 "executors_peak_mb": max(executors) if executors else None,
             }
@@ -186,7 +197,7 @@ def medians(records: list[dict]) -> list[dict]:
 
 
 def plot(records: list[dict], path: Path) -> None:
-    """Wall time and driver memory against rows, one line per engine."""
+    """Wall time and driver memory against rows, one line per `series` (engine, master, commit, day)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -195,12 +206,8 @@ def plot(records: list[dict], path: Path) -> None:
     figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(10, 4))
     records = medians([r for r in records if r.get("exit_code") == 0])
 
-    # One line per engine, day and master: the code and the machine change between days.
-    def line(r: dict) -> tuple:
-        return r["engine"], r.get("date") or "", "" if r["engine"] == "pandas" else r.get("master", STANDALONE)
-
-    for key in sorted({line(r) for r in records}):
-        mine = sorted((r for r in records if line(r) == key), key=lambda r: r["rows"])
+    for key in sorted({series(r) for r in records}, key=lambda key: (key[3], key[2], key[1], key[0])):
+        mine = sorted((r for r in records if series(r) == key), key=lambda r: r["rows"])
         rows = [r["rows"] / 1e6 for r in mine]
         label = " ".join(part for part in key if part)
         time_axis.plot(rows, [r["seconds"] for r in mine], marker="o", label=label)
@@ -210,7 +217,7 @@ def plot(records: list[dict], path: Path) -> None:
     memory_axis.axhline(2, color="grey", linestyle="--", linewidth=1)
     for axis in (time_axis, memory_axis):
         axis.grid(alpha=0.3)
-        axis.legend()
+        axis.legend(fontsize="x-small")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 
@@ -225,7 +232,13 @@ def plot(records: list[dict], path: Path) -> None:
     show_default=True,
     help=f"'{STANDALONE}' (a master and worker started on loopback), or a local master such as 'local[*]'.",
 )
-@click.option("--repeats", default=1, show_default=True, help="Runs of each engine and size; the report takes medians.")
+@click.option(
+    "--repeats",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Runs of each engine and size; the report takes medians.",
+)
 @click.option("--report", "report_only", is_flag=True, help="Print the table and draw the plot from --output.")
 def main(rows: str, engines: str, output: Path, master: str, repeats: int, report_only: bool) -> None:
     if report_only:
@@ -234,7 +247,7 @@ def main(rows: str, engines: str, output: Path, master: str, repeats: int, repor
         plot(records, output.with_suffix(".png"))
         click.echo(f"plot: {output.with_suffix('.png')}")
         return
-    if master != STANDALONE and not master.startswith("local"):
+    if master != STANDALONE and not re.fullmatch(r"local(\[(\*|\d+)\])?", master):
         raise click.BadParameter(f"expected '{STANDALONE}' or local[...], got '{master}'", param_hint="--master")
     sizes = [int(size) for size in rows.split(",")]
     with tempfile.TemporaryDirectory(prefix="spark-bench-") as scratch:
@@ -244,10 +257,11 @@ def main(rows: str, engines: str, output: Path, master: str, repeats: int, repor
         with spark_master(master, folder) as (url, worker):
             commit = measured_commit()  # the code that is timed, before anything can change under the run
             label = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {commit} {master}"
+            day = time.strftime("%Y-%m-%d")  # the session's day, also for runs after midnight
             # Engines alternate within each repeat, so a machine that slows down slows both.
             for repeat, size, engine in itertools.product(range(repeats), sizes, engines.split(",")):
                 record = {"engine": engine, "rows": size, "columns": COLUMNS, "training": TRAINING,
-                          "date": time.strftime("%Y-%m-%d"), "commit": commit, "master": master,
+                          "date": day, "commit": commit, "master": master,
                           "session": label, "repeat": repeat}  # fmt: skip
                 record.update(
                     run_pipeline(engine, tables[size], url, tracking_uri, worker if engine == "spark" else None)

@@ -102,13 +102,32 @@ def test_the_spark_scaling_report_compares_engines_on_the_same_rows_and_growth_p
     assert len(rows) == 3, "a failed run is not reported"
     assert rows[1].startswith("| spark | standalone | 1,000,000 | 1 | 200 | 2.00× | 1.00 |")
     assert rows[2].startswith("| spark | standalone | 10,000,000 | 1 | 1000 | - | 0.50 |"), "sub-linear"
-    # Each invocation is its own session: a local master's run is compared with its own pandas run.
-    local = [
-        {**r, "master": "local[*]", "session": "s2", "seconds": r["seconds"] / 2, "date": "2026-12-05"}
-        for r in records[:2]
+
+
+def test_the_spark_scaling_report_keeps_sessions_apart_and_takes_medians_of_repeats():
+    """As `make bench-spark` lays the records out: a local[*] session of both engines with repeats,
+    then a standalone session at 1M, and 10M rows alone in a third invocation."""
+    from bench.spark_scaling import report
+
+    def run(engine, rows, seconds, session, master, **extra):
+        return {"engine": engine, "rows": rows, "seconds": seconds, "driver_peak_mb": 1000, "exit_code": 0,
+                "session": session, "master": master, "commit": "abc", "date": "2026-12-05", **extra}  # fmt: skip
+
+    local = [run("pandas", 1_000_000, 50.0, "s1", "local[*]")] + [
+        run("spark", 1_000_000, seconds, "s1", "local[*]", step_seconds=steps)
+        for seconds, steps in ((80.0, {"process": 20.0}), (100.0, {"process": 22.0, "train_basic": 70.0}), (130.0, {}))
     ]
-    # Repeats of a session are one row: the median times (here 80, 100, 130 s), the highest peak.
-    local += [{**local[1], "seconds": 80.0, "driver_peak_mb": 1700}, {**local[1], "seconds": 130.0}]
-    rows = report(records + local).splitlines()[2:]
-    assert rows[-1].startswith("| spark | local[*] | 1,000,000 | 3 | 100 | 2.00× | 1.00 | 10,000 | 1,700 |"), rows
-    assert rows[-2].startswith("| pandas | - | 1,000,000 | 1 | 50 | 1.00× |"), rows
+    standalone = [
+        run("pandas", 1_000_000, 40.0, "s2", "standalone"),
+        run("spark", 1_000_000, 100.0, "s2", "standalone"),
+    ]
+    alone = [run("spark", 10_000_000, 600.0, "s3", "standalone")]
+    rows = report(local + standalone + alone).splitlines()[2:]
+    assert len(rows) == 5, rows
+    # Repeats are one row: the median time (of 80, 100 and 130 s), each step's median over the runs that timed it.
+    assert rows[1].startswith("| spark | local[*] | 1,000,000 | 3 | 100 | 2.00× | 1.00 | 10,000 |"), rows
+    assert rows[1].endswith("| 21 | 70 | abc |"), rows
+    assert rows[0].startswith("| pandas | local[*] | 1,000,000 | 1 | 50 | 1.00× |"), rows
+    assert rows[3].startswith("| spark | standalone | 1,000,000 | 1 | 100 | 2.50× | 1.00 |"), "its own session's pandas"
+    # 10M rows, run alone, still grow against the same master's 1M rows of that commit and day.
+    assert rows[4].startswith("| spark | standalone | 10,000,000 | 1 | 600 | - | 0.60 |"), rows

@@ -151,14 +151,19 @@ def test_a_split_written_by_one_task_reads_back_as_balanced_partitions(spark, tm
 
     from tabular_pipeline.spark import tables
 
+    # The real setting: 400,000 rows of four random doubles (12.8 MB) make more than one row group.
+    tables.write_parquet(
+        spark.range(400_000).selectExpr("id", "rand(1) a", "rand(2) b", "rand(3) c"), str(tmp_path / "real")
+    )
+    assert sum(pq.ParquetFile(f).metadata.num_row_groups for f in (tmp_path / "real").glob("*.parquet")) >= 2
     monkeypatch.setattr(tables, "SPLIT_ROW_GROUP_BYTES", 64 * 1024)  # the 8 MB of a real split, scaled down
     rows = 60_000
     frame = spark.range(rows).selectExpr("id", "rand(1) AS x", "rand(2) AS y").coalesce(1)
     tables.write_parquet(frame, str(tmp_path / "train"))
     (written,) = (tmp_path / "train").glob("*.parquet")
     assert pq.ParquetFile(written).metadata.num_row_groups > 4
-    # Spark's split size is the folder's bytes over the cores, floored at openCostInBytes (4 MB,
-    # larger than this whole file), so lower the floor here as a real split's size does.
+    # Spark's byte ranges are (bytes + openCostInBytes per file) over the cores, at least openCostInBytes
+    # (4 MB, more than this whole file) and at most 128 MB: lower that floor, as a real split's size does.
     spark.conf.set("spark.sql.files.openCostInBytes", "1")
     try:
         back = spark.read.parquet(str(tmp_path / "train"))
@@ -166,6 +171,23 @@ def test_a_split_written_by_one_task_reads_back_as_balanced_partitions(spark, tm
     finally:
         spark.conf.unset("spark.sql.files.openCostInBytes")
     assert len(sizes) >= 2 and sum(sizes) == rows and min(sizes) >= rows / (2 * len(sizes)), sizes
+
+
+def test_a_table_train_basic_splits_itself_is_spread_over_the_cores(spark, tmp_path, monkeypatch):
+    """`train_basic -P data_path=<table> -P engine=spark` splits in the step: a file of one row group
+    (as pandas writes up to 1M rows) was one partition, and XGBoost trained on one worker."""
+    from tabular_pipeline.spark import tables
+    from tabular_pipeline.spark.training import load_splits
+
+    monkeypatch.setattr(tables, "EXACT_SPLIT_BELOW_ROWS", 0)  # large classes: the coin split, no shuffle
+
+    frame = pd.DataFrame({"x": np.arange(400.0), LABEL: ["a", "b"] * 200})
+    frame.to_parquet(tmp_path / "t.parquet", index=False)
+    splits = load_splits(spark, str(tmp_path / "t.parquet"), LABEL, 0.25, 1, "auto")
+    for side, rows in (("train", splits.train_rows), ("test", splits.test_rows)):
+        sizes = getattr(splits, side).rdd.mapPartitions(lambda part: [sum(1 for _ in part)]).collect()
+        assert len(sizes) == spark.sparkContext.defaultParallelism and sum(sizes) == rows, (side, sizes)
+        assert min(sizes) >= rows / 4, (side, sizes)
 
 
 def test_a_recorded_split_that_is_gone_or_rewritten_is_refused_in_one_line(spark, tmp_path):

@@ -69,6 +69,13 @@ def test_summary_lists_steps_model_and_ui():
     )
     assert "Registered: models:/demo/2 by an earlier run, still promoted: models:/demo@production" in again
     assert ", promoted:" not in again and "Serve it:" in again
+    rejected = StepResult(
+        "register", "r3", "3", "models:/demo/2", None, True, 0.0, {"pipeline.gate_decision": "rejected"}
+    )
+    again = format_summary(
+        [*results[:2], rejected], run, "http://127.0.0.1:5000", "demo", "production", files, Path("/p"), Path("/py")
+    )
+    assert "Registered: models:/demo/2 by an earlier run, but NOT promoted to 'production'" in again
 
 
 def test_no_serve_line_when_the_store_cannot_reach_the_models_files():

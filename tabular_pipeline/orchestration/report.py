@@ -161,7 +161,8 @@ def format_summary(
     blocked = why_no_serve_line(absolute_store_uri(tracking_uri, project_dir), served_uri, served_files)
     if registered and registered.tags.get("pipeline.gate_decision") == "rejected":
         reason = registered.tags.get("pipeline.gate_reason", "")
-        lines.append(f"Registered: {registered.output_uri}, but NOT promoted to '{alias}': {reason}")
+        earlier = " by an earlier run" if registered.reused else ""
+        lines.append(f"Registered: {registered.output_uri}{earlier}, but NOT promoted to '{alias}': {reason}")
         lines.append(f"Serve the current one: {serve}" if blocked is None else f"No serve line: {blocked}")
     elif registered and registered.reused:
         # Reused only while the version it promoted still holds the alias: no new promotion happened.

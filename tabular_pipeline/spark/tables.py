@@ -31,8 +31,9 @@ EXACT_SPLIT_BELOW_ROWS = 10_000
 COIN_SIDES = 1_000_003
 # More classes than this is an id or free text taken for a label.
 MAX_CLASSES = 1000
-# Row groups of the written splits, in bytes before compression (Parquet's default is 128 MB, so a
-# 1M-row split was one row group, read back as one partition: XGBoost then trained on one worker).
+# Row groups of the written splits: Parquet's writer closes one when its buffered rows reach this
+# estimate (its default is 128 MB, so a 1M-row split was one row group, read back as two partitions,
+# one holding every row and one empty: XGBoost then trained on one worker while the other waited).
 SPLIT_ROW_GROUP_BYTES = 8 * 2**20
 
 
@@ -289,9 +290,11 @@ def small_class_test_rows(rows: int, test_size: float) -> int:
 def write_parquet(frame, uri: str) -> None:
     """Write a folder of Parquet part files; refuses a folder that already exists (never replaced).
 
-    Row groups are kept to `SPLIT_ROW_GROUP_BYTES`: Spark splits a Parquet file between tasks by
-    row group, so a split that one task wrote (a table read as one partition) is read back as
-    several partitions of similar size, not one partition holding every row and the others empty.
+    Row groups are kept to `SPLIT_ROW_GROUP_BYTES`. Spark cuts a file into byte ranges and gives
+    each row group to the range holding its middle, so a split that one task wrote (a table read as
+    one partition) comes back as partitions of similar size only if it has several row groups per
+    range; with one, a single partition holds every row. (A split under about 8 MB is still one row
+    group: too small for the imbalance to cost much.)
     """
     frame.write.mode("errorifexists").option("parquet.block.size", SPLIT_ROW_GROUP_BYTES).parquet(uri)
 

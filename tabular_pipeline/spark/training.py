@@ -65,6 +65,12 @@ def load_splits(spark, data_path: str, label_column: str, test_size: float, seed
     frame, files = tables.read_frame(spark, source)
     tables.validate_frame(frame, label_column, Path(source).name or source)
     frame = tables.harmonise_columns(frame, label_column)
+    workers = spark.sparkContext.defaultParallelism
+    if frame.rdd.getNumPartitions() <= workers:
+        # No more partitions than cores may mean one holding every row (a file of one row group, as
+        # pandas writes up to 1M rows): spread the rows, so each XGBoost worker trains on a share.
+        # A larger table's partitions are left as they are (the split hashes rows, not positions).
+        frame = frame.repartition(workers)
     resolved = tables.resolve_task(frame, label_column, task)
     if resolved != "regression":
         tables.check_class_count(frame, label_column)
