@@ -86,7 +86,7 @@ bench-automl: install
 # cores): appends to bench/spark_scaling.jsonl, then prints the table and draws
 # bench/spark_scaling.png for bench/RESULTS.md.
 bench-spark: install
-	$(BIN)/python -m bench.spark_scaling --rows 1000000 --engines pandas,spark --master 'local[*]' --output bench/spark_scaling.jsonl
+	$(BIN)/python -m bench.spark_scaling --rows 1000000 --engines pandas,spark --master 'local[*]' --repeats 3 --output bench/spark_scaling.jsonl
 	$(BIN)/python -m bench.spark_scaling --rows 1000000,3000000 --engines pandas,spark --output bench/spark_scaling.jsonl
 	$(BIN)/python -m bench.spark_scaling --rows 10000000 --engines spark --output bench/spark_scaling.jsonl
 	$(BIN)/python -m bench.spark_scaling --report --output bench/spark_scaling.jsonl
