@@ -81,9 +81,9 @@ bench-automl: install
 	$(BIN)/python -m bench.automl_tools --budgets 60,300 --output bench/automl_tools.jsonl $(BENCH_ARGS)
 	$(BIN)/python -m bench.automl_tools --report --output bench/automl_tools.jsonl
 
-# main on both engines at 1M rows on a local[*] session (the issue's measure), then at 1M and 3M
-# rows and Spark alone at 10M on a standalone cluster it starts on loopback (about 35 minutes on 2
-# cores): appends to bench/spark_scaling.jsonl, then prints the table and draws
+# main on both engines at 1M rows on a local[*] session (the issue's measure, three repeats), then
+# at 1M and 3M rows and Spark alone at 10M on a standalone cluster it starts on loopback (about 20
+# minutes on 2 cores): appends to bench/spark_scaling.jsonl, then prints the table and draws
 # bench/spark_scaling.png for bench/RESULTS.md.
 bench-spark: install
 	$(BIN)/python -m bench.spark_scaling --rows 1000000 --engines pandas,spark --master 'local[*]' --repeats 3 --output bench/spark_scaling.jsonl

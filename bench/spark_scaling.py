@@ -197,23 +197,29 @@ def medians(records: list[dict]) -> list[dict]:
 
 
 def plot(records: list[dict], path: Path) -> None:
-    """Wall time and driver memory against rows, one line per `series` (engine, master, commit, day)."""
+    """Wall time and driver memory against rows: the first day's runs (dashed, the "before") and the
+    newest commit's, one line per `series`. The memory panel leaves out local masters, whose driver
+    JVM also runs the executors; the table has every run."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(10, 4))
-    records = medians([r for r in records if r.get("exit_code") == 0])
-
-    for key in sorted({series(r) for r in records}, key=lambda key: (key[3], key[2], key[1], key[0])):
+    finished = [r for r in records if r.get("exit_code") == 0]
+    first_day, newest = min(r.get("date") or "" for r in finished), finished[-1].get("commit")
+    records = [r for r in medians(finished) if r.get("commit") == newest or (r.get("date") or "") == first_day]
+    keys = sorted({series(r) for r in records}, key=lambda key: (key[3], key[2], key[1], key[0]))
+    for number, key in enumerate(keys):
         mine = sorted((r for r in records if series(r) == key), key=lambda r: r["rows"])
         rows = [r["rows"] / 1e6 for r in mine]
         label = " ".join(part for part in key if part)
-        time_axis.plot(rows, [r["seconds"] for r in mine], marker="o", label=label)
-        memory_axis.plot(rows, [r["driver_peak_mb"] / 1024 for r in mine], marker="o", label=label)
+        style = {"marker": "o", "label": label, "color": f"C{number}", "linestyle": "-" if key[2] == newest else "--"}
+        time_axis.plot(rows, [r["seconds"] for r in mine], **style)
+        if not key[1].startswith("local"):
+            memory_axis.plot(rows, [r["driver_peak_mb"] / 1024 for r in mine], **style)
     time_axis.set(xlabel="rows (millions)", ylabel="pipeline wall time (s)", title="Time")
-    memory_axis.set(xlabel="rows (millions)", ylabel="driver peak memory (GB)", title="Driver memory")
+    memory_axis.set(xlabel="rows (millions)", ylabel="driver peak memory (GB)", title="Driver memory (standalone)")
     memory_axis.axhline(2, color="grey", linestyle="--", linewidth=1)
     for axis in (time_axis, memory_axis):
         axis.grid(alpha=0.3)
