@@ -167,7 +167,8 @@ def session(r: dict) -> tuple:
 def series(r: dict) -> tuple:
     """Runs that make one line as the table grows: an engine and master on one commit and day,
     whichever invocations they came from (`make bench-spark` runs 10M rows in its own)."""
-    return r["engine"], r.get("master", STANDALONE), r.get("commit") or "", r.get("date") or ""
+    day = r["session"][:10] if r.get("session") else r.get("date") or ""  # a session starts with its time
+    return r["engine"], r.get("master", STANDALONE), r.get("commit") or "", day
 
 
 def medians(records: list[dict]) -> list[dict]:
@@ -197,9 +198,9 @@ def medians(records: list[dict]) -> list[dict]:
 
 
 def plot(records: list[dict], path: Path) -> None:
-    """Wall time and driver memory against rows: the first day's runs (dashed, the "before") and the
-    newest commit's, one line per `series`. The memory panel leaves out local masters, whose driver
-    JVM also runs the executors; the table has every run."""
+    """Wall time and driver memory against rows: the oldest day's runs (dashed, the first figures
+    recorded) and the newest commit's, one line per `series`. The memory panel leaves out local
+    masters, whose driver JVM also runs the executors; the table has every run."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -207,8 +208,10 @@ def plot(records: list[dict], path: Path) -> None:
 
     figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(10, 4))
     finished = [r for r in records if r.get("exit_code") == 0]
-    first_day, newest = min(r.get("date") or "" for r in finished), finished[-1].get("commit")
-    records = [r for r in medians(finished) if r.get("commit") == newest or (r.get("date") or "") == first_day]
+    records, newest = [], None  # nothing finished: empty axes
+    if finished:
+        first_day, newest = min(r.get("date") or "" for r in finished), finished[-1].get("commit")
+        records = [r for r in medians(finished) if r.get("commit") == newest or (r.get("date") or "") == first_day]
     keys = sorted({series(r) for r in records}, key=lambda key: (key[3], key[2], key[1], key[0]))
     for number, key in enumerate(keys):
         mine = sorted((r for r in records if series(r) == key), key=lambda r: r["rows"])
@@ -223,7 +226,8 @@ def plot(records: list[dict], path: Path) -> None:
     memory_axis.axhline(2, color="grey", linestyle="--", linewidth=1)
     for axis in (time_axis, memory_axis):
         axis.grid(alpha=0.3)
-        axis.legend(fontsize="x-small")
+        if keys:
+            axis.legend(fontsize="x-small")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 

@@ -113,15 +113,15 @@ def test_the_spark_scaling_report_keeps_sessions_apart_and_takes_medians_of_repe
         return {"engine": engine, "rows": rows, "seconds": seconds, "driver_peak_mb": 1000, "exit_code": 0,
                 "session": session, "master": master, "commit": "abc", "date": "2026-12-05", **extra}  # fmt: skip
 
-    local = [run("pandas", 1_000_000, 50.0, "s1", "local[*]")] + [
-        run("spark", 1_000_000, seconds, "s1", "local[*]", step_seconds=steps)
+    local = [run("pandas", 1_000_000, 50.0, "2026-12-05T01:00:00 abc", "local[*]")] + [
+        run("spark", 1_000_000, seconds, "2026-12-05T01:00:00 abc", "local[*]", step_seconds=steps)
         for seconds, steps in ((80.0, {"process": 20.0}), (100.0, {"process": 22.0, "train_basic": 70.0}), (130.0, {}))
     ]
     standalone = [
-        run("pandas", 1_000_000, 40.0, "s2", "standalone"),
-        run("spark", 1_000_000, 100.0, "s2", "standalone"),
+        run("pandas", 1_000_000, 40.0, "2026-12-05T02:00:00 abc", "standalone"),
+        run("spark", 1_000_000, 100.0, "2026-12-05T02:00:00 abc", "standalone"),
     ]
-    alone = [run("spark", 10_000_000, 600.0, "s3", "standalone")]
+    alone = [run("spark", 10_000_000, 600.0, "2026-12-05T03:00:00 abc", "standalone")]
     rows = report(local + standalone + alone).splitlines()[2:]
     assert len(rows) == 5, rows
     # Repeats are one row: the median time (of 80, 100 and 130 s), each step's median over the runs that timed it.
@@ -131,3 +131,33 @@ def test_the_spark_scaling_report_keeps_sessions_apart_and_takes_medians_of_repe
     assert rows[3].startswith("| spark | standalone | 1,000,000 | 1 | 100 | 2.50× | 1.00 |"), "its own session's pandas"
     # 10M rows, run alone, still grow against the same master's 1M rows of that commit and day.
     assert rows[4].startswith("| spark | standalone | 10,000,000 | 1 | 600 | - | 0.60 |"), rows
+
+
+def test_the_spark_scaling_plot_draws_the_oldest_day_and_the_newest_commit(tmp_path):
+    """The plot RESULTS.md shows: drawn from records (none finished: empty axes, not an error)."""
+    import matplotlib.image
+
+    from bench.spark_scaling import plot
+
+    def run(engine, rows, seconds, commit, date, master="standalone"):
+        return {"engine": engine, "rows": rows, "seconds": seconds, "driver_peak_mb": 1000, "exit_code": 0,
+                "session": commit, "master": master, "commit": commit, "date": date}  # fmt: skip
+
+    records = [run("spark", 1_000_000, 200.0, "old", "2026-12-02"), run("spark", 3_000_000, 400.0, "old", "2026-12-02")]
+    records += [
+        run("spark", 1_000_000, 90.0, "new", "2026-12-05", "local[*]"),
+        run("pandas", 1_000_000, 50.0, "new", "2026-12-05"),
+    ]
+    for name, drawn in (("some.png", records), ("none.png", [{**records[0], "exit_code": 1}])):
+        plot(drawn, tmp_path / name)
+        assert matplotlib.image.imread(tmp_path / name).shape[:2] == (440, 1100), name
+
+
+def test_the_spark_scaling_benchmark_refuses_a_master_it_cannot_start():
+    from click.testing import CliRunner
+
+    from bench.spark_scaling import main
+
+    for master in ("localhost", "spark://10.0.0.1:7077", "local[x]"):
+        result = CliRunner().invoke(main, ["--master", master, "--rows", "10"])
+        assert result.exit_code == 2 and "expected 'standalone' or local[...]" in result.output, result.output

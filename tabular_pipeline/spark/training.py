@@ -66,11 +66,9 @@ def load_splits(spark, data_path: str, label_column: str, test_size: float, seed
     tables.validate_frame(frame, label_column, Path(source).name or source)
     frame = tables.harmonise_columns(frame, label_column)
     workers = spark.sparkContext.defaultParallelism
-    if frame.rdd.getNumPartitions() <= workers:
-        # No more partitions than cores may mean one holding every row (a file of one row group, as
-        # pandas writes up to 1M rows): spread the rows, so each XGBoost worker trains on a share.
-        # A larger table's partitions are left as they are (the split hashes rows, not positions).
-        frame = frame.repartition(workers)
+    # Spark reads a table under about 128 MB per core as one range per core, and a range may hold
+    # every row (a file of one row group, as pandas writes up to 1M rows) while the others are empty.
+    spread = frame.rdd.getNumPartitions() <= workers
     resolved = tables.resolve_task(frame, label_column, task)
     if resolved != "regression":
         tables.check_class_count(frame, label_column)
@@ -79,6 +77,10 @@ def load_splits(spark, data_path: str, label_column: str, test_size: float, seed
     digest = {
         side: "split-sha256:" + hashlib.sha256(f"{base}:{side}".encode()).hexdigest() for side in ("train", "test")
     }
+    if spread:
+        # Round-robin, so each XGBoost worker trains on a share; one shuffle per side, which the
+        # counts below absorb as they fill the caches (the split hashes rows, not positions).
+        train, test = train.repartition(workers), test.repartition(workers)
     train, test = train.cache(), test.cache()
     # Counting fills the caches the fit and the evaluation read anyway.
     return SparkSplits(train, test, resolved, digest["train"], digest["test"], source, train.count(), test.count())
