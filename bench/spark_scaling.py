@@ -197,10 +197,15 @@ def medians(records: list[dict]) -> list[dict]:
     return combined
 
 
-def plot(records: list[dict], path: Path) -> None:
+def plot(records: list[dict], path: Path) -> list[tuple[str, str]]:
     """Wall time and driver memory against rows: the oldest day's runs (dashed, the first figures
     recorded) and the newest commit's, one line per `series`. The memory panel leaves out local
-    masters, whose driver JVM also runs the executors; the table has every run."""
+    masters, whose driver JVM also runs the executors; the table has every run. The newest commit is
+    the last record's (records of older code measured later go before it in the file).
+
+    Returns:
+        (label, line style) of each line drawn.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -230,6 +235,8 @@ def plot(records: list[dict], path: Path) -> None:
             axis.legend(fontsize="x-small")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return [(line.get_label(), line.get_linestyle()) for line in time_axis.get_lines()]
 
 
 @click.command()

@@ -134,23 +134,28 @@ def test_the_spark_scaling_report_keeps_sessions_apart_and_takes_medians_of_repe
 
 
 def test_the_spark_scaling_plot_draws_the_oldest_day_and_the_newest_commit(tmp_path):
-    """The plot RESULTS.md shows: drawn from records (none finished: empty axes, not an error)."""
-    import matplotlib.image
-
+    """The plot RESULTS.md shows: the oldest day dashed, the last record's commit solid, nothing in
+    between; with no finished run, empty axes rather than an error."""
     from bench.spark_scaling import plot
 
-    def run(engine, rows, seconds, commit, date, master="standalone"):
+    def run(engine, rows, seconds, commit, day, master="standalone"):
+        session = f"{day}T01:00:00 {commit} {master}"
         return {"engine": engine, "rows": rows, "seconds": seconds, "driver_peak_mb": 1000, "exit_code": 0,
-                "session": commit, "master": master, "commit": commit, "date": date}  # fmt: skip
+                "session": session, "master": master, "commit": commit, "date": day}  # fmt: skip
 
     records = [run("spark", 1_000_000, 200.0, "old", "2026-12-02"), run("spark", 3_000_000, 400.0, "old", "2026-12-02")]
+    records.append(run("spark", 1_000_000, 150.0, "middle", "2026-12-03"))
     records += [
         run("spark", 1_000_000, 90.0, "new", "2026-12-05", "local[*]"),
         run("pandas", 1_000_000, 50.0, "new", "2026-12-05"),
     ]
-    for name, drawn in (("some.png", records), ("none.png", [{**records[0], "exit_code": 1}])):
-        plot(drawn, tmp_path / name)
-        assert matplotlib.image.imread(tmp_path / name).shape[:2] == (440, 1100), name
+    assert plot(records, tmp_path / "some.png") == [
+        ("spark standalone old 2026-12-02", "--"),
+        ("spark local[*] new 2026-12-05", "-"),
+        ("pandas standalone new 2026-12-05", "-"),
+    ]
+    assert (tmp_path / "some.png").stat().st_size > 0
+    assert plot([{**records[0], "exit_code": 1}], tmp_path / "none.png") == []
 
 
 def test_the_spark_scaling_benchmark_refuses_a_master_it_cannot_start():

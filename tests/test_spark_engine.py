@@ -175,7 +175,8 @@ def test_a_split_written_by_one_task_reads_back_as_balanced_partitions(spark, tm
 
 def test_a_table_train_basic_splits_itself_is_spread_over_the_cores(spark, tmp_path, monkeypatch):
     """`train_basic -P data_path=<table> -P engine=spark` splits in the step: a file of one row group
-    (as pandas writes up to 1M rows) was one partition, and XGBoost trained on one worker."""
+    (as pandas writes up to 1M rows) was read as one byte range per core, one holding every row and
+    the others empty, and XGBoost, given as many partitions as workers, trained on one worker."""
     from tabular_pipeline.spark import tables
     from tabular_pipeline.spark.training import load_splits
 
@@ -183,7 +184,13 @@ def test_a_table_train_basic_splits_itself_is_spread_over_the_cores(spark, tmp_p
 
     frame = pd.DataFrame({"x": np.arange(400.0), LABEL: ["a", "b"] * 200})
     frame.to_parquet(tmp_path / "t.parquet", index=False)
-    splits = load_splits(spark, str(tmp_path / "t.parquet"), LABEL, 0.25, 1, "auto")
+    # As a 1M-row file is: one range per core (this tiny file needs the 4 MB floor lowered for that).
+    spark.conf.set("spark.sql.files.openCostInBytes", "1")
+    try:
+        assert spark.read.parquet(str(tmp_path / "t.parquet")).rdd.getNumPartitions() == 2
+        splits = load_splits(spark, str(tmp_path / "t.parquet"), LABEL, 0.25, 1, "auto")
+    finally:
+        spark.conf.unset("spark.sql.files.openCostInBytes")
     for side, rows in (("train", splits.train_rows), ("test", splits.test_rows)):
         sizes = getattr(splits, side).rdd.mapPartitions(lambda part: [sum(1 for _ in part)]).collect()
         assert len(sizes) == spark.sparkContext.defaultParallelism and sum(sizes) == rows, (side, sizes)
