@@ -174,7 +174,7 @@ def series(r: dict) -> tuple:
 def medians(records: list[dict]) -> list[dict]:
     """One record per engine, rows and session: the median wall and step times of its runs (single
     runs of the same code varied by about 10%), the highest memory peaks, and how many runs."""
-    from statistics import median
+    from bench.stats import median  # the other benchmarks' median
 
     groups: dict[tuple, list[dict]] = {}
     for r in records:
@@ -188,8 +188,8 @@ def medians(records: list[dict]) -> list[dict]:
             {
                 **runs[0],
                 "runs": len(runs),
-                "seconds": median(r["seconds"] for r in runs),
-                "step_seconds": {n: median(t[n] for t in timed if n in t) for n in steps},
+                "seconds": median([r["seconds"] for r in runs]),
+                "step_seconds": {n: median([t[n] for t in timed if n in t]) for n in steps},
                 "driver_peak_mb": max(r["driver_peak_mb"] for r in runs),
                 "executors_peak_mb": max(executors) if executors else None,
             }
