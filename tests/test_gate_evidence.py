@@ -237,3 +237,62 @@ def test_a_champion_that_cannot_be_scored_keeps_the_alias(store, tmp_path):
     ), decision.reason
     assert decision.reason.endswith("the champion keeps the alias (force=true promotes anyway)")
     assert decision.evidence.compared_rows is not None, "the rows were settled before the champion failed"
+
+
+def test_the_champion_is_scored_beside_the_candidate_not_after_it(store, tmp_path, monkeypatch):
+    """Each scorer waits until the other has started: scored one after the other, the first would
+    wait for a second that never starts and fail, and the gate would reject the candidate."""
+    from tabular_pipeline.registry import model_scoring
+
+    started = tmp_path / "started"
+    started.mkdir()
+    barrier = (
+        "import os, pathlib, sys, time\n"
+        f"started = pathlib.Path({str(started)!r})\n"
+        "(started / str(os.getpid())).touch()\n"
+        "deadline = time.monotonic() + 120\n"
+        "while len(list(started.iterdir())) < 2:\n"
+        "    if time.monotonic() > deadline:\n"
+        "        print('scoring failed: the other scorer never started', file=sys.stderr); sys.exit(3)\n"
+        "    time.sleep(0.05)\n"
+    )
+    monkeypatch.setattr(model_scoring, "SCORER", barrier + model_scoring.SCORER)
+    champion, candidate = train(seed=1), train(seed=2)
+    champion_of(store, "side", champion)
+    decision = judge(store, "side", candidate)
+    assert len(list(started.iterdir())) == 2
+    evidence = decision.evidence
+    assert evidence.champion_version == "1" and not evidence.candidate_failure, decision.reason
+    seen = candidate.test.merge(champion.train.drop_duplicates(), how="left", indicator=True)["_merge"] == "both"
+    fair = candidate.test[~seen.to_numpy()]
+    assert evidence.compared_rows == len(fair) < len(candidate.test)
+    # Scored on every test row, the champion's answer on the rows it trained on is left out.
+    assert evidence.champion_score == pytest.approx(roc_auc(champion.model, fair), abs=1e-9)
+    assert evidence.candidate_score == pytest.approx(roc_auc(candidate.model, fair), abs=1e-9)
+
+
+def test_a_champion_still_scoring_when_the_candidate_fails_is_ended(store, tmp_path, monkeypatch):
+    import os
+
+    from tabular_pipeline.registry import model_scoring
+
+    pid_file = tmp_path / "champion.pid"
+    # The champion's scorer (the one whose model is not the broken file) records itself and hangs.
+    hang = (
+        "import os, pathlib, sys, time\n"
+        "[skops] = pathlib.Path(sys.argv[1]).rglob('pipeline.skops')\n"
+        "if not skops.read_bytes().startswith(b'garbage'):\n"
+        f"    pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid()))\n"
+        "    time.sleep(600)\n"
+    )
+    monkeypatch.setattr(model_scoring, "SCORER", hang + model_scoring.SCORER)
+    champion_of(store, "hung", train(seed=1))
+    broken = train(seed=2)
+    model_id = broken.model_uri.rsplit("/", 1)[-1]
+    [target] = [path for path in (tmp_path / "art").rglob("pipeline.skops") if model_id in str(path)]
+    target.write_bytes(b"garbage, not a skops file")
+    decision = judge(store, "hung", broken)
+    assert not decision.promote and decision.evidence.candidate_failure, decision.reason
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):  # ended and reaped, not left running
+        os.kill(pid, 0)

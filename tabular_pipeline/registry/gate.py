@@ -35,7 +35,6 @@ class Candidate:
     output: object
     task: str
     metric: str
-    params: dict | None
 
 
 def score_on(output, labels: pd.Series, task: str, metric: str, rows: np.ndarray | None = None) -> float | None:
@@ -56,13 +55,21 @@ def score_on(output, labels: pd.Series, task: str, metric: str, rows: np.ndarray
 
 def evaluate_gate(client, model_uri: str, name: str, alias: str, version: str, rules: GateRules) -> GateDecision:
     """Score the candidate (and the current `alias` holder) as served and decide whether `version`
-    takes the alias. Anything that cannot be established keeps the alias where it is."""
+    takes the alias. Anything that cannot be established keeps the alias where it is.
+
+    Both models are scored at once, each in a Python of its own, on every row of the candidate's
+    test split, while this process works out which of those rows the champion trained on; those
+    are then left out of both scores. (A model scores each row on its own, so the rows dropped
+    from its answer do not change the answer on the others.)
+    """
+    from contextlib import ExitStack
+
     from mlflow.exceptions import MlflowException
 
     from tabular_pipeline.evaluation.metrics import GREATER_IS_BETTER
     from tabular_pipeline.registry.evidence import EvidenceUnavailable, kept_test_split, training_run_of
     from tabular_pipeline.registry.lineage import recorded_parameter
-    from tabular_pipeline.registry.model_scoring import ModelUnusable, served_output
+    from tabular_pipeline.registry.model_scoring import ModelUnusable, started_scoring
     from tabular_pipeline.registry.promotion import current_holder
     from tabular_pipeline.serving.model import PROBABILITIES_PARAM
 
@@ -81,71 +88,88 @@ def evaluate_gate(client, model_uri: str, name: str, alias: str, version: str, r
         test = kept_test_split(run)
         if label not in test.columns:
             raise EvidenceUnavailable(f"its test split has no label column '{label}'")
-        output = served_output(model_uri, test.drop(columns=[label]), params)
-    except (EvidenceUnavailable, ModelUnusable) as error:
+    except EvidenceUnavailable as error:
         return decide_promotion(GateEvidence(**base, candidate_failure=str(error)), rules)
-    candidate = Candidate(test.drop(columns=[label]), test[label], output, task, metric, params)
-    whole = score_on(output, candidate.labels, task, metric)
-    # A sampled run's whole split was scored on the cluster; the sample above shows the model serves.
-    whole_split = run.data.metrics.get(metric) if sample else whole
-    base.update(candidate_whole_split_score=whole_split, test_rows=len(test))
-    try:
-        holder = current_holder(client, name, alias)
-    except MlflowException as error:
-        unjudged = f"the current '{alias}' version could not be looked up ({one_line(error, 200)})"
-        return decide_promotion(GateEvidence(**base, candidate_score=whole, champion_unjudged=unjudged), rules)
-    if holder is None or str(holder.version) == str(version):
-        note = f"it already holds '{alias}'" if holder is not None else ""
-        return decide_promotion(
-            GateEvidence(**base, candidate_score=whole, compared_rows=len(test), left_out_rows=0, no_champion=note),
-            rules,
-        )
-    comparison = compare_with_champion(client, holder, name, alias, run, candidate)
+    features, labels = test.drop(columns=[label]), test[label]
+    with ExitStack() as scorers:  # leaving it ends a scorer still running (a failure, a stop)
+        candidate_scoring = scorers.enter_context(started_scoring(model_uri, features, params))
+        try:
+            holder, unjudged = current_holder(client, name, alias), ""
+        except MlflowException as error:
+            holder, unjudged = None, f"the current '{alias}' version could not be looked up ({one_line(error, 200)})"
+        challenged = holder is not None and str(holder.version) != str(version)
+        if challenged:
+            champion_scoring = scorers.enter_context(
+                started_scoring(f"models:/{name}/{holder.version}", features, params)
+            )
+            rows = compared_rows(client, holder, alias, run, test)
+        try:
+            output = candidate_scoring.answer()
+        except ModelUnusable as error:
+            return decide_promotion(GateEvidence(**base, candidate_failure=str(error)), rules)
+        whole = score_on(output, labels, task, metric)
+        # A sampled run's whole split was scored on the cluster; the sample above shows the model serves.
+        whole_split = run.data.metrics.get(metric) if sample else whole
+        base.update(candidate_whole_split_score=whole_split, test_rows=len(test))
+        if unjudged:
+            return decide_promotion(GateEvidence(**base, candidate_score=whole, champion_unjudged=unjudged), rules)
+        if not challenged:
+            note = f"it already holds '{alias}'" if holder is not None else ""
+            return decide_promotion(
+                GateEvidence(**base, candidate_score=whole, compared_rows=len(test), left_out_rows=0, no_champion=note),
+                rules,
+            )
+        candidate = Candidate(features, labels, output, task, metric)
+        comparison = compare_with_champion(holder, alias, candidate, rows, champion_scoring)
     return decide_promotion(GateEvidence(**base, champion_version=str(holder.version), **comparison), rules)
 
 
-def compare_with_champion(client, holder, name: str, alias: str, run, candidate: Candidate) -> dict:
-    """The champion's and the candidate's scores on the candidate's test rows the champion did not
-    train on (all of them when both trained on the same split), as `GateEvidence` fields."""
+def compared_rows(client, holder, alias: str, run, test: pd.DataFrame) -> dict:
+    """Which of the candidate's test rows the champion did not train on (all of them when both
+    trained on the same split), as `GateEvidence` fields and the boolean mask `compared`; or
+    `champion_unjudged` alone, when that cannot be told."""
     from tabular_pipeline.registry.evidence import EvidenceUnavailable, recorded_digests, rows_seen_in_training
-    from tabular_pipeline.registry.model_scoring import ModelUnusable, served_output
 
     holds = f"version {holder.version} holds '{alias}'"
     try:
         champion_digest, candidate_digest = recorded_digests(client, holder, run)
         same = bool(champion_digest) and champion_digest == candidate_digest
-        seen = np.zeros(len(candidate.labels), dtype=bool)
-        if not same:
-            seen = rows_seen_in_training(client.get_run(holder.run_id), pd.concat(
-                [candidate.features, candidate.labels], axis=1))  # fmt: skip
+        seen = np.zeros(len(test), dtype=bool) if same else rows_seen_in_training(client.get_run(holder.run_id), test)
     except EvidenceUnavailable as error:
         return {
             "champion_unjudged": f"{holds} but which of the candidate's test rows it trained on is unknown: {error}"
         }
     except Exception as error:  # noqa: BLE001 - the registry or store failing: the comparison cannot be made
         return {"champion_unjudged": f"{holds} but its training split could not be looked up ({one_line(error, 200)})"}
-    compared = ~seen
-    figures = {"same_training_split": same, "compared_rows": int(compared.sum()), "left_out_rows": int(seen.sum())}
+    return {"same_training_split": same, "compared_rows": int((~seen).sum()), "left_out_rows": int(seen.sum()),
+            "compared": ~seen}  # fmt: skip
+
+
+def compare_with_champion(holder, alias: str, candidate: Candidate, rows: dict, champion_scoring) -> dict:
+    """The champion's and the candidate's scores on the rows `rows` compares, as `GateEvidence`
+    fields; the champion's answer (on every test row) is waited for only when they are enough."""
+    from tabular_pipeline.registry.model_scoring import ModelUnusable
+
+    if "champion_unjudged" in rows:
+        return rows
+    compared = rows["compared"]
+    figures = {key: value for key, value in rows.items() if key != "compared"}
     # Judged however many rows were left out: a comparison on a tiny split is as fragile as on a tiny remainder.
     missing = []
     if candidate.task != "regression":
         present = set(candidate.labels[compared].astype(str))
         missing = sorted(set(candidate.labels.astype(str)) - present)
-    figures["too_few"] = too_few_compared(int(compared.sum()), len(seen), missing)
+    figures["too_few"] = too_few_compared(int(compared.sum()), len(compared), missing)
     if figures["too_few"]:
         return figures
     try:
-        champion_output = served_output(
-            f"models:/{name}/{holder.version}",
-            candidate.features[compared].reset_index(drop=True),
-            candidate.params,
-        )
+        champion_output = champion_scoring.answer()
     except ModelUnusable as error:
+        holds = f"version {holder.version} holds '{alias}'"
         return {**figures, "champion_unjudged": f"{holds} but it could not be scored on the candidate's test split "
                                                 f"({error})"}  # fmt: skip
-    labels = candidate.labels[compared].reset_index(drop=True)
     return {
         **figures,
-        "champion_score": score_on(champion_output, labels, candidate.task, candidate.metric),
+        "champion_score": score_on(champion_output, candidate.labels, candidate.task, candidate.metric, compared),
         "candidate_score": score_on(candidate.output, candidate.labels, candidate.task, candidate.metric, compared),
     }

@@ -13,6 +13,10 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -75,6 +79,56 @@ def fetch_failure(error: BaseException) -> str:
     return f"its artifacts could not be fetched ({type(error).__name__}: {text})"
 
 
+class PendingAnswer:
+    """A model's answer being computed as served: `answer()` waits for it, `stop()` ends a scorer
+    still running (the gate starts the candidate's and the champion's at once)."""
+
+    def __init__(self, wait: Callable[[], object], stop: Callable[[], None] | None = None):
+        self._wait, self._stop = wait, stop
+
+    def answer(self):
+        """The answer: a frame (`prediction` and `probability_<class>` columns) or a list of
+        predictions. Raises `ModelUnusable`."""
+        return self._wait()
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop()
+
+
+def failed(error: ModelUnusable) -> PendingAnswer:
+    """An answer that will never come, for `error`'s reason."""
+
+    def wait():
+        raise error
+
+    return PendingAnswer(wait)
+
+
+@contextmanager
+def started_scoring(model_uri: str, features: pd.DataFrame, params: dict | None) -> Iterator[PendingAnswer]:
+    """Start scoring `model_uri` on `features` as served, and yield its pending answer. The model
+    is fetched here, then scored in a fresh Python of its own while the caller goes on; leaving the
+    block ends that process if it is still running and removes the model's files."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            model_dir = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(Path(scratch) / "model")))
+            recorded = recorded_python(model_dir)
+        except Exception as error:  # noqa: BLE001 - any failure to fetch it means it cannot be served
+            pending = failed(ModelUnusable(fetch_failure(error)))
+        else:
+            if recorded != python_version():
+                pending = PendingAnswer(lambda: predict_in_model_environment(model_uri, features, params))
+            else:
+                pending = start_in_fresh_python(model_dir, features, params, Path(scratch))
+        try:
+            yield pending
+        finally:
+            pending.stop()
+
+
 def served_output(model_uri: str, features: pd.DataFrame, params: dict | None):
     """The model's answer on `features`, as a served model gives it: a frame (`prediction` and
     `probability_<class>` columns) or a list of predictions.
@@ -83,43 +137,51 @@ def served_output(model_uri: str, features: pd.DataFrame, params: dict | None):
         ModelUnusable: it cannot be downloaded, loaded or scored, or it imports a package its
             requirements do not name.
     """
-    import mlflow
-
-    with tempfile.TemporaryDirectory() as scratch:
-        try:
-            model_dir = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(Path(scratch) / "model")))
-            recorded = recorded_python(model_dir)
-        except Exception as error:  # noqa: BLE001 - any failure to fetch it means it cannot be served
-            raise ModelUnusable(fetch_failure(error)) from None
-        if recorded != python_version():
-            return predict_in_model_environment(model_uri, features, params)
-        return predict_in_fresh_python(model_dir, features, params, Path(scratch))
+    with started_scoring(model_uri, features, params) as pending:
+        return pending.answer()
 
 
-def predict_in_fresh_python(model_dir: Path, features: pd.DataFrame, params: dict | None, scratch: Path):
-    """Check that the model's requirements name the libraries its pipeline file needs, then load
-    and score it in a new `python -I` started in an empty folder (`SCORER`)."""
+def start_in_fresh_python(model_dir: Path, features: pd.DataFrame, params: dict | None, scratch: Path) -> PendingAnswer:
+    """Check that the model's requirements name the libraries its pipeline file needs, then start
+    loading and scoring it in a new `python -I` in an empty folder (`SCORER`). Its output goes to
+    files, not pipes: a second scorer running beside it never waits on a full pipe."""
     missing = missing_requirements(pipeline_modules(model_dir), model_dir / "requirements.txt")
     if missing:
-        raise ModelUnusable(
-            f"it holds {', '.join(missing)} objects, which its requirements.txt does not name, so it would not load "
-            "where it is served from them"
+        return failed(
+            ModelUnusable(
+                f"it holds {', '.join(missing)} objects, which its requirements.txt does not name, so it would not "
+                "load where it is served from them"
+            )
         )
     rows, answer, empty = scratch / "rows.parquet", scratch / "answer.parquet", scratch / "cwd"
     empty.mkdir()
     features.to_parquet(rows, index=False)
     command = [sys.executable, "-I", "-c", SCORER, str(model_dir), str(rows), json.dumps(params or {}), str(answer)]
-    try:
-        done = subprocess.run(command, cwd=empty, capture_output=True, text=True, timeout=SCORING_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise ModelUnusable(f"it did not answer within {SCORING_TIMEOUT_S} s") from None
-    if done.returncode != 0:
-        failed = [line for line in done.stderr.splitlines() if line.startswith("scoring failed: ")]
-        why = failed[-1][len("scoring failed: ") :] if failed else one_line(done.stderr.strip() or "no output", 300)
-        raise ModelUnusable(f"it failed to load or predict ({why})")
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-    frame = pd.read_parquet(answer)
-    return frame if report["kind"] == "frame" else frame["prediction"].tolist()
+    deadline = time.monotonic() + SCORING_TIMEOUT_S
+    with open(scratch / "stdout", "wb") as stdout, open(scratch / "stderr", "wb") as stderr:
+        process = subprocess.Popen(command, cwd=empty, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL)
+
+    def wait():
+        try:
+            returncode = process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            stop()
+            raise ModelUnusable(f"it did not answer within {SCORING_TIMEOUT_S} s") from None
+        said = (scratch / "stderr").read_text(errors="replace")
+        if returncode != 0:
+            reported = [line for line in said.splitlines() if line.startswith("scoring failed: ")]
+            why = reported[-1][len("scoring failed: ") :] if reported else one_line(said.strip() or "no output", 300)
+            raise ModelUnusable(f"it failed to load or predict ({why})")
+        report = json.loads((scratch / "stdout").read_text().strip().splitlines()[-1])
+        frame = pd.read_parquet(answer)
+        return frame if report["kind"] == "frame" else frame["prediction"].tolist()
+
+    def stop():
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    return PendingAnswer(wait, stop)
 
 
 def pipeline_modules(model_dir: Path) -> list[str]:
@@ -164,13 +226,22 @@ def missing_requirements(modules: list[str], requirements_file: Path) -> list[st
             # Extras' dependencies are only there when asked for; environment markers are checked here.
             if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
                 pending.append(canonicalize_name(requirement.name))
-    providers = metadata.packages_distributions()
+    providers = installed_providers()
     missing = set()
     for module in modules:
         distributions = {canonicalize_name(name) for name in providers.get(module, [])}
         if distributions and not distributions & closure:
             missing.add(sorted(distributions)[0])
     return sorted(missing)
+
+
+@cache
+def installed_providers() -> dict[str, list[str]]:
+    """Which distributions provide each top-level module; read once per process (about 0.7 s,
+    and the gate asks for two models)."""
+    from importlib import metadata
+
+    return metadata.packages_distributions()
 
 
 def predict_in_model_environment(model_uri: str, features: pd.DataFrame, params: dict | None):
