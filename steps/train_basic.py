@@ -14,7 +14,7 @@ from tabular_pipeline.data.splits import prepare_splits
 from tabular_pipeline.engines import check_engine
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.evaluation.card import CARD_FILE, log_card
-from tabular_pipeline.evaluation.report import log_evaluation
+from tabular_pipeline.evaluation.report import log_evaluation, model_answer
 from tabular_pipeline.monitoring.calibration import model_performance_profile
 from tabular_pipeline.monitoring.profile import training_profile
 from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_URI, TAG_TASK, run_step
@@ -110,9 +110,11 @@ def train_model(options: dict, run) -> None:  # noqa: ARG001 - same signature as
     pipeline = build_pipeline(algorithm, task, fixed, columns, options["seed"], defaults, threads)
     record_training_inputs(splits.train, splits.test, label, options["data_path"])
     model = fit_model(pipeline, grid, train_x, train_y, task, algorithm, fit_params_for(algorithm, columns), options)
-    metrics = log_evaluation(model, splits.test, label, task, options["seed"])
+    # One answer on the test split serves the metrics and the calibration.
+    answer = model_answer(model, splits.test.drop(columns=[label]), task)
+    metrics = log_evaluation(model, splits.test, label, task, options["seed"], answer)
     log_prefixed_params("hp", effective_hyperparameters(model, task, algorithm))
-    performance = model_performance_profile(model, splits.test, label, task, metrics, options["seed"])
+    performance = model_performance_profile(model, splits.test, label, task, metrics, options["seed"], answer)
     model_info = log_pipeline_model(model, train_x, algorithm, profile=training_profile(train_x[kept], performance))
     mlflow.set_tag(TAG_OUTPUT_URI, model_info.model_uri)
     log_card(mlflow.MlflowClient(), mlflow.active_run().info.run_id)

@@ -163,6 +163,29 @@ def test_the_realized_roc_auc_is_exact_where_scores_crowd_into_one_calibration_b
     assert 0.7 < counter.realized()["test_roc_auc"] < 0.95 and len(np.unique(scores)) < 5000
 
 
+def test_the_evaluations_answer_gives_the_same_section_without_asking_the_model_again(binary, monkeypatch):
+    """`train_basic` hands the evaluation's answer on the whole test split to the calibration,
+    which takes its sampled rows from it by position."""
+    import tabular_pipeline.monitoring.calibration as calibration
+    from tabular_pipeline.evaluation.report import model_answer
+
+    monkeypatch.setattr(calibration, "CALIBRATION_ROWS", 1000)  # a sample, as on a large split
+    test = binary.test.set_axis(np.arange(len(binary.test))[::-1] * 7)  # index labels are not positions
+    asked = model_performance_profile(binary.model, test, LABEL, "binary", binary.metrics, seed=3)
+    answer = model_answer(binary.model, test.drop(columns=[LABEL]), "binary")
+
+    class Unasked:
+        classes_ = binary.model.classes_
+
+        def predict_proba(self, _features):
+            raise AssertionError("the model was asked again")
+
+    reused = model_performance_profile(Unasked(), test, LABEL, "binary", binary.metrics, seed=3, answer=answer)
+    assert reused == asked and asked["calibration_rows"] == 1000
+    rows = test.sample(1000, random_state=3)  # the rows the calibration is documented to take
+    assert asked == model_performance_profile(binary.model, rows, LABEL, "binary", binary.metrics, seed=3)
+
+
 def test_batches_count_the_same_as_the_whole_table(binary):
     rows = binary.pool.iloc[:3000]
     whole, streamed = binary.count(rows, batches=1), binary.count(rows, batches=9)

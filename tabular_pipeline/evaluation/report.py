@@ -27,7 +27,14 @@ from tabular_pipeline.serving.model import probability_frame
 log = logging.getLogger("evaluation")
 
 
-def log_evaluation(model, test: pd.DataFrame, label_column: str, task: str, seed: int) -> dict[str, float]:
+def model_answer(model, features: pd.DataFrame, task: str):
+    """A model's answer on `features` as its served form gives it: labels and `probability_<class>`
+    columns from a classifier that has probabilities, else its predictions."""
+    with_probabilities = task != "regression" and hasattr(model, "predict_proba")
+    return probability_frame(model, features) if with_probabilities else model.predict(features)
+
+
+def log_evaluation(model, test: pd.DataFrame, label_column: str, task: str, seed: int, answer=None) -> dict[str, float]:
     """Log test metrics, plots, permutation importance and the test split itself.
 
     The test split is kept with the run so that `register` can score the current champion on
@@ -39,13 +46,13 @@ def log_evaluation(model, test: pd.DataFrame, label_column: str, task: str, seed
         label_column: the target column.
         task: "binary", "multiclass" or "regression".
         seed: the seed for permutation importance.
+        answer: `model_answer(model, <test's features>, task)`, when the caller already has it.
 
     Returns:
         The metrics that were logged.
     """
     features, label = test.drop(columns=[label_column]), test[label_column]
-    with_probabilities = task != "regression" and hasattr(model, "predict_proba")
-    output = probability_frame(model, features) if with_probabilities else model.predict(features)
+    output = model_answer(model, features, task) if answer is None else answer
     try:
         importance = permutation_importance_table(model, features, label, scoring_for_task(task), seed)
     except ValueError as error:  # e.g. ROC AUC on a test split holding one class only

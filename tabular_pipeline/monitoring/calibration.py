@@ -95,16 +95,32 @@ def performance_profile(output, label: pd.Series, task: str, label_column: str, 
 
 
 def model_performance_profile(
-    model, test: pd.DataFrame, label_column: str, task: str, test_metrics: dict[str, float], seed: int
+    model,
+    test: pd.DataFrame,
+    label_column: str,
+    task: str,
+    test_metrics: dict[str, float],
+    seed: int,
+    answer=None,
 ) -> dict:
     """The performance section of a model fitted in this process (a scikit-learn pipeline or
-    AutoGluon's view of its predictor), answering on at most `CALIBRATION_ROWS` test rows."""
+    AutoGluon's view of its predictor), answering on at most `CALIBRATION_ROWS` test rows.
+
+    `answer`, the model's answer on the whole of `test` row for row (`evaluation.report.model_answer`,
+    which the evaluation computed already), is used instead of asking the model again."""
     from tabular_pipeline.serving.model import probability_frame
 
-    rows = test.sample(CALIBRATION_ROWS, random_state=seed) if len(test) > CALIBRATION_ROWS else test
+    # The same rows as `test.sample(CALIBRATION_ROWS, random_state=seed)`, by position.
+    positions = np.arange(len(test))
+    if len(test) > CALIBRATION_ROWS:
+        positions = pd.Series(positions).sample(CALIBRATION_ROWS, random_state=seed).to_numpy()
+    rows = test.iloc[positions]
     features, label = rows.drop(columns=[label_column]), rows[label_column]
     if task == "regression":
         output = None
+    elif answer is not None:
+        output = answer.iloc[positions].reset_index(drop=True) if isinstance(answer, pd.DataFrame) else (
+            np.asarray(answer)[positions])  # fmt: skip
     elif hasattr(model, "probability_frame"):  # AutoGluon's view answers labels and probabilities itself
         output = model.probability_frame(features)
     elif hasattr(model, "predict_proba"):

@@ -13,7 +13,7 @@ import pandas as pd
 
 from tabular_pipeline.evaluation.importance import IMPORTANCE_REPEATS, importance_rows
 from tabular_pipeline.evaluation.metrics import scoring_for_task
-from tabular_pipeline.evaluation.report import log_evaluation, log_evaluation_of_output
+from tabular_pipeline.evaluation.report import log_evaluation, log_evaluation_of_output, model_answer
 from tabular_pipeline.monitoring.calibration import model_performance_profile, performance_profile
 from tabular_pipeline.monitoring.profile import training_profile
 from tabular_pipeline.training.automl.autosklearn_search import (
@@ -79,10 +79,11 @@ def search_with_flaml(splits, label: str, kept: list[str], task: str, settings: 
     log_search_summary(history, automl.best_estimator, best_config, {})
     mlflow.log_metrics({"automl_trials": float(len(history)), "automl_best_validation_loss": float(automl.best_loss)})
     model = assemble_pipeline(preprocessor, automl.model.estimator, encoder, task)
-    metrics = log_evaluation(model, splits.test, label, task, seed)
+    answer = model_answer(model, splits.test.drop(columns=[label]), task)
+    metrics = log_evaluation(model, splits.test, label, task, seed, answer)
     log_prefixed_params("hp", automl.model.estimator.get_params())
     library = LIBRARY_OF_LEARNER.get(automl.best_estimator, "")
-    performance = model_performance_profile(model, splits.test, label, task, metrics, seed)
+    performance = model_performance_profile(model, splits.test, label, task, metrics, seed, answer)
     return log_pipeline_model(model, train_x, library, profile=training_profile(train_x[kept], performance)).model_uri
 
 
