@@ -1,7 +1,7 @@
 """The gate's evidence against a real MLflow store (SQLite, local artifacts): models logged as the
-training steps log them, loaded and scored as served in a fresh Python, on the rows of the
-candidate's test split the champion did not train on. Every figure the gate records is recomputed
-here independently, from the splits themselves and the models loaded in this process."""
+training steps log them, loaded and scored as served in a fresh Python, and judged on the rows of
+the candidate's test split the champion did not train on. Every figure the gate records is
+recomputed here independently, from the splits themselves and the models loaded in this process."""
 
 from __future__ import annotations
 
@@ -271,19 +271,43 @@ def test_the_champion_is_scored_beside_the_candidate_not_after_it(store, tmp_pat
     assert evidence.candidate_score == pytest.approx(roc_auc(candidate.model, fair), abs=1e-9)
 
 
+def still_running(pid: int, wait_s: float = 10.0) -> bool:
+    """Whether `pid` is alive after up to `wait_s` (a zombie waiting for its reaper is not)."""
+    import time
+
+    import psutil
+
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.NoSuchProcess:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def test_a_champion_still_scoring_when_the_candidate_fails_is_ended(store, tmp_path, monkeypatch):
     import os
 
     from tabular_pipeline.registry import model_scoring
 
     pid_file = tmp_path / "champion.pid"
-    # The champion's scorer (the one whose model is not the broken file) records itself and hangs.
+    # The champion's scorer (the one whose model is not the broken file) records itself and hangs;
+    # the candidate's fails only once the champion's is running.
     hang = (
         "import os, pathlib, sys, time\n"
+        f"pid_file = pathlib.Path({str(pid_file)!r})\n"
         "[skops] = pathlib.Path(sys.argv[1]).rglob('pipeline.skops')\n"
         "if not skops.read_bytes().startswith(b'garbage'):\n"
-        f"    pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid()))\n"
+        "    import subprocess\n"
+        "    child = subprocess.Popen(['sleep', '600'])\n"
+        "    pid_file.write_text(f'{os.getpid()} {child.pid}')\n"
         "    time.sleep(600)\n"
+        "deadline = time.monotonic() + 120\n"
+        "while not pid_file.exists() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
     )
     monkeypatch.setattr(model_scoring, "SCORER", hang + model_scoring.SCORER)
     champion_of(store, "hung", train(seed=1))
@@ -293,6 +317,73 @@ def test_a_champion_still_scoring_when_the_candidate_fails_is_ended(store, tmp_p
     target.write_bytes(b"garbage, not a skops file")
     decision = judge(store, "hung", broken)
     assert not decision.promote and decision.evidence.candidate_failure, decision.reason
-    pid = int(pid_file.read_text())
+    scorer, its_child = map(int, pid_file.read_text().split())
     with pytest.raises(ProcessLookupError):  # ended and reaped, not left running
-        os.kill(pid, 0)
+        os.kill(scorer, 0)
+    assert not still_running(its_child), "what the scorer started outlived it"
+
+
+def test_a_champion_that_does_not_answer_in_time_keeps_the_alias_and_is_ended(store, tmp_path, monkeypatch):
+    import os
+
+    from tabular_pipeline.registry import model_scoring
+
+    champion = train(seed=1)
+    pid_file = tmp_path / "champion.pid"
+    hang = (
+        "import os, pathlib, sys, time\n"
+        f"if {champion.model_uri.rsplit('/', 1)[-1]!r} in (pathlib.Path(sys.argv[1]) / 'MLmodel').read_text():\n"
+        f"    pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid()))\n"
+        "    time.sleep(600)\n"
+    )
+    monkeypatch.setattr(model_scoring, "SCORER", hang + model_scoring.SCORER)
+    monkeypatch.setattr(model_scoring, "SCORING_TIMEOUT_S", 15)
+    champion_of(store, "slow", champion)
+    decision = judge(store, "slow", train(seed=2))
+    assert not decision.promote
+    assert decision.reason.startswith(
+        "version 1 holds 'production' but it could not be scored on the candidate's test split (it did not answer "
+        "within 15 s)"
+    ), decision.reason
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
+
+
+@pytest.mark.parametrize("killed", ["candidate", "champion"])
+def test_a_scorer_killed_while_both_ran_is_tried_once_more_alone(store, tmp_path, monkeypatch, killed):
+    """As the kernel's out-of-memory killer would end one of the two: the first attempt of one
+    model's scorer kills itself; alone, it answers, and the gate judges as usual."""
+    from tabular_pipeline.registry import model_scoring
+
+    champion, candidate = train(seed=1), train(seed=2)
+    victim = (champion if killed == "champion" else candidate).model_uri.rsplit("/", 1)[-1]
+    attempts = tmp_path / "attempts"
+    attempts.mkdir()
+    die_once = (
+        "import os, pathlib, signal, sys\n"
+        f"if {victim!r} in (pathlib.Path(sys.argv[1]) / 'MLmodel').read_text():\n"
+        f"    attempts = pathlib.Path({str(attempts)!r})\n"
+        "    (attempts / str(os.getpid())).touch()\n"
+        "    if len(list(attempts.iterdir())) == 1:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    monkeypatch.setattr(model_scoring, "SCORER", die_once + model_scoring.SCORER)
+    champion_of(store, f"oom-{killed}", champion)
+    decision = judge(store, f"oom-{killed}", candidate)
+    assert len(list(attempts.iterdir())) == 2, "killed once, then scored alone"
+    evidence = decision.evidence
+    assert not evidence.candidate_failure and not evidence.champion_unjudged, decision.reason
+    seen = candidate.test.merge(champion.train.drop_duplicates(), how="left", indicator=True)["_merge"] == "both"
+    fair = candidate.test[~seen.to_numpy()]
+    assert evidence.champion_score == pytest.approx(roc_auc(champion.model, fair), abs=1e-9)
+    assert evidence.candidate_score == pytest.approx(roc_auc(candidate.model, fair), abs=1e-9)
+
+
+def test_a_scorer_killed_with_nothing_beside_it_is_the_models_failure(store, monkeypatch):
+    from tabular_pipeline.registry import model_scoring
+
+    kill = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"
+    monkeypatch.setattr(model_scoring, "SCORER", kill + model_scoring.SCORER)
+    decision = judge(store, "first", train(seed=1))
+    assert not decision.promote
+    assert "its scorer was killed by signal 9 (out of memory?)" in decision.reason, decision.reason

@@ -1,8 +1,8 @@
 """The promotion gate: gather the evidence, then apply the rule (`gate_rule`).
 
 The evidence is computed here, never taken from a training run's logged metrics: both models are
-loaded as they will be served (`model_scoring`) and scored on the same rows of the candidate's
-test split, those the champion did not train on (`evidence.rows_seen_in_training`).
+loaded as they will be served (`model_scoring`), and both scores come from the same rows of the
+candidate's test split, those the champion did not train on (`evidence.rows_seen_in_training`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class Candidate:
     output: object
     task: str
     metric: str
+    params: dict | None
 
 
 def score_on(output, labels: pd.Series, task: str, metric: str, rows: np.ndarray | None = None) -> float | None:
@@ -60,7 +61,10 @@ def evaluate_gate(client, model_uri: str, name: str, alias: str, version: str, r
     Both models are scored at once, each in a Python of its own, on every row of the candidate's
     test split, while this process works out which of those rows the champion trained on; those
     are then left out of both scores. (A model scores each row on its own, so the rows dropped
-    from its answer do not change the answer on the others.)
+    from its answer do not change the answer on the others.) A model saved under another Python
+    is scored in its own environment when its answer is needed, not beside the other. A scorer
+    killed by a signal while the other ran (the machine's memory, most likely) is tried once more
+    alone: the two at once failed, not the model.
     """
     from contextlib import ExitStack
 
@@ -69,7 +73,7 @@ def evaluate_gate(client, model_uri: str, name: str, alias: str, version: str, r
     from tabular_pipeline.evaluation.metrics import GREATER_IS_BETTER
     from tabular_pipeline.registry.evidence import EvidenceUnavailable, kept_test_split, training_run_of
     from tabular_pipeline.registry.lineage import recorded_parameter
-    from tabular_pipeline.registry.model_scoring import ModelUnusable, started_scoring
+    from tabular_pipeline.registry.model_scoring import ModelUnusable, PendingAnswer, served_output, started_scoring
     from tabular_pipeline.registry.promotion import current_holder
     from tabular_pipeline.serving.model import PROBABILITIES_PARAM
 
@@ -99,12 +103,18 @@ def evaluate_gate(client, model_uri: str, name: str, alias: str, version: str, r
             holder, unjudged = None, f"the current '{alias}' version could not be looked up ({one_line(error, 200)})"
         challenged = holder is not None and str(holder.version) != str(version)
         if challenged:
-            champion_scoring = scorers.enter_context(
-                started_scoring(f"models:/{name}/{holder.version}", features, params)
-            )
+            champion_uri = f"models:/{name}/{holder.version}"
+            champion_scoring = scorers.enter_context(started_scoring(champion_uri, features, params))
             rows = compared_rows(client, holder, alias, run, test)
         try:
-            output = candidate_scoring.answer()
+            try:
+                output = candidate_scoring.answer()
+            except ModelUnusable as error:
+                if not (error.killed and challenged):
+                    raise
+                champion_scoring.stop()
+                champion_scoring = PendingAnswer(lambda: served_output(champion_uri, features, params))
+                output = served_output(model_uri, features, params)
         except ModelUnusable as error:
             return decide_promotion(GateEvidence(**base, candidate_failure=str(error)), rules)
         whole = score_on(output, labels, task, metric)
@@ -119,8 +129,8 @@ def evaluate_gate(client, model_uri: str, name: str, alias: str, version: str, r
                 GateEvidence(**base, candidate_score=whole, compared_rows=len(test), left_out_rows=0, no_champion=note),
                 rules,
             )
-        candidate = Candidate(features, labels, output, task, metric)
-        comparison = compare_with_champion(holder, alias, candidate, rows, champion_scoring)
+        candidate = Candidate(features, labels, output, task, metric, params)
+        comparison = compare_with_champion(holder, champion_uri, alias, candidate, rows, champion_scoring)
     return decide_promotion(GateEvidence(**base, champion_version=str(holder.version), **comparison), rules)
 
 
@@ -145,10 +155,12 @@ def compared_rows(client, holder, alias: str, run, test: pd.DataFrame) -> dict:
             "compared": ~seen}  # fmt: skip
 
 
-def compare_with_champion(holder, alias: str, candidate: Candidate, rows: dict, champion_scoring) -> dict:
+def compare_with_champion(
+    holder, champion_uri: str, alias: str, candidate: Candidate, rows: dict, champion_scoring
+) -> dict:
     """The champion's and the candidate's scores on the rows `rows` compares, as `GateEvidence`
     fields; the champion's answer (on every test row) is waited for only when they are enough."""
-    from tabular_pipeline.registry.model_scoring import ModelUnusable
+    from tabular_pipeline.registry.model_scoring import ModelUnusable, served_output
 
     if "champion_unjudged" in rows:
         return rows
@@ -163,7 +175,12 @@ def compare_with_champion(holder, alias: str, candidate: Candidate, rows: dict, 
     if figures["too_few"]:
         return figures
     try:
-        champion_output = champion_scoring.answer()
+        try:
+            champion_output = champion_scoring.answer()
+        except ModelUnusable as error:
+            if not error.killed:
+                raise
+            champion_output = served_output(champion_uri, candidate.features, candidate.params)  # alone, now
     except ModelUnusable as error:
         holds = f"version {holder.version} holds '{alias}'"
         return {**figures, "champion_unjudged": f"{holds} but it could not be scored on the candidate's test split "

@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from tabular_pipeline.errors import one_line
+from tabular_pipeline.orchestration.processes import end_process_tree
 
 # Longest a model may take to load and score the gate's rows (an AutoGluon ensemble on 200,000 rows
 # takes about a minute here).
@@ -51,7 +52,15 @@ print(json.dumps({"kind": kind}))
 
 
 class ModelUnusable(Exception):
-    """The model could not be loaded or scored as it will be served; the message says why in one line."""
+    """The model could not be loaded or scored as it will be served; the message says why in one line.
+
+    `killed` is true when its scorer was ended by a signal it did not send itself (the kernel's
+    out-of-memory killer, most often): a fact about the machine at that moment, not the model.
+    """
+
+    def __init__(self, message: str, killed: bool = False):
+        super().__init__(message)
+        self.killed = killed
 
 
 def python_version() -> str:
@@ -109,7 +118,9 @@ def failed(error: ModelUnusable) -> PendingAnswer:
 def started_scoring(model_uri: str, features: pd.DataFrame, params: dict | None) -> Iterator[PendingAnswer]:
     """Start scoring `model_uri` on `features` as served, and yield its pending answer. The model
     is fetched here, then scored in a fresh Python of its own while the caller goes on; leaving the
-    block ends that process if it is still running and removes the model's files."""
+    block ends that process (and anything it started) if it is still running, and removes the
+    model's files. A model saved under another Python is scored in its own environment only when
+    its answer is asked for, not beside anything."""
     import mlflow
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -122,7 +133,14 @@ def started_scoring(model_uri: str, features: pd.DataFrame, params: dict | None)
             if recorded != python_version():
                 pending = PendingAnswer(lambda: predict_in_model_environment(model_uri, features, params))
             else:
-                pending = start_in_fresh_python(model_dir, features, params, Path(scratch))
+                try:
+                    pending = start_in_fresh_python(model_dir, features, params, Path(scratch))
+                except Exception as error:  # noqa: BLE001 - an unreadable model file: it cannot be served either
+                    pending = failed(
+                        ModelUnusable(
+                            f"its scorer could not be started ({type(error).__name__}: {one_line(error, 200)})"
+                        )
+                    )
         try:
             yield pending
         finally:
@@ -168,6 +186,8 @@ def start_in_fresh_python(model_dir: Path, features: pd.DataFrame, params: dict 
             stop()
             raise ModelUnusable(f"it did not answer within {SCORING_TIMEOUT_S} s") from None
         said = (scratch / "stderr").read_text(errors="replace")
+        if returncode < 0:
+            raise ModelUnusable(f"its scorer was killed by signal {-returncode} (out of memory?)", killed=True)
         if returncode != 0:
             reported = [line for line in said.splitlines() if line.startswith("scoring failed: ")]
             why = reported[-1][len("scoring failed: ") :] if reported else one_line(said.strip() or "no output", 300)
@@ -178,7 +198,8 @@ def start_in_fresh_python(model_dir: Path, features: pd.DataFrame, params: dict 
 
     def stop():
         if process.poll() is None:
-            process.kill()
+            # The scorer and whatever it started: a process it left would outlive the step.
+            end_process_tree(process.pid, include_root=True, grace_s=5)
             process.wait()
 
     return PendingAnswer(wait, stop)
