@@ -337,7 +337,15 @@ def test_a_champion_that_does_not_answer_in_time_keeps_the_alias_and_is_ended(st
         "    time.sleep(600)\n"
     )
     monkeypatch.setattr(model_scoring, "SCORER", hang + model_scoring.SCORER)
-    monkeypatch.setattr(model_scoring, "SCORING_TIMEOUT_S", 15)
+    start = model_scoring.start_in_fresh_python
+
+    def start_with_short_limit_for_champion(model_dir, *args):
+        # Only the champion's clock is short: the candidate keeps the real limit on a slow machine.
+        slow = champion.model_uri.rsplit("/", 1)[-1] in (model_dir / "MLmodel").read_text()
+        monkeypatch.setattr(model_scoring, "SCORING_TIMEOUT_S", 15 if slow else 1800)
+        return start(model_dir, *args)
+
+    monkeypatch.setattr(model_scoring, "start_in_fresh_python", start_with_short_limit_for_champion)
     champion_of(store, "slow", champion)
     decision = judge(store, "slow", train(seed=2))
     assert not decision.promote
@@ -379,11 +387,39 @@ def test_a_scorer_killed_while_both_ran_is_tried_once_more_alone(store, tmp_path
     assert evidence.candidate_score == pytest.approx(roc_auc(candidate.model, fair), abs=1e-9)
 
 
-def test_a_scorer_killed_with_nothing_beside_it_is_the_models_failure(store, monkeypatch):
+def test_a_scorer_killed_with_nothing_beside_it_is_the_models_failure(store, tmp_path, monkeypatch):
     from tabular_pipeline.registry import model_scoring
 
-    kill = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"
+    attempts = tmp_path / "attempts"
+    attempts.mkdir()
+    kill = (
+        "import os, pathlib, signal\n"
+        f"(pathlib.Path({str(attempts)!r}) / str(os.getpid())).touch()\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
     monkeypatch.setattr(model_scoring, "SCORER", kill + model_scoring.SCORER)
     decision = judge(store, "first", train(seed=1))
     assert not decision.promote
-    assert "its scorer was killed by signal 9 (out of memory?)" in decision.reason, decision.reason
+    assert "its scorer was killed (SIGKILL: out of memory?)" in decision.reason, decision.reason
+    assert len(list(attempts.iterdir())) == 1, "not tried again: nothing ran beside it"
+
+
+def test_a_scorer_that_crashes_on_another_signal_is_the_models_failure_at_once(store, tmp_path, monkeypatch):
+    """SIGSEGV or SIGABRT is the model's or a library's own crash, which would happen again."""
+    from tabular_pipeline.registry import model_scoring
+
+    champion, candidate = train(seed=1), train(seed=2)
+    attempts = tmp_path / "attempts"
+    attempts.mkdir()
+    crash = (
+        "import os, pathlib, signal, sys\n"
+        f"if {candidate.model_uri.rsplit('/', 1)[-1]!r} in (pathlib.Path(sys.argv[1]) / 'MLmodel').read_text():\n"
+        f"    (pathlib.Path({str(attempts)!r}) / str(os.getpid())).touch()\n"
+        "    os.kill(os.getpid(), signal.SIGABRT)\n"
+    )
+    monkeypatch.setattr(model_scoring, "SCORER", crash + model_scoring.SCORER)
+    champion_of(store, "abort", champion)
+    decision = judge(store, "abort", candidate)
+    assert not decision.promote
+    assert "it failed to load or predict (ended by SIGABRT; " in decision.reason, decision.reason
+    assert len(list(attempts.iterdir())) == 1

@@ -28,8 +28,9 @@ log = logging.getLogger("evaluation")
 
 
 def model_answer(model, features: pd.DataFrame, task: str):
-    """A model's answer on `features` as its served form gives it: labels and `probability_<class>`
-    columns from a classifier that has probabilities, else its predictions."""
+    """A fitted pipeline's answer on `features` as its served form gives it: labels and
+    `probability_<class>` columns from a classifier that has probabilities, else its predictions.
+    (AutoGluon's served view decides labels its own way: not for it.)"""
     with_probabilities = task != "regression" and hasattr(model, "predict_proba")
     return probability_frame(model, features) if with_probabilities else model.predict(features)
 

@@ -114,6 +114,8 @@ def model_performance_profile(
     positions = np.arange(len(test))
     if len(test) > CALIBRATION_ROWS:
         positions = pd.Series(positions).sample(CALIBRATION_ROWS, random_state=seed).to_numpy()
+    if answer is not None and len(answer) != len(test):
+        raise ValueError(f"the answer has {len(answer)} rows and the test split {len(test)}; expected one per row")
     rows = test.iloc[positions]
     features, label = rows.drop(columns=[label_column]), rows[label_column]
     if task == "regression":

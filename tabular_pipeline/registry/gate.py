@@ -63,8 +63,8 @@ def evaluate_gate(client, model_uri: str, name: str, alias: str, version: str, r
     are then left out of both scores. (A model scores each row on its own, so the rows dropped
     from its answer do not change the answer on the others.) A model saved under another Python
     is scored in its own environment when its answer is needed, not beside the other. A scorer
-    killed by a signal while the other ran (the machine's memory, most likely) is tried once more
-    alone: the two at once failed, not the model.
+    killed by SIGKILL while the other ran beside it (the machine's memory, most likely) is tried
+    once more alone: the two at once failed, not the model.
     """
     from contextlib import ExitStack
 
@@ -110,9 +110,9 @@ def evaluate_gate(client, model_uri: str, name: str, alias: str, version: str, r
             try:
                 output = candidate_scoring.answer()
             except ModelUnusable as error:
-                if not (error.killed and challenged):
+                if not (error.killed and challenged and champion_scoring.beside):
                     raise
-                champion_scoring.stop()
+                champion_scoring.stop()  # (a finished champion is scored again too: rare, and simpler)
                 champion_scoring = PendingAnswer(lambda: served_output(champion_uri, features, params))
                 output = served_output(model_uri, features, params)
         except ModelUnusable as error:
@@ -178,7 +178,7 @@ def compare_with_champion(
         try:
             champion_output = champion_scoring.answer()
         except ModelUnusable as error:
-            if not error.killed:
+            if not (error.killed and champion_scoring.beside):  # alone already: the model's failure
                 raise
             champion_output = served_output(champion_uri, candidate.features, candidate.params)  # alone, now
     except ModelUnusable as error:

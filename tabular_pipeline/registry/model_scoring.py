@@ -10,6 +10,7 @@ is served from those requirements.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -54,8 +55,8 @@ print(json.dumps({"kind": kind}))
 class ModelUnusable(Exception):
     """The model could not be loaded or scored as it will be served; the message says why in one line.
 
-    `killed` is true when its scorer was ended by a signal it did not send itself (the kernel's
-    out-of-memory killer, most often): a fact about the machine at that moment, not the model.
+    `killed` is true when its scorer was ended by SIGKILL, which is what the kernel's out-of-memory
+    killer sends: most likely a fact about the machine at that moment, not about the model.
     """
 
     def __init__(self, message: str, killed: bool = False):
@@ -92,8 +93,10 @@ class PendingAnswer:
     """A model's answer being computed as served: `answer()` waits for it, `stop()` ends a scorer
     still running (the gate starts the candidate's and the champion's at once)."""
 
-    def __init__(self, wait: Callable[[], object], stop: Callable[[], None] | None = None):
+    def __init__(self, wait: Callable[[], object], stop: Callable[[], None] | None = None, beside: bool = False):
         self._wait, self._stop = wait, stop
+        # Whether it runs in a process of its own while the caller goes on (else at `answer()`).
+        self.beside = beside
 
     def answer(self):
         """The answer: a frame (`prediction` and `probability_<class>` columns) or a list of
@@ -133,14 +136,7 @@ def started_scoring(model_uri: str, features: pd.DataFrame, params: dict | None)
             if recorded != python_version():
                 pending = PendingAnswer(lambda: predict_in_model_environment(model_uri, features, params))
             else:
-                try:
-                    pending = start_in_fresh_python(model_dir, features, params, Path(scratch))
-                except Exception as error:  # noqa: BLE001 - an unreadable model file: it cannot be served either
-                    pending = failed(
-                        ModelUnusable(
-                            f"its scorer could not be started ({type(error).__name__}: {one_line(error, 200)})"
-                        )
-                    )
+                pending = start_in_fresh_python(model_dir, features, params, Path(scratch))
         try:
             yield pending
         finally:
@@ -163,7 +159,10 @@ def start_in_fresh_python(model_dir: Path, features: pd.DataFrame, params: dict 
     """Check that the model's requirements name the libraries its pipeline file needs, then start
     loading and scoring it in a new `python -I` in an empty folder (`SCORER`). Its output goes to
     files, not pipes: a second scorer running beside it never waits on a full pipe."""
-    missing = missing_requirements(pipeline_modules(model_dir), model_dir / "requirements.txt")
+    try:
+        missing = missing_requirements(pipeline_modules(model_dir), model_dir / "requirements.txt")
+    except (OSError, ValueError) as error:  # an unreadable trusted_types.json or requirements.txt
+        return failed(ModelUnusable(f"its files could not be read ({type(error).__name__}: {one_line(error, 200)})"))
     if missing:
         return failed(
             ModelUnusable(
@@ -186,11 +185,13 @@ def start_in_fresh_python(model_dir: Path, features: pd.DataFrame, params: dict 
             stop()
             raise ModelUnusable(f"it did not answer within {SCORING_TIMEOUT_S} s") from None
         said = (scratch / "stderr").read_text(errors="replace")
-        if returncode < 0:
-            raise ModelUnusable(f"its scorer was killed by signal {-returncode} (out of memory?)", killed=True)
+        if returncode == -signal.SIGKILL:
+            raise ModelUnusable("its scorer was killed (SIGKILL: out of memory?)", killed=True)
         if returncode != 0:
             reported = [line for line in said.splitlines() if line.startswith("scoring failed: ")]
             why = reported[-1][len("scoring failed: ") :] if reported else one_line(said.strip() or "no output", 300)
+            if returncode < 0:
+                why = f"ended by {signal.Signals(-returncode).name}; {why}"
             raise ModelUnusable(f"it failed to load or predict ({why})")
         report = json.loads((scratch / "stdout").read_text().strip().splitlines()[-1])
         frame = pd.read_parquet(answer)
@@ -202,7 +203,7 @@ def start_in_fresh_python(model_dir: Path, features: pd.DataFrame, params: dict 
             end_process_tree(process.pid, include_root=True, grace_s=5)
             process.wait()
 
-    return PendingAnswer(wait, stop)
+    return PendingAnswer(wait, stop, beside=True)
 
 
 def pipeline_modules(model_dir: Path) -> list[str]:
