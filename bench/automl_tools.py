@@ -25,6 +25,8 @@ import numpy as np
 from bench.session import measured_commit
 
 TASKS = ("binary", "multiclass", "regression")
+# `--presets` for train_automl's default, which names no preset (`BUDGET_DEFAULTS` in autogluon_search).
+DEFAULT_PRESETS = "default"
 
 
 def percentiles_ms(timings: list[float]) -> tuple[float, float]:
@@ -135,12 +137,23 @@ def fit_autogluon(train, label: str, kept: list[str], task: str, budget: float, 
     from tabular_pipeline.training.model_logging import log_autogluon_model
 
     quiet_gpu_check()
-    settings = autogluon_settings({"presets": presets}, budget, task)
+    settings = autogluon_settings({} if presets == DEFAULT_PRESETS else {"presets": presets}, budget, task)
     predictor, outcome = run_search(train[[*kept, label]], label, task, settings, scratch)
     features = train.drop(columns=[label])
     estimator = as_estimator(predictor)
     logged = log_autogluon_model(estimator, outcome.predictor_dir, outcome.libraries, features)
     return logged.model_uri, outcome.best_model, estimator
+
+
+# The report's order within a table and budget: the default, then AutoGluon's presets.
+PRESET_ORDER = (DEFAULT_PRESETS, "medium_quality", "good_quality", "high_quality", "best_quality", "")
+
+
+def preset_of(record: dict) -> str:
+    """The AutoGluon preset a record ran (records before --presets existed ran medium_quality)."""
+    if record["tool"] == "flaml":
+        return ""
+    return record["tool"].partition(":")[2] or "medium_quality"
 
 
 def markdown_report(records: list[dict]) -> str:
@@ -152,12 +165,10 @@ def markdown_report(records: list[dict]) -> str:
 
     flaml_runs = {same_table(r): r for r in records if r["tool"] == "flaml"}
     score_rows, latency_rows = [], []
-    ordered = sorted(
-        records, key=lambda r: (TASKS.index(r["task"]), r["budget_s"], not r["tool"].endswith("medium_quality"))
-    )
+    ordered = sorted(records, key=lambda r: (TASKS.index(r["task"]), r["budget_s"], PRESET_ORDER.index(preset_of(r))))
     for autogluon in (r for r in ordered if r["tool"] != "flaml"):
         task, budget = autogluon["task"], autogluon["budget_s"]
-        preset = autogluon["tool"].partition(":")[2] or "medium_quality"  # records before --presets had none
+        preset = preset_of(autogluon)
         flaml = flaml_runs.get(same_table(autogluon))
         if flaml is None:
             click.echo(f"no FLAML run to compare with: {json.dumps(autogluon)}", err=True)
@@ -197,7 +208,9 @@ def markdown_report(records: list[dict]) -> str:
 @click.option("--columns", type=int, default=20, show_default=True)
 @click.option("--tasks", default=",".join(TASKS), show_default=True)
 @click.option("--requests", type=int, default=200, show_default=True, help="One-row predictions timed per model.")
-@click.option("--presets", default="medium_quality", show_default=True, help="AutoGluon's preset.")
+@click.option(
+    "--presets", default=DEFAULT_PRESETS, show_default=True, help="AutoGluon's preset, or train_automl's default."
+)
 @click.option("--tools", default="flaml,autogluon", show_default=True)
 @click.option("--output", type=click.Path(path_type=Path), required=True, help="JSON lines, appended.")
 def main(

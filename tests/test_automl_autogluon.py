@@ -26,13 +26,28 @@ def test_the_tool_is_known_in_any_case():
 
 
 def test_defaults_and_the_budget():
-    settings = autogluon_settings({}, 45, "binary")
+    settings = autogluon_settings({}, 40, "binary")
     assert settings == {
+        "presets": "medium_quality",
+        "eval_metric": "roc_auc",
+        "time_limit": 40.0,
+        "excluded_model_types": [],
+        "hyperparameters": "zeroshot",
+        "num_bag_folds": 5,
+        "num_stack_levels": 0,
+        "refit_full": "best",
+        "infer_limit": 0.05,
+        "search_time_limit": 34.0,
+    }, "without a preset: the zeroshot portfolio, bagged, the best refit within the budget's last 15%"
+    named = autogluon_settings({"presets": "medium_quality"}, 45, "binary")
+    assert named == {
         "presets": "medium_quality",
         "eval_metric": "roc_auc",
         "time_limit": 45.0,
         "excluded_model_types": [],
-    }, "bagging and stacking are left to the preset unless set"
+    }, "a named preset is AutoGluon's own: bagging and stacking are left to it unless set"
+    assert autogluon_settings({"time_limit": 100}, 60, "binary")["search_time_limit"] == 85.0
+    assert autogluon_settings({"num_bag_folds": 0}, 60, "binary")["num_bag_folds"] == 0, "the user's folds win"
     assert autogluon_settings({}, 45, "multiclass")["eval_metric"] == "f1_macro"
     assert autogluon_settings({}, 45, "regression")["eval_metric"] == "root_mean_squared_error"
     chosen = autogluon_settings(
@@ -76,7 +91,11 @@ def test_presets_that_need_pytorch_or_downloaded_weights_are_refused_in_one_line
         ({"excluded_model_types": ["KNN"]}, "expected model types among GBM, CAT, XGB, RF, XT"),
         ({"num_bag_folds": 1}, "num_bag_folds is 1; expected 0"),
         ({"num_bag_folds": [2, 3]}, "setting 'num_bag_folds' for autogluon is a list; expected one value"),
-        ({"num_stack_levels": 1}, "without bagging; expected num_bag_folds of 2 or more"),
+        (
+            {"num_stack_levels": 1, "presets": "medium_quality"},
+            "without bagging; expected num_bag_folds of 2 or more",
+        ),
+        ({"num_stack_levels": 1, "num_bag_folds": 0}, "without bagging"),
         ({"num_stack_levels": 1, "num_bag_folds": 0, "presets": "best_quality"}, "without bagging"),
         ({"num_bag_folds": None}, "setting 'num_bag_folds' for autogluon is None; expected a value"),
         ({"time_limit": None}, "setting 'time_limit' for autogluon is None"),
@@ -91,6 +110,21 @@ def test_bad_settings_fail_in_one_line(params, message):
     with pytest.raises(PipelineError, match=message) as raised:
         autogluon_settings(params, 60, "binary")
     assert "\n" not in str(raised.value)
+
+
+def test_the_default_passes_its_portfolio_refit_and_inference_limit_and_a_named_preset_does_not():
+    from tabular_pipeline.training.automl.autogluon_search import default_arguments
+
+    assert default_arguments(autogluon_settings({}, 60, "binary")) == {
+        "hyperparameters": "zeroshot",
+        "refit_full": "best",
+        "set_best_to_refit_full": True,
+        "infer_limit": 0.05,
+        "infer_limit_batch_size": 1,
+    }
+    assert default_arguments(autogluon_settings({"presets": "good_quality"}, 60, "binary")) == {}
+    stacked = autogluon_settings({"num_stack_levels": 1}, 60, "binary")
+    assert (stacked["num_bag_folds"], stacked["num_stack_levels"]) == (5, 1), "the default bags, so it may stack"
 
 
 def test_a_preset_that_bags_may_stack_and_an_explicit_zero_turns_bagging_off():
@@ -148,7 +182,9 @@ def test_the_fit_records_its_leaderboard_ensemble_and_libraries(tiny_fit):
     assert outcome.ensemble and abs(sum(outcome.ensemble.values()) - 1) < 1e-6
     errors = outcome.failures[outcome.failures["exc_type"] != "TimeLimitExceeded"] if len(outcome.failures) else []
     assert not len(errors), errors.to_dict("records")  # no PyTorch model was tried (time-outs may happen)
-    assert (outcome.bag_folds_used, outcome.stack_levels_used) == (0, 0), "medium_quality neither bags nor stacks"
+    assert (outcome.bag_folds_used, outcome.stack_levels_used) == (5, 0), "the default bags and does not stack"
+    assert outcome.best_model.endswith("_FULL"), "the best ensemble is refit on all rows"
+    assert board["model"].str.contains("_BAG_L1").any()
     assert 0.5 < outcome.best_validation_score <= 1
     keeps_lightgbm = any(name.startswith("LightGBM") for name in predictor.model_names())
     assert outcome.libraries == (["lightgbm"] if keeps_lightgbm else []), predictor.model_names()
@@ -180,10 +216,12 @@ def test_the_allowed_presets_train_the_runnable_types_and_nothing_else_that_coul
     from autogluon.tabular.configs.hyperparameter_configs import get_hyperparameter_config
     from autogluon.tabular.configs.presets_configs import tabular_presets_dict
 
-    from tabular_pipeline.training.automl.autogluon_search import RUNNABLE_MODEL_TYPES
+    from tabular_pipeline.training.automl.autogluon_search import BUDGET_DEFAULTS, RUNNABLE_MODEL_TYPES
 
-    for preset in PRESETS:
-        types = set(get_hyperparameter_config(tabular_presets_dict[preset].get("hyperparameters", "default")))
+    portfolios = {preset: tabular_presets_dict[preset].get("hyperparameters", "default") for preset in PRESETS}
+    portfolios["the default"] = BUDGET_DEFAULTS["hyperparameters"]
+    for preset, portfolio in portfolios.items():
+        types = set(get_hyperparameter_config(portfolio))
         assert types - set(UNAVAILABLE_MODEL_TYPES) == set(RUNNABLE_MODEL_TYPES), preset
 
 

@@ -77,15 +77,15 @@ def test_automl_tools_benchmark_runs_with_a_tiny_budget(tmp_path):
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert [(r["tool"], r["task"], r["metric"]) for r in records] == [
         ("flaml", "regression", "test_rmse"),
-        ("autogluon:medium_quality", "regression", "test_rmse"),
+        ("autogluon:default", "regression", "test_rmse"),
     ]
     assert all(r["score"] > 0 and r["train_wall_s"] > 0 for r in records)
     assert all(0 < r[f"{where}_p50_ms"] <= r[f"{where}_p95_ms"] for r in records for where in ("http", "in_process"))
     assert "Failed to import torch" not in done.stderr, "AutoGluon's GPU notice is held back"
     report = run_bench("bench.automl_tools", "--report", "--output", str(output), timeout_s=120).stdout
-    assert re.search(
-        r"^\| regression \| 8 \| test_rmse \| [\d.]+ \| [\d.]+ \| medium_quality \| (yes|no) \|", report, re.M
-    ), report
+    assert re.search(r"^\| regression \| 8 \| test_rmse \| [\d.]+ \| [\d.]+ \| default \| (yes|no) \|", report, re.M), (
+        report
+    )
 
 
 def test_the_spark_scaling_report_compares_engines_on_the_same_rows_and_growth_per_row():

@@ -125,9 +125,12 @@ def test_dolphinscheduler_automl_line_with_autogluon_through_the_preset(tmp_path
     params, metrics = train.data.params, train.data.metrics
     assert params["automl.tool"] == "autogluon" and params["automl.time_limit"] == "20.0"
     assert params["automl.presets"] == "medium_quality" and params["automl.eval_metric"] == "roc_auc"
+    assert params["automl.hyperparameters"] == "zeroshot" and params["automl.search_time_limit"] == "17.0"
+    assert (params["automl.bag_folds_used"], params["automl.stack_levels_used"]) == ("5", "0"), "the default bags"
     assert params["automl.excluded_model_types"] == "['CAT', 'XGB']"
     assert params["dropped_columns"] == "customer_id,constant"
     best = params["automl.best_estimator"]
+    assert best.endswith("_FULL"), "the default refits the best ensemble on all rows"
     members = dict(item.split(":") for item in params["automl.ensemble"].split(","))
     assert members and abs(sum(map(float, members.values())) - 1) < 0.01
     assert {"test_roc_auc", "test_log_loss", "automl_trials", "automl_ensemble_size"} <= set(metrics)

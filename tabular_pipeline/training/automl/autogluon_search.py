@@ -32,6 +32,22 @@ AUTOGLUON_SETTINGS: dict[str, object] = {
 }
 # Settings the preset decides unless the user sets them (the `*_quality` presets above medium bag and stack).
 PRESET_DECIDED = ("num_bag_folds", "num_stack_levels")
+# The default when `params` names no preset: AutoGluon's plain `medium_quality` trained its short
+# default portfolio once and stopped (0.3 of a 300 s budget), while its bagging presets refit after
+# `time_limit` and ran 1.1 to 1.3 times the budget. So by default the search walks AutoGluon's
+# `zeroshot` portfolio (the one `best_quality` uses) until its share of the budget is spent, bags it
+# in 5 folds without stacking, then refits only the best ensemble's models on all rows, within what
+# is left; `infer_limit` keeps ensemble members that answer one row within 50 ms (bench/RESULTS.md,
+# "AutoGluon's default").
+BUDGET_DEFAULTS: dict[str, object] = {
+    "hyperparameters": "zeroshot",
+    "num_bag_folds": 5,
+    "num_stack_levels": 0,
+    "refit_full": "best",
+    "infer_limit": 0.05,
+}
+# The search's share of the budget by default; the refit of the best ensemble takes the rest.
+SEARCH_SHARE = 0.85
 # The `*_quality` presets whose models all run on CPU without PyTorch or downloaded weights.
 PRESETS = ("medium_quality", "good_quality", "high_quality", "best_quality")
 # Presets that need PyTorch and downloaded foundation-model weights (or a GPU): refused offline.
@@ -127,8 +143,9 @@ def check_autogluon_params(params: Mapping[str, ParamValue], unechoed: Collectio
         raise PipelineError(
             f"num_stack_levels is {shown('num_stack_levels')}; expected between 0 and {MAX_STACK_LEVELS}"
         )
-    # Stacking needs bagged models: from num_bag_folds, or from a preset that bags (all but medium_quality).
-    preset_bags = preset != "medium_quality"
+    # Stacking needs bagged models: from num_bag_folds, or from a preset that bags (all but medium_quality,
+    # and the default, which bags).
+    preset_bags = preset != "medium_quality" or "presets" not in params
     if levels and (folds == 0 or (folds is None and not preset_bags)):
         raise PipelineError(
             "num_stack_levels asks for stacking without bagging; expected num_bag_folds of 2 or more (or a preset "
@@ -156,6 +173,8 @@ def autogluon_settings(params: Mapping[str, ParamValue], time_budget: float, tas
     Returns:
         The settings as logged: presets, eval_metric, time_limit, excluded_model_types (the user's),
         and num_bag_folds and num_stack_levels only where the user set them (else the preset decides).
+        Without a preset in `params`, also `BUDGET_DEFAULTS` (bagging and stacking as the user set
+        them, if so) and `search_time_limit`, the search's share of the budget.
     """
     check_autogluon_params(params)
     budget = float(params.get("time_limit", time_budget))
@@ -171,6 +190,9 @@ def autogluon_settings(params: Mapping[str, ParamValue], time_budget: float, tas
         "time_limit": budget,
         "excluded_model_types": [str(name) for name in _as_list(params.get("excluded_model_types"))],
     }
+    if "presets" not in params:
+        settings.update(BUDGET_DEFAULTS)
+        settings["search_time_limit"] = round(budget * SEARCH_SHARE, 1)
     settings.update({name: int(params[name]) for name in PRESET_DECIDED if params.get(name) is not None})
     return settings
 
@@ -225,7 +247,7 @@ def run_search(
         try:
             predictor.fit(
                 train,
-                time_limit=settings["time_limit"],
+                time_limit=settings.get("search_time_limit", settings["time_limit"]),
                 presets=settings["presets"],
                 excluded_model_types=[*settings["excluded_model_types"], *UNAVAILABLE_MODEL_TYPES],
                 # Sequential fits: AutoGluon's parallel mode needs Ray, which is not installed.
@@ -234,6 +256,7 @@ def run_search(
                 # No model at all is this step's one-line error below, not AutoGluon's exception.
                 raise_on_no_models_fitted=False,
                 **stacking_arguments(settings),
+                **default_arguments(settings),
             )
         finally:
             route_autogluon_log()
@@ -281,6 +304,20 @@ def stacking_arguments(settings: Mapping[str, object]) -> dict[str, object]:
     if "num_stack_levels" in chosen:
         chosen["dynamic_stacking"] = False
     return chosen
+
+
+def default_arguments(settings: Mapping[str, object]) -> dict[str, object]:
+    """`fit` arguments of the default (`BUDGET_DEFAULTS`) beyond bagging and stacking: none when the
+    user named a preset. The inference limit is per row at a batch of one, as a served request is."""
+    if "hyperparameters" not in settings:
+        return {}
+    return {
+        "hyperparameters": settings["hyperparameters"],
+        "refit_full": settings["refit_full"],
+        "set_best_to_refit_full": True,
+        "infer_limit": settings["infer_limit"],
+        "infer_limit_batch_size": 1,
+    }
 
 
 def no_model_message(failures: pd.DataFrame, time_limit: float) -> str:

@@ -95,10 +95,14 @@ def search_with_autogluon(splits, label: str, kept: list[str], task: str, settin
     from tabular_pipeline.serving.autogluon import as_estimator, quiet_gpu_check
     from tabular_pipeline.training.automl.autogluon_search import run_search
 
-    log.info(
-        "AutoGluon fit: %s for %g s, presets %s (metric %s)",
-        task, settings["time_limit"], settings["presets"], settings["eval_metric"],
-    )  # fmt: skip
+    if "search_time_limit" in settings:
+        how = (
+            f"the {settings['hyperparameters']} portfolio bagged in {settings['num_bag_folds']} folds for "
+            f"{settings['search_time_limit']:g} s, then a refit of the best on all rows"
+        )
+    else:
+        how = f"presets {settings['presets']}"
+    log.info("AutoGluon fit: %s for %g s, %s (metric %s)", task, settings["time_limit"], how, settings["eval_metric"])
     quiet_gpu_check()
     with tempfile.TemporaryDirectory() as scratch:
         predictor, outcome = run_search(splits.train[[*kept, label]], label, task, settings, Path(scratch))
