@@ -17,7 +17,7 @@ from tabular_pipeline.training.automl.autogluon_search import (
     check_autogluon_params,
 )
 
-# The fit below has a 20 s budget; nothing here may run long.
+# The fits below have 10 s budgets; nothing here may run long.
 pytestmark = pytest.mark.timeout(180)
 
 
@@ -36,7 +36,10 @@ def test_defaults_and_the_budget():
         "num_bag_folds": 5,
         "num_stack_levels": 0,
         "refit_full": "best",
+        "set_best_to_refit_full": True,
+        "save_bag_folds": False,
         "infer_limit": 0.05,
+        "infer_limit_batch_size": 1,
         "search_time_limit": 34.0,
     }, "without a preset: the zeroshot portfolio, bagged, the best refit within the budget's last 15%"
     named = autogluon_settings({"presets": "medium_quality"}, 45, "binary")
@@ -47,7 +50,9 @@ def test_defaults_and_the_budget():
         "excluded_model_types": [],
     }, "a named preset is AutoGluon's own: bagging and stacking are left to it unless set"
     assert autogluon_settings({"time_limit": 100}, 60, "binary")["search_time_limit"] == 85.0
-    assert autogluon_settings({"num_bag_folds": 0}, 60, "binary")["num_bag_folds"] == 0, "the user's folds win"
+    unbagged = autogluon_settings({"num_bag_folds": 0}, 60, "binary")
+    assert unbagged["num_bag_folds"] == 0, "the user's folds win"
+    assert unbagged["refit_full"] is False and "search_time_limit" not in unbagged, "no refit: the whole budget"
     assert autogluon_settings({}, 45, "multiclass")["eval_metric"] == "f1_macro"
     assert autogluon_settings({}, 45, "regression")["eval_metric"] == "root_mean_squared_error"
     chosen = autogluon_settings(
@@ -119,12 +124,67 @@ def test_the_default_passes_its_portfolio_refit_and_inference_limit_and_a_named_
         "hyperparameters": "zeroshot",
         "refit_full": "best",
         "set_best_to_refit_full": True,
+        "save_bag_folds": False,
         "infer_limit": 0.05,
         "infer_limit_batch_size": 1,
     }
+    unbagged = default_arguments(autogluon_settings({"num_bag_folds": 0}, 60, "binary"))
+    assert (unbagged["refit_full"], unbagged["set_best_to_refit_full"]) == (False, False)
     assert default_arguments(autogluon_settings({"presets": "good_quality"}, 60, "binary")) == {}
     stacked = autogluon_settings({"num_stack_levels": 1}, 60, "binary")
     assert (stacked["num_bag_folds"], stacked["num_stack_levels"]) == (5, 1), "the default bags, so it may stack"
+
+
+@pytest.mark.parametrize(
+    ("params", "search_s"), [({}, 51.0), ({"num_bag_folds": 0}, 60.0), ({"presets": "good_quality"}, 60.0)]
+)
+def test_the_search_gets_its_share_of_the_budget(params, search_s, tmp_path, monkeypatch):
+    """What `fit` is given: the search's share by default, the whole budget without a refit or with a
+    named preset (a recorded call, stopped before anything trains)."""
+    from autogluon.tabular import TabularPredictor
+
+    from tabular_pipeline.training.automl.autogluon_search import run_search
+
+    calls = []
+
+    class Stopped(Exception):
+        """Raised by the recorded fit: nothing after it runs."""
+
+    def recorded_fit(_predictor, _train, **arguments):
+        calls.append(arguments)
+        raise Stopped
+
+    monkeypatch.setattr(TabularPredictor, "fit", recorded_fit)
+    frame = harmonise_dtypes(mixed_frame(40, "binary", seed=6), "label")
+    with pytest.raises(Stopped):
+        run_search(frame, "label", "binary", autogluon_settings(params, 60, "binary"), tmp_path)
+    [arguments] = calls
+    assert arguments["time_limit"] == search_s
+    assert ("hyperparameters" in arguments) == ("presets" not in params)
+
+
+def test_a_model_passed_over_for_the_inference_limit_or_left_unrefit_is_named():
+    from tabular_pipeline.training.automl.autogluon_search import choice_warnings
+
+    settings = autogluon_settings({}, 60, "binary")
+    board = pd.DataFrame(
+        {
+            "model": ["WeightedEnsemble_L2", "CatBoost_BAG_L1", "LightGBM_BAG_L1", "LightGBM_BAG_L1_FULL"],
+            "score_val": [0.95, 0.96, 0.93, np.nan],
+        }
+    )
+    refit_sources = {"LightGBM_BAG_L1_FULL": "LightGBM_BAG_L1"}
+    [slower] = choice_warnings(board, refit_sources, "LightGBM_BAG_L1_FULL", settings)
+    assert slower == (
+        "AutoGluon serves LightGBM_BAG_L1_FULL (validation score 0.9300), not CatBoost_BAG_L1 (0.9600), which "
+        "answers one row slower than infer_limit=0.05 s"
+    )
+    [unrefit] = choice_warnings(board, {}, "CatBoost_BAG_L1", settings)
+    assert unrefit.startswith("AutoGluon did not refit CatBoost_BAG_L1 on all rows")
+    best = {"CatBoost_BAG_L1_FULL": "CatBoost_BAG_L1"}
+    assert choice_warnings(board, best, "CatBoost_BAG_L1_FULL", settings) == ()
+    named = autogluon_settings({"presets": "medium_quality"}, 60, "binary")
+    assert choice_warnings(board, {}, "LightGBM_BAG_L1", named) == (), "a named preset sets no limit and no refit"
 
 
 def test_a_preset_that_bags_may_stack_and_an_explicit_zero_turns_bagging_off():
@@ -162,13 +222,13 @@ def test_main_checks_autogluon_settings_before_any_step_runs():
 
 @pytest.fixture(scope="module")
 def tiny_fit(tmp_path_factory):
-    """A real AutoGluon fit on 160 rows with LightGBM and random forests only (a few seconds)."""
+    """A real AutoGluon fit on 160 rows with LightGBM and random forests only (10 s budget)."""
     from tabular_pipeline.serving.autogluon import quiet_gpu_check
     from tabular_pipeline.training.automl.autogluon_search import run_search
 
     quiet_gpu_check()
     frame = harmonise_dtypes(mixed_frame(160, "binary", seed=3), "label").drop(columns=["customer_id", "constant"])
-    settings = autogluon_settings({"excluded_model_types": ["CAT", "XGB", "XT"]}, 20, "binary")
+    settings = autogluon_settings({"excluded_model_types": ["CAT", "XGB", "XT"]}, 10, "binary")
     predictor, outcome = run_search(frame, "label", "binary", settings, tmp_path_factory.mktemp("autogluon"))
     return frame, predictor, outcome
 
@@ -232,7 +292,8 @@ def test_a_fit_that_trains_no_model_fails_in_one_line(tmp_path):
 
     frame = harmonise_dtypes(mixed_frame(120, "binary", seed=4), "label").drop(columns=["customer_id", "constant"])
     settings = {**autogluon_settings({}, 10, "binary"), "excluded_model_types": list(RUNNABLE_MODEL_TYPES)}
-    with pytest.raises(PipelineError, match="AutoGluon trained no model within time_limit=10 s; expected") as raised:
+    expected = r"AutoGluon trained no model within time_limit=10 s \(8.5 s of search\); expected"
+    with pytest.raises(PipelineError, match=expected) as raised:
         run_search(frame, "label", "binary", settings, tmp_path)
     assert "\n" not in str(raised.value)
 

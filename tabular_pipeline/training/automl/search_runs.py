@@ -95,13 +95,12 @@ def search_with_autogluon(splits, label: str, kept: list[str], task: str, settin
     from tabular_pipeline.serving.autogluon import as_estimator, quiet_gpu_check
     from tabular_pipeline.training.automl.autogluon_search import run_search
 
-    if "search_time_limit" in settings:
-        how = (
-            f"the {settings['hyperparameters']} portfolio bagged in {settings['num_bag_folds']} folds for "
-            f"{settings['search_time_limit']:g} s, then a refit of the best on all rows"
-        )
-    else:
-        how = f"presets {settings['presets']}"
+    how = f"presets {settings['presets']}"
+    if "hyperparameters" in settings:
+        folds = settings["num_bag_folds"]
+        how = f"the {settings['hyperparameters']} portfolio" + (f" bagged in {folds} folds" if folds else "")
+        if "search_time_limit" in settings:
+            how += f" for {settings['search_time_limit']:g} s, then a refit of the best on all rows"
     log.info("AutoGluon fit: %s for %g s, %s (metric %s)", task, settings["time_limit"], how, settings["eval_metric"])
     quiet_gpu_check()
     with tempfile.TemporaryDirectory() as scratch:
@@ -117,6 +116,8 @@ def search_with_autogluon(splits, label: str, kept: list[str], task: str, settin
             }
         )
         log_model_failures(outcome.failures)
+        for line in outcome.warnings:
+            log.warning(line)
         mlflow.log_metrics(
             {
                 "automl_trials": float(len(board)),
