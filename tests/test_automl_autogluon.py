@@ -37,7 +37,6 @@ def test_defaults_and_the_budget():
         "num_stack_levels": 0,
         "refit_full": "best",
         "set_best_to_refit_full": True,
-        "save_bag_folds": False,
         "infer_limit": 0.05,
         "infer_limit_batch_size": 1,
         "search_time_limit": 34.0,
@@ -124,7 +123,6 @@ def test_the_default_passes_its_portfolio_refit_and_inference_limit_and_a_named_
         "hyperparameters": "zeroshot",
         "refit_full": "best",
         "set_best_to_refit_full": True,
-        "save_bag_folds": False,
         "infer_limit": 0.05,
         "infer_limit_batch_size": 1,
     }
@@ -161,9 +159,16 @@ def test_the_search_gets_its_share_of_the_budget(params, search_s, tmp_path, mon
     [arguments] = calls
     assert arguments["time_limit"] == search_s
     assert ("hyperparameters" in arguments) == ("presets" not in params)
+    if params == {"num_bag_folds": 0}:
+        assert (arguments["refit_full"], arguments["set_best_to_refit_full"]) == (False, False)
+        assert (arguments["num_bag_folds"], arguments["num_stack_levels"], arguments["dynamic_stacking"]) == (
+            0, 0, False,
+        )  # fmt: skip
+    elif not params:
+        assert (arguments["refit_full"], arguments["num_bag_folds"], arguments["num_stack_levels"]) == ("best", 5, 0)
 
 
-def test_a_model_passed_over_for_the_inference_limit_or_left_unrefit_is_named():
+def test_a_model_passed_over_for_the_inference_limit_is_named():
     from tabular_pipeline.training.automl.autogluon_search import choice_warnings
 
     settings = autogluon_settings({}, 60, "binary")
@@ -179,12 +184,15 @@ def test_a_model_passed_over_for_the_inference_limit_or_left_unrefit_is_named():
         "AutoGluon serves LightGBM_BAG_L1_FULL (validation score 0.9300), not CatBoost_BAG_L1 (0.9600), which "
         "answers one row slower than infer_limit=0.05 s"
     )
-    [unrefit] = choice_warnings(board, {}, "CatBoost_BAG_L1", settings)
-    assert unrefit.startswith("AutoGluon did not refit CatBoost_BAG_L1 on all rows")
     best = {"CatBoost_BAG_L1_FULL": "CatBoost_BAG_L1"}
     assert choice_warnings(board, best, "CatBoost_BAG_L1_FULL", settings) == ()
+    tied = board.assign(score_val=[0.96, 0.96, 0.93, np.nan])
+    assert choice_warnings(tied, {}, "WeightedEnsemble_L2", settings) == (), "a tie is not a substitution"
+    regression = board.assign(score_val=[-0.71, -0.70, -0.74, np.nan])  # AutoGluon's sign: higher is better
+    [slower_rmse] = choice_warnings(regression, refit_sources, "LightGBM_BAG_L1_FULL", settings)
+    assert "not CatBoost_BAG_L1 (-0.7000)" in slower_rmse
     named = autogluon_settings({"presets": "medium_quality"}, 60, "binary")
-    assert choice_warnings(board, {}, "LightGBM_BAG_L1", named) == (), "a named preset sets no limit and no refit"
+    assert choice_warnings(board, {}, "LightGBM_BAG_L1", named) == (), "a named preset sets no limit"
 
 
 def test_a_preset_that_bags_may_stack_and_an_explicit_zero_turns_bagging_off():
@@ -244,6 +252,8 @@ def test_the_fit_records_its_leaderboard_ensemble_and_libraries(tiny_fit):
     assert not len(errors), errors.to_dict("records")  # no PyTorch model was tried (time-outs may happen)
     assert (outcome.bag_folds_used, outcome.stack_levels_used) == (5, 0), "the default bags and does not stack"
     assert outcome.best_model.endswith("_FULL"), "the best ensemble is refit on all rows"
+    # Either outcome of infer_limit: no substitution, or one line naming the model actually served.
+    assert all(line.startswith(f"AutoGluon serves {outcome.best_model} ") for line in outcome.warnings)
     assert board["model"].str.contains("_BAG_L1").any()
     assert 0.5 < outcome.best_validation_score <= 1
     keeps_lightgbm = any(name.startswith("LightGBM") for name in predictor.model_names())

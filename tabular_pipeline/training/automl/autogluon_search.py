@@ -47,7 +47,6 @@ BUDGET_DEFAULTS: dict[str, object] = {
     "num_stack_levels": 0,
     "refit_full": "best",
     "set_best_to_refit_full": True,
-    "save_bag_folds": False,
     "infer_limit": 0.05,
     "infer_limit_batch_size": 1,
 }
@@ -201,7 +200,7 @@ def autogluon_settings(params: Mapping[str, ParamValue], time_budget: float, tas
     settings.update({name: int(params[name]) for name in PRESET_DECIDED if params.get(name) is not None})
     if settings.get("num_bag_folds") == 0 and "search_time_limit" in settings:
         # Unbagged models refit as slowly as they first trained: no refit, and the whole budget to search.
-        settings.update(refit_full=False, set_best_to_refit_full=False, save_bag_folds=True)
+        settings.update(refit_full=False, set_best_to_refit_full=False)
         del settings["search_time_limit"]
     return settings
 
@@ -222,7 +221,7 @@ class SearchOutcome:
     libraries: list[str]
     bag_folds_used: int
     stack_levels_used: int
-    # One line each where the served model is not what the settings asked for (`choice_warnings`).
+    # One line where infer_limit made AutoGluon serve a model other than its best (`choice_warnings`).
     warnings: tuple[str, ...] = ()
 
 
@@ -322,33 +321,30 @@ def stacking_arguments(settings: Mapping[str, object]) -> dict[str, object]:
 def default_arguments(settings: Mapping[str, object]) -> dict[str, object]:
     """`fit` arguments of the default (`BUDGET_DEFAULTS`) beyond bagging and stacking: none when the
     user named a preset."""
-    names = ("hyperparameters", "refit_full", "set_best_to_refit_full", "save_bag_folds", "infer_limit",
-             "infer_limit_batch_size")  # fmt: skip
+    names = ("hyperparameters", "refit_full", "set_best_to_refit_full", "infer_limit", "infer_limit_batch_size")
     return {name: settings[name] for name in names} if "hyperparameters" in settings else {}
 
 
 def choice_warnings(
     leaderboard: pd.DataFrame, refit_sources: Mapping[str, str], best: str, settings: Mapping[str, object]
 ) -> tuple[str, ...]:
-    """Where AutoGluon serves another model than the settings asked for, each in one line:
-    - a refit was asked for, but the served model is not one (`*_FULL`): its refit failed;
-    - a model with a better validation score was passed over because it answers one row slower than
-      `infer_limit` (AutoGluon relaxes the limit to its fastest models when none meets it, and its
-      own warning is below the log level this step lets through).
+    """One line where AutoGluon passed over a model with a better validation score because it answers
+    one row slower than `infer_limit` (AutoGluon compares the limit less its own preprocessing time,
+    relaxes it to its fastest models when none meets it, and says so below the log level this step
+    lets through). AutoGluon otherwise serves the model with the best validation score (ties go to
+    the faster), so without the limit this is empty.
     """
-    lines = []
-    if settings.get("refit_full") and not best.endswith("_FULL"):
-        lines.append(f"AutoGluon did not refit {best} on all rows; it is served as trained on the search's folds")
     scored = leaderboard.dropna(subset=["score_val"])
-    if "infer_limit" in settings and len(scored):
-        top = scored.loc[scored["score_val"].idxmax()]
-        chosen = validation_score(leaderboard, refit_sources, best)
-        if chosen < top["score_val"]:
-            lines.append(
-                f"AutoGluon serves {best} (validation score {chosen:.4f}), not {top['model']} "
-                f"({top['score_val']:.4f}), which answers one row slower than infer_limit={settings['infer_limit']:g} s"
-            )
-    return tuple(lines)
+    if "infer_limit" not in settings or not len(scored):
+        return ()
+    top = scored.loc[scored["score_val"].idxmax()]
+    chosen = validation_score(leaderboard, refit_sources, best)
+    if not chosen < top["score_val"]:
+        return ()
+    return (
+        f"AutoGluon serves {best} (validation score {chosen:.4f}), not {top['model']} ({top['score_val']:.4f}), "
+        f"which answers one row slower than infer_limit={settings['infer_limit']:g} s",
+    )
 
 
 def no_model_message(failures: pd.DataFrame, time_limit: float, search_s: float | None = None) -> str:

@@ -118,6 +118,8 @@ def search_with_autogluon(splits, label: str, kept: list[str], task: str, settin
         log_model_failures(outcome.failures)
         for line in outcome.warnings:
             log.warning(line)
+        if outcome.warnings:
+            mlflow.set_tag("automl.warnings", " | ".join(outcome.warnings))
         mlflow.log_metrics(
             {
                 "automl_trials": float(len(board)),
