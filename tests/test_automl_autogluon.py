@@ -99,8 +99,15 @@ def test_presets_that_need_pytorch_or_downloaded_weights_are_refused_in_one_line
             {"num_stack_levels": 1, "presets": "medium_quality"},
             "without bagging; expected num_bag_folds of 2 or more",
         ),
-        ({"num_stack_levels": 1, "num_bag_folds": 0}, "without bagging"),
-        ({"num_stack_levels": 1, "num_bag_folds": 0, "presets": "best_quality"}, "without bagging"),
+        # An explicit 0 wins over any preset, so the message names num_bag_folds only.
+        (
+            {"num_stack_levels": 1, "num_bag_folds": 0},
+            "num_bag_folds=0 turns bagging off; expected num_bag_folds of 2 or more to stack$",
+        ),
+        (
+            {"num_stack_levels": 1, "num_bag_folds": 0, "presets": "best_quality"},
+            "num_bag_folds=0 turns bagging off; expected num_bag_folds of 2 or more to stack$",
+        ),
         ({"num_bag_folds": None}, "setting 'num_bag_folds' for autogluon is None; expected a value"),
         ({"time_limit": None}, "setting 'time_limit' for autogluon is None"),
         ({"excluded_model_types": 5}, r"excluded_model_types holds \[5\]; expected model types among"),

@@ -157,7 +157,13 @@ def check_autogluon_params(params: Mapping[str, ParamValue], unechoed: Collectio
     # Stacking needs bagged models: from num_bag_folds, or from a preset that bags (all but medium_quality,
     # and the default, which bags).
     preset_bags = preset != "medium_quality" or "presets" not in params
-    if levels and (folds == 0 or (folds is None and not preset_bags)):
+    if levels and folds is not None and int(folds) == 0:
+        # An explicit 0 wins over any preset, so only num_bag_folds can fix it.
+        raise PipelineError(
+            "num_stack_levels asks for stacking but num_bag_folds=0 turns bagging off; expected num_bag_folds "
+            "of 2 or more to stack"
+        )
+    if levels and folds is None and not preset_bags:
         raise PipelineError(
             "num_stack_levels asks for stacking without bagging; expected num_bag_folds of 2 or more (or a preset "
             "that bags, such as good_quality) to stack"
