@@ -137,7 +137,8 @@ def fit_autogluon(train, label: str, kept: list[str], task: str, budget: float, 
     from tabular_pipeline.training.model_logging import log_autogluon_model
 
     quiet_gpu_check()
-    settings = autogluon_settings({} if presets == DEFAULT_PRESETS else {"presets": presets}, budget, task)
+    params = {} if presets == DEFAULT_PRESETS else {"presets": presets}
+    settings = autogluon_settings(params, budget, task, len(train))
     predictor, outcome = run_search(train[[*kept, label]], label, task, settings, scratch)
     features = train.drop(columns=[label])
     estimator = as_estimator(predictor)

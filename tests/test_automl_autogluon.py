@@ -39,6 +39,7 @@ def test_defaults_and_the_budget():
         "set_best_to_refit_full": True,
         "infer_limit": 0.05,
         "infer_limit_batch_size": 1,
+        "bag_min_budget": 0.0,
         "search_time_limit": 34.0,
     }, "without a preset: the zeroshot portfolio, bagged, the best refit within the budget's last 15%"
     named = autogluon_settings({"presets": "medium_quality"}, 45, "binary")
@@ -121,6 +122,28 @@ def test_bad_settings_fail_in_one_line(params, message):
     with pytest.raises(PipelineError, match=message) as raised:
         autogluon_settings(params, 60, "binary")
     assert "\n" not in str(raised.value)
+
+
+def test_the_default_bags_only_with_ten_ms_of_budget_for_each_training_row():
+    """15,000 training rows: a holdout at 60 s (no refit, the whole budget), bagging from 150 s; the
+    user's folds, stacking (which needs bagging) or a named preset decide instead."""
+    small = autogluon_settings({}, 60, "multiclass", 15_000)
+    assert (small["num_bag_folds"], small["refit_full"], small["set_best_to_refit_full"]) == (0, False, False)
+    assert "search_time_limit" not in small and small["bag_min_budget"] == 150.0
+    assert autogluon_settings({}, 149.9, "multiclass", 15_000)["num_bag_folds"] == 0
+    at_the_edge = autogluon_settings({}, 150, "multiclass", 15_000)
+    assert (at_the_edge["num_bag_folds"], at_the_edge["refit_full"], at_the_edge["search_time_limit"]) == (
+        5,
+        "best",
+        127.5,
+    )
+    assert autogluon_settings({}, 60, "binary", 426)["num_bag_folds"] == 5, "a small table is bagged at 60 s"
+    assert autogluon_settings({"num_bag_folds": 3}, 60, "binary", 15_000)["num_bag_folds"] == 3
+    assert autogluon_settings({"num_stack_levels": 0}, 60, "binary", 15_000)["num_bag_folds"] == 0
+    stacked = autogluon_settings({"num_stack_levels": 1}, 60, "binary", 15_000)
+    assert (stacked["num_bag_folds"], stacked["num_stack_levels"], stacked["refit_full"]) == (5, 1, "best")
+    named = autogluon_settings({"presets": "good_quality"}, 60, "binary", 15_000)
+    assert "num_bag_folds" not in named and "bag_min_budget" not in named, "a named preset decides its bagging"
 
 
 def test_the_default_passes_its_portfolio_refit_and_inference_limit_and_a_named_preset_does_not():
@@ -243,7 +266,7 @@ def tiny_fit(tmp_path_factory):
 
     quiet_gpu_check()
     frame = harmonise_dtypes(mixed_frame(160, "binary", seed=3), "label").drop(columns=["customer_id", "constant"])
-    settings = autogluon_settings({"excluded_model_types": ["CAT", "XGB", "XT"]}, 10, "binary")
+    settings = autogluon_settings({"excluded_model_types": ["CAT", "XGB", "XT"]}, 10, "binary", len(frame))
     predictor, outcome = run_search(frame, "label", "binary", settings, tmp_path_factory.mktemp("autogluon"))
     return frame, predictor, outcome
 

@@ -127,6 +127,7 @@ def test_dolphinscheduler_automl_line_with_autogluon_through_the_preset(tmp_path
     assert params["automl.presets"] == "medium_quality" and params["automl.eval_metric"] == "roc_auc"
     assert params["automl.hyperparameters"] == "zeroshot" and params["automl.search_time_limit"] == "17.0"
     assert (params["automl.bag_folds_used"], params["automl.stack_levels_used"]) == ("5", "0"), "the default bags"
+    assert params["automl.bag_min_budget"] == "3.0", "10 ms for each of the 300 training rows: 20 s is enough to bag"
     assert params["automl.excluded_model_types"] == "['CAT', 'XGB']"
     assert params["dropped_columns"] == "customer_id,constant"
     best = params["automl.best_estimator"]

@@ -59,6 +59,10 @@ BUDGET_DEFAULTS: dict[str, object] = {
 }
 # The search's share of the budget by default; the refit of the best ensemble takes the rest.
 SEARCH_SHARE = 0.85
+# Below this budget per training row the default searches on a holdout (no bagging, no refit): bagging
+# trains each model once per fold, and at 4 ms a row it trained three models and overran the budget
+# (bench/RESULTS.md, "a holdout for small budgets").
+BAG_SECONDS_PER_ROW = 0.01
 # The `*_quality` presets whose models all run on CPU without PyTorch or downloaded weights.
 PRESETS = ("medium_quality", "good_quality", "high_quality", "best_quality")
 # Presets that need PyTorch and downloaded foundation-model weights (or a GPU): refused offline.
@@ -179,19 +183,24 @@ def check_autogluon_params(params: Mapping[str, ParamValue], unechoed: Collectio
         raise PipelineError(f"time_limit is {limit}; expected between 1 and 86400 seconds")
 
 
-def autogluon_settings(params: Mapping[str, ParamValue], time_budget: float, task: str) -> dict[str, object]:
+def autogluon_settings(
+    params: Mapping[str, ParamValue], time_budget: float, task: str, training_rows: int = 0
+) -> dict[str, object]:
     """Validate user settings and fill in this project's defaults.
 
     Args:
         params: parsed `params` (e.g. ``presets='good_quality';num_bag_folds=5``).
         time_budget: the step's budget in seconds (AutoGluon's `time_limit`), unless `params` sets time_limit.
         task: "binary", "multiclass" or "regression".
+        training_rows: rows the search trains on (0: not known); the default bags them only with at
+            least `BAG_SECONDS_PER_ROW` of budget for each.
 
     Returns:
         The settings as logged: presets, eval_metric, time_limit, excluded_model_types (the user's),
         and num_bag_folds and num_stack_levels only where the user set them (else the preset decides).
         Without a preset in `params`, also `BUDGET_DEFAULTS` (bagging and stacking as the user set
-        them, if so) and `search_time_limit`, the search's share of the budget.
+        them, if so), `bag_min_budget` (the budget from which the default bags these rows) and
+        `search_time_limit`, the search's share of the budget.
     """
     check_autogluon_params(params)
     budget = float(params.get("time_limit", time_budget))
@@ -208,8 +217,11 @@ def autogluon_settings(params: Mapping[str, ParamValue], time_budget: float, tas
         "excluded_model_types": [str(name) for name in _as_list(params.get("excluded_model_types"))],
     }
     if "presets" not in params:
-        settings.update(BUDGET_DEFAULTS)
-        settings["search_time_limit"] = round(budget * SEARCH_SHARE, 1)
+        bag_min_budget = round(training_rows * BAG_SECONDS_PER_ROW, 1)
+        search_time_limit = round(budget * SEARCH_SHARE, 1)
+        settings.update(BUDGET_DEFAULTS, bag_min_budget=bag_min_budget, search_time_limit=search_time_limit)
+        if budget < bag_min_budget and not params.get("num_stack_levels"):  # stacking keeps the folds it needs
+            settings["num_bag_folds"] = 0
     settings.update({name: int(params[name]) for name in PRESET_DECIDED if params.get(name) is not None})
     if settings.get("num_bag_folds") == 0 and "search_time_limit" in settings:
         # Unbagged models refit as slowly as they first trained: no refit, and the whole budget to search.

@@ -99,6 +99,8 @@ def search_with_autogluon(splits, label: str, kept: list[str], task: str, settin
     if "hyperparameters" in settings:
         folds = settings["num_bag_folds"]
         how = f"the {settings['hyperparameters']} portfolio" + (f" bagged in {folds} folds" if folds else "")
+        if not folds and settings["time_limit"] < settings["bag_min_budget"]:
+            how += f" on a holdout (the default bags {len(splits.train):,} rows from {settings['bag_min_budget']:g} s)"
         if "search_time_limit" in settings:
             how += f" for {settings['search_time_limit']:g} s, then a refit of the best on all rows"
     log.info("AutoGluon fit: %s for %g s, %s (metric %s)", task, settings["time_limit"], how, settings["eval_metric"])
