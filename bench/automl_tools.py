@@ -25,7 +25,7 @@ import numpy as np
 from bench.session import measured_commit
 
 TASKS = ("binary", "multiclass", "regression")
-# `--presets` for train_automl's default, which names no preset (`BUDGET_DEFAULTS` in autogluon_search).
+# `--presets` for train_automl's default, which names no preset (`BUDGET_DEFAULTS` in autogluon_settings).
 DEFAULT_PRESETS = "default"
 
 
@@ -133,7 +133,8 @@ def fit_autogluon(train, label: str, kept: list[str], task: str, budget: float, 
     """The train_automl AutoGluon path, logged as train_automl logs it; returns (model URI, best model,
     the predictor's scikit-learn view)."""
     from tabular_pipeline.serving.autogluon import as_estimator, quiet_gpu_check
-    from tabular_pipeline.training.automl.autogluon_search import autogluon_settings, run_search
+    from tabular_pipeline.training.automl.autogluon_search import run_search
+    from tabular_pipeline.training.automl.autogluon_settings import autogluon_settings
     from tabular_pipeline.training.model_logging import log_autogluon_model
 
     quiet_gpu_check()

@@ -18,7 +18,7 @@ from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.parameters.strings import parse_param_string
 from tabular_pipeline.registry.lineage import record_training_inputs
 from tabular_pipeline.training.automl import check_tool
-from tabular_pipeline.training.automl.autogluon_search import autogluon_settings
+from tabular_pipeline.training.automl.autogluon_settings import autogluon_settings
 from tabular_pipeline.training.automl.autosklearn_search import autosklearn_settings
 from tabular_pipeline.training.automl.flaml_search import flaml_settings
 from tabular_pipeline.training.automl.search_runs import (

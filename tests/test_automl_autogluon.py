@@ -10,7 +10,7 @@ from tabular_pipeline.data.splits import harmonise_dtypes
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.orchestration.pipeline_inputs import check_training_choice
 from tabular_pipeline.training.automl import check_tool
-from tabular_pipeline.training.automl.autogluon_search import (
+from tabular_pipeline.training.automl.autogluon_settings import (
     PRESETS,
     UNAVAILABLE_MODEL_TYPES,
     autogluon_settings,
@@ -52,7 +52,7 @@ def test_defaults_and_the_budget():
     assert autogluon_settings({"time_limit": 100}, 60, "binary")["search_time_limit"] == 85.0
     unbagged = autogluon_settings({"num_bag_folds": 0}, 60, "binary")
     assert unbagged["num_bag_folds"] == 0, "the user's folds win"
-    assert unbagged["refit_full"] is False and "search_time_limit" not in unbagged, "no refit: the whole budget"
+    assert unbagged["refit_full"] is False and unbagged["search_time_limit"] == 54.0, "no refit: 90% to search"
     assert autogluon_settings({}, 45, "multiclass")["eval_metric"] == "f1_macro"
     assert autogluon_settings({}, 45, "regression")["eval_metric"] == "root_mean_squared_error"
     chosen = autogluon_settings(
@@ -125,11 +125,11 @@ def test_bad_settings_fail_in_one_line(params, message):
 
 
 def test_the_default_bags_only_with_ten_ms_of_budget_for_each_training_row():
-    """15,000 training rows: a holdout at 60 s (no refit, the whole budget), bagging from 150 s; the
+    """15,000 training rows: a holdout at 60 s (no refit, 90% of the budget to search), bagging from 150 s; the
     user's folds, stacking (which needs bagging) or a named preset decide instead."""
     small = autogluon_settings({}, 60, "multiclass", 15_000)
     assert (small["num_bag_folds"], small["refit_full"], small["set_best_to_refit_full"]) == (0, False, False)
-    assert "search_time_limit" not in small and small["bag_min_budget"] == 150.0
+    assert (small["search_time_limit"], small["bag_min_budget"]) == (54.0, 150.0)
     assert autogluon_settings({}, 149.9, "multiclass", 15_000)["num_bag_folds"] == 0
     at_the_edge = autogluon_settings({}, 150, "multiclass", 15_000)
     assert (at_the_edge["num_bag_folds"], at_the_edge["refit_full"], at_the_edge["search_time_limit"]) == (
@@ -147,7 +147,7 @@ def test_the_default_bags_only_with_ten_ms_of_budget_for_each_training_row():
 
 
 def test_the_default_passes_its_portfolio_refit_and_inference_limit_and_a_named_preset_does_not():
-    from tabular_pipeline.training.automl.autogluon_search import default_arguments
+    from tabular_pipeline.training.automl.autogluon_settings import default_arguments
 
     assert default_arguments(autogluon_settings({}, 60, "binary")) == {
         "hyperparameters": "zeroshot",
@@ -164,11 +164,11 @@ def test_the_default_passes_its_portfolio_refit_and_inference_limit_and_a_named_
 
 
 @pytest.mark.parametrize(
-    ("params", "search_s"), [({}, 51.0), ({"num_bag_folds": 0}, 60.0), ({"presets": "good_quality"}, 60.0)]
+    ("params", "search_s"), [({}, 51.0), ({"num_bag_folds": 0}, 54.0), ({"presets": "good_quality"}, 60.0)]
 )
 def test_the_search_gets_its_share_of_the_budget(params, search_s, tmp_path, monkeypatch):
-    """What `fit` is given: the search's share by default, the whole budget without a refit or with a
-    named preset (a recorded call, stopped before anything trains)."""
+    """What `fit` is given: the search's share by default (85% with a refit after it, 90% without), the
+    whole budget with a named preset (a recorded call, stopped before anything trains)."""
     from autogluon.tabular import TabularPredictor
 
     from tabular_pipeline.training.automl.autogluon_search import run_search
@@ -199,7 +199,7 @@ def test_the_search_gets_its_share_of_the_budget(params, search_s, tmp_path, mon
 
 
 def test_a_model_passed_over_for_the_inference_limit_is_named():
-    from tabular_pipeline.training.automl.autogluon_search import choice_warnings
+    from tabular_pipeline.training.automl.autogluon_outcome import choice_warnings
 
     settings = autogluon_settings({}, 60, "binary")
     board = pd.DataFrame(
@@ -316,7 +316,7 @@ def test_the_allowed_presets_train_the_runnable_types_and_nothing_else_that_coul
     from autogluon.tabular.configs.hyperparameter_configs import get_hyperparameter_config
     from autogluon.tabular.configs.presets_configs import tabular_presets_dict
 
-    from tabular_pipeline.training.automl.autogluon_search import BUDGET_DEFAULTS, RUNNABLE_MODEL_TYPES
+    from tabular_pipeline.training.automl.autogluon_settings import BUDGET_DEFAULTS, RUNNABLE_MODEL_TYPES
 
     portfolios = {preset: tabular_presets_dict[preset].get("hyperparameters", "default") for preset in PRESETS}
     portfolios["the default"] = BUDGET_DEFAULTS["hyperparameters"]
@@ -328,7 +328,8 @@ def test_the_allowed_presets_train_the_runnable_types_and_nothing_else_that_coul
 def test_a_fit_that_trains_no_model_fails_in_one_line(tmp_path):
     """Settings that leave AutoGluon nothing to train (validation refuses them; here they are built by
     hand) end in this step's one-line error, not AutoGluon's exception."""
-    from tabular_pipeline.training.automl.autogluon_search import RUNNABLE_MODEL_TYPES, run_search
+    from tabular_pipeline.training.automl.autogluon_search import run_search
+    from tabular_pipeline.training.automl.autogluon_settings import RUNNABLE_MODEL_TYPES
 
     frame = harmonise_dtypes(mixed_frame(120, "binary", seed=4), "label").drop(columns=["customer_id", "constant"])
     settings = {**autogluon_settings({}, 10, "binary"), "excluded_model_types": list(RUNNABLE_MODEL_TYPES)}
@@ -356,7 +357,8 @@ def test_no_bagging_with_a_preset_that_bags_fits_and_scores_the_refit_model(tmp_
     stacking without folds), and the refit-on-all-rows best model reports the score of the model it
     was refit from."""
     from tabular_pipeline.serving.autogluon import quiet_gpu_check
-    from tabular_pipeline.training.automl.autogluon_search import run_search, stacking_arguments
+    from tabular_pipeline.training.automl.autogluon_search import run_search
+    from tabular_pipeline.training.automl.autogluon_settings import stacking_arguments
 
     quiet_gpu_check()
     params = {"presets": "good_quality", "num_bag_folds": 0, "excluded_model_types": ["CAT", "XGB", "RF", "XT"]}
@@ -370,7 +372,7 @@ def test_no_bagging_with_a_preset_that_bags_fits_and_scores_the_refit_model(tmp_
 
 
 def test_validation_score_of_a_refit_model_is_its_source_s():
-    from tabular_pipeline.training.automl.autogluon_search import validation_score
+    from tabular_pipeline.training.automl.autogluon_outcome import validation_score
 
     board = pd.DataFrame({"model": ["WeightedEnsemble_L2", "WeightedEnsemble_L2_FULL"], "score_val": [0.9, np.nan]})
     refit_sources = {"WeightedEnsemble_L2_FULL": "WeightedEnsemble_L2"}
@@ -380,7 +382,7 @@ def test_validation_score_of_a_refit_model_is_its_source_s():
 
 
 def test_why_nothing_was_trained_is_named():
-    from tabular_pipeline.training.automl.autogluon_search import no_model_message
+    from tabular_pipeline.training.automl.autogluon_outcome import no_model_message
 
     timed_out = pd.DataFrame({"model": ["LightGBM"], "exc_type": ["TimeLimitExceeded"], "exc_str": [""]})
     assert "expected a larger budget" in no_model_message(timed_out, 5)

@@ -142,7 +142,7 @@ def check_training_choice(options: dict, fixed: dict, search: dict, unechoed: se
     if options.get("engine", "pandas") == "spark":
         return check_spark_training_choice(options, tool, fixed, search, unechoed)
     if tool:
-        from tabular_pipeline.training.automl.autogluon_search import check_autogluon_params
+        from tabular_pipeline.training.automl.autogluon_settings import check_autogluon_params
         from tabular_pipeline.training.automl.autosklearn_search import check_autosklearn_params
         from tabular_pipeline.training.automl.flaml_search import check_flaml_params
 

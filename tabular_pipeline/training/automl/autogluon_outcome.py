@@ -1,6 +1,6 @@
 """What a finished AutoGluon fit left, as this project records it: the validation score of the
 served model, its ensemble and libraries, a model `infer_limit` passed over, and why nothing was
-trained. Split from `autogluon_search` (the settings and the fit) to keep each module readable."""
+trained. Split from `autogluon_search` (the fit; `autogluon_settings` has its settings) to keep each module readable."""
 
 from __future__ import annotations
 

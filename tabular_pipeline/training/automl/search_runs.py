@@ -102,7 +102,8 @@ def search_with_autogluon(splits, label: str, kept: list[str], task: str, settin
         if not folds and settings["time_limit"] < settings["bag_min_budget"]:
             how += f" on a holdout (the default bags {len(splits.train):,} rows from {settings['bag_min_budget']:g} s)"
         if "search_time_limit" in settings:
-            how += f" for {settings['search_time_limit']:g} s, then a refit of the best on all rows"
+            how += f" for {settings['search_time_limit']:g} s"
+            how += ", then a refit of the best on all rows" if settings["refit_full"] else ""
     log.info("AutoGluon fit: %s for %g s, %s (metric %s)", task, settings["time_limit"], how, settings["eval_metric"])
     quiet_gpu_check()
     with tempfile.TemporaryDirectory() as scratch:
