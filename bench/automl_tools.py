@@ -106,7 +106,7 @@ def served_rows(model, test_x, count: int = 50):
 
 def fit_flaml(train, label: str, kept: list[str], task: str, budget: float, seed: int, scratch: Path):
     """The train_automl FLAML path: the project's preprocessing, FLAML's search, the servable pipeline,
-    logged as train_automl logs it; returns (model URI, best learner, the fitted pipeline)."""
+    logged as train_automl logs it; returns (model URI, best learner, the fitted pipeline, no details)."""
     from sklearn.preprocessing import LabelEncoder
 
     from tabular_pipeline.training.automl.flaml_search import (
@@ -126,12 +126,12 @@ def fit_flaml(train, label: str, kept: list[str], task: str, budget: float, seed
     automl = run_search(preprocessor.transform(features), coded, settings, scratch / "flaml.log")
     model = assemble_pipeline(preprocessor, automl.model.estimator, encoder, task)
     library = LIBRARY_OF_LEARNER.get(automl.best_estimator, "")
-    return log_pipeline_model(model, features, library).model_uri, automl.best_estimator, model
+    return log_pipeline_model(model, features, library).model_uri, automl.best_estimator, model, {}
 
 
 def fit_autogluon(train, label: str, kept: list[str], task: str, budget: float, scratch: Path, presets: str):
     """The train_automl AutoGluon path, logged as train_automl logs it; returns (model URI, best model,
-    the predictor's scikit-learn view)."""
+    the predictor's scikit-learn view, the folds it bagged in for the record)."""
     from tabular_pipeline.serving.autogluon import as_estimator, quiet_gpu_check
     from tabular_pipeline.training.automl.autogluon_search import run_search
     from tabular_pipeline.training.automl.autogluon_settings import autogluon_settings
@@ -139,12 +139,12 @@ def fit_autogluon(train, label: str, kept: list[str], task: str, budget: float, 
 
     quiet_gpu_check()
     params = {} if presets == DEFAULT_PRESETS else {"presets": presets}
-    settings = autogluon_settings(params, budget, task, len(train))
+    settings = autogluon_settings(params, budget, task, training_rows=len(train))
     predictor, outcome = run_search(train[[*kept, label]], label, task, settings, scratch)
     features = train.drop(columns=[label])
     estimator = as_estimator(predictor)
     logged = log_autogluon_model(estimator, outcome.predictor_dir, outcome.libraries, features)
-    return logged.model_uri, outcome.best_model, estimator
+    return logged.model_uri, outcome.best_model, estimator, {"bag_folds_used": outcome.bag_folds_used}
 
 
 # The report's order within a table and budget: the default, then AutoGluon's presets.
@@ -266,7 +266,7 @@ def main(
                             fitted = fit_flaml(splits.train, "label", kept, task, budget, seed, workdir)
                         else:
                             fitted = fit_autogluon(splits.train, "label", kept, task, budget, workdir, presets)
-                        model_uri, best, estimator = fitted
+                        model_uri, best, estimator, details = fitted
                         seconds = time.monotonic() - started
                     metric = PRIMARY_METRIC[task]
                     score = evaluate_model(estimator, test_x, test_y, task)[metric]
@@ -279,7 +279,7 @@ def main(
                         "tool": tool if tool == "flaml" else f"autogluon:{presets}",
                         "metric": metric, "score": score, "train_wall_s": seconds, "best": best,
                         "http_p50_ms": http_p50, "http_p95_ms": http_p95,
-                        "in_process_p50_ms": local_p50, "in_process_p95_ms": local_p95,
+                        "in_process_p50_ms": local_p50, "in_process_p95_ms": local_p95, **details,
                     }  # fmt: skip
                     click.echo(json.dumps(record))
                     with output.open("a") as handle:

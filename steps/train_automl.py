@@ -44,7 +44,7 @@ def train_with_automl(options: dict, run) -> None:
     if tool == "flaml":
         settings = flaml_settings(params, options["time_budget"], task, options["seed"])
     elif tool == "autogluon":
-        settings = autogluon_settings(params, options["time_budget"], task, len(splits.train))
+        settings = autogluon_settings(params, options["time_budget"], task, training_rows=len(splits.train))
     else:
         settings = autosklearn_settings(params, options["time_budget"], task, options["seed"])
     train_x = splits.train.drop(columns=[label])

@@ -19,6 +19,8 @@ from tabular_pipeline.training.automl.autogluon_settings import (
 
 # The fits below have 10 s budgets; nothing here may run long.
 pytestmark = pytest.mark.timeout(180)
+# Training rows for settings whose bagging does not depend on them: 1 s of budget is enough to bag 100.
+ROWS = 100
 
 
 def test_the_tool_is_known_in_any_case():
@@ -26,7 +28,7 @@ def test_the_tool_is_known_in_any_case():
 
 
 def test_defaults_and_the_budget():
-    settings = autogluon_settings({}, 40, "binary")
+    settings = autogluon_settings({}, 40, "binary", training_rows=ROWS)
     assert settings == {
         "presets": "medium_quality",
         "eval_metric": "roc_auc",
@@ -39,22 +41,22 @@ def test_defaults_and_the_budget():
         "set_best_to_refit_full": True,
         "infer_limit": 0.05,
         "infer_limit_batch_size": 1,
-        "bag_min_budget": 0.0,
         "search_time_limit": 34.0,
+        "bag_min_budget": 1.0,
     }, "without a preset: the zeroshot portfolio, bagged, the best refit within the budget's last 15%"
-    named = autogluon_settings({"presets": "medium_quality"}, 45, "binary")
+    named = autogluon_settings({"presets": "medium_quality"}, 45, "binary", training_rows=ROWS)
     assert named == {
         "presets": "medium_quality",
         "eval_metric": "roc_auc",
         "time_limit": 45.0,
         "excluded_model_types": [],
     }, "a named preset is AutoGluon's own: bagging and stacking are left to it unless set"
-    assert autogluon_settings({"time_limit": 100}, 60, "binary")["search_time_limit"] == 85.0
-    unbagged = autogluon_settings({"num_bag_folds": 0}, 60, "binary")
+    assert autogluon_settings({"time_limit": 100}, 60, "binary", training_rows=ROWS)["search_time_limit"] == 85.0
+    unbagged = autogluon_settings({"num_bag_folds": 0}, 60, "binary", training_rows=ROWS)
     assert unbagged["num_bag_folds"] == 0, "the user's folds win"
     assert unbagged["refit_full"] is False and unbagged["search_time_limit"] == 54.0, "no refit: 90% to search"
-    assert autogluon_settings({}, 45, "multiclass")["eval_metric"] == "f1_macro"
-    assert autogluon_settings({}, 45, "regression")["eval_metric"] == "root_mean_squared_error"
+    assert autogluon_settings({}, 45, "multiclass", training_rows=ROWS)["eval_metric"] == "f1_macro"
+    assert autogluon_settings({}, 45, "regression", training_rows=ROWS)["eval_metric"] == "root_mean_squared_error"
     chosen = autogluon_settings(
         {
             "presets": "good_quality",
@@ -66,6 +68,7 @@ def test_defaults_and_the_budget():
         },
         60,
         "binary",
+        training_rows=ROWS,
     )
     assert chosen["time_limit"] == 30.0 and chosen["excluded_model_types"] == ["CAT", "XT"]
     assert (chosen["num_bag_folds"], chosen["num_stack_levels"], chosen["presets"]) == (5, 1, "good_quality")
@@ -120,53 +123,76 @@ def test_presets_that_need_pytorch_or_downloaded_weights_are_refused_in_one_line
 )
 def test_bad_settings_fail_in_one_line(params, message):
     with pytest.raises(PipelineError, match=message) as raised:
-        autogluon_settings(params, 60, "binary")
+        autogluon_settings(params, 60, "binary", training_rows=ROWS)
     assert "\n" not in str(raised.value)
 
 
 def test_the_default_bags_only_with_ten_ms_of_budget_for_each_training_row():
-    """15,000 training rows: a holdout at 60 s (no refit, 90% of the budget to search), bagging from 150 s; the
-    user's folds, stacking (which needs bagging) or a named preset decide instead."""
-    small = autogluon_settings({}, 60, "multiclass", 15_000)
+    """15,000 training rows: a holdout at 60 s (no refit, 90% of the budget to search), bagging from
+    150 s; the user's folds, stacking (which needs bagging) or a named preset decide instead, and then
+    no `bag_min_budget` is logged."""
+
+    def settings(params, budget, rows=15_000):
+        return autogluon_settings(params, budget, "multiclass", training_rows=rows)
+
+    small = settings({}, 60)
     assert (small["num_bag_folds"], small["refit_full"], small["set_best_to_refit_full"]) == (0, False, False)
     assert (small["search_time_limit"], small["bag_min_budget"]) == (54.0, 150.0)
-    assert autogluon_settings({}, 149.9, "multiclass", 15_000)["num_bag_folds"] == 0
-    at_the_edge = autogluon_settings({}, 150, "multiclass", 15_000)
-    assert (at_the_edge["num_bag_folds"], at_the_edge["refit_full"], at_the_edge["search_time_limit"]) == (
-        5,
-        "best",
-        127.5,
-    )
-    assert autogluon_settings({}, 60, "binary", 426)["num_bag_folds"] == 5, "a small table is bagged at 60 s"
-    assert autogluon_settings({"num_bag_folds": 3}, 60, "binary", 15_000)["num_bag_folds"] == 3
-    assert autogluon_settings({"num_stack_levels": 0}, 60, "binary", 15_000)["num_bag_folds"] == 0
-    stacked = autogluon_settings({"num_stack_levels": 1}, 60, "binary", 15_000)
+    assert settings({}, 149.9)["num_bag_folds"] == 0
+    at_the_edge = settings({}, 150)
+    assert (at_the_edge["num_bag_folds"], at_the_edge["refit_full"]) == (5, "best")
+    assert at_the_edge["search_time_limit"] == 127.5, "85% to search when a refit follows"
+    assert settings({}, 60, rows=426)["num_bag_folds"] == 5, "a small table is bagged at 60 s"
+    assert settings({"time_limit": 200}, 60)["num_bag_folds"] == 5, "params' time_limit is the budget judged"
+    assert settings({"time_limit": 100}, 300)["num_bag_folds"] == 0
+    assert settings({"num_stack_levels": 0}, 60)["num_bag_folds"] == 0, "no stacking asked: the rule decides"
+    users_folds = settings({"num_bag_folds": 3}, 60)
+    assert users_folds["num_bag_folds"] == 3 and "bag_min_budget" not in users_folds
+    users_zero = settings({"num_bag_folds": 0}, 600)
+    assert (users_zero["num_bag_folds"], users_zero["refit_full"]) == (0, False) and "bag_min_budget" not in users_zero
+    stacked = settings({"num_stack_levels": 1}, 60)
     assert (stacked["num_bag_folds"], stacked["num_stack_levels"], stacked["refit_full"]) == (5, 1, "best")
-    named = autogluon_settings({"presets": "good_quality"}, 60, "binary", 15_000)
+    assert "bag_min_budget" not in stacked
+    named = settings({"presets": "good_quality"}, 60)
     assert "num_bag_folds" not in named and "bag_min_budget" not in named, "a named preset decides its bagging"
+
+
+@pytest.mark.parametrize(("budget", "search_s"), [(60, 54.0), (20, 14.0), (300, 270.0), (8, 4.0)])
+def test_an_unbagged_search_leaves_a_tenth_of_the_budget_and_at_least_six_seconds(budget, search_s):
+    """AutoGluon's overrun, the deployment copy and logging took 4 to 6 s after a 60 s search; never more
+    than half the budget is held back."""
+    settings = autogluon_settings({"num_bag_folds": 0}, budget, "binary", training_rows=ROWS)
+    assert settings["search_time_limit"] == search_s
 
 
 def test_the_default_passes_its_portfolio_refit_and_inference_limit_and_a_named_preset_does_not():
     from tabular_pipeline.training.automl.autogluon_settings import default_arguments
 
-    assert default_arguments(autogluon_settings({}, 60, "binary")) == {
+    assert default_arguments(autogluon_settings({}, 60, "binary", training_rows=ROWS)) == {
         "hyperparameters": "zeroshot",
         "refit_full": "best",
         "set_best_to_refit_full": True,
         "infer_limit": 0.05,
         "infer_limit_batch_size": 1,
     }
-    unbagged = default_arguments(autogluon_settings({"num_bag_folds": 0}, 60, "binary"))
+    unbagged = default_arguments(autogluon_settings({"num_bag_folds": 0}, 60, "binary", training_rows=ROWS))
     assert (unbagged["refit_full"], unbagged["set_best_to_refit_full"]) == (False, False)
-    assert default_arguments(autogluon_settings({"presets": "good_quality"}, 60, "binary")) == {}
-    stacked = autogluon_settings({"num_stack_levels": 1}, 60, "binary")
+    assert default_arguments(autogluon_settings({"presets": "good_quality"}, 60, "binary", training_rows=ROWS)) == {}
+    stacked = autogluon_settings({"num_stack_levels": 1}, 60, "binary", training_rows=ROWS)
     assert (stacked["num_bag_folds"], stacked["num_stack_levels"]) == (5, 1), "the default bags, so it may stack"
 
 
 @pytest.mark.parametrize(
-    ("params", "search_s"), [({}, 51.0), ({"num_bag_folds": 0}, 54.0), ({"presets": "good_quality"}, 60.0)]
+    ("params", "rows", "search_s"),
+    [
+        ({}, 40, 51.0),
+        ({"num_bag_folds": 0}, 40, 54.0),
+        ({}, 15_000, 54.0),  # 60 s for 15,000 training rows: under 10 ms a row, so a holdout
+        ({"presets": "good_quality"}, 40, 60.0),
+        ({"presets": "good_quality", "num_bag_folds": 0}, 40, 60.0),  # the preset's own share and refit
+    ],
 )
-def test_the_search_gets_its_share_of_the_budget(params, search_s, tmp_path, monkeypatch):
+def test_the_search_gets_its_share_of_the_budget(params, rows, search_s, tmp_path, monkeypatch):
     """What `fit` is given: the search's share by default (85% with a refit after it, 90% without), the
     whole budget with a named preset (a recorded call, stopped before anything trains)."""
     from autogluon.tabular import TabularPredictor
@@ -185,11 +211,11 @@ def test_the_search_gets_its_share_of_the_budget(params, search_s, tmp_path, mon
     monkeypatch.setattr(TabularPredictor, "fit", recorded_fit)
     frame = harmonise_dtypes(mixed_frame(40, "binary", seed=6), "label")
     with pytest.raises(Stopped):
-        run_search(frame, "label", "binary", autogluon_settings(params, 60, "binary"), tmp_path)
+        run_search(frame, "label", "binary", autogluon_settings(params, 60, "binary", training_rows=rows), tmp_path)
     [arguments] = calls
     assert arguments["time_limit"] == search_s
     assert ("hyperparameters" in arguments) == ("presets" not in params)
-    if params == {"num_bag_folds": 0}:
+    if params == {"num_bag_folds": 0} or rows == 15_000:
         assert (arguments["refit_full"], arguments["set_best_to_refit_full"]) == (False, False)
         assert (arguments["num_bag_folds"], arguments["num_stack_levels"], arguments["dynamic_stacking"]) == (
             0, 0, False,
@@ -201,7 +227,7 @@ def test_the_search_gets_its_share_of_the_budget(params, search_s, tmp_path, mon
 def test_a_model_passed_over_for_the_inference_limit_is_named():
     from tabular_pipeline.training.automl.autogluon_outcome import choice_warnings
 
-    settings = autogluon_settings({}, 60, "binary")
+    settings = autogluon_settings({}, 60, "binary", training_rows=ROWS)
     board = pd.DataFrame(
         {
             "model": ["WeightedEnsemble_L2", "CatBoost_BAG_L1", "LightGBM_BAG_L1", "LightGBM_BAG_L1_FULL"],
@@ -221,14 +247,14 @@ def test_a_model_passed_over_for_the_inference_limit_is_named():
     regression = board.assign(score_val=[-0.71, -0.70, -0.74, np.nan])  # AutoGluon's sign: higher is better
     [slower_rmse] = choice_warnings(regression, refit_sources, "LightGBM_BAG_L1_FULL", settings)
     assert "not CatBoost_BAG_L1 (-0.7000)" in slower_rmse
-    named = autogluon_settings({"presets": "medium_quality"}, 60, "binary")
+    named = autogluon_settings({"presets": "medium_quality"}, 60, "binary", training_rows=ROWS)
     assert choice_warnings(board, {}, "LightGBM_BAG_L1", named) == (), "a named preset sets no limit"
 
 
 def test_a_preset_that_bags_may_stack_and_an_explicit_zero_turns_bagging_off():
-    stacked = autogluon_settings({"presets": "good_quality", "num_stack_levels": 1}, 60, "binary")
+    stacked = autogluon_settings({"presets": "good_quality", "num_stack_levels": 1}, 60, "binary", training_rows=ROWS)
     assert stacked["num_stack_levels"] == 1 and "num_bag_folds" not in stacked
-    assert autogluon_settings({"num_bag_folds": 0}, 60, "binary")["num_bag_folds"] == 0
+    assert autogluon_settings({"num_bag_folds": 0}, 60, "binary", training_rows=ROWS)["num_bag_folds"] == 0
 
 
 def test_values_from_a_param_file_are_not_repeated_in_errors():
@@ -240,13 +266,13 @@ def test_values_from_a_param_file_are_not_repeated_in_errors():
 
 
 def test_excluding_a_type_that_is_always_excluded_is_accepted():
-    settings = autogluon_settings({"excluded_model_types": ["NN_TORCH", "CAT"]}, 60, "binary")
+    settings = autogluon_settings({"excluded_model_types": ["NN_TORCH", "CAT"]}, 60, "binary", training_rows=ROWS)
     assert settings["excluded_model_types"] == ["NN_TORCH", "CAT"]
 
 
 def test_a_metric_of_another_task_is_refused():
     with pytest.raises(PipelineError, match="eval_metric 'r2' does not fit a binary task"):
-        autogluon_settings({"eval_metric": "r2"}, 60, "binary")
+        autogluon_settings({"eval_metric": "r2"}, 60, "binary", training_rows=ROWS)
 
 
 def test_main_checks_autogluon_settings_before_any_step_runs():
@@ -266,7 +292,9 @@ def tiny_fit(tmp_path_factory):
 
     quiet_gpu_check()
     frame = harmonise_dtypes(mixed_frame(160, "binary", seed=3), "label").drop(columns=["customer_id", "constant"])
-    settings = autogluon_settings({"excluded_model_types": ["CAT", "XGB", "XT"]}, 10, "binary", len(frame))
+    settings = autogluon_settings(
+        {"excluded_model_types": ["CAT", "XGB", "XT"]}, 10, "binary", training_rows=len(frame)
+    )
     predictor, outcome = run_search(frame, "label", "binary", settings, tmp_path_factory.mktemp("autogluon"))
     return frame, predictor, outcome
 
@@ -332,7 +360,10 @@ def test_a_fit_that_trains_no_model_fails_in_one_line(tmp_path):
     from tabular_pipeline.training.automl.autogluon_settings import RUNNABLE_MODEL_TYPES
 
     frame = harmonise_dtypes(mixed_frame(120, "binary", seed=4), "label").drop(columns=["customer_id", "constant"])
-    settings = {**autogluon_settings({}, 10, "binary"), "excluded_model_types": list(RUNNABLE_MODEL_TYPES)}
+    settings = {
+        **autogluon_settings({}, 10, "binary", training_rows=ROWS),
+        "excluded_model_types": list(RUNNABLE_MODEL_TYPES),
+    }
     expected = r"AutoGluon trained no model within time_limit=10 s \(8.5 s of search\); expected"
     with pytest.raises(PipelineError, match=expected) as raised:
         run_search(frame, "label", "binary", settings, tmp_path)
@@ -362,7 +393,7 @@ def test_no_bagging_with_a_preset_that_bags_fits_and_scores_the_refit_model(tmp_
 
     quiet_gpu_check()
     params = {"presets": "good_quality", "num_bag_folds": 0, "excluded_model_types": ["CAT", "XGB", "RF", "XT"]}
-    settings = autogluon_settings(params, 15, "binary")
+    settings = autogluon_settings(params, 15, "binary", training_rows=ROWS)
     assert stacking_arguments(settings) == {"num_bag_folds": 0, "num_stack_levels": 0, "dynamic_stacking": False}
     frame = harmonise_dtypes(mixed_frame(160, "binary", seed=5), "label").drop(columns=["customer_id", "constant"])
     _, outcome = run_search(frame, "label", "binary", settings, tmp_path)
@@ -392,3 +423,39 @@ def test_why_nothing_was_trained_is_named():
         "AutoGluon trained no model: LightGBM (ValueError: bad input); expected at least one model type to train on "
         "this table"
     )
+
+
+def test_the_fit_line_says_bagged_or_holdout_and_why():
+    from tabular_pipeline.training.automl.search_runs import describe_autogluon_fit
+
+    def line(params, budget=60, rows=15_000):
+        return describe_autogluon_fit(autogluon_settings(params, budget, "binary", training_rows=rows), "binary", rows)
+
+    assert line({}) == (
+        "binary for 60 s, the zeroshot portfolio on a holdout (the default bags 15,000 rows from 150 s) for 54 s "
+        "(metric roc_auc)"
+    )
+    assert line({}, budget=300) == (
+        "binary for 300 s, the zeroshot portfolio bagged in 5 folds for 255 s, then a refit of the best on all rows "
+        "(metric roc_auc)"
+    )
+    assert line({"num_bag_folds": 0}, budget=300) == (
+        "binary for 300 s, the zeroshot portfolio on a holdout for 270 s (metric roc_auc)"
+    ), "the user's 0, not the rule: no reason given"
+    assert line({"presets": "good_quality"}) == "binary for 60 s, presets good_quality (metric roc_auc)"
+
+
+def test_a_small_budget_for_the_rows_is_really_fitted_on_a_holdout(tmp_path):
+    """The default's holdout path, fitted for real: 10 s declared for 10,000 training rows (1 ms a row)
+    on 160 rows, so no folds, no stacking and no refit, and the predictor answers."""
+    from tabular_pipeline.serving.autogluon import quiet_gpu_check
+    from tabular_pipeline.training.automl.autogluon_search import run_search
+
+    quiet_gpu_check()
+    frame = harmonise_dtypes(mixed_frame(160, "binary", seed=3), "label").drop(columns=["customer_id", "constant"])
+    settings = autogluon_settings({"excluded_model_types": ["CAT", "XGB", "XT"]}, 10, "binary", training_rows=10_000)
+    assert (settings["num_bag_folds"], settings["refit_full"], settings["search_time_limit"]) == (0, False, 5.0)
+    predictor, outcome = run_search(frame, "label", "binary", settings, tmp_path)
+    assert (outcome.bag_folds_used, outcome.stack_levels_used) == (0, 0)
+    assert not outcome.best_model.endswith("_FULL") and "_BAG_" not in outcome.best_model, outcome.best_model
+    assert len(predictor.predict(frame.drop(columns=["label"]).head(3))) == 3

@@ -80,6 +80,7 @@ def test_automl_tools_benchmark_runs_with_a_tiny_budget(tmp_path):
         ("autogluon:default", "regression", "test_rmse"),
     ]
     assert all(r["score"] > 0 and r["train_wall_s"] > 0 for r in records)
+    assert records[1]["bag_folds_used"] == 5 and "bag_folds_used" not in records[0], "8 s bags 300 training rows"
     assert all(0 < r[f"{where}_p50_ms"] <= r[f"{where}_p95_ms"] for r in records for where in ("http", "in_process"))
     assert "Failed to import torch" not in done.stderr, "AutoGluon's GPU notice is held back"
     report = run_bench("bench.automl_tools", "--report", "--output", str(output), timeout_s=120).stdout

@@ -45,3 +45,10 @@ def test_main_starts_without_mlflow_pandas_or_any_model_library():
 def test_steps_that_do_not_train_start_without_model_libraries(step):
     loaded = modules_loaded("-c", f"import {step}")
     assert not heavy_among(loaded), heavy_among(loaded)
+
+
+def test_autogluon_settings_load_without_pandas_or_a_model_library():
+    """`main` checks AutoGluon's `params` with this module before any step runs."""
+    loaded = modules_loaded("-c", "import tabular_pipeline.training.automl.autogluon_settings")
+    assert not heavy_among(loaded), heavy_among(loaded)
+    assert not {"pandas", "numpy", "mlflow"} & loaded

@@ -26,10 +26,11 @@ PRESET_DECIDED = ("num_bag_folds", "num_stack_levels")
 # default portfolio once and stops (0.26 to 0.88 of a 300 s budget on the bench's tables), and its
 # bagging presets refit after `time_limit` (1.07 to 1.28 times the budget for `good_quality`). So
 # by default the search walks AutoGluon's `zeroshot` portfolio (the one `best_quality` uses) until
-# its share of the budget is spent, bags it in 5 folds without stacking, then refits only the best
-# model (and the ensemble members it needs) on all rows, which AutoGluon does not bound by
-# `time_limit`: the 15% left is a rule of thumb, measured in bench/RESULTS.md ("AutoGluon's
-# default"). `infer_limit` is per row at a batch of one: AutoGluon's own preprocessing plus the
+# its share of the budget is spent. Where the budget allows (`BAG_SECONDS_PER_ROW`) it bags in 5
+# folds without stacking, then refits only the best model (and the ensemble members it needs) on
+# all rows, which AutoGluon does not bound by `time_limit`: the 15% left is a rule of thumb,
+# measured in bench/RESULTS.md ("AutoGluon's default"); otherwise it searches on a holdout and does
+# not refit. `infer_limit` is per row at a batch of one: AutoGluon's own preprocessing plus the
 # ensemble's members; it prunes the ensemble and the final choice, never training.
 BUDGET_DEFAULTS: dict[str, object] = {
     "hyperparameters": "zeroshot",
@@ -43,11 +44,13 @@ BUDGET_DEFAULTS: dict[str, object] = {
 # The search's share of the budget by default; the refit of the best ensemble takes the rest.
 SEARCH_SHARE = 0.85
 # Without bagging there is no refit, but AutoGluon ends its fit a few seconds past its limit, and the
-# deployment copy and logging the model follow: at 60 s the whole budget ran 1.07 to 1.10 times it.
-HOLDOUT_SEARCH_SHARE = 0.9
+# deployment copy and logging the model follow: 4 to 6 s after a whole 60 s budget of search. So the
+# search leaves 10% of the budget, and at least these seconds (but never more than half).
+HOLDOUT_RESERVE_S = 6.0
 # Below this budget per training row the default searches on a holdout (no bagging, no refit): bagging
-# trains each model once per fold, and at 4 ms a row it trained three models and overran the budget
-# (bench/RESULTS.md, "a holdout for small budgets").
+# trains each model once per fold, and at 4 ms a row it trained three models and overran the budget;
+# at 20 ms a row bagging and a holdout tied (20 columns, 2 cores; bench/RESULTS.md, "a holdout for
+# small budgets"). 10 ms is between the two, not a measured edge.
 BAG_SECONDS_PER_ROW = 0.01
 # The `*_quality` presets whose models all run on CPU without PyTorch or downloaded weights.
 PRESETS = ("medium_quality", "good_quality", "high_quality", "best_quality")
@@ -170,7 +173,7 @@ def check_autogluon_params(params: Mapping[str, ParamValue], unechoed: Collectio
 
 
 def autogluon_settings(
-    params: Mapping[str, ParamValue], time_budget: float, task: str, training_rows: int = 0
+    params: Mapping[str, ParamValue], time_budget: float, task: str, *, training_rows: int
 ) -> dict[str, object]:
     """Validate user settings and fill in this project's defaults.
 
@@ -178,15 +181,17 @@ def autogluon_settings(
         params: parsed `params` (e.g. ``presets='good_quality';num_bag_folds=5``).
         time_budget: the step's budget in seconds (AutoGluon's `time_limit`), unless `params` sets time_limit.
         task: "binary", "multiclass" or "regression".
-        training_rows: rows the search trains on (0: not known); the default bags them only with at
-            least `BAG_SECONDS_PER_ROW` of budget for each.
+        training_rows: rows the search trains on; the default bags them only with at least
+            `BAG_SECONDS_PER_ROW` of budget for each.
 
     Returns:
         The settings as logged: presets, eval_metric, time_limit, excluded_model_types (the user's),
         and num_bag_folds and num_stack_levels only where the user set them (else the preset decides).
-        Without a preset in `params`, also `BUDGET_DEFAULTS` (bagging and stacking as the user set
-        them, if so), `bag_min_budget` (the budget from which the default bags these rows) and
-        `search_time_limit`, the search's share of the budget.
+        Without a preset in `params`, also `BUDGET_DEFAULTS` and `search_time_limit`, the search's
+        share of the budget; without bagging (the user's `num_bag_folds=0`, or a budget under
+        `bag_min_budget`) no refit and a larger share. `bag_min_budget`, the budget from which the
+        default bags these rows, is there only where that rule decided (the user set neither
+        `num_bag_folds` nor stacking).
     """
     check_autogluon_params(params)
     budget = float(params.get("time_limit", time_budget))
@@ -203,16 +208,16 @@ def autogluon_settings(
         "excluded_model_types": [str(name) for name in _as_list(params.get("excluded_model_types"))],
     }
     if "presets" not in params:
-        bag_min_budget = round(training_rows * BAG_SECONDS_PER_ROW, 1)
-        search_time_limit = round(budget * SEARCH_SHARE, 1)
-        settings.update(BUDGET_DEFAULTS, bag_min_budget=bag_min_budget, search_time_limit=search_time_limit)
-        if budget < bag_min_budget and not params.get("num_stack_levels"):  # stacking keeps the folds it needs
-            settings["num_bag_folds"] = 0
+        settings.update(BUDGET_DEFAULTS, search_time_limit=round(budget * SEARCH_SHARE, 1))
+        # Stacking needs the folds, so only where the user set neither does the budget decide.
+        if params.get("num_bag_folds") is None and not params.get("num_stack_levels"):
+            settings["bag_min_budget"] = round(training_rows * BAG_SECONDS_PER_ROW, 1)
+            settings["num_bag_folds"] = 5 if budget >= settings["bag_min_budget"] else 0
     settings.update({name: int(params[name]) for name in PRESET_DECIDED if params.get(name) is not None})
     if settings.get("num_bag_folds") == 0 and "search_time_limit" in settings:
         # Unbagged models refit as slowly as they first trained: no refit, so a larger share to search.
-        holdout_search = round(budget * HOLDOUT_SEARCH_SHARE, 1)
-        settings.update(refit_full=False, set_best_to_refit_full=False, search_time_limit=holdout_search)
+        reserve = min(budget / 2, max(budget * 0.1, HOLDOUT_RESERVE_S))
+        settings.update(refit_full=False, set_best_to_refit_full=False, search_time_limit=round(budget - reserve, 1))
     return settings
 
 

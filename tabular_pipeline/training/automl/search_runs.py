@@ -95,16 +95,7 @@ def search_with_autogluon(splits, label: str, kept: list[str], task: str, settin
     from tabular_pipeline.serving.autogluon import as_estimator, quiet_gpu_check
     from tabular_pipeline.training.automl.autogluon_search import run_search
 
-    how = f"presets {settings['presets']}"
-    if "hyperparameters" in settings:
-        folds = settings["num_bag_folds"]
-        how = f"the {settings['hyperparameters']} portfolio" + (f" bagged in {folds} folds" if folds else "")
-        if not folds and settings["time_limit"] < settings["bag_min_budget"]:
-            how += f" on a holdout (the default bags {len(splits.train):,} rows from {settings['bag_min_budget']:g} s)"
-        if "search_time_limit" in settings:
-            how += f" for {settings['search_time_limit']:g} s"
-            how += ", then a refit of the best on all rows" if settings["refit_full"] else ""
-    log.info("AutoGluon fit: %s for %g s, %s (metric %s)", task, settings["time_limit"], how, settings["eval_metric"])
+    log.info("AutoGluon fit: %s", describe_autogluon_fit(settings, task, len(splits.train)))
     quiet_gpu_check()
     with tempfile.TemporaryDirectory() as scratch:
         predictor, outcome = run_search(splits.train[[*kept, label]], label, task, settings, Path(scratch))
@@ -136,6 +127,22 @@ def search_with_autogluon(splits, label: str, kept: list[str], task: str, settin
         performance = model_performance_profile(estimator, splits.test, label, task, metrics, seed)
         profile = training_profile(train_x[kept], performance)
         return log_autogluon_model(estimator, outcome.predictor_dir, outcome.libraries, train_x, profile).model_uri
+
+
+def describe_autogluon_fit(settings: dict, task: str, training_rows: int) -> str:
+    """One line on what AutoGluon will do: the portfolio, bagged or on a holdout (and why), the
+    search's seconds and whether a refit follows."""
+    how = f"presets {settings['presets']}"
+    if "hyperparameters" in settings:
+        folds = settings["num_bag_folds"]
+        how = f"the {settings['hyperparameters']} portfolio" + (
+            f" bagged in {folds} folds" if folds else " on a holdout"
+        )
+        if not folds and "bag_min_budget" in settings:
+            how += f" (the default bags {training_rows:,} rows from {settings['bag_min_budget']:g} s)"
+        how += f" for {settings['search_time_limit']:g} s"
+        how += ", then a refit of the best on all rows" if settings["refit_full"] else ""
+    return f"{task} for {settings['time_limit']:g} s, {how} (metric {settings['eval_metric']})"
 
 
 def log_model_failures(failures: pd.DataFrame) -> None:
