@@ -47,8 +47,14 @@ def test_steps_that_do_not_train_start_without_model_libraries(step):
     assert not heavy_among(loaded), heavy_among(loaded)
 
 
-def test_autogluon_settings_load_without_pandas_or_a_model_library():
-    """`main` checks AutoGluon's `params` with this module before any step runs."""
-    loaded = modules_loaded("-c", "import tabular_pipeline.training.automl.autogluon_settings")
+def test_main_checks_autogluon_params_without_pandas_or_a_model_library():
+    """`main` validates an AutoML tool's `params` before any step runs: only that tool's checks load
+    (FLAML's and auto-sklearn's modules would bring pandas and numpy)."""
+    check = (
+        "from tabular_pipeline.orchestration.pipeline_inputs import check_training_choice; "
+        "assert check_training_choice({'tool': 'autogluon', 'time_budget': 60}, {'presets': 'good_quality'}, {}, "
+        "set()) == 'train_automl'"
+    )
+    loaded = modules_loaded("-c", check)
     assert not heavy_among(loaded), heavy_among(loaded)
-    assert not {"pandas", "numpy", "mlflow"} & loaded
+    assert not {"pandas", "numpy", "mlflow"} & loaded, sorted({"pandas", "numpy", "mlflow"} & loaded)

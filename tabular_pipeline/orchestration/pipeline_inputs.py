@@ -142,10 +142,6 @@ def check_training_choice(options: dict, fixed: dict, search: dict, unechoed: se
     if options.get("engine", "pandas") == "spark":
         return check_spark_training_choice(options, tool, fixed, search, unechoed)
     if tool:
-        from tabular_pipeline.training.automl.autogluon_settings import check_autogluon_params
-        from tabular_pipeline.training.automl.autosklearn_search import check_autosklearn_params
-        from tabular_pipeline.training.automl.flaml_search import check_flaml_params
-
         tool = check_tool(tool)
         if search:
             raise PipelineError(
@@ -153,11 +149,18 @@ def check_training_choice(options: dict, fixed: dict, search: dict, unechoed: se
                 "the tool searches its own space within time_budget (restrict it with params, e.g. estimator_list "
                 "for flaml)"
             )
+        # Only the named tool's checks: FLAML's and auto-sklearn's modules load pandas and numpy.
         if tool == "flaml":
+            from tabular_pipeline.training.automl.flaml_search import check_flaml_params
+
             check_flaml_params(fixed, unechoed)
         elif tool == "autogluon":
+            from tabular_pipeline.training.automl.autogluon_settings import check_autogluon_params
+
             check_autogluon_params(fixed, unechoed)
         else:
+            from tabular_pipeline.training.automl.autosklearn_search import check_autosklearn_params
+
             check_autosklearn_params(fixed, options["time_budget"], unechoed)
         return "train_automl"
     algorithm = normalise_algorithm(options["algorithm"])

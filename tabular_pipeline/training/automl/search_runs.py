@@ -132,14 +132,17 @@ def search_with_autogluon(splits, label: str, kept: list[str], task: str, settin
 def describe_autogluon_fit(settings: dict, task: str, training_rows: int) -> str:
     """One line on what AutoGluon will do: the portfolio, bagged or on a holdout (and why), the
     search's seconds and whether a refit follows."""
-    how = f"presets {settings['presets']}"
+    how = f"presets {settings['presets']}" + "".join(
+        f", {name}={settings[name]}" for name in ("num_bag_folds", "num_stack_levels") if name in settings
+    )
     if "hyperparameters" in settings:
-        folds = settings["num_bag_folds"]
+        folds, levels = settings["num_bag_folds"], settings["num_stack_levels"]
         how = f"the {settings['hyperparameters']} portfolio" + (
             f" bagged in {folds} folds" if folds else " on a holdout"
         )
+        how += f", {levels} stack level{'s' if levels > 1 else ''}" if levels else ""
         if not folds and "bag_min_budget" in settings:
-            how += f" (the default bags {training_rows:,} rows from {settings['bag_min_budget']:g} s)"
+            how += f" (bagging {training_rows:,} training rows needs at least {settings['bag_min_budget']:g} s)"
         how += f" for {settings['search_time_limit']:g} s"
         how += ", then a refit of the best on all rows" if settings["refit_full"] else ""
     return f"{task} for {settings['time_limit']:g} s, {how} (metric {settings['eval_metric']})"
