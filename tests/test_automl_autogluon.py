@@ -232,6 +232,7 @@ def test_the_search_gets_its_share_of_the_budget(params, rows, budget, search_s,
         assert (arguments["refit_full"], arguments["num_bag_folds"], arguments["num_stack_levels"]) == ("best", 5, 0)
     elif params.get("num_bag_folds") == 0:  # a named preset: its own refit and portfolio, no folds, no stacking
         assert "refit_full" not in arguments and "hyperparameters" not in arguments
+        assert arguments["presets"] == "good_quality"
         assert (arguments["num_bag_folds"], arguments["num_stack_levels"], arguments["dynamic_stacking"]) == (
             0, 0, False,
         )  # fmt: skip
