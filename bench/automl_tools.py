@@ -47,8 +47,9 @@ def in_process_latency(model, rows, requests: int) -> tuple[float, float]:
     return percentiles_ms(timings)
 
 
-def http_latency(model_uri: str, tracking_uri: str, rows, requests: int) -> tuple[float, float]:
-    """p50 and p95 of one-row `/invocations` requests to `mlflow models serve`, after ten warm-ups."""
+def http_latency(model_uri: str, tracking_uri: str, rows, requests: int, log_path: Path) -> tuple[float, float]:
+    """p50 and p95 of one-row `/invocations` requests to `mlflow models serve`, after ten warm-ups;
+    the server's output goes to `log_path` (in the cell's scratch folder, removed with it)."""
     import os
     import subprocess
     import sys
@@ -58,7 +59,7 @@ def http_latency(model_uri: str, tracking_uri: str, rows, requests: int) -> tupl
     from tests.conftest import free_port, stop_process, wait_until_healthy
 
     port = free_port()
-    server_log = tempfile.NamedTemporaryFile(prefix="serve-", suffix=".log", delete=False)  # noqa: SIM115
+    server_log = log_path.open("wb")
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local"]
         + ["--host", "127.0.0.1", "--port", str(port)],
@@ -79,7 +80,7 @@ def http_latency(model_uri: str, tracking_uri: str, rows, requests: int) -> tupl
         try:
             wait_until_healthy(f"http://127.0.0.1:{port}", server, 300, path="/ping")
         except RuntimeError:
-            raise RuntimeError(Path(server_log.name).read_text()[-3000:]) from None
+            raise RuntimeError(log_path.read_text()[-3000:]) from None
         session = http.Session()
         for index in range(10):
             session.post(url, data=payloads[index], headers=headers, timeout=60).raise_for_status()
@@ -90,6 +91,7 @@ def http_latency(model_uri: str, tracking_uri: str, rows, requests: int) -> tupl
             timings.append(time.perf_counter() - started)
     finally:
         stop_process(server)
+        server_log.close()
     return percentiles_ms(timings)
 
 
@@ -273,7 +275,8 @@ def main(
                     model = mlflow.pyfunc.load_model(model_uri)
                     rows_sent = served_rows(model, test_x)
                     local_p50, local_p95 = in_process_latency(model, rows_sent, requests)
-                    http_p50, http_p95 = http_latency(model_uri, tracking_uri, rows_sent, requests)
+                    served = http_latency(model_uri, tracking_uri, rows_sent, requests, workdir / "serve.log")
+                    http_p50, http_p95 = served
                     record = {
                         "task": task, "rows": rows, "columns": columns, "budget_s": budget, "commit": commit,
                         "tool": tool if tool == "flaml" else f"autogluon:{presets}",

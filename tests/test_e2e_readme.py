@@ -18,6 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import requests
 from conftest import BIN_DIR, PROJECT_DIR, wait_until_healthy
@@ -164,10 +165,16 @@ def test_a_new_user_walks_the_readme_from_a_fresh_copy(tmp_path):
         check_served(serve_line, env, tmp_path / "serve.log")  # the report's line, from another folder
 
         # Score new tables: the README's line, as written, in the project folder.
-        Path("/tmp/scored.parquet").unlink(missing_ok=True)
+        # Its output goes into the project folder, never to a shared path such as /tmp's.
+        shared = Path("/tmp/scored.parquet")
+        shared_before = shared.stat().st_mtime_ns if shared.exists() else None
         scored = run_as_printed(readme_block_containing("bash", "-e predict"), copy, env, 600)
         assert "no drift in 30 columns" in scored, "the training table does not drift from itself"
-        assert Path("/tmp/scored.parquet").is_file()
+        scored_rows = len(pd.read_parquet(copy / "scored.parquet"))
+        assert scored_rows == len(pd.read_csv(copy / "data" / "breast_cancer.csv")), "every row, in the project folder"
+        assert (shared.stat().st_mtime_ns if shared.exists() else None) == shared_before, "nothing written outside"
+        ignored = subprocess.run(["git", "check-ignore", "-q", "scored.parquet"], cwd=PROJECT_DIR, check=False)
+        assert ignored.returncode == 0, "the example's output leaves `git status` clean"
         wait_until_healthy("http://127.0.0.1:5000", ui, 180, path="/")
         look_at_the_ui_and_the_card(copy, experiment_page, shots_folder(tmp_path))
 
