@@ -115,13 +115,16 @@ def reproduce_model(model_uri: str, tolerance: float, run) -> None:
             parameters,
         )
         try:
-            submitted = mlflow.projects.run(
-                str(project),
-                entry_point=entry_point,
-                parameters=parameters,
-                experiment_id=run.info.experiment_id,
-                env_manager=env_manager,
-            )
+            # MLflow's per-run folder, which it never removes, goes with this one.
+            with tempfile.TemporaryDirectory(prefix="mlflow-run-") as storage:
+                submitted = mlflow.projects.run(
+                    str(project),
+                    entry_point=entry_point,
+                    parameters=parameters,
+                    experiment_id=run.info.experiment_id,
+                    env_manager=env_manager,
+                    storage_dir=storage,
+                )
         except ExecutionException as error:
             raise PipelineError(
                 f"the rerun of {entry_point} failed ({one_line(error, 200)}); expected the recorded code and data to "

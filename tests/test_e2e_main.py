@@ -27,10 +27,18 @@ def step_lines(output: str, entry_point: str, word: str) -> list[str]:
     return [line for line in output.splitlines() if f"[main] {entry_point:<12} {word}" in line]
 
 
-def test_main_runs_the_whole_pipeline_then_reuses_then_reruns(run_project, client, experiment_name, tracking_uri):
+def test_main_runs_the_whole_pipeline_then_reuses_then_reruns(
+    tmp_path, run_project, client, experiment_name, tracking_uri
+):
     name = unique_model_name("bc")
-    first = run_project("main", {"model_name": name})
+    temp_dir = tmp_path / "tmp"
+    temp_dir.mkdir()
+    first = run_project("main", {"model_name": name}, env={"TMPDIR": str(temp_dir)})
     assert first.returncode == 0, first.output
+    # Nothing left in the temporary folder but the one empty folder the `mlflow run` CLI itself
+    # makes for every run (MLflow's, never removed); `main` once left one more per step.
+    left = list(temp_dir.iterdir())
+    assert len(left) == 1 and left[0].is_dir() and not any(left[0].iterdir()), sorted(path.name for path in left)
 
     [main_run] = runs_of(client, experiment_name, "main")
     assert main_run.info.status == "FINISHED"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -175,15 +176,19 @@ class StepRunner:
         log.info("%-12s started  (%s)", spec.entry_point, reason)
         os.environ[STEP_OF_MAIN_ENV] = "1"  # main says why a step failed, in one line
         try:
-            submitted = mlflow.projects.run(
-                uri=str(self.project_dir),
-                entry_point=spec.entry_point,
-                parameters={name: str(value) for name, value in spec.params.items()},
-                experiment_id=self.experiment_id,
-                env_manager=self.env_manager,
-                run_name=step_run_name(spec),
-                synchronous=True,
-            )
+            # MLflow makes a folder for every project run (for `path` parameters, which this project
+            # has none of) and never removes it: here it is made inside one that goes with the step.
+            with tempfile.TemporaryDirectory(prefix="mlflow-run-") as storage:
+                submitted = mlflow.projects.run(
+                    uri=str(self.project_dir),
+                    entry_point=spec.entry_point,
+                    parameters={name: str(value) for name, value in spec.params.items()},
+                    experiment_id=self.experiment_id,
+                    env_manager=self.env_manager,
+                    run_name=step_run_name(spec),
+                    synchronous=True,
+                    storage_dir=storage,
+                )
         except ExecutionException as error:
             raise self._step_failure(spec, str(error), time.monotonic() - started) from None
         except BaseException:

@@ -207,6 +207,7 @@ def run_worker(workdir: Path, experiment_id: str) -> str:
             env_manager="virtualenv",
             run_name="autosklearn-search",
             synchronous=False,
+            storage_dir=str(workdir),  # MLflow's per-run folder, removed with the step's scratch
         )
     except (ExecutionException, MlflowException) as error:
         raise PipelineError(
