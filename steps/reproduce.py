@@ -116,7 +116,7 @@ def reproduce_model(model_uri: str, tolerance: float, run) -> None:
         )
         try:
             # MLflow's per-run folder, which it never removes, goes with this one.
-            with tempfile.TemporaryDirectory(prefix="mlflow-run-") as storage:
+            with tempfile.TemporaryDirectory(prefix="mlflow-run-", ignore_cleanup_errors=True) as storage:
                 submitted = mlflow.projects.run(
                     str(project),
                     entry_point=entry_point,

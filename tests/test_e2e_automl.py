@@ -23,11 +23,19 @@ pytestmark = pytest.mark.e2e
 
 
 def run_automl_line(
-    tmp_path, tracking_uri, tool: str, params: str, rows: int, seed: int, project: str = ".", timeout_s: float = 1500
+    tmp_path,
+    tracking_uri,
+    tool: str,
+    params: str,
+    rows: int,
+    seed: int,
+    project: str = ".",
+    timeout_s: float = 1500,
+    temp_dir: Path | None = None,
 ):
     """Write a mixed table and run DolphinScheduler's AutoML line on it verbatim (against `project`,
-    this repository or its Project-AutoML preset); returns (table, experiment, model name, data file)
-    once it has succeeded."""
+    this repository or its Project-AutoML preset, with TMPDIR at `temp_dir` when given); returns
+    (table, experiment, model name, data file) once it has succeeded."""
     table = mixed_frame(rows, "binary", seed=seed)
     data_file = tmp_path / "customers.csv"
     table.to_csv(data_file, index=False)
@@ -39,7 +47,7 @@ def run_automl_line(
     completed = subprocess.run(
         ["bash", "-c", line],
         cwd=PROJECT_DIR,
-        env=subprocess_env(tracking_uri),
+        env=subprocess_env(tracking_uri, **({"TMPDIR": str(temp_dir)} if temp_dir else {})),
         capture_output=True,
         text=True,
         timeout=timeout_s,
@@ -170,9 +178,16 @@ def test_dolphinscheduler_automl_line_with_autogluon_through_the_preset(tmp_path
 @pytest.mark.usefixtures("project_virtualenv")
 def test_dolphinscheduler_automl_line_with_autosklearn(tmp_path, client, tracking_uri, monkeypatch):
     """auto-sklearn runs in its own Python 3.9 env (built here if missing) and is served from it."""
+    temp_dir = tmp_path / "tmp"
+    temp_dir.mkdir()
     table, experiment, name, data_file, _ = run_automl_line(
-        tmp_path, tracking_uri, "autosklearn", "time_left_for_this_task=30;per_run_time_limit=10", 300, 7
-    )
+        tmp_path, tracking_uri, "autosklearn", "time_left_for_this_task=30;per_run_time_limit=10", 300, 7,
+        temp_dir=temp_dir,
+    )  # fmt: skip
+    # The worker's MLflow run folder went with the step's scratch; what is left is the one empty
+    # folder the `mlflow run` CLI itself makes for every run (MLflow's, never removed).
+    left = list(temp_dir.iterdir())
+    assert len(left) == 1 and left[0].is_dir() and not any(left[0].iterdir()), sorted(path.name for path in left)
 
     [train] = runs_of(client, experiment, "train_automl")
     [worker] = runs_of(client, experiment, "search")

@@ -83,7 +83,7 @@ def test_version_lineage_and_reproduce_at_the_recorded_commit(run_project, clien
     # The scratch clone and the rerun's MLflow folder are gone; what is left is the one empty folder
     # the `mlflow run` CLI itself makes for every run (MLflow's, never removed).
     left = list(temp_dir.iterdir())
-    assert len(left) == 1 and not any(left[0].iterdir()), sorted(path.name for path in left)
+    assert len(left) == 1 and left[0].is_dir() and not any(left[0].iterdir()), sorted(path.name for path in left)
     assert git(repo, "rev-parse", "HEAD") == moved_to, "the caller's HEAD did not move"
     assert git(repo, "status", "--porcelain") == status_before, "the caller's files are as they were"
     assert (repo / "scratch.txt").read_text() == "untracked\n" and (repo / "NOTES.md").exists()

@@ -172,9 +172,13 @@ def test_a_new_user_walks_the_readme_from_a_fresh_copy(tmp_path):
         assert "no drift in 30 columns" in scored, "the training table does not drift from itself"
         scored_rows = len(pd.read_parquet(copy / "scored.parquet"))
         assert scored_rows == len(pd.read_csv(copy / "data" / "breast_cancer.csv")), "every row, in the project folder"
-        assert (shared.stat().st_mtime_ns if shared.exists() else None) == shared_before, "nothing written outside"
-        ignored = subprocess.run(["git", "check-ignore", "-q", "scored.parquet"], cwd=PROJECT_DIR, check=False)
-        assert ignored.returncode == 0, "the example's output leaves `git status` clean"
+        shared_after = shared.stat().st_mtime_ns if shared.exists() else None
+        assert shared_after == shared_before, "/tmp/scored.parquet untouched"
+        for name in ("scored.parquet", ".scored.parquet.partial-0a1b"):  # the output, and its staged copy
+            ignored = subprocess.run(
+                ["git", "-c", "core.excludesFile=/dev/null", "check-ignore", "-q", name], cwd=PROJECT_DIR, check=False
+            )
+            assert ignored.returncode == 0, f"{name} leaves `git status` clean (the project's .gitignore)"
         wait_until_healthy("http://127.0.0.1:5000", ui, 180, path="/")
         look_at_the_ui_and_the_card(copy, experiment_page, shots_folder(tmp_path))
 

@@ -178,7 +178,7 @@ class StepRunner:
         try:
             # MLflow makes a folder for every project run (for `path` parameters, which this project
             # has none of) and never removes it: here it is made inside one that goes with the step.
-            with tempfile.TemporaryDirectory(prefix="mlflow-run-") as storage:
+            with tempfile.TemporaryDirectory(prefix="mlflow-run-", ignore_cleanup_errors=True) as storage:
                 submitted = mlflow.projects.run(
                     uri=str(self.project_dir),
                     entry_point=spec.entry_point,

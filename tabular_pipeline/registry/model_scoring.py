@@ -134,7 +134,8 @@ def started_scoring(model_uri: str, features: pd.DataFrame, params: dict | None)
             pending = failed(ModelUnusable(fetch_failure(error)))
         else:
             if recorded != python_version():
-                pending = PendingAnswer(lambda: predict_in_model_environment(model_uri, features, params))
+                # The copy fetched here: given a URI, MLflow would fetch another it never removes.
+                pending = PendingAnswer(lambda: predict_in_model_environment(str(model_dir), features, params))
             else:
                 pending = start_in_fresh_python(model_dir, features, params, Path(scratch))
         try:
@@ -268,7 +269,9 @@ def installed_providers() -> dict[str, list[str]]:
 
 def predict_in_model_environment(model_uri: str, features: pd.DataFrame, params: dict | None):
     """Predict with a model in the environment it records (an auto-sklearn model needs Python 3.9),
-    the way a scoring server would; returns the same shapes as `PyFuncModel.predict`.
+    the way a scoring server would; returns the same shapes as `PyFuncModel.predict`. Pass a local
+    folder: for a `models:/` or `runs:/` URI MLflow downloads the model into a temporary folder it
+    never removes.
 
     The one use of a private MLflow API in this project (`get_flavor_backend`): the public
     `mlflow.models.predict` builds a fresh pyenv root and virtualenv on every call, and so downloads
