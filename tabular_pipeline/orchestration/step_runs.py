@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable
 
 from tabular_pipeline.errors import PipelineError, one_line
-from tabular_pipeline.orchestration.processes import end_process_tree
+from tabular_pipeline.orchestration.processes import CALLER_GONE, end_process_tree, watch_caller
 
 TAG_ENTRY_POINT = "pipeline.entry_point"
 TAG_OUTPUT_URI = "pipeline.output_uri"
@@ -145,8 +145,15 @@ def _raise_interrupted(_signum, _frame):
 def stopped_outcome(how: str) -> tuple[str, int, str]:
     """The run's status, the exit code and the message of a step stopped by SIGTERM or Ctrl-C."""
     if how == "terminated":
-        return "KILLED", EXIT_TERMINATED, "terminated by SIGTERM"
+        return "KILLED", EXIT_TERMINATED, terminated_message()
     return "KILLED", EXIT_INTERRUPTED, "interrupted (Ctrl-C)"
+
+
+def terminated_message() -> str:
+    """Why SIGTERM stopped the step: someone sent it, or the caller waiting on it ended first."""
+    if CALLER_GONE:
+        return f"stopped because the process that started it (pid {CALLER_GONE[0]}) ended"
+    return "terminated by SIGTERM"
 
 
 def failure_message(error: BaseException) -> str:
@@ -218,6 +225,7 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
     log = logging.getLogger(entry_point)
     signal.signal(signal.SIGTERM, _raise_terminated)
     signal.signal(signal.SIGINT, _raise_interrupted)
+    watch_caller()  # a caller killed with SIGKILL leaves no step running on its behalf
     started = time.monotonic()
     try:
         run = mlflow.start_run()
@@ -235,7 +243,7 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
     try:
         body(run)
     except StepTerminated:
-        status, code, message = "KILLED", EXIT_TERMINATED, "terminated by SIGTERM"
+        status, code, message = "KILLED", EXIT_TERMINATED, terminated_message()
     except KeyboardInterrupt:  # ours, or a library's own SIGINT handler's
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
