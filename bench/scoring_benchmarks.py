@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.generate_table import write_table
-from bench.session import Bench, Sizes, log
+from bench.session import Bench, Sizes, log, quiet_mlflow
 from bench.stats import markdown_table, median, percentile, ratio
 
 
@@ -24,7 +24,8 @@ def served_row(model_uri: str, tracking_uri: str, data: Path):
     from tabular_pipeline.scoring.batch import arrow_feature_schema, cast_features, input_columns
 
     mlflow.set_tracking_uri(tracking_uri)
-    model = mlflow.pyfunc.load_model(model_uri)
+    with quiet_mlflow():
+        model = mlflow.pyfunc.load_model(model_uri)
     import pyarrow as pa
 
     row = read_table(data).drop(columns=["label"]).head(1)
@@ -40,7 +41,8 @@ import pandas as pd
 
 
 class Zeros(mlflow.pyfunc.PythonModel):
-    def predict(self, context, model_input, params=None):
+    # The project's models' hint: MLflow validates nothing by it (and asks for a hint without one).
+    def predict(self, context, model_input: pd.DataFrame, params=None):
         return pd.DataFrame({"prediction": [0] * len(model_input)})
 
 
@@ -58,7 +60,7 @@ def log_floor_model(bench: Bench, input_schema) -> str:
     mlflow.set_tracking_uri(bench.tracking_uri)  # the URI `served_row` already set
     # Its own experiment, without making it the process's active one for what runs after.
     experiment_id = mlflow.MlflowClient().create_experiment(f"bench-{uuid.uuid4().hex[:8]}-serving-floor")
-    with mlflow.start_run(experiment_id=experiment_id):
+    with quiet_mlflow(), mlflow.start_run(experiment_id=experiment_id):
         info = mlflow.pyfunc.log_model(
             name="floor", python_model=str(code), signature=ModelSignature(inputs=input_schema), pip_requirements=[]
         )

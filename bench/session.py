@@ -32,6 +32,29 @@ FULL = Sizes(repeats=3, large_rows=300_000, batch_rows=1_000_000, automl_rows=20
 QUICK = Sizes(repeats=1, large_rows=2_000, batch_rows=5_000, automl_rows=1_000, automl_budget=2, requests=20)
 
 
+@contextmanager
+def quiet_mlflow():
+    """MLflow calls made in the bench's own process without what the steps also turn off: the
+    artifact progress bars and the "View run" links; and without the advice to add an input
+    example when logging the serving benchmark's zeros model."""
+    import os
+    import warnings
+
+    settings = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+    before = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*An input example was not provided")
+            yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def log(message: str) -> None:
     print(f"{datetime.now():%H:%M:%S} [bench] {message}", file=sys.stderr, flush=True)
 

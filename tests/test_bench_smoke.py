@@ -14,7 +14,7 @@ from conftest import PROJECT_DIR, subprocess_env
 
 pytestmark = pytest.mark.e2e
 
-SECTIONS = ("1. Pipeline overhead", "2. Cached rerun")
+SECTIONS = ("1. Pipeline overhead", "2. Cached rerun", "4. Serving")
 
 
 def run_bench(module: str, *args: str, timeout_s: float, temp_dir: Path | None = None) -> subprocess.CompletedProcess:
@@ -38,10 +38,12 @@ def test_benchmarks_run_with_tiny_sizes(tmp_path, tracking_uri):
         "# Benchmark results\n\nhand-written notes\n\n<!-- results:start -->\nold\n<!-- results:end -->\n\ntrailing "
         "notes\n"
     )
-    run_bench(
-        "bench.run_benchmarks", "--quick", "--only", "overhead", "--output", str(results),
+    done = run_bench(
+        "bench.run_benchmarks", "--quick", "--only", "overhead,serving", "--output", str(results),
         "--tracking_uri", tracking_uri, timeout_s=900,
     )  # fmt: skip
+    for noise in ("View run", "Downloading artifacts", "Warning"):
+        assert noise not in done.stdout + done.stderr, f"the bench's log says '{noise}'"
     text = results.read_text()
     for section in SECTIONS:
         assert f"### {section}" in text, section
@@ -56,6 +58,15 @@ def test_benchmarks_run_with_tiny_sizes(tmp_path, tracking_uri):
     assert re.search(r"\| generated \| [\d.,]+ \| [\d.,]+ \| [\d.]+ \| [\d.]+ \| 4 \|", text), (
         "the cached rerun reused all four steps"
     )
+    served = dict(
+        re.findall(
+            r"^\| (`mlflow models serve` /invocations|in-process `model.predict`|ratio) \| ([\d.]+) \|", text, re.M
+        )
+    )
+    assert len(served) == 3, text
+    assert float(served["ratio"]) == pytest.approx(
+        float(served["`mlflow models serve` /invocations"]) / float(served["in-process `model.predict`"]), rel=0.01
+    ), "p50 over HTTP against in process"
     floor = {name: float(value) for name, value in re.findall(r"^\| (`[^|]+|floor[^|]*) \| ([\d.]+) \|$", text, re.M)}
     assert len(floor) == 4, text
     # Printed to 3 decimals below 10 s and to 1 above: the sum of the printed parts is within 0.06.
