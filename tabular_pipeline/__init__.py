@@ -11,3 +11,9 @@
 
 `paths` names every folder and file the code refers to; `errors` holds the one error type users see.
 """
+
+import os
+
+# The process that started this one, read before anything slow is imported: a caller that dies
+# while an entry point still starts up is noticed too (`orchestration.processes.watching_caller`).
+STARTED_BY = os.getppid()

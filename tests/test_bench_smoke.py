@@ -65,8 +65,8 @@ def test_benchmarks_run_with_tiny_sizes(tmp_path, tracking_uri):
     )
     assert len(served) == 3, text
     assert float(served["ratio"]) == pytest.approx(
-        float(served["`mlflow models serve` /invocations"]) / float(served["in-process `model.predict`"]), rel=0.01
-    ), "p50 over HTTP against in process"
+        float(served["`mlflow models serve` /invocations"]) / float(served["in-process `model.predict`"]), rel=0.02
+    ), "p50 over HTTP against in process (printed to 3 decimals below 10, to 1 from 10 up)"
     floor = {name: float(value) for name, value in re.findall(r"^\| (`[^|]+|floor[^|]*) \| ([\d.]+) \|$", text, re.M)}
     assert len(floor) == 4, text
     # Printed to 3 decimals below 10 s and to 1 above: the sum of the printed parts is within 0.06.

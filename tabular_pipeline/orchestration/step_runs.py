@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable
 
 from tabular_pipeline.errors import PipelineError, one_line
-from tabular_pipeline.orchestration.processes import CALLER_GONE, end_process_tree, watch_caller
+from tabular_pipeline.orchestration.processes import CALLER_GONE, end_process_tree, watching_caller
 
 TAG_ENTRY_POINT = "pipeline.entry_point"
 TAG_OUTPUT_URI = "pipeline.output_uri"
@@ -225,7 +225,6 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
     log = logging.getLogger(entry_point)
     signal.signal(signal.SIGTERM, _raise_terminated)
     signal.signal(signal.SIGINT, _raise_interrupted)
-    watch_caller()  # a caller killed with SIGKILL leaves no step running on its behalf
     started = time.monotonic()
     try:
         run = mlflow.start_run()
@@ -241,7 +240,9 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
     log.info("started run %s", run_page_url(mlflow.get_tracking_uri(), run.info.experiment_id, run.info.run_id))
     status, code, message = "FINISHED", 0, ""
     try:
-        body(run)
+        # A caller killed with SIGKILL leaves no step running on its behalf.
+        with watching_caller(still_running=lambda: not _STOP_REQUESTED):
+            body(run)
     except StepTerminated:
         status, code, message = "KILLED", EXIT_TERMINATED, terminated_message()
     except KeyboardInterrupt:  # ours, or a library's own SIGINT handler's
