@@ -14,6 +14,28 @@
 
 import os
 
-# The process that started this one, read before anything slow is imported: a caller that dies
-# while an entry point still starts up is noticed too (`orchestration.processes.watching_caller`).
-STARTED_BY = os.getppid()
+
+def _callers() -> tuple[int, ...]:
+    """This process's parent and, while that is a shell, the shell's own parent, and so on (from
+    /proc, where there is one). Read at import, before anything slow: a caller that dies while an
+    entry point still starts up is noticed too (`orchestration.caller_watch`)."""
+    chain = [os.getppid()]
+    if not os.environ.get("MLFLOW_RUN_ID"):  # only processes MLflow's project runner started
+        return tuple(chain)
+    while len(chain) < 8:
+        try:
+            with open(f"/proc/{chain[-1]}/comm") as comm, open(f"/proc/{chain[-1]}/stat") as stat:
+                if comm.read().strip() not in ("bash", "sh", "dash", "zsh"):
+                    break
+                # The command name (field 2) may hold spaces; the parent is 2 fields after it.
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        if parent <= 1:
+            break
+        chain.append(parent)
+    return tuple(chain)
+
+
+# The process that started this one, then the ones above it while they are shells.
+STARTED_BY = _callers()

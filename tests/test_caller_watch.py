@@ -1,6 +1,6 @@
-"""A step stops when the caller that waits on it ends first (`processes.watching_caller`): real
+"""A step stops when the caller that waits on it ends first (`orchestration.caller_watch`): real
 processes, one killed with SIGKILL, as an orchestrator's hard timeout or the out-of-memory killer
-would; and the cases where it must not stop."""
+would; and the cases where it must not stop, or must keep another reason to stop."""
 
 from __future__ import annotations
 
@@ -14,34 +14,39 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT_DIR
 
-# The step's stand-in: it imports the package first (which records its parent, as every entry
-# point does), waits `delay` seconds, then works inside the watch for 60 s. A SIGTERM is recorded
-# with where it landed: inside the block ("terminated"), or after it ("after the block").
+# The step's stand-in: it imports the package (which reads its callers, as every entry point
+# does) and says so, waits `delay` seconds, then works `work` seconds inside the watch ("hash":
+# a long call in C instead). What stopped it is written to the marker file.
 STEP = """
-import os, signal, sys, time
+import hashlib, os, signal, sys, time
 from pathlib import Path
 import tabular_pipeline
-from tabular_pipeline.orchestration.processes import watching_caller
+marker, delay, work = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+marker.with_suffix(".pid").write_text(str(os.getpid()))
+marker.with_suffix(".imported").write_text("")
+from tabular_pipeline.orchestration.caller_watch import watching_caller
 
-marker, delay, work = Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
 where = ["before the block"]
-def stop(*_):
-    marker.write_text("terminated" if where[0] == "inside" else where[0])
+def stopped(reason):
+    marker.write_text(reason if where[0] == "inside" else f"{reason} {where[0]}")
     os._exit(0)
-signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGTERM, lambda *_: stopped("terminated by SIGTERM"))
 time.sleep(delay)
 where[0] = "inside"  # run_step's try: a stop raised while entering the block is inside it too
-with watching_caller(still_running=lambda: True, interval_s=0.1) as watched:
+with watching_caller(on_caller_ended=lambda pid: stopped(f"caller {pid} ended"), interval_s=0.1) as watched:
     marker.with_suffix(".ready").write_text(" ".join(map(str, watched)) or "none")
-    time.sleep(work)
+    if work == "hash":
+        hashlib.pbkdf2_hmac("sha256", b"x", b"y", 3_000_000)
+    else:
+        time.sleep(float(work))
 where[0] = "after the block"
 marker.with_suffix(".done").write_text("")
 time.sleep(60)
 """
 # The caller: starts the step (directly, or through `bash -c` as MLflow's virtualenv runner does),
-# writes the pid of what it started, and waits (or exits at once).
+# writes the pid of what it started, then waits `wait` seconds, or until the step has imported.
 CALLER = """
-import subprocess, sys, time
+import os, subprocess, sys, time
 step, marker, through, delay, work, wait = sys.argv[1:7]
 command = [sys.executable, "-c", step, marker, delay, work]
 if through == "shell":
@@ -50,24 +55,39 @@ if through == "shell":
 started = subprocess.Popen(command)
 with open(marker + ".child", "w") as handle:
     handle.write(str(started.pid))
-time.sleep(float(wait))
+if wait == "imported":
+    while not os.path.exists(marker.rsplit(".", 1)[0] + ".imported"):
+        time.sleep(0.02)
+else:
+    time.sleep(float(wait))
 """
 RUN_ID = "0" * 32
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def end_every_stand_in():
+    """Each caller leads a process group of its own, which its step (and shell) stay in."""
+    yield
+    while STARTED:
+        caller = STARTED.pop()
+        try:
+            os.killpg(caller.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        caller.wait()
 
 
 def start_caller(
-    tmp_path: Path,
-    through: str = "direct",
-    env: dict[str, str] | None = None,
-    delay: float = 0,
-    work: float = 60,
-    wait: float = 60,
+    tmp_path: Path, through: str = "direct", env: dict[str, str] | None = None, delay: float = 0, work="60", wait="60"
 ) -> tuple[subprocess.Popen, Path]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "TABULAR_PIPELINE_"))}
     environment.update({"PYTHONPATH": str(PROJECT_DIR), **(env or {})})
     marker = tmp_path / "step.txt"
     arguments = [STEP, str(marker), through, str(delay), str(work), str(wait)]
-    return subprocess.Popen([sys.executable, "-c", CALLER, *arguments], env=environment), marker
+    caller = subprocess.Popen([sys.executable, "-c", CALLER, *arguments], env=environment, start_new_session=True)
+    STARTED.append(caller)
+    return caller, marker
 
 
 def wait_for(path: Path, seconds: float) -> bool:
@@ -79,78 +99,92 @@ def wait_for(path: Path, seconds: float) -> bool:
     return False
 
 
-@pytest.fixture
-def cleanup():
-    """Kill whatever stand-in a test leaves running (read from the pid files the callers write)."""
-    started: list[Path] = []
-    yield started.append
-    for marker in started:
-        for pid_file in (Path(f"{marker}.child"),):
-            try:
-                os.kill(int(pid_file.read_text()), signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
-    subprocess.run(["pkill", "-KILL", "-f", "step.txt"], check=False)  # a step under a killed shell
+def kill(caller: subprocess.Popen) -> None:
+    """SIGKILL the caller alone (its step lives on in the group until the fixture ends it)."""
+    caller.send_signal(signal.SIGKILL)
+    caller.wait()
 
 
 @pytest.mark.parametrize("through", ["direct", "shell"])
-def test_a_step_stops_when_its_caller_is_killed(tmp_path, through, cleanup):
+def test_a_step_stops_when_its_caller_is_killed(tmp_path, through):
     caller, marker = start_caller(tmp_path, through, {"MLFLOW_RUN_ID": RUN_ID})
-    cleanup(marker)
     assert wait_for(marker.with_suffix(".ready"), 30), "the step never started"
     watched = marker.with_suffix(".ready").read_text().split()
     assert str(caller.pid) in watched, f"the caller is watched ({watched}), through a shell too"
-    caller.send_signal(signal.SIGKILL)
-    caller.wait()
+    kill(caller)
     assert wait_for(marker, 10), "the step outlived its caller"
-    assert marker.read_text() == "terminated", "stopped inside the block"
+    assert marker.read_text() == f"caller {caller.pid} ended", "stopped inside the block"
 
 
-def test_a_step_stops_when_mlflow_cancels_the_shell_it_went_through(tmp_path, cleanup):
+def test_a_step_stops_when_mlflow_cancels_the_shell_it_went_through(tmp_path):
     """`mlflow.projects.run` interrupted in a notebook terminates the `bash -c` it started, which
     dies and leaves the step behind."""
-    caller, marker = start_caller(tmp_path, "shell", {"MLFLOW_RUN_ID": RUN_ID})
-    cleanup(marker)
+    _, marker = start_caller(tmp_path, "shell", {"MLFLOW_RUN_ID": RUN_ID})
     assert wait_for(marker.with_suffix(".ready"), 30), "the step never started"
-    os.kill(int(Path(f"{marker}.child").read_text()), signal.SIGTERM)
+    shell = int(Path(f"{marker}.child").read_text())
+    os.kill(shell, signal.SIGTERM)
     assert wait_for(marker, 10), "the step outlived the shell"
-    assert marker.read_text() == "terminated"
-    caller.kill()
-    caller.wait()
+    assert marker.read_text() == f"caller {shell} ended"
 
 
-def test_a_caller_that_ended_while_the_step_started_up_is_caught_on_entry(tmp_path, cleanup):
-    """The caller exits 0.5 s after starting the step (its imports done, not yet in the watch);
-    the step enters the watch at 2 s, already handed to another parent (init or a subreaper), and
-    stops from the parent it recorded at import."""
-    caller, marker = start_caller(tmp_path, env={"MLFLOW_RUN_ID": RUN_ID}, delay=2, wait=0.5)
-    cleanup(marker)
+@pytest.mark.parametrize("through", ["direct", "shell"])
+def test_a_caller_that_ended_while_the_step_started_up_is_caught_on_entry(tmp_path, through):
+    """The caller exits once the step has imported the package, before it enters the watch; the
+    step (and its shell) are already handed to another parent when it does, 2 s later."""
+    caller, marker = start_caller(tmp_path, through, {"MLFLOW_RUN_ID": RUN_ID}, delay=2, wait="imported")
     caller.wait()
     assert wait_for(marker, 15), "the step outlived a caller that ended before the watch began"
-    assert marker.read_text() == "terminated"
+    assert marker.read_text() == f"caller {caller.pid} ended"
 
 
-def test_nothing_is_sent_after_the_block(tmp_path, cleanup):
+def test_a_sigterm_that_came_first_keeps_its_reason(tmp_path):
+    """`main` stops its step (SIGTERM to it and its shell together) while the step is in C code:
+    both signals wait for the call to return, and the SIGTERM is handled first."""
+    caller, marker = start_caller(tmp_path, "shell", {"MLFLOW_RUN_ID": RUN_ID}, work="hash")
+    assert wait_for(marker.with_suffix(".ready"), 30), "the step never started"
+    os.kill(int(marker.with_suffix(".pid").read_text()), signal.SIGTERM)
+    kill(caller)
+    assert wait_for(marker, 30), "the step never stopped"
+    assert marker.read_text() == "terminated by SIGTERM"
+
+
+def test_nothing_is_sent_after_the_block(tmp_path):
     """A step past its work (recording its outcome) is not stopped by its caller ending then."""
-    caller, marker = start_caller(tmp_path, env={"MLFLOW_RUN_ID": RUN_ID}, work=0)
-    cleanup(marker)
+    caller, marker = start_caller(tmp_path, env={"MLFLOW_RUN_ID": RUN_ID}, work="0")
     assert wait_for(marker.with_suffix(".done"), 30), "the step never finished its work"
-    caller.send_signal(signal.SIGKILL)
-    caller.wait()
+    kill(caller)
     assert not wait_for(marker, 1.5), marker.read_text()
 
 
 @pytest.mark.parametrize(
     "env",
-    [{}, {"MLFLOW_RUN_ID": RUN_ID, "TABULAR_PIPELINE_WATCH_CALLER": "false"}],
-    ids=["started-by-hand", "opted-out"],
+    [{}, *({"MLFLOW_RUN_ID": RUN_ID, "TABULAR_PIPELINE_WATCH_CALLER": value} for value in ("false", "0", "Off"))],
+    ids=["started-by-hand", "false", "0", "Off"],
 )
-def test_a_process_not_started_by_mlflow_or_opted_out_is_left_alone(tmp_path, env, cleanup):
+def test_a_process_not_started_by_mlflow_or_opted_out_is_left_alone(tmp_path, env):
     """`nohup python -m main &` from a shell that then exits must go on running."""
     caller, marker = start_caller(tmp_path, env=env)
-    cleanup(marker)
     assert wait_for(marker.with_suffix(".ready"), 30), "the step never started"
     assert marker.with_suffix(".ready").read_text() == "none"
-    caller.send_signal(signal.SIGKILL)
-    caller.wait()
+    kill(caller)
     assert not wait_for(marker, 1.5), "a process not watched was stopped"
+
+
+def test_main_keeps_the_reason_it_already_has():
+    """The run's message: a step already stopping keeps that reason; else its caller ended."""
+    from tabular_pipeline.orchestration import step_runs
+
+    saved = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        step_runs._STOP_REQUESTED[:] = ["terminated"]
+        step_runs._caller_ended(123)  # nothing happens
+        assert step_runs.terminated_message() == "terminated by SIGTERM"
+        step_runs._STOP_REQUESTED.clear()
+        with pytest.raises(step_runs.StepTerminated):
+            step_runs._caller_ended(123)
+        assert step_runs.terminated_message() == "stopped because the process that started it (pid 123) ended"
+    finally:
+        step_runs._STOP_REQUESTED.clear()
+        step_runs.CALLER_GONE.clear()
+        signal.signal(signal.SIGTERM, saved[0])
+        signal.signal(signal.SIGINT, saved[1])

@@ -15,7 +15,8 @@ import warnings
 from collections.abc import Callable
 
 from tabular_pipeline.errors import PipelineError, one_line
-from tabular_pipeline.orchestration.processes import CALLER_GONE, end_process_tree, watching_caller
+from tabular_pipeline.orchestration.caller_watch import watching_caller
+from tabular_pipeline.orchestration.processes import end_process_tree
 
 TAG_ENTRY_POINT = "pipeline.entry_point"
 TAG_OUTPUT_URI = "pipeline.output_uri"
@@ -142,6 +143,18 @@ def _raise_interrupted(_signum, _frame):
     raise KeyboardInterrupt
 
 
+# The caller's pid, once it ended and the step stopped because of it.
+CALLER_GONE: list[int] = []
+
+
+def _caller_ended(pid: int) -> None:
+    # Already stopping (main's SIGTERM came first): that stays the reason.
+    if _STOP_REQUESTED:
+        return
+    CALLER_GONE.append(pid)
+    _raise_terminated(signal.SIGTERM, None)
+
+
 def stopped_outcome(how: str) -> tuple[str, int, str]:
     """The run's status, the exit code and the message of a step stopped by SIGTERM or Ctrl-C."""
     if how == "terminated":
@@ -241,7 +254,7 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
     status, code, message = "FINISHED", 0, ""
     try:
         # A caller killed with SIGKILL leaves no step running on its behalf.
-        with watching_caller(still_running=lambda: not _STOP_REQUESTED):
+        with watching_caller(on_caller_ended=_caller_ended):
             body(run)
     except StepTerminated:
         status, code, message = "KILLED", EXIT_TERMINATED, terminated_message()
