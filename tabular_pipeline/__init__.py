@@ -16,13 +16,14 @@ import os
 
 
 def _callers() -> tuple[int, ...]:
-    """This process's parent and, while that is a shell, the shell's own parent, and so on (from
-    /proc, where there is one). Read at import, before anything slow: a caller that dies while an
-    entry point still starts up is noticed too (`orchestration.caller_watch`)."""
+    """This process's parent and, when that is a shell (the one `bash -c` MLflow's runner may go
+    through), the shell's own parent (from /proc, where there is one). Read at import, before
+    anything slow: a caller that dies while an entry point still starts up is noticed too
+    (`orchestration.caller_watch`)."""
     chain = [os.getppid()]
     if not os.environ.get("MLFLOW_RUN_ID"):  # only processes MLflow's project runner started
         return tuple(chain)
-    while len(chain) < 8:
+    while len(chain) < 2:
         try:
             with open(f"/proc/{chain[-1]}/comm") as comm, open(f"/proc/{chain[-1]}/stat") as stat:
                 if comm.read().strip() not in ("bash", "sh", "dash", "zsh"):

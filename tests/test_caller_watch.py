@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from conftest import PROJECT_DIR
 
@@ -22,19 +23,24 @@ import hashlib, os, signal, sys, time
 from pathlib import Path
 import tabular_pipeline
 marker, delay, work = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
-marker.with_suffix(".pid").write_text(str(os.getpid()))
+Path(f"{marker.with_suffix('.pid')}.tmp").write_text(str(os.getpid()))
+os.replace(f"{marker.with_suffix('.pid')}.tmp", marker.with_suffix(".pid"))
 marker.with_suffix(".imported").write_text("")
 from tabular_pipeline.orchestration.caller_watch import watching_caller
 
+def put(path, text):  # whole or not at all: the test polls for these files
+    Path(f"{path}.tmp").write_text(text)
+    os.replace(f"{path}.tmp", path)
+
 where = ["before the block"]
 def stopped(reason):
-    marker.write_text(reason if where[0] == "inside" else f"{reason} {where[0]}")
+    put(marker, reason if where[0] == "inside" else f"{reason} {where[0]}")
     os._exit(0)
 signal.signal(signal.SIGTERM, lambda *_: stopped("terminated by SIGTERM"))
 time.sleep(delay)
 where[0] = "inside"  # run_step's try: a stop raised while entering the block is inside it too
 with watching_caller(on_caller_ended=lambda pid: stopped(f"caller {pid} ended"), interval_s=0.1) as watched:
-    marker.with_suffix(".ready").write_text(" ".join(map(str, watched)) or "none")
+    put(marker.with_suffix(".ready"), " ".join(map(str, watched)) or "none")
     if work == "hash":
         hashlib.pbkdf2_hmac("sha256", b"x", b"y", 3_000_000)
     else:
@@ -53,8 +59,9 @@ if through == "shell":
     import shlex
     command = ["bash", "-c", " ".join(map(shlex.quote, command)) + "; true"]  # `; true`: bash stays
 started = subprocess.Popen(command)
-with open(marker + ".child", "w") as handle:
+with open(marker + ".child.tmp", "w") as handle:
     handle.write(str(started.pid))
+os.replace(marker + ".child.tmp", marker + ".child")
 if wait == "imported":
     while not os.path.exists(marker.rsplit(".", 1)[0] + ".imported"):
         time.sleep(0.02)
@@ -152,8 +159,11 @@ def test_nothing_is_sent_after_the_block(tmp_path):
     """A step past its work (recording its outcome) is not stopped by its caller ending then."""
     caller, marker = start_caller(tmp_path, env={"MLFLOW_RUN_ID": RUN_ID}, work="0")
     assert wait_for(marker.with_suffix(".done"), 30), "the step never finished its work"
+    assert str(caller.pid) in marker.with_suffix(".ready").read_text().split(), "it was watched"
     kill(caller)
     assert not wait_for(marker, 1.5), marker.read_text()
+    step = psutil.Process(int(marker.with_suffix(".pid").read_text()))
+    assert step.is_running() and step.status() != psutil.STATUS_ZOMBIE, "nothing ended it either"
 
 
 @pytest.mark.parametrize(

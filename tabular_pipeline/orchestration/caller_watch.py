@@ -55,7 +55,7 @@ def watching_caller(on_caller_ended: Callable[[int], None], interval_s: float = 
     armed, lock = [True], threading.Lock()
 
     def handle(_signum, _frame) -> None:
-        if ended:
+        if ended and armed[0]:  # one sent just as the block ended changes nothing
             on_caller_ended(ended[0])
 
     def watch() -> None:
@@ -83,10 +83,13 @@ def watching_caller(on_caller_ended: Callable[[int], None], interval_s: float = 
     try:
         yield chain
     finally:
-        with lock:
-            armed[0] = False
-        # Not back to the default, which for a real-time signal ends the process.
-        signal.signal(WATCH_SIGNAL, signal.SIG_IGN)
+        armed[0] = False  # one statement: nothing can interrupt it half done
+        try:
+            with lock:  # the thread is not sending now, and will not again
+                pass
+        finally:
+            # Not back to the default, which for a real-time signal ends the process.
+            signal.signal(WATCH_SIGNAL, signal.SIG_IGN)
 
 
 def ended_caller(chain: list[int]) -> int | None:
