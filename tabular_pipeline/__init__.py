@@ -20,9 +20,10 @@ def _callers() -> tuple[int, ...]:
     through), the shell's own parent (from /proc, where there is one). Read at import, before
     anything slow: a caller that dies while an entry point still starts up is noticed too
     (`orchestration.caller_watch`)."""
+    # Only a process MLflow's project runner started (read now: `mlflow.start_run` unsets it).
+    if not os.environ.get("MLFLOW_RUN_ID"):
+        return ()
     chain = [os.getppid()]
-    if not os.environ.get("MLFLOW_RUN_ID"):  # only processes MLflow's project runner started
-        return tuple(chain)
     while len(chain) < 2:
         try:
             with open(f"/proc/{chain[-1]}/comm") as comm, open(f"/proc/{chain[-1]}/stat") as stat:
@@ -38,5 +39,6 @@ def _callers() -> tuple[int, ...]:
     return tuple(chain)
 
 
-# The process that started this one, then the ones above it while they are shells.
+# The process that started this one (and its parent when that is a shell), when MLflow's project
+# runner started it; empty otherwise.
 STARTED_BY = _callers()

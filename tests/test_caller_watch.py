@@ -37,6 +37,7 @@ def stopped(reason):
     put(marker, reason if where[0] == "inside" else f"{reason} {where[0]}")
     os._exit(0)
 signal.signal(signal.SIGTERM, lambda *_: stopped("terminated by SIGTERM"))
+os.environ.pop("MLFLOW_RUN_ID", None)  # as `mlflow.start_run` does, before the step's body
 time.sleep(delay)
 where[0] = "inside"  # run_step's try: a stop raised while entering the block is inside it too
 with watching_caller(on_caller_ended=lambda pid: stopped(f"caller {pid} ended"), interval_s=0.1) as watched:

@@ -25,8 +25,11 @@ WATCH_SIGNAL = signal.SIGRTMIN + 1 if hasattr(signal, "SIGRTMIN") else None
 
 
 def is_watched() -> bool:
-    """Whether this process was started by MLflow's project runner and the watch is not turned off."""
-    return bool(os.environ.get("MLFLOW_RUN_ID")) and os.environ.get(WATCH_SETTING, "").strip().lower() in WATCH_ON
+    """Whether MLflow's project runner started this process (`MLFLOW_RUN_ID` was set when the
+    package was imported: `mlflow.start_run` unsets it) and the watch is not turned off."""
+    from tabular_pipeline import STARTED_BY
+
+    return bool(STARTED_BY) and os.environ.get(WATCH_SETTING, "").strip().lower() in WATCH_ON
 
 
 @contextmanager
