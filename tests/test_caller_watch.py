@@ -199,3 +199,18 @@ def test_main_keeps_the_reason_it_already_has():
         step_runs.CALLER_GONE.clear()
         signal.signal(signal.SIGTERM, saved[0])
         signal.signal(signal.SIGINT, saved[1])
+
+
+def test_a_watch_setting_that_is_not_a_switch_is_refused_in_one_line(monkeypatch):
+    """A typo must not turn the watch off unnoticed: the step fails with one line (run_step
+    reports a PipelineError so) before its work starts."""
+    from tabular_pipeline.errors import PipelineError
+    from tabular_pipeline.orchestration.caller_watch import is_watched, watching_caller
+
+    monkeypatch.setenv("TABULAR_PIPELINE_WATCH_CALLER", "flase")
+    with pytest.raises(PipelineError, match=r"^TABULAR_PIPELINE_WATCH_CALLER='flase' is not a switch; expected true "):
+        is_watched()
+    with pytest.raises(PipelineError), watching_caller(on_caller_ended=print):
+        pytest.fail("the body ran")
+    monkeypatch.setenv("TABULAR_PIPELINE_WATCH_CALLER", " OFF ")
+    assert is_watched() is False

@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-# Anything but these turns the watch off ("false", "0", "no", "off").
+# The watch is on unless this says "false", "0", "no" or "off"; any other value is refused.
 WATCH_SETTING = "TABULAR_PIPELINE_WATCH_CALLER"
 WATCH_ON = frozenset({"", "true", "1", "yes", "on"})
+WATCH_OFF = frozenset({"false", "0", "no", "off"})
 # The watch's own signal, numbered above SIGTERM: Python runs pending handlers in signal order, so a
 # SIGTERM that came first (main stopping its step) is handled first and keeps its reason. Where
 # there are no real-time signals (macOS) nothing is watched.
@@ -29,7 +30,15 @@ def is_watched() -> bool:
     package was imported: `mlflow.start_run` unsets it) and the watch is not turned off."""
     from tabular_pipeline import STARTED_BY
 
-    return bool(STARTED_BY) and os.environ.get(WATCH_SETTING, "").strip().lower() in WATCH_ON
+    setting = os.environ.get(WATCH_SETTING, "").strip().lower()
+    if setting not in WATCH_ON | WATCH_OFF:
+        from tabular_pipeline.errors import PipelineError
+
+        raise PipelineError(
+            f"{WATCH_SETTING}={os.environ[WATCH_SETTING]!r} is not a switch; expected true or false "
+            "(1/0, yes/no, on/off)"
+        )
+    return bool(STARTED_BY) and setting in WATCH_ON
 
 
 @contextmanager
