@@ -67,7 +67,8 @@ def postgres(tmp_path_factory) -> Iterator[int]:
         assert started.returncode == 0, started.stdout + started.stderr
         yield port
     finally:
-        subprocess.run([*script, "stop", str(state)], env=env, timeout=120)
+        # `delete`, not `stop`: as root, PostgreSQL's files live outside `state` and would outlive it.
+        subprocess.run([*script, "delete", str(state)], env=env, timeout=120)
 
 
 @pytest.fixture(scope="module")

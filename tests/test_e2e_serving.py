@@ -46,12 +46,13 @@ def raw_rows(count: int = 3) -> pd.DataFrame:
     return rows
 
 
-def test_dolphinscheduler_serve_line_verbatim_with_the_default_env_manager(registered_model, tracking_uri):
+def test_dolphinscheduler_serve_line_verbatim_with_the_default_env_manager(registered_model, tracking_uri, tmp_path):
     port = free_port()
     line = f"mlflow models serve -m models:/{registered_model}/Production --port {port} -h 0.0.0.0"
+    # MLflow downloads the model to a temporary folder it never removes: keep it in the test's own.
     process = subprocess.Popen(
         ["bash", "-c", f"exec {line}"],
-        env=subprocess_env(tracking_uri),
+        env=subprocess_env(tracking_uri, TMPDIR=str(tmp_path)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -83,6 +84,7 @@ def test_dolphinscheduler_serve_line_verbatim_with_the_default_env_manager(regis
     assert set(split.json()["predictions"]) <= {0, 1}
     assert missing_column.status_code == 400 and "missing inputs" in missing_column.json()["message"].lower()
     assert bad_json.status_code == 400 and "Invalid input" in bad_json.json()["message"]
+    assert any(tmp_path.rglob("MLmodel")), "the downloaded model copy is in the test's folder, not the shared /tmp"
 
 
 def test_generate_dockerfile_writes_a_context_that_serves_on_8080(registered_model, tracking_uri, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -91,7 +92,8 @@ def team_stack(tmp_path_factory, s3_endpoint) -> Iterator[TeamStack]:
         assert started.returncode == 0, started.stdout + started.stderr
         yield TeamStack(f"http://127.0.0.1:{port}", state, started.stdout + started.stderr)
     finally:
-        subprocess.run(["bash", str(SCRIPT), "stop", str(state)], env=env, timeout=120)
+        # `delete`, not `stop`: as root, PostgreSQL's files live outside `state` and would outlive it.
+        subprocess.run(["bash", str(SCRIPT), "delete", str(state)], env=env, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +151,29 @@ def test_script_refuses_a_credential_cache_time_that_is_not_whole_seconds(tmp_pa
         completed.returncode == 2
         and "MLFLOW_AUTH_CACHE_TTL_SECONDS is '1m'; expected a whole number of seconds" in completed.stderr
     )
+
+
+def test_stop_keeps_the_database_and_delete_removes_it_wherever_it_lives(tmp_path_factory):
+    state = tmp_path_factory.mktemp("postgres-lifecycle")
+    env = subprocess_env("", POSTGRES_PASSWORD=f"pg-{uuid.uuid4().hex}")
+
+    def script(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=120)
+
+    started = script("postgres", str(state), str(free_port()))
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        printed = re.search(r"\(data in (/.+)\)$", started.stdout.strip())
+        assert printed, f"start names where the data lives: {started.stdout!r}"
+        pg_root = Path(printed.group(1))
+        assert (pg_root / "data" / "PG_VERSION").is_file()
+        assert script("stop", str(state)).returncode == 0
+        assert (pg_root / "data" / "PG_VERSION").is_file(), "stop keeps the database for the next start"
+    finally:
+        deleted = script("delete", str(state))
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout.strip() == f"Stopped; PostgreSQL's data for {state} is deleted"
+    assert not pg_root.exists(), f"{pg_root} outlived delete"
 
 
 def test_requests_need_the_right_credentials_and_an_allowed_host(team_server):

@@ -5,7 +5,9 @@
 #   start-native.sh start    STATE_DIR [MLFLOW_PORT] [PG_PORT]
 #   start-native.sh postgres STATE_DIR [PG_PORT]   PostgreSQL alone (databases mlflow and mlflow_auth,
 #                                                  user mlflow), e.g. for the tracking image
-#   start-native.sh stop     STATE_DIR
+#   start-native.sh stop     STATE_DIR             stops both; the data is kept for the next start
+#   start-native.sh delete   STATE_DIR             stops both, then deletes PostgreSQL's files (every
+#                                                  run's metadata and every user), wherever they live
 #
 # Secrets come from the environment only and are never put on a command line:
 #   MLFLOW_AUTH_ADMIN_PASSWORD      admin password (at least 12 characters; required)
@@ -23,7 +25,7 @@
 #   the environment; none of them goes on a command line.
 set -euo pipefail
 
-command="${1:?usage: start-native.sh start|postgres|stop STATE_DIR [MLFLOW_PORT] [PG_PORT]}"
+command="${1:?usage: start-native.sh start|postgres|stop|delete STATE_DIR [MLFLOW_PORT] [PG_PORT]}"
 state="$(mkdir -p "${2:?STATE_DIR is required}" && cd "$2" && pwd)"
 mlflow_port="${3:-5000}"
 pg_port="${4:-5432}"
@@ -91,9 +93,21 @@ if [ "$command" = stop ]; then
   stop_stack
   exit 0
 fi
+if [ "$command" = delete ]; then
+  stop_stack
+  if [ -d "$(pg_root)/data" ] && as_pg_user "'$(find_pg_bin)/pg_ctl' -D '$(pg_root)/data' status" >/dev/null 2>&1; then
+    echo "PostgreSQL in $(pg_root)/data is still running after stop; nothing deleted" >&2
+    exit 1
+  fi
+  # Root keeps PostgreSQL's files outside STATE_DIR when its user cannot reach it (pg_root):
+  # they would outlive STATE_DIR unless removed here.
+  rm -rf "$(pg_root)"
+  echo "Stopped; PostgreSQL's data for $state is deleted"
+  exit 0
+fi
 case "$command" in
   start|postgres) ;;
-  *) echo "unknown command '$command'; expected start, postgres or stop" >&2; exit 2 ;;
+  *) echo "unknown command '$command'; expected start, postgres, stop or delete" >&2; exit 2 ;;
 esac
 
 check_server_settings() {  # the server's settings, refused in one line before anything starts
@@ -142,7 +156,7 @@ for database in mlflow mlflow_auth; do
 done
 unset PGPASSWORD
 if [ "$command" = postgres ]; then
-  echo "PostgreSQL on 127.0.0.1:$pg_port: databases mlflow and mlflow_auth, user mlflow"
+  echo "PostgreSQL on 127.0.0.1:$pg_port: databases mlflow and mlflow_auth, user mlflow (data in $pg)"
   exit 0
 fi
 
@@ -177,7 +191,7 @@ echo $! > "$state/mlflow.pid"
 
 for _ in $(seq 240); do
   if curl -s -o /dev/null "http://127.0.0.1:$mlflow_port/health"; then
-    echo "MLflow tracking server with basic-auth: http://127.0.0.1:$mlflow_port (PostgreSQL on 127.0.0.1:$pg_port)"
+    echo "MLflow tracking server with basic-auth: http://127.0.0.1:$mlflow_port (PostgreSQL on 127.0.0.1:$pg_port, data in $pg)"
     [ "$artifacts_destination" = "$state/artifacts" ] || echo "Artifacts (served by it): $artifacts_destination"
     exit 0
   fi
