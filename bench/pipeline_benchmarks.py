@@ -69,7 +69,15 @@ def pipeline_overhead(
         )
         reused = main_run.data.tags.get("pipeline.steps_reused", "")
         cached_rows.append(
-            [label, full, median(cached), ratio(median(cached), full), ratio(floor.seconds, full), reused]
+            [
+                label,
+                full,
+                median(cached),
+                ratio(median(cached), full),
+                ratio(floor.seconds, full),
+                ratio(floor.noop_project, full),
+                reused,
+            ]
         )
     table = markdown_table(
         [
@@ -83,7 +91,15 @@ def pipeline_overhead(
         rows,
     )
     cached_table = markdown_table(
-        ["table", "full run (s)", "cached rerun (s)", "ratio (target ≤ 0.10)", "floor / full run", "steps reused"],
+        [
+            "table",
+            "full run (s)",
+            "cached rerun (s)",
+            "ratio (target ≤ 0.10)",
+            "floor / full run",
+            "no-op project / full run",
+            "steps reused",
+        ],
         cached_rows,
     )
     text = f"### 1. Pipeline overhead\n\n{table}\n\n### 2. Cached rerun\n\n{cached_table}\n\n{floor.markdown()}\n"
@@ -93,11 +109,13 @@ def pipeline_overhead(
 @dataclass(frozen=True)
 class StartupFloor:
     """What any cached rerun pays before `main` does any work: the `mlflow run` CLI's start-up and
-    one Python that imports MLflow (medians, wall seconds)."""
+    one Python that imports MLflow; and what `mlflow run` of a project that does nothing but open
+    and close its run takes (the CLI's own REST calls and its run included). Medians, wall seconds."""
 
     python: float
     import_mlflow: float
     mlflow_cli: float
+    noop_project: float
     samples: int
 
     @property
@@ -112,24 +130,41 @@ class StartupFloor:
                 ["`python -c 'import mlflow'`", self.import_mlflow],
                 ["`mlflow run --help` (the CLI's start-up)", self.mlflow_cli],
                 ["floor: the CLI and one process importing MLflow", self.seconds],
+                [f"`mlflow run` of a no-op project (`{NOOP_COMMAND}`)", self.noop_project],
             ],
         )
         return f"Start-up that MLflow sets, median of {self.samples} fresh process(es) each:\n\n{table}\n"
 
 
 STARTUP_SAMPLES = 5
+NOOP_COMMAND = "import mlflow; mlflow.start_run(); mlflow.end_run()"
+
+
+def noop_project(folder: Path) -> Path:
+    """An MLflow project whose one entry point imports MLflow, opens the run and closes it: what
+    every `mlflow run` of an entry point that uses MLflow costs, whatever the entry point does."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "MLproject").write_text(
+        f"name: noop\nentry_points:\n  main:\n    command: \"python3 -c '{NOOP_COMMAND}'\"\n"
+    )
+    return folder
 
 
 def startup_floor(bench: Bench, samples: int) -> StartupFloor:
-    """Time fresh processes: bare Python, `import mlflow`, and the `mlflow run` CLI (`--help` parses
-    no project, so it is the CLI's imports alone)."""
+    """Time fresh processes: bare Python, `import mlflow`, the `mlflow run` CLI (`--help` parses
+    no project, so it is the CLI's imports alone), and `mlflow run` of a no-op project."""
+    from tests.conftest import project_command
+
     python = [bench.timed([sys.executable, "-c", "pass"])[0] for _ in range(samples)]
     imports = [bench.timed([sys.executable, "-c", "import mlflow"])[0] for _ in range(samples)]
     cli = [bench.timed([str(bench.bin / "mlflow"), "run", "--help"])[0] for _ in range(samples)]
-    floor = StartupFloor(median(python), median(imports), median(cli), samples)
+    project = str(noop_project(bench.scratch / "noop-project"))
+    experiment = f"bench-noop-{uuid.uuid4().hex[:8]}"
+    noop = [bench.timed(project_command("main", None, experiment, uri=project))[0] for _ in range(samples)]
+    floor = StartupFloor(median(python), median(imports), median(cli), median(noop), samples)
     log(
         f"start-up floor: python {floor.python:.2f} s, import mlflow {floor.import_mlflow:.2f} s, "
-        f"CLI {floor.mlflow_cli:.2f} s"
+        f"CLI {floor.mlflow_cli:.2f} s, no-op project {floor.noop_project:.2f} s"
     )
     return floor
 

@@ -55,9 +55,8 @@ def test_benchmarks_run_with_tiny_sizes(tmp_path, tracking_uri):
     assert overhead, "main against the same-work and the minimal script"
     full, same_work_ratio, minimal, minimal_ratio = (float(value.replace(",", "")) for value in overhead.groups())
     assert same_work_ratio > 0 and abs(minimal_ratio - full / minimal) < 0.01 * minimal_ratio, "ratio of the medians"
-    assert re.search(r"\| generated \| [\d.,]+ \| [\d.,]+ \| [\d.]+ \| [\d.]+ \| 4 \|", text), (
-        "the cached rerun reused all four steps"
-    )
+    cached = re.search(r"\| generated \| ([\d.,]+) \| [\d.,]+ \| [\d.]+ \| [\d.]+ \| ([\d.]+) \| 4 \|", text)
+    assert cached, "the cached rerun reused all four steps"
     served = dict(
         re.findall(
             r"^\| (`mlflow models serve` /invocations|in-process `model.predict`|ratio) \| ([\d.]+) \|", text, re.M
@@ -68,11 +67,15 @@ def test_benchmarks_run_with_tiny_sizes(tmp_path, tracking_uri):
         float(served["`mlflow models serve` /invocations"]) / float(served["in-process `model.predict`"]), rel=0.02
     ), "p50 over HTTP against in process (printed to 3 decimals below 10, to 1 from 10 up)"
     floor = {name: float(value) for name, value in re.findall(r"^\| (`[^|]+|floor[^|]*) \| ([\d.]+) \|$", text, re.M)}
-    assert len(floor) == 4, text
+    assert len(floor) == 5, text
     # Printed to 3 decimals below 10 s and to 1 above: the sum of the printed parts is within 0.06.
     assert floor["floor: the CLI and one process importing MLflow"] == pytest.approx(
         floor["`python -c 'import mlflow'`"] + floor["`mlflow run --help` (the CLI's start-up)"], abs=0.06
     )
+    noop = floor["`mlflow run` of a no-op project (`import mlflow; mlflow.start_run(); mlflow.end_run()`)"]
+    assert noop > floor["`mlflow run --help` (the CLI's start-up)"], "the no-op run starts the CLI and more"
+    full, noop_ratio = (float(value.replace(",", "")) for value in cached.groups())
+    assert noop_ratio == pytest.approx(noop / full, abs=0.002), "the no-op project's share of the full run"
 
 
 @pytest.mark.timeout(300)
