@@ -219,3 +219,59 @@ def test_make_run_hands_the_ui_port_to_the_pipeline(tmp_path):
         )
         assert done.returncode == 0, done.stderr
         assert record.read_text().strip() == port
+
+
+def test_steps_main_ends_for_it_say_they_stopped_with_main_and_why(tmp_path):
+    """A step that main's stop reached before the step's own handlers were in place (or a step
+    killed outright) is still RUNNING when main ends it: it ends FAILED, and its error tag says it
+    stopped with main and why main stopped. A run that recorded its own reason keeps it; a run that
+    ended is not touched."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from tabular_pipeline.orchestration.step_runs import TAG_ERROR
+    from tabular_pipeline.orchestration.workflow import StepRunner
+
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("stopped")
+    mlflow.set_tracking_uri(uri)
+    try:
+        with mlflow.start_run(experiment_id=experiment) as main_run:
+
+            def step(tags: dict[str, str] | None = None, status: str | None = None) -> str:
+                run = client.create_run(experiment, tags={"mlflow.parentRunId": main_run.info.run_id, **(tags or {})})
+                if status:
+                    client.set_terminated(run.info.run_id, status)
+                return run.info.run_id
+
+            silent, explained, finished = step(), step({TAG_ERROR: "terminated by SIGTERM"}), step(status="FINISHED")
+            other = client.create_run(experiment).info.run_id  # not one of this main's steps
+            runner = StepRunner(client, tmp_path, experiment, "local", "code", use_cache=True)
+            runner._end_running_steps("terminated by SIGTERM")
+    finally:
+        mlflow.set_tracking_uri(None)
+    runs = {run_id: client.get_run(run_id) for run_id in (silent, explained, finished, other)}
+    assert runs[silent].info.status == "FAILED"
+    assert runs[silent].data.tags[TAG_ERROR] == "stopped with main (terminated by SIGTERM)"
+    assert runs[explained].info.status == "FAILED"
+    assert runs[explained].data.tags[TAG_ERROR] == "terminated by SIGTERM", "its own reason is kept"
+    assert runs[finished].info.status == "FINISHED" and TAG_ERROR not in runs[finished].data.tags
+    assert runs[other].info.status == "RUNNING" and TAG_ERROR not in runs[other].data.tags
+
+
+@pytest.mark.parametrize(
+    ("requested", "caller_gone", "expected"),
+    [
+        ([], [], None),
+        (["terminated"], [], "terminated by SIGTERM"),
+        (["terminated"], [4242], "stopped because the process that started it (pid 4242) ended"),
+        (["interrupted"], [], "interrupted (Ctrl-C)"),
+    ],
+)
+def test_stop_message_says_how_this_process_was_stopped(monkeypatch, requested, caller_gone, expected):
+    from tabular_pipeline.orchestration import step_runs
+
+    monkeypatch.setattr(step_runs, "_STOP_REQUESTED", requested)
+    monkeypatch.setattr(step_runs, "CALLER_GONE", caller_gone)
+    assert step_runs.stop_message() == expected

@@ -162,6 +162,13 @@ def stopped_outcome(how: str) -> tuple[str, int, str]:
     return "KILLED", EXIT_INTERRUPTED, "interrupted (Ctrl-C)"
 
 
+def stop_message() -> str | None:
+    """Why this process is stopping, once a SIGTERM, Ctrl-C or its caller's end stopped it."""
+    if not _STOP_REQUESTED:
+        return None
+    return stopped_outcome(_STOP_REQUESTED[0])[2]
+
+
 def terminated_message() -> str:
     """Why SIGTERM stopped the step: someone sent it, or the caller waiting on it ended first."""
     if CALLER_GONE:

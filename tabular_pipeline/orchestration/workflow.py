@@ -29,6 +29,7 @@ from tabular_pipeline.orchestration.step_runs import (
     TAG_OUTPUT_DIGEST,
     TAG_OUTPUT_URI,
     run_page_url,
+    stop_message,
 )
 
 log = logging.getLogger("main")
@@ -191,11 +192,11 @@ class StepRunner:
                 )
         except ExecutionException as error:
             raise self._step_failure(spec, str(error), time.monotonic() - started) from None
-        except BaseException:
+        except BaseException as stop:
             # main was stopped (SIGTERM, Ctrl-C) while the step ran: stop the step's whole tree
             # (main has no other children) and give it time to end its run.
             stop_children()
-            self._end_running_steps()
+            self._end_running_steps(stop_message() or f"unexpected {type(stop).__name__}")
             raise
         run = self.client.get_run(submitted.run_id)
         tags = {TAG_CODE_VERSION: self.code}
@@ -211,8 +212,10 @@ class StepRunner:
         )
         return result
 
-    def _end_running_steps(self) -> None:
-        """Mark step runs of this pipeline FAILED when their process could not end them (SIGKILL).
+    def _end_running_steps(self, main_stopped: str) -> None:
+        """Mark step runs of this pipeline FAILED when their process could not end them: SIGKILL,
+        or main's stop reaching the step before its own handlers were in place. The run's error
+        tag says that it stopped with main, and why main stopped (`main_stopped`).
 
         Only runs that are still RUNNING are touched; a status a step set itself (KILLED) is kept.
         """
@@ -226,6 +229,8 @@ class StepRunner:
             filter_string=f"tags.`mlflow.parentRunId` = '{main_run.info.run_id}' and attributes.status = 'RUNNING'",
         )
         for run in running:
+            if TAG_ERROR not in run.data.tags:
+                self.client.set_tag(run.info.run_id, TAG_ERROR, f"stopped with main ({main_stopped})")
             self.client.set_terminated(run.info.run_id, "FAILED")
 
     def _step_failure(self, spec: StepSpec, message: str, seconds: float) -> PipelineError:
