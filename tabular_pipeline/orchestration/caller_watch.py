@@ -107,10 +107,12 @@ def watching_caller(on_caller_ended: Callable[[int], None], interval_s: float = 
 def ended_caller(chain: list[int]) -> int | None:
     """The first process of `chain` that has ended: a process that ends hands its children to
     another at once, so each must still be the parent of the one below it (this one first)."""
-    import psutil
-
     if os.getppid() != chain[0]:
         return chain[0]
+    if len(chain) == 1:  # no shell between (MLflow's local runner execs the entry point)
+        return None
+    import psutil  # 19 ms to import: only where there is a shell's parent to read
+
     for child, parent in itertools.pairwise(chain):
         try:
             if psutil.Process(child).ppid() != parent:
