@@ -68,7 +68,9 @@ def postgres(tmp_path_factory) -> Iterator[int]:
         yield port
     finally:
         # `delete`, not `stop`: as root, PostgreSQL's files live outside `state` and would outlive it.
-        subprocess.run([*script, "delete", str(state)], env=env, timeout=120)
+        deleted = subprocess.run([*script, "delete", str(state)], env=env, timeout=120)
+    # After a start that worked only, so a failed start keeps its own message.
+    assert deleted.returncode == 0, "PostgreSQL's data was not deleted"
 
 
 @pytest.fixture(scope="module")

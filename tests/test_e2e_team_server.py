@@ -93,7 +93,9 @@ def team_stack(tmp_path_factory, s3_endpoint) -> Iterator[TeamStack]:
         yield TeamStack(f"http://127.0.0.1:{port}", state, started.stdout + started.stderr)
     finally:
         # `delete`, not `stop`: as root, PostgreSQL's files live outside `state` and would outlive it.
-        subprocess.run(["bash", str(SCRIPT), "delete", str(state)], env=env, timeout=120)
+        deleted = subprocess.run(["bash", str(SCRIPT), "delete", str(state)], env=env, timeout=120)
+    # After a start that worked only, so a failed start keeps its own message.
+    assert deleted.returncode == 0, "the stack's PostgreSQL data was not deleted"
 
 
 @pytest.fixture(scope="module")
@@ -153,27 +155,79 @@ def test_script_refuses_a_credential_cache_time_that_is_not_whole_seconds(tmp_pa
     )
 
 
-def test_stop_keeps_the_database_and_delete_removes_it_wherever_it_lives(tmp_path_factory):
+def postgres_script(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_stop_keeps_the_database_and_delete_stops_it_and_removes_it_wherever_it_lives(tmp_path_factory):
     state = tmp_path_factory.mktemp("postgres-lifecycle")
     env = subprocess_env("", POSTGRES_PASSWORD=f"pg-{uuid.uuid4().hex}")
-
-    def script(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=120)
-
-    started = script("postgres", str(state), str(free_port()))
+    port = free_port()
+    started = postgres_script(env, "postgres", str(state), str(port))
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         printed = re.search(r"\(data in (/.+)\)$", started.stdout.strip())
         assert printed, f"start names where the data lives: {started.stdout!r}"
         pg_root = Path(printed.group(1))
+        assert (state / "pg.location").read_text().strip() == str(pg_root), "start records where it put them"
         assert (pg_root / "data" / "PG_VERSION").is_file()
-        assert script("stop", str(state)).returncode == 0
+        assert postgres_script(env, "stop", str(state)).returncode == 0
+        assert not port_open(port)
         assert (pg_root / "data" / "PG_VERSION").is_file(), "stop keeps the database for the next start"
+        again = postgres_script(env, "postgres", str(state), str(port))
+        assert again.returncode == 0 and port_open(port), again.stderr
     finally:
-        deleted = script("delete", str(state))
+        deleted = postgres_script(env, "delete", str(state))  # while it runs
     assert deleted.returncode == 0, deleted.stderr
-    assert deleted.stdout.strip() == f"Stopped; PostgreSQL's data for {state} is deleted"
+    assert deleted.stdout.strip() == f"Stopped; PostgreSQL's data for {state} is deleted ({pg_root})"
+    assert not port_open(port), "delete stops it first"
     assert not pg_root.exists(), f"{pg_root} outlived delete"
+    assert not (state / "pg.location").exists()
+    again = postgres_script(env, "delete", str(state))
+    assert again.returncode == 1 and "found no PostgreSQL data" in again.stderr and "nothing deleted" in again.stderr
+
+
+def test_delete_removes_nothing_that_is_not_postgresql_data(tmp_path):
+    env = subprocess_env("")
+    state = tmp_path / "home"
+    (state / "pg").mkdir(parents=True)
+    (state / "pg" / "notes.txt").write_text("mine")
+    deleted = postgres_script(env, "delete", str(state))
+    assert deleted.returncode == 1 and deleted.stdout == "", deleted.stdout
+    assert "found no PostgreSQL data" in deleted.stderr and "nothing deleted" in deleted.stderr
+    assert (state / "pg" / "notes.txt").read_text() == "mine"
+    missing = postgres_script(env, "delete", str(tmp_path / "never"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert not (tmp_path / "never").exists(), "stop and delete create no folder"
+
+
+def test_start_refuses_a_data_folder_it_did_not_make(tmp_path):
+    """The folder under /var/tmp has a predictable name: a link (or another user's folder) put
+    there first is refused, never followed."""
+    import hashlib
+
+    state = tmp_path / "state"
+    state.mkdir()
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    planted = [state / "pg", Path(f"/var/tmp/mlflow-pg-{hashlib.sha1(str(state).encode()).hexdigest()[:12]}")]
+    for link in planted:
+        link.symlink_to(target)
+    try:
+        env = subprocess_env("", POSTGRES_PASSWORD=f"pg-{uuid.uuid4().hex}")
+        started = postgres_script(env, "postgres", str(state), str(free_port()))
+    finally:
+        for link in planted:
+            link.unlink()
+    assert started.returncode == 2 and "is a link, not a folder, or owned by" in started.stderr, started.stderr
+    assert not any(target.iterdir()), "nothing was written through the link"
 
 
 def test_requests_need_the_right_credentials_and_an_allowed_host(team_server):

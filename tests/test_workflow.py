@@ -246,18 +246,34 @@ def test_steps_main_ends_for_it_say_they_stopped_with_main_and_why(tmp_path):
                 return run.info.run_id
 
             silent, explained, finished = step(), step({TAG_ERROR: "terminated by SIGTERM"}), step(status="FINISHED")
+            # MLflow's runner marks the step FAILED itself when main is interrupted (Ctrl-C).
+            marked_by_mlflow, killed = step(status="FAILED"), step(status="KILLED")
             other = client.create_run(experiment).info.run_id  # not one of this main's steps
             runner = StepRunner(client, tmp_path, experiment, "local", "code", use_cache=True)
             runner._end_running_steps("terminated by SIGTERM")
     finally:
         mlflow.set_tracking_uri(None)
-    runs = {run_id: client.get_run(run_id) for run_id in (silent, explained, finished, other)}
+    ids = (silent, explained, finished, marked_by_mlflow, killed, other)
+    runs = {run_id: client.get_run(run_id) for run_id in ids}
     assert runs[silent].info.status == "FAILED"
     assert runs[silent].data.tags[TAG_ERROR] == "stopped with main (terminated by SIGTERM)"
     assert runs[explained].info.status == "FAILED"
     assert runs[explained].data.tags[TAG_ERROR] == "terminated by SIGTERM", "its own reason is kept"
+    assert runs[marked_by_mlflow].info.status == "FAILED"
+    assert runs[marked_by_mlflow].data.tags[TAG_ERROR] == "stopped with main (terminated by SIGTERM)"
     assert runs[finished].info.status == "FINISHED" and TAG_ERROR not in runs[finished].data.tags
+    assert runs[killed].info.status == "KILLED" and TAG_ERROR not in runs[killed].data.tags
     assert runs[other].info.status == "RUNNING" and TAG_ERROR not in runs[other].data.tags
+
+
+def test_why_main_stopped_when_no_stop_handler_of_its_own_said():
+    from mlflow.exceptions import MlflowException
+
+    from tabular_pipeline.orchestration.workflow import stopped_by
+
+    assert stopped_by(KeyboardInterrupt()) == "interrupted (Ctrl-C)"
+    assert stopped_by(MlflowException("server gone\ndetails")) == "unexpected MlflowException: server gone"
+    assert stopped_by(PipelineError("bad input")) == "bad input"
 
 
 @pytest.mark.parametrize(

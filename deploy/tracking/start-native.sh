@@ -26,7 +26,17 @@
 set -euo pipefail
 
 command="${1:?usage: start-native.sh start|postgres|stop|delete STATE_DIR [MLFLOW_PORT] [PG_PORT]}"
-state="$(mkdir -p "${2:?STATE_DIR is required}" && cd "$2" && pwd)"
+case "$command" in
+  start|postgres) state="$(mkdir -p "${2:?STATE_DIR is required}" && cd "$2" && pwd)" ;;
+  stop|delete)
+    [ -d "${2:?STATE_DIR is required}" ] || { echo "STATE_DIR $2 does not exist; expected the folder start used" >&2; exit 2; }
+    state="$(cd "$2" && pwd)" ;;
+  *) echo "unknown command '$command'; expected start, postgres, stop or delete" >&2; exit 2 ;;
+esac
+# Paths go into `su -c` command strings below: refuse the characters that would end their quoting.
+case "$state" in
+  *[\'\"\$\`\\]*) echo "STATE_DIR '$state' holds a quote, \$, \` or \\; expected a plain path" >&2; exit 2 ;;
+esac
 mlflow_port="${3:-5000}"
 pg_port="${4:-5432}"
 if [ "$command" = postgres ]; then pg_port="${3:-5432}"; fi
@@ -66,10 +76,27 @@ secret() {  # secret NAME FILE: the variable's value, else one generated once in
 
 pg_root() {  # where PostgreSQL's own files live: inside STATE_DIR, unless its user cannot reach it
   local root="$state/pg"
-  if [ "$(id -u)" = 0 ] && id "$pg_user" >/dev/null 2>&1 && ! su "$pg_user" -s /bin/bash -c "test -x '$state'"; then
+  # `start` records where it put them, so `stop` and `delete` find them whatever changed since.
+  if [ -f "$state/pg.location" ]; then
+    root="$(cat "$state/pg.location")"
+    if [ "$root" != "$state/pg" ] && ! [[ "$root" =~ ^/var/tmp/mlflow-pg-[0-9a-f]{12}$ ]]; then
+      echo "$state/pg.location names '$root'; expected $state/pg or /var/tmp/mlflow-pg-<12 hex digits>" >&2
+      exit 2
+    fi
+  elif [ "$(id -u)" = 0 ] && id "$pg_user" >/dev/null 2>&1 && ! su "$pg_user" -s /bin/bash -c "test -x '$state'"; then
     root="/var/tmp/mlflow-pg-$(printf '%s' "$state" | sha1sum | cut -c1-12)"
   fi
   echo "$root"
+}
+
+pg_running() {  # pg_running DATA: 0 when PostgreSQL runs on DATA or that cannot be ruled out
+  local code=0
+  as_pg_user "'$(find_pg_bin)/pg_ctl' -D '$1' status" >/dev/null 2>&1 || code=$?
+  # pg_ctl says 3 for "not running"; anything else (4: the folder cannot be read) proves nothing.
+  [ "$code" != 3 ] && return 0
+  local pid
+  pid="$(head -n 1 "$1/postmaster.pid" 2>/dev/null || true)"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
 }
 
 stop_stack() {
@@ -84,8 +111,12 @@ stop_stack() {
   fi
   local data
   data="$(pg_root)/data"
-  if [ -d "$data" ]; then
+  if [ -f "$data/PG_VERSION" ]; then
     as_pg_user "'$(find_pg_bin)/pg_ctl' -D '$data' -m fast stop" >/dev/null 2>&1 || true
+    if pg_running "$data"; then
+      echo "PostgreSQL in $data still runs (or its folder cannot be read) after stop" >&2
+      exit 1
+    fi
   fi
 }
 
@@ -95,20 +126,19 @@ if [ "$command" = stop ]; then
 fi
 if [ "$command" = delete ]; then
   stop_stack
-  if [ -d "$(pg_root)/data" ] && as_pg_user "'$(find_pg_bin)/pg_ctl' -D '$(pg_root)/data' status" >/dev/null 2>&1; then
-    echo "PostgreSQL in $(pg_root)/data is still running after stop; nothing deleted" >&2
+  root="$(pg_root)"
+  # Only a PostgreSQL folder this script made, never whatever else sits at that name.
+  if [ -L "$root" ] || [ ! -f "$root/data/PG_VERSION" ]; then
+    echo "found no PostgreSQL data for $state (looked in $root); nothing deleted" >&2
     exit 1
   fi
   # Root keeps PostgreSQL's files outside STATE_DIR when its user cannot reach it (pg_root):
   # they would outlive STATE_DIR unless removed here.
-  rm -rf "$(pg_root)"
-  echo "Stopped; PostgreSQL's data for $state is deleted"
+  rm -rf "$root"
+  rm -f "$state/pg.location"
+  echo "Stopped; PostgreSQL's data for $state is deleted ($root)"
   exit 0
 fi
-case "$command" in
-  start|postgres) ;;
-  *) echo "unknown command '$command'; expected start, postgres, stop or delete" >&2; exit 2 ;;
-esac
 
 check_server_settings() {  # the server's settings, refused in one line before anything starts
   admin_password="${MLFLOW_AUTH_ADMIN_PASSWORD:-}"
@@ -135,8 +165,18 @@ psql_bin="$pg_bin/psql"
 [ -x "$psql_bin" ] || psql_bin="$(command -v psql || true)"
 [ -n "$psql_bin" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null; psql_bin=psql; }
 
-pg="$(pg_root)"
 as_pg_user "true" >/dev/null  # creates the postgres user when running as root
+pg="$(pg_root)"
+# The /var/tmp name is predictable: use it only if this script made it (`mkdir` fails if it
+# exists), or if it is a real folder of root's or PostgreSQL's from an earlier start.
+if ! mkdir -m 700 "$pg" 2>/dev/null; then
+  owner="$(stat -c %U "$pg" 2>/dev/null || true)"
+  if [ -L "$pg" ] || [ ! -d "$pg" ] || { [ "$owner" != root ] && [ "$owner" != "$pg_user" ] && [ "$owner" != "$(id -un)" ]; }; then
+    echo "$pg is a link, not a folder, or owned by '$owner'; expected a folder of root's or $pg_user's (remove it, or use another STATE_DIR)" >&2
+    exit 2
+  fi
+fi
+printf '%s\n' "$pg" > "$state/pg.location"
 mkdir -p "$pg/sock"
 chmod 700 "$pg"
 if [ "$(id -u)" = 0 ]; then chown -R "$pg_user" "$pg"; fi

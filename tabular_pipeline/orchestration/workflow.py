@@ -28,6 +28,7 @@ from tabular_pipeline.orchestration.step_runs import (
     TAG_INPUT_DIGEST,
     TAG_OUTPUT_DIGEST,
     TAG_OUTPUT_URI,
+    failure_message,
     run_page_url,
     stop_message,
 )
@@ -80,6 +81,13 @@ def source_digest(source: str, project_dir: Path) -> str | None:
     if source.startswith("runs:/"):
         return "uri:" + source
     return None
+
+
+def stopped_by(stop: BaseException) -> str:
+    """Why main stopped, for an exception that no stop handler of main's recorded."""
+    if isinstance(stop, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    return failure_message(stop)
 
 
 def parent_env_manager(run_tags: dict[str, str]) -> str:
@@ -196,7 +204,7 @@ class StepRunner:
             # main was stopped (SIGTERM, Ctrl-C) while the step ran: stop the step's whole tree
             # (main has no other children) and give it time to end its run.
             stop_children()
-            self._end_running_steps(stop_message() or f"unexpected {type(stop).__name__}")
+            self._end_running_steps(stop_message() or stopped_by(stop))
             raise
         run = self.client.get_run(submitted.run_id)
         tags = {TAG_CODE_VERSION: self.code}
@@ -213,25 +221,32 @@ class StepRunner:
         return result
 
     def _end_running_steps(self, main_stopped: str) -> None:
-        """Mark step runs of this pipeline FAILED when their process could not end them: SIGKILL,
-        or main's stop reaching the step before its own handlers were in place. The run's error
-        tag says that it stopped with main, and why main stopped (`main_stopped`).
+        """End this pipeline's step runs that main's stop left without an outcome of their own.
 
-        Only runs that are still RUNNING are touched; a status a step set itself (KILLED) is kept.
+        A run still RUNNING (its process was killed, or main's stop reached it before its own
+        handlers were in place) ends FAILED; one MLflow's runner marked FAILED on Ctrl-C has no
+        reason yet. Each gets the error tag `stopped with main (<main_stopped>)`. A reason or a
+        status that a step recorded itself is kept.
         """
         import mlflow
 
         main_run = mlflow.active_run()
         if main_run is None:
             return
-        running = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`mlflow.parentRunId` = '{main_run.info.run_id}' and attributes.status = 'RUNNING'",
+        steps = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{main_run.info.run_id}'"
         )
-        for run in running:
+        for run in steps:
+            status = run.info.status
+            if status not in ("RUNNING", "FAILED"):
+                continue
             if TAG_ERROR not in run.data.tags:
-                self.client.set_tag(run.info.run_id, TAG_ERROR, f"stopped with main ({main_stopped})")
-            self.client.set_terminated(run.info.run_id, "FAILED")
+                try:
+                    self.client.set_tag(run.info.run_id, TAG_ERROR, f"stopped with main ({main_stopped})")
+                except Exception:  # noqa: BLE001 - ending the run matters more than saying why
+                    log.warning("could not record why step run %s stopped", run.info.run_id)
+            if status == "RUNNING":
+                self.client.set_terminated(run.info.run_id, "FAILED")
 
     def _step_failure(self, spec: StepSpec, message: str, seconds: float) -> PipelineError:
         run_id = failed_run_id(message)
