@@ -34,17 +34,35 @@ def missing_modules(python: str | None = None) -> list[str]:
     return [name for name in done.stdout.strip().split(",") if name] if done.returncode == 0 else list(REQUIRED_MODULES)
 
 
+def started_as(pid: int) -> str:
+    """The path process `pid` was started by (Linux only).
+
+    argv[0], not /proc/<pid>/exe: a virtualenv's python is a link to the base interpreter, and only
+    the path it was started by says which environment it runs in. A relative path
+    (`.venv/bin/python`) is taken from the process's folder, and a bare name (`python`) from its
+    PATH; the link's target only when neither finds it.
+    """
+    import shutil
+
+    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+        argv0 = cmdline.read().split(b"\0")[0].decode()
+    if os.path.isabs(argv0):
+        return argv0
+    folder = os.readlink(f"/proc/{pid}/cwd")
+    if os.sep in argv0:
+        return os.path.normpath(os.path.join(folder, argv0))
+    with open(f"/proc/{pid}/environ", "rb") as environ:
+        variables = dict(item.split(b"=", 1) for item in environ.read().split(b"\0") if b"=" in item)
+    search = [os.path.join(folder, entry) for entry in variables.get(b"PATH", b"").decode().split(os.pathsep)]
+    return shutil.which(argv0, path=os.pathsep.join(search)) or os.readlink(f"/proc/{pid}/exe")
+
+
 def launching_pythons() -> list[str]:
     """The Python executables among this process's ancestors, nearest first (Linux only)."""
     found, pid = [], os.getppid()
     for _ in range(ANCESTORS_SEARCHED):
         try:
-            # argv[0], not /proc/<pid>/exe: a virtualenv's python is a link to the base interpreter,
-            # and only the path it was started by says which environment it runs in.
-            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                executable = cmdline.read().split(b"\0")[0].decode()
-            if not os.path.isabs(executable):
-                executable = os.readlink(f"/proc/{pid}/exe")
+            executable = started_as(pid)
             with open(f"/proc/{pid}/stat") as stat:
                 pid = int(stat.read().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError, UnicodeDecodeError):

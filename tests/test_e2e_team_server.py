@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -176,9 +177,17 @@ def test_stop_keeps_the_database_and_delete_stops_it_and_removes_it_wherever_it_
         printed = re.search(r"\(data in (/.+)\)$", started.stdout.strip())
         assert printed, f"start names where the data lives: {started.stdout!r}"
         pg_root = Path(printed.group(1))
-        assert (state / "pg.location").read_text().strip() == str(pg_root), "start records where it put them"
+        recorded = "pg" if pg_root == state / "pg" else str(pg_root)
+        assert (state / "pg.location").read_text().strip() == recorded, "start records where it put them"
         assert (pg_root / "data" / "PG_VERSION").is_file()
-        assert postgres_script(env, "stop", str(state)).returncode == 0
+        if pg_root != state / "pg":  # root: the data sits outside, and a copy of the state folder names it too
+            copy = tmp_path_factory.mktemp("postgres-lifecycle-copy") / "state"
+            shutil.copytree(state, copy)
+            refused = postgres_script(env, "delete", str(copy))
+            assert refused.returncode == 2 and f"belongs to {state}" in refused.stderr, refused.stderr
+            assert port_open(port) and (pg_root / "data" / "PG_VERSION").is_file(), "the original is untouched"
+        stopped = postgres_script(env, "stop", str(state))
+        assert stopped.returncode == 0 and stopped.stdout.strip().endswith(f"is kept in {pg_root}"), stopped.stdout
         assert not port_open(port)
         assert (pg_root / "data" / "PG_VERSION").is_file(), "stop keeps the database for the next start"
         again = postgres_script(env, "postgres", str(state), str(port))
@@ -199,9 +208,14 @@ def test_delete_removes_nothing_that_is_not_postgresql_data(tmp_path):
     state = tmp_path / "home"
     (state / "pg").mkdir(parents=True)
     (state / "pg" / "notes.txt").write_text("mine")
+    (state / "pg.location").write_text("pg\n")  # inside STATE_DIR, whoever runs it
     deleted = postgres_script(env, "delete", str(state))
     assert deleted.returncode == 1 and deleted.stdout == "", deleted.stdout
     assert "found no PostgreSQL data" in deleted.stderr and "nothing deleted" in deleted.stderr
+    assert (state / "pg" / "notes.txt").read_text() == "mine"
+    (state / "pg.location").write_text(f"{tmp_path}\n")  # a record naming any other folder
+    refused = postgres_script(env, "delete", str(state))
+    assert refused.returncode == 2 and "expected pg or /var/tmp/mlflow-pg-" in refused.stderr
     assert (state / "pg" / "notes.txt").read_text() == "mine"
     missing = postgres_script(env, "delete", str(tmp_path / "never"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
@@ -228,6 +242,25 @@ def test_start_refuses_a_data_folder_it_did_not_make(tmp_path):
             link.unlink()
     assert started.returncode == 2 and "is a link, not a folder, or owned by" in started.stderr, started.stderr
     assert not any(target.iterdir()), "nothing was written through the link"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="another user's folder needs root to make")
+def test_start_refuses_another_users_folder_at_the_predictable_name(tmp_path):
+    import hashlib
+    import pwd
+
+    state = tmp_path / "state"  # under pytest's root-only folder: the data would go to /var/tmp
+    state.mkdir()
+    planted = Path(f"/var/tmp/mlflow-pg-{hashlib.sha1(str(state).encode()).hexdigest()[:12]}")
+    planted.mkdir()
+    try:
+        os.chown(planted, pwd.getpwnam("nobody").pw_uid, -1)
+        env = subprocess_env("", POSTGRES_PASSWORD=f"pg-{uuid.uuid4().hex}")
+        started = postgres_script(env, "postgres", str(state), str(free_port()))
+        assert started.returncode == 2 and "owned by 'nobody'" in started.stderr, started.stderr
+        assert not any(planted.iterdir())
+    finally:
+        shutil.rmtree(planted)
 
 
 def test_requests_need_the_right_credentials_and_an_allowed_host(team_server):

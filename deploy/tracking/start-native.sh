@@ -26,20 +26,27 @@
 set -euo pipefail
 
 command="${1:?usage: start-native.sh start|postgres|stop|delete STATE_DIR [MLFLOW_PORT] [PG_PORT]}"
-case "$command" in
-  start|postgres) state="$(mkdir -p "${2:?STATE_DIR is required}" && cd "$2" && pwd)" ;;
-  stop|delete)
-    [ -d "${2:?STATE_DIR is required}" ] || { echo "STATE_DIR $2 does not exist; expected the folder start used" >&2; exit 2; }
-    state="$(cd "$2" && pwd)" ;;
-  *) echo "unknown command '$command'; expected start, postgres, stop or delete" >&2; exit 2 ;;
+state_arg="${2:?STATE_DIR is required}"
+# Paths and ports go into `su -c` command strings below: refuse what would end their quoting.
+case "$state_arg" in
+  *[\'\"\$\`\\]*) echo "STATE_DIR '$state_arg' holds a quote, \$, \` or \\; expected a plain path" >&2; exit 2 ;;
 esac
-# Paths go into `su -c` command strings below: refuse the characters that would end their quoting.
-case "$state" in
-  *[\'\"\$\`\\]*) echo "STATE_DIR '$state' holds a quote, \$, \` or \\; expected a plain path" >&2; exit 2 ;;
+case "$command" in
+  start|postgres) state="$(mkdir -p "$state_arg" && cd "$state_arg" && pwd)" ;;
+  stop|delete)
+    [ -d "$state_arg" ] || { echo "STATE_DIR $state_arg does not exist; expected the folder start used" >&2; exit 2; }
+    state="$(cd "$state_arg" && pwd)" ;;
+  *) echo "unknown command '$command'; expected start, postgres, stop or delete" >&2; exit 2 ;;
 esac
 mlflow_port="${3:-5000}"
 pg_port="${4:-5432}"
 if [ "$command" = postgres ]; then pg_port="${3:-5432}"; fi
+for port in "$mlflow_port" "$pg_port"; do
+  if ! [[ "$port" =~ ^[1-9][0-9]{0,4}$ ]] || [ "$port" -gt 65535 ]; then
+    echo "port '$port' is not a port; expected a whole number from 1 to 65535" >&2
+    exit 2
+  fi
+done
 pg_user=postgres
 mlflow_bin="${MLFLOW_BIN:-mlflow}"
 
@@ -76,11 +83,14 @@ secret() {  # secret NAME FILE: the variable's value, else one generated once in
 
 pg_root() {  # where PostgreSQL's own files live: inside STATE_DIR, unless its user cannot reach it
   local root="$state/pg"
-  # `start` records where it put them, so `stop` and `delete` find them whatever changed since.
+  # `start` records where it put them (`pg` when inside STATE_DIR, so the folder can move), and
+  # `stop` and `delete` find them there whatever changed since.
   if [ -f "$state/pg.location" ]; then
     root="$(cat "$state/pg.location")"
-    if [ "$root" != "$state/pg" ] && ! [[ "$root" =~ ^/var/tmp/mlflow-pg-[0-9a-f]{12}$ ]]; then
-      echo "$state/pg.location names '$root'; expected $state/pg or /var/tmp/mlflow-pg-<12 hex digits>" >&2
+    if [ "$root" = pg ]; then
+      root="$state/pg"
+    elif ! [[ "$root" =~ ^/var/tmp/mlflow-pg-[0-9a-f]{12}$ ]]; then
+      echo "$state/pg.location names '$root'; expected pg or /var/tmp/mlflow-pg-<12 hex digits>" >&2
       exit 2
     fi
   elif [ "$(id -u)" = 0 ] && id "$pg_user" >/dev/null 2>&1 && ! su "$pg_user" -s /bin/bash -c "test -x '$state'"; then
@@ -96,7 +106,21 @@ pg_running() {  # pg_running DATA: 0 when PostgreSQL runs on DATA or that cannot
   [ "$code" != 3 ] && return 0
   local pid
   pid="$(head -n 1 "$1/postmaster.pid" 2>/dev/null || true)"
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+  # A pid file left by a crash may name an unrelated process by now: only a postgres counts.
+  [[ "$pid" =~ ^[0-9]+$ ]] && [ "$(ps -o comm= -p "$pid" 2>/dev/null || true)" = postgres ]
+}
+
+check_owner() {  # check_owner ROOT: refuse a folder under /var/tmp that another STATE_DIR started
+  local owner here
+  [ -f "$1/owner" ] || return 0
+  owner="$(cat "$1/owner")"
+  here="$(cd "$state" && pwd -P)"
+  # A copy of STATE_DIR (a backup) records the same folder: it must not stop or delete the
+  # original's database. A STATE_DIR that was moved finds its old path gone.
+  if [ "$owner" != "$here" ] && [ -d "$owner" ]; then
+    echo "$1 belongs to $owner, not $here (a copy of that folder?); nothing done" >&2
+    exit 2
+  fi
 }
 
 stop_stack() {
@@ -110,8 +134,8 @@ stop_stack() {
     rm -f "$state/mlflow.pid"
   fi
   local data
-  data="$(pg_root)/data"
-  if [ -f "$data/PG_VERSION" ]; then
+  data="$1/data"
+  if [ ! -L "$1" ] && [ -f "$data/PG_VERSION" ]; then
     as_pg_user "'$(find_pg_bin)/pg_ctl' -D '$data' -m fast stop" >/dev/null 2>&1 || true
     if pg_running "$data"; then
       echo "PostgreSQL in $data still runs (or its folder cannot be read) after stop" >&2
@@ -121,17 +145,21 @@ stop_stack() {
 }
 
 if [ "$command" = stop ]; then
-  stop_stack
+  root="$(pg_root)"
+  check_owner "$root"
+  stop_stack "$root"
+  echo "Stopped; PostgreSQL's data for $state is kept in $root"
   exit 0
 fi
 if [ "$command" = delete ]; then
-  stop_stack
   root="$(pg_root)"
   # Only a PostgreSQL folder this script made, never whatever else sits at that name.
   if [ -L "$root" ] || [ ! -f "$root/data/PG_VERSION" ]; then
     echo "found no PostgreSQL data for $state (looked in $root); nothing deleted" >&2
     exit 1
   fi
+  check_owner "$root"
+  stop_stack "$root"
   # Root keeps PostgreSQL's files outside STATE_DIR when its user cannot reach it (pg_root):
   # they would outlive STATE_DIR unless removed here.
   rm -rf "$root"
@@ -176,16 +204,23 @@ if ! mkdir -m 700 "$pg" 2>/dev/null; then
     exit 2
   fi
 fi
-printf '%s\n' "$pg" > "$state/pg.location"
+check_owner "$pg"
 mkdir -p "$pg/sock"
 chmod 700 "$pg"
 if [ "$(id -u)" = 0 ]; then chown -R "$pg_user" "$pg"; fi
 if [ ! -d "$pg/data" ]; then
-  pwfile="$pg/initdb.pw"
-  (umask 077; printf '%s\n' "$pg_password" > "$pwfile")
-  if [ "$(id -u)" = 0 ]; then chown "$pg_user" "$pwfile"; fi
-  as_pg_user "'$pg_bin/initdb' -D '$pg/data' -U mlflow --pwfile='$pwfile' -A scram-sha-256 >/dev/null"
-  rm -f "$pwfile"
+  # The password goes in through a pipe, never a file: one in a folder PostgreSQL's user owns
+  # could be a link. (`<(cat)` is a pipe of that user's own; /dev/stdin would be root's.)
+  printf '%s\n' "$pg_password" |
+    as_pg_user "'$pg_bin/initdb' -D '$pg/data' -U mlflow --pwfile=<(cat) -A scram-sha-256 >/dev/null"
+fi
+if [ "$pg" = "$state/pg" ]; then
+  echo pg > "$state/pg.location"
+else
+  # Written anew, never through whatever sits at the name (PostgreSQL's user owns the folder).
+  rm -f "$pg/owner"
+  (set -C; cd "$state" && pwd -P > "$pg/owner")
+  printf '%s\n' "$pg" > "$state/pg.location"
 fi
 as_pg_user "'$pg_bin/pg_ctl' -D '$pg/data' -l '$pg/postgres.log' -w -o \"-p $pg_port -k $pg/sock -c listen_addresses=127.0.0.1\" start" >/dev/null
 export PGPASSWORD="$pg_password"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tabular_pipeline.data.uris import local_path, source_kind
-from tabular_pipeline.errors import PipelineError
+from tabular_pipeline.errors import PipelineError, one_line
 from tabular_pipeline.orchestration.fingerprints import cache_key, digest_path
 from tabular_pipeline.orchestration.processes import end_process_tree
 from tabular_pipeline.orchestration.step_cache import find_reusable_run
@@ -204,7 +204,10 @@ class StepRunner:
             # main was stopped (SIGTERM, Ctrl-C) while the step ran: stop the step's whole tree
             # (main has no other children) and give it time to end its run.
             stop_children()
-            self._end_running_steps(stop_message() or stopped_by(stop))
+            try:
+                self._end_running_steps(stop_message() or stopped_by(stop))
+            except Exception as error:  # noqa: BLE001 - the stop itself is what main reports
+                log.warning("could not end the step runs main stopped: %s", one_line(error))
             raise
         run = self.client.get_run(submitted.run_id)
         tags = {TAG_CODE_VERSION: self.code}
