@@ -180,6 +180,8 @@ def test_stop_keeps_the_database_and_delete_stops_it_and_removes_it_wherever_it_
         recorded = "pg" if pg_root == state / "pg" else str(pg_root)
         assert (state / "pg.location").read_text().strip() == recorded, "start records where it put them"
         assert (pg_root / "data" / "PG_VERSION").is_file()
+        if os.geteuid() == 0:
+            assert pg_root.stat().st_uid == 0, "PostgreSQL's user must not own the folder it could swap"
         if pg_root != state / "pg":  # root: the data sits outside, and a copy of the state folder names it too
             copy = tmp_path_factory.mktemp("postgres-lifecycle-copy") / "state"
             shutil.copytree(state, copy)
@@ -213,13 +215,51 @@ def test_delete_removes_nothing_that_is_not_postgresql_data(tmp_path):
     assert deleted.returncode == 1 and deleted.stdout == "", deleted.stdout
     assert "found no PostgreSQL data" in deleted.stderr and "nothing deleted" in deleted.stderr
     assert (state / "pg" / "notes.txt").read_text() == "mine"
+    (state / "pg.location").write_text(f"{state / 'pg'}\n")  # as an earlier version wrote it
+    assert postgres_script(env, "delete", str(state)).returncode == 1
     (state / "pg.location").write_text(f"{tmp_path}\n")  # a record naming any other folder
     refused = postgres_script(env, "delete", str(state))
     assert refused.returncode == 2 and "expected pg or /var/tmp/mlflow-pg-" in refused.stderr
     assert (state / "pg" / "notes.txt").read_text() == "mine"
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "pg").symlink_to(state / "pg")
+    (linked / "pg.location").write_text("pg\n")
+    refused = postgres_script(env, "delete", str(linked))
+    assert refused.returncode == 1 and "is a link; nothing deleted" in refused.stderr
+    assert (state / "pg" / "notes.txt").read_text() == "mine"
+    quoted = tmp_path / "q'x"
+    quoted.mkdir()
+    done = subprocess.run(
+        ["bash", str(SCRIPT), "postgres", "state", "55999"], cwd=quoted, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "holds a quote" in done.stderr and not (quoted / "state").exists()
     missing = postgres_script(env, "delete", str(tmp_path / "never"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     assert not (tmp_path / "never").exists(), "stop and delete create no folder"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="PostgreSQL's own user needs root")
+def test_stopping_a_copy_of_the_state_folder_leaves_the_original_running():
+    """A backup of a state folder that holds its data (`cp -a` while it runs) carries the
+    original's pid file; stopping the copy must not stop the original."""
+    import tempfile
+
+    shared = Path(tempfile.mkdtemp(dir="/var/tmp", prefix="pg-copy-test-"))
+    shared.chmod(0o755)  # PostgreSQL's user can reach it, so the data sits inside the state folder
+    env = subprocess_env("", POSTGRES_PASSWORD=f"pg-{uuid.uuid4().hex}")
+    state, copy, port = shared / "state", shared / "copy", free_port()
+    try:
+        started = postgres_script(env, "postgres", str(state), str(port))
+        assert started.returncode == 0 and started.stdout.strip().endswith(f"(data in {state / 'pg'})"), started
+        subprocess.run(["cp", "-a", str(state), str(copy)], check=True)
+        refused = postgres_script(env, "stop", str(copy))
+        assert refused.returncode == 2 and "a copy of that folder?" in refused.stderr, refused.stderr
+        assert port_open(port), "the original still runs"
+    finally:
+        deleted = postgres_script(env, "delete", str(state))
+        shutil.rmtree(shared)
+    assert deleted.returncode == 0, deleted.stderr
 
 
 def test_start_refuses_a_data_folder_it_did_not_make(tmp_path):
@@ -249,7 +289,9 @@ def test_start_refuses_another_users_folder_at_the_predictable_name(tmp_path):
     import hashlib
     import pwd
 
-    state = tmp_path / "state"  # under pytest's root-only folder: the data would go to /var/tmp
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    state = private / "state"  # PostgreSQL's user cannot reach it: the data would go to /var/tmp
     state.mkdir()
     planted = Path(f"/var/tmp/mlflow-pg-{hashlib.sha1(str(state).encode()).hexdigest()[:12]}")
     planted.mkdir()

@@ -28,8 +28,10 @@ set -euo pipefail
 command="${1:?usage: start-native.sh start|postgres|stop|delete STATE_DIR [MLFLOW_PORT] [PG_PORT]}"
 state_arg="${2:?STATE_DIR is required}"
 # Paths and ports go into `su -c` command strings below: refuse what would end their quoting.
-case "$state_arg" in
-  *[\'\"\$\`\\]*) echo "STATE_DIR '$state_arg' holds a quote, \$, \` or \\; expected a plain path" >&2; exit 2 ;;
+state_path="$state_arg"
+[[ "$state_path" = /* ]] || state_path="$PWD/$state_arg"
+case "$state_path" in
+  *[\'\"\$\`\\]*) echo "STATE_DIR '$state_path' holds a quote, \$, \` or \\; expected a plain path" >&2; exit 2 ;;
 esac
 case "$command" in
   start|postgres) state="$(mkdir -p "$state_arg" && cd "$state_arg" && pwd)" ;;
@@ -87,7 +89,7 @@ pg_root() {  # where PostgreSQL's own files live: inside STATE_DIR, unless its u
   # `stop` and `delete` find them there whatever changed since.
   if [ -f "$state/pg.location" ]; then
     root="$(cat "$state/pg.location")"
-    if [ "$root" = pg ]; then
+    if [ "$root" = pg ] || [ "$root" = "$state/pg" ]; then
       root="$state/pg"
     elif ! [[ "$root" =~ ^/var/tmp/mlflow-pg-[0-9a-f]{12}$ ]]; then
       echo "$state/pg.location names '$root'; expected pg or /var/tmp/mlflow-pg-<12 hex digits>" >&2
@@ -105,7 +107,7 @@ pg_running() {  # pg_running DATA: 0 when PostgreSQL runs on DATA or that cannot
   # pg_ctl says 3 for "not running"; anything else (4: the folder cannot be read) proves nothing.
   [ "$code" != 3 ] && return 0
   local pid
-  pid="$(head -n 1 "$1/postmaster.pid" 2>/dev/null || true)"
+  pid="$(timeout 5 head -n 1 "$1/postmaster.pid" 2>/dev/null || true)"
   # A pid file left by a crash may name an unrelated process by now: only a postgres counts.
   [[ "$pid" =~ ^[0-9]+$ ]] && [ "$(ps -o comm= -p "$pid" 2>/dev/null || true)" = postgres ]
 }
@@ -127,15 +129,25 @@ stop_stack() {
   if [ -s "$state/mlflow.pid" ]; then
     local pid
     pid="$(cat "$state/mlflow.pid")"
-    kill "$pid" 2>/dev/null || true
+    # After a reboot the number may be another process's: signal only an MLflow server.
+    if ! [[ "$pid" =~ ^[1-9][0-9]*$ ]] || ! ps -o args= -p "$pid" 2>/dev/null | grep -q mlflow; then
+      pid=""
+    fi
+    [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
     # MLflow hands the signal to its uvicorn workers and exits after them: wait, so none outlives `stop`.
-    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+    for _ in $(seq 60); do [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
     rm -f "$state/mlflow.pid"
   fi
-  local data
+  local data started_on
   data="$1/data"
-  if [ ! -L "$1" ] && [ -f "$data/PG_VERSION" ]; then
+  if [ -f "$data/PG_VERSION" ]; then
+    # A copy of the data folder holds the original's pid file: pg_ctl would stop the original.
+    started_on="$(timeout 5 sed -n 2p "$data/postmaster.pid" 2>/dev/null || true)"
+    if [ -n "$started_on" ] && [ -d "$started_on" ] && [ "$(cd "$started_on" && pwd -P)" != "$(cd "$data" && pwd -P)" ]; then
+      echo "$data/postmaster.pid is $started_on's (a copy of that folder?); not stopped" >&2
+      exit 2
+    fi
     as_pg_user "'$(find_pg_bin)/pg_ctl' -D '$data' -m fast stop" >/dev/null 2>&1 || true
     if pg_running "$data"; then
       echo "PostgreSQL in $data still runs (or its folder cannot be read) after stop" >&2
@@ -154,7 +166,11 @@ fi
 if [ "$command" = delete ]; then
   root="$(pg_root)"
   # Only a PostgreSQL folder this script made, never whatever else sits at that name.
-  if [ -L "$root" ] || [ ! -f "$root/data/PG_VERSION" ]; then
+  if [ -L "$root" ]; then
+    echo "$root is a link; nothing deleted (stop, then delete what it points to yourself)" >&2
+    exit 1
+  fi
+  if [ ! -f "$root/data/PG_VERSION" ]; then
     echo "found no PostgreSQL data for $state (looked in $root); nothing deleted" >&2
     exit 1
   fi
@@ -195,34 +211,46 @@ psql_bin="$pg_bin/psql"
 
 as_pg_user "true" >/dev/null  # creates the postgres user when running as root
 pg="$(pg_root)"
-# The /var/tmp name is predictable: use it only if this script made it (`mkdir` fails if it
-# exists), or if it is a real folder of root's or PostgreSQL's from an earlier start.
-if ! mkdir -m 700 "$pg" 2>/dev/null; then
-  owner="$(stat -c %U "$pg" 2>/dev/null || true)"
-  if [ -L "$pg" ] || [ ! -d "$pg" ] || { [ "$owner" != root ] && [ "$owner" != "$pg_user" ] && [ "$owner" != "$(id -un)" ]; }; then
-    echo "$pg is a link, not a folder, or owned by '$owner'; expected a folder of root's or $pg_user's (remove it, or use another STATE_DIR)" >&2
+# The top folder stays this script's user's, so PostgreSQL's user can neither swap it for a link
+# (the /var/tmp name is predictable, and the folder's owner may rename it there) nor plant links
+# in it; that user owns only the folders it writes to inside. `mkdir` fails if the name exists:
+# then it must be a real folder of ours, or an older start's, which PostgreSQL's user owned.
+if ! mkdir -m 750 "$pg" 2>/dev/null; then
+  if [ "$(id -u)" = 0 ] && [ ! -L "$pg" ] && [ -d "$pg" ] && [ "$(stat -c %U "$pg")" = "$pg_user" ]; then
+    chown -h root "$pg"
+  fi
+  if [ -L "$pg" ] || [ ! -d "$pg" ] || [ "$(stat -c %u "$pg")" != "$(id -u)" ]; then
+    echo "$pg is a link, not a folder, or owned by '$(stat -c %U "$pg" 2>/dev/null || true)'; expected a folder this script made (remove it, or use another STATE_DIR)" >&2
     exit 2
   fi
 fi
+chmod 750 "$pg"
+if [ "$(id -u)" = 0 ]; then chown -h "root:$(id -gn "$pg_user")" "$pg"; fi
+for folder in data sock log; do
+  if [ -L "$pg/$folder" ]; then
+    echo "$pg/$folder is a link; expected a folder this script made (remove it, or use another STATE_DIR)" >&2
+    exit 2
+  fi
+  if [ ! -d "$pg/$folder" ]; then
+    mkdir -m 700 "$pg/$folder"
+    if [ "$(id -u)" = 0 ]; then chown -h "$pg_user" "$pg/$folder"; fi
+  fi
+done
 check_owner "$pg"
-mkdir -p "$pg/sock"
-chmod 700 "$pg"
-if [ "$(id -u)" = 0 ]; then chown -R "$pg_user" "$pg"; fi
-if [ ! -d "$pg/data" ]; then
-  # The password goes in through a pipe, never a file: one in a folder PostgreSQL's user owns
-  # could be a link. (`<(cat)` is a pipe of that user's own; /dev/stdin would be root's.)
+if [ ! -f "$pg/data/PG_VERSION" ]; then
+  # The password goes in through a pipe, never a file. (`<(cat)` is a pipe of that user's own;
+  # /dev/stdin would be root's.)
   printf '%s\n' "$pg_password" |
     as_pg_user "'$pg_bin/initdb' -D '$pg/data' -U mlflow --pwfile=<(cat) -A scram-sha-256 >/dev/null"
 fi
 if [ "$pg" = "$state/pg" ]; then
   echo pg > "$state/pg.location"
 else
-  # Written anew, never through whatever sits at the name (PostgreSQL's user owns the folder).
-  rm -f "$pg/owner"
-  (set -C; cd "$state" && pwd -P > "$pg/owner")
+  # In the folder only this script's user can write to.
+  (cd "$state" && pwd -P) > "$pg/owner"
   printf '%s\n' "$pg" > "$state/pg.location"
 fi
-as_pg_user "'$pg_bin/pg_ctl' -D '$pg/data' -l '$pg/postgres.log' -w -o \"-p $pg_port -k $pg/sock -c listen_addresses=127.0.0.1\" start" >/dev/null
+as_pg_user "'$pg_bin/pg_ctl' -D '$pg/data' -l '$pg/log/postgres.log' -w -o \"-p $pg_port -k $pg/sock -c listen_addresses=127.0.0.1\" start" >/dev/null
 export PGPASSWORD="$pg_password"
 for database in mlflow mlflow_auth; do
   if ! "$psql_bin" -h 127.0.0.1 -p "$pg_port" -U mlflow -d postgres -tAc "select 1 from pg_database where datname='$database'" | grep -q 1; then
