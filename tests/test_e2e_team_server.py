@@ -240,6 +240,34 @@ def test_delete_removes_nothing_that_is_not_postgresql_data(tmp_path):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="PostgreSQL's own user needs root")
+def test_a_folder_postgresql_made_first_cannot_make_root_write_through_its_links(tmp_path):
+    """PostgreSQL's user may create the predictable folder before root's first start (or own it
+    from an older version's start): a link it put inside is never written through."""
+    import hashlib
+
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    state = private / "state"  # PostgreSQL's user cannot reach it: the data would go to /var/tmp
+    state.mkdir()
+    victim = tmp_path / "root-only.txt"
+    victim.write_text("precious")
+    victim.chmod(0o600)
+    planted = Path(f"/var/tmp/mlflow-pg-{hashlib.sha1(str(state).encode()).hexdigest()[:12]}")
+    plant = f"mkdir {planted} && ln -s {victim} {planted}/owner"
+    subprocess.run(["su", "postgres", "-s", "/bin/bash", "-c", plant], check=True)
+    env = subprocess_env("", POSTGRES_PASSWORD=f"pg-{uuid.uuid4().hex}")
+    try:
+        started = postgres_script(env, "postgres", str(state), str(free_port()))
+        assert started.returncode == 0, started.stderr
+        assert victim.read_text() == "precious", "root wrote through the planted link"
+        assert not (planted / "owner").is_symlink() and planted.stat().st_uid == 0
+    finally:
+        deleted = postgres_script(env, "delete", str(state))
+        shutil.rmtree(planted, ignore_errors=True)
+    assert deleted.returncode == 0, deleted.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="PostgreSQL's own user needs root")
 def test_stopping_a_copy_of_the_state_folder_leaves_the_original_running():
     """A backup of a state folder that holds its data (`cp -a` while it runs) carries the
     original's pid file; stopping the copy must not stop the original."""

@@ -114,7 +114,7 @@ pg_running() {  # pg_running DATA: 0 when PostgreSQL runs on DATA or that cannot
 
 check_owner() {  # check_owner ROOT: refuse a folder under /var/tmp that another STATE_DIR started
   local owner here
-  [ -f "$1/owner" ] || return 0
+  [ -f "$1/owner" ] && [ ! -L "$1/owner" ] || return 0
   owner="$(cat "$1/owner")"
   here="$(cd "$state" && pwd -P)"
   # A copy of STATE_DIR (a backup) records the same folder: it must not stop or delete the
@@ -218,9 +218,12 @@ pg="$(pg_root)"
 if ! mkdir -m 750 "$pg" 2>/dev/null; then
   if [ "$(id -u)" = 0 ] && [ ! -L "$pg" ] && [ -d "$pg" ] && [ "$(stat -c %U "$pg")" = "$pg_user" ]; then
     chown -h root "$pg"
+    # No older start wrote `owner`: one there now is PostgreSQL's user's, maybe a link. Now that
+    # the folder is root's, nothing new can be put in it.
+    rm -f "$pg/owner"
   fi
   if [ -L "$pg" ] || [ ! -d "$pg" ] || [ "$(stat -c %u "$pg")" != "$(id -u)" ]; then
-    echo "$pg is a link, not a folder, or owned by '$(stat -c %U "$pg" 2>/dev/null || true)'; expected a folder this script made (remove it, or use another STATE_DIR)" >&2
+    echo "$pg is a link, not a folder, or owned by '$(stat -c %U "$pg" 2>/dev/null || true)'; expected a folder this script made (remove $pg, or use another STATE_DIR)" >&2
     exit 2
   fi
 fi
