@@ -159,3 +159,55 @@ def test_a_tracking_server_gone_at_the_step_end_gives_one_line_and_ends_the_proc
     ), done.stderr[-3000:]
     assert errors[0].endswith(f"run {run_id} could not be marked FINISHED")
     assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE, "its child ended"
+
+
+STOPPED_WITH_THE_SERVER_GONE = """
+import os, signal, sys
+from tabular_pipeline.orchestration.step_runs import run_step
+
+def body(run):
+    print("run", run.info.run_id, flush=True)
+    os.killpg(int(os.environ["SERVER_PID"]), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGTERM)  # the orchestrator ends the step too
+
+run_step("demo", body)
+"""
+
+
+def test_a_step_stopped_with_its_tracking_server_gone_ends_in_seconds_not_minutes(tmp_path):
+    """An orchestrator that ends everything (the server, then the step): with MLflow's default
+    retries (minutes per call) the stopping step would outlive its caller that long; it ends
+    within seconds with one line."""
+    import time
+
+    from conftest import BIN_DIR, free_port, subprocess_env, wait_until_healthy
+
+    port = free_port()
+    server = subprocess.Popen(
+        [str(BIN_DIR / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        env=subprocess_env(""), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", server, 120)
+        env = subprocess_env(f"http://127.0.0.1:{port}", SERVER_PID=str(server.pid))  # MLflow's own retries
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-c", STOPPED_WITH_THE_SERVER_GONE], cwd=PROJECT_DIR, env=env, capture_output=True,
+            text=True, timeout=240,
+        )  # fmt: skip
+        seconds = time.monotonic() - started
+    finally:
+        import contextlib
+        import os
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert done.returncode == 2 and len(errors) == 1, done.stderr[-3000:]
+    assert errors[0].startswith("error: demo: terminated by SIGTERM; and the tracking server at "), errors[0]
+    assert errors[0].endswith("could not be marked KILLED")
+    assert seconds < 120, f"took {seconds:.0f} s to give up on a server that is gone"

@@ -127,19 +127,32 @@ class StepTerminated(BaseException):
 _STOP_REQUESTED: list[str] = []
 
 
-def _raise_terminated(_signum, _frame):
+# A step stopping because its caller went away may find the tracking server gone too (an
+# orchestrator ending everything): MLflow's default retries would hold it for minutes on each
+# call. While stopping, each call gets a few seconds, then the step ends without the server.
+STOPPING_HTTP_SETTINGS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+
+
+def _stopping(how: str) -> None:
     # Once stopping, stop quietly: a second SIGTERM or Ctrl-C must not cut the clean-up short.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _STOP_REQUESTED.append("terminated")
+    os.environ.update(STOPPING_HTTP_SETTINGS)
+    _STOP_REQUESTED.append(how)
+
+
+def _raise_terminated(_signum, _frame):
+    _stopping("terminated")
     raise StepTerminated()
 
 
 def _raise_interrupted(_signum, _frame):
     # The same for Ctrl-C: the first one stops the step, later ones cannot cut its clean-up short.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _STOP_REQUESTED.append("interrupted")
+    _stopping("interrupted")
     raise KeyboardInterrupt
 
 
@@ -266,8 +279,8 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
     except StepTerminated:
         status, code, message = "KILLED", EXIT_TERMINATED, terminated_message()
     except KeyboardInterrupt:  # ours, or a library's own SIGINT handler's
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if not _STOP_REQUESTED:
+            _stopping("interrupted")
         status, code, message = "KILLED", EXIT_INTERRUPTED, "interrupted (Ctrl-C)"
     except Exception as error:  # noqa: BLE001 - report any bug as a FAILED run with one clear line
         if _STOP_REQUESTED:  # what failed did so because the step was stopping
