@@ -1,8 +1,14 @@
 """The MLflow run around a step, in a process of its own (it installs signal handlers and ends its
 children on exit): how it ends on bad input, on a bug, on Ctrl-C, and how runs are named."""
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from conftest import PROJECT_DIR
@@ -103,6 +109,28 @@ def test_a_step_of_main_leaves_its_error_line_to_main(tmp_path):
     assert run.info.status == "FAILED" and run.data.tags["pipeline.error"] == "data is bad; expected good data"
 
 
+@contextmanager
+def doomed_server(folder: Path) -> Iterator[tuple[str, int]]:
+    """A `mlflow server` (SQLite) in its own process group, which the step under test kills:
+    yields its URL and the group's pid; whatever is left of it is killed afterwards."""
+    from conftest import BIN_DIR, free_port, subprocess_env, wait_until_healthy
+
+    port = free_port()
+    server = subprocess.Popen(
+        [str(BIN_DIR / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        env=subprocess_env(""), cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", server, 120)
+        yield f"http://127.0.0.1:{port}", server.pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
 SERVER_GOES_AWAY = """
 import os, signal, subprocess, sys
 from tabular_pipeline.orchestration.step_runs import run_step
@@ -120,36 +148,18 @@ def test_a_tracking_server_gone_at_the_step_end_gives_one_line_and_ends_the_proc
     """The server dies while the step works: at the end the step cannot mark its run; it says so in
     one line (no traceback), ends every process it started, and exits non-zero."""
     import psutil
-    from conftest import BIN_DIR, free_port, subprocess_env, wait_until_healthy
+    from conftest import subprocess_env
 
-    port = free_port()
-    server = subprocess.Popen(
-        [str(BIN_DIR / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        env=subprocess_env(""), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        wait_until_healthy(f"http://127.0.0.1:{port}", server, 120)
+    with doomed_server(tmp_path) as (url, server_pid):
         # The step kills the server's whole process group (its workers too), as a lost machine would.
         env = subprocess_env(
-            f"http://127.0.0.1:{port}",
-            SERVER_PID=str(server.pid),
-            MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
-            MLFLOW_HTTP_REQUEST_TIMEOUT="5",
+            url, SERVER_PID=str(server_pid), MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5"
         )
         done = subprocess.run(
             [sys.executable, "-c", SERVER_GOES_AWAY], cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
             timeout=300,
         )  # fmt: skip
-    finally:
-        import contextlib
-        import os
-        import signal
-
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
+    port = url.rsplit(":", 1)[1]
     assert done.returncode == 2, done.stderr[-3000:]
     run_id, child = done.stdout.split()[1], int(done.stdout.split()[3])
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
@@ -180,32 +190,16 @@ def test_a_step_stopped_with_its_tracking_server_gone_ends_in_seconds_not_minute
     within seconds with one line."""
     import time
 
-    from conftest import BIN_DIR, free_port, subprocess_env, wait_until_healthy
+    from conftest import subprocess_env
 
-    port = free_port()
-    server = subprocess.Popen(
-        [str(BIN_DIR / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        env=subprocess_env(""), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        wait_until_healthy(f"http://127.0.0.1:{port}", server, 120)
-        env = subprocess_env(f"http://127.0.0.1:{port}", SERVER_PID=str(server.pid))  # MLflow's own retries
+    with doomed_server(tmp_path) as (url, server_pid):
+        env = subprocess_env(url, SERVER_PID=str(server_pid))  # MLflow's own retries
         started = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-c", STOPPED_WITH_THE_SERVER_GONE], cwd=PROJECT_DIR, env=env, capture_output=True,
             text=True, timeout=240,
         )  # fmt: skip
         seconds = time.monotonic() - started
-    finally:
-        import contextlib
-        import os
-        import signal
-
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert done.returncode == 2 and len(errors) == 1, done.stderr[-3000:]
     assert errors[0].startswith("error: demo: terminated by SIGTERM; and the tracking server at "), errors[0]
