@@ -290,6 +290,15 @@ def test_stopping_a_copy_of_the_state_folder_leaves_the_original_running():
     assert deleted.returncode == 0, deleted.stderr
 
 
+@pytest.mark.parametrize("port", ["abc", "0", "70000", "5432;id"])
+def test_a_port_that_is_not_a_port_is_refused_in_one_line_before_anything_is_made(tmp_path, port):
+    state = tmp_path / "state"
+    done = postgres_script(subprocess_env(""), "postgres", str(state), port)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [f"port '{port}' is not a port; expected a whole number from 1 to 65535"]
+    assert not state.exists()
+
+
 def test_start_refuses_a_data_folder_it_did_not_make(tmp_path):
     """The folder under /var/tmp has a predictable name: a link (or another user's folder) put
     there first is refused, never followed."""

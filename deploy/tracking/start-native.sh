@@ -33,13 +33,6 @@ state_path="$state_arg"
 case "$state_path" in
   *[\'\"\$\`\\]*) echo "STATE_DIR '$state_path' holds a quote, \$, \` or \\; expected a plain path" >&2; exit 2 ;;
 esac
-case "$command" in
-  start|postgres) state="$(mkdir -p "$state_arg" && cd "$state_arg" && pwd)" ;;
-  stop|delete)
-    [ -d "$state_arg" ] || { echo "STATE_DIR $state_arg does not exist; expected the folder start used" >&2; exit 2; }
-    state="$(cd "$state_arg" && pwd)" ;;
-  *) echo "unknown command '$command'; expected start, postgres, stop or delete" >&2; exit 2 ;;
-esac
 mlflow_port="${3:-5000}"
 pg_port="${4:-5432}"
 if [ "$command" = postgres ]; then pg_port="${3:-5432}"; fi
@@ -49,6 +42,13 @@ for port in "$mlflow_port" "$pg_port"; do
     exit 2
   fi
 done
+case "$command" in
+  start|postgres) state="$(mkdir -p "$state_arg" && cd "$state_arg" && pwd)" ;;
+  stop|delete)
+    [ -d "$state_arg" ] || { echo "STATE_DIR $state_arg does not exist; expected the folder start used" >&2; exit 2; }
+    state="$(cd "$state_arg" && pwd)" ;;
+  *) echo "unknown command '$command'; expected start, postgres, stop or delete" >&2; exit 2 ;;
+esac
 pg_user=postgres
 mlflow_bin="${MLFLOW_BIN:-mlflow}"
 
@@ -130,7 +130,8 @@ stop_stack() {
     local pid
     pid="$(cat "$state/mlflow.pid")"
     # After a reboot the number may be another process's: signal only an MLflow server.
-    if ! [[ "$pid" =~ ^[1-9][0-9]*$ ]] || ! ps -o args= -p "$pid" 2>/dev/null | grep -q mlflow; then
+    # (No `ps | grep -q` under pipefail: grep leaving early could fail ps and the whole test.)
+    if ! [[ "$pid" =~ ^[1-9][0-9]*$ ]] || [[ "$(ps -o args= -p "$pid" 2>/dev/null || true)" != *mlflow* ]]; then
       pid=""
     fi
     [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
