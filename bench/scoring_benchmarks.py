@@ -67,9 +67,17 @@ def log_floor_model(bench: Bench, input_schema) -> str:
     return info.model_uri
 
 
-def served_latencies(bench: Bench, model_uri: str, payload: str, requests_count: int) -> tuple[list[float], float]:
-    """Serve `model_uri` with `mlflow models serve` and time one-row requests: the latencies of
-    `requests_count` requests one after another, and the requests per second at concurrency 8."""
+# uvicorn's pure-Python event loop and HTTP parser: what it runs on without uvloop and httptools
+# (requirements.txt installs both), chosen through uvicorn's own settings.
+PURE_PYTHON_UVICORN = {"UVICORN_LOOP": "asyncio", "UVICORN_HTTP": "h11"}
+
+
+def served_latencies(
+    bench: Bench, model_uri: str, payload: str, requests_count: int, extra_env: dict[str, str] | None = None
+) -> tuple[list[float], float]:
+    """Serve `model_uri` with `mlflow models serve` (its environment plus `extra_env`) and time
+    one-row requests: the latencies of `requests_count` requests one after another, and the
+    requests per second at concurrency 8."""
     import requests
 
     from tests.conftest import free_port, stop_process, wait_until_healthy
@@ -92,7 +100,7 @@ def served_latencies(bench: Bench, model_uri: str, payload: str, requests_count:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=bench.env(),
+        env={**bench.env(), **(extra_env or {})},
         cwd=bench.scratch,
     )
     headers = {"Content-Type": "application/json"}
@@ -132,6 +140,7 @@ def serving_latency(bench: Bench, sizes: Sizes, model_uri: str, data: Path) -> s
         in_process.append(time.perf_counter() - started)
     payload = json.dumps({"dataframe_split": json.loads(row.to_json(orient="split", index=False))})
     latencies, rps = served_latencies(bench, model_uri, payload, sizes.requests)
+    pure_python, _ = served_latencies(bench, model_uri, payload, sizes.requests, PURE_PYTHON_UVICORN)
     floor_uri = log_floor_model(bench, model.metadata.get_input_schema())
     floor, _ = served_latencies(bench, floor_uri, payload, sizes.requests)
     ms = 1000.0
@@ -148,6 +157,15 @@ def serving_latency(bench: Bench, sizes: Sizes, model_uri: str, data: Path) -> s
                 "ratio",
                 ratio(median(latencies), median(in_process)),
                 ratio(percentile(latencies, 0.99), percentile(in_process, 0.99)),
+            ],
+            row_of(
+                "the same, uvicorn's pure-Python loop and parser (`UVICORN_LOOP=asyncio`, `UVICORN_HTTP=h11`)",
+                pure_python,
+            ),
+            [
+                "ratio, pure-Python uvicorn",
+                ratio(median(pure_python), median(in_process)),
+                ratio(percentile(pure_python, 0.99), percentile(in_process, 0.99)),
             ],
             row_of("MLflow's floor: the same request to a served model that answers zeros", floor),
             [

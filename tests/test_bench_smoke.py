@@ -66,6 +66,17 @@ def test_benchmarks_run_with_tiny_sizes(tmp_path, tracking_uri):
     assert float(served["ratio"]) == pytest.approx(
         float(served["`mlflow models serve` /invocations"]) / float(served["in-process `model.predict`"]), rel=0.02
     ), "p50 over HTTP against in process (printed to 3 decimals below 10, to 1 from 10 up)"
+    pure_python = dict(
+        re.findall(
+            r"^\| (the same, uvicorn's pure-Python loop[^|]*|ratio, pure-Python uvicorn) \| ([\d.]+) \|", text, re.M
+        )
+    )
+    assert len(pure_python) == 2, text
+    assert float(pure_python["ratio, pure-Python uvicorn"]) == pytest.approx(
+        float(next(v for k, v in pure_python.items() if k.startswith("the same")))
+        / float(served["in-process `model.predict`"]),
+        rel=0.02,
+    ), "the server without uvloop and httptools, against the same in-process p50"
     floor = {name: float(value) for name, value in re.findall(r"^\| (`[^|]+|floor[^|]*) \| ([\d.]+) \|$", text, re.M)}
     assert len(floor) == 5, text
     # Printed to 3 decimals below 10 s and to 1 above: the sum of the printed parts is within 0.06.

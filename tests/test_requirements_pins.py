@@ -34,3 +34,22 @@ def test_of_two_distributions_claiming_a_module_the_one_that_installed_it_wins(t
     monkeypatch.delitem(sys.modules, "fakeboost", raising=False)
     assert sorted(metadata.packages_distributions()["fakeboost"]) == ["fakeboost", "fakeboost_cpu"]
     assert distribution_of("fakeboost") == "fakeboost_cpu"
+
+
+def test_uvicorn_serves_on_uvloop_and_httptools():
+    """`mlflow models serve` (and `mlflow server`) start uvicorn with its automatic choices, which
+    take uvloop and httptools when they import: requirements.txt installs both (bench/RESULTS.md,
+    section 4, times the server with and without them)."""
+    from uvicorn.config import Config
+
+    async def app(scope, receive, send):  # a stand-in ASGI app: the choice does not depend on it
+        pass
+
+    config = Config(app)  # loop="auto", http="auto": what MLflow's uvicorn command line leaves them
+    config.load()
+    assert config.http_protocol_class.__name__ == "HttpToolsProtocol"
+    loop = config.get_loop_factory()()
+    try:
+        assert type(loop).__module__.startswith("uvloop"), type(loop)
+    finally:
+        loop.close()
