@@ -60,9 +60,12 @@ def process_table(data_path: str, label_column: str, test_size: float, seed: int
     """Load and validate the table, split it, and log the splits with a schema and a profile."""
     import mlflow
 
+    source = upstream_source(data_path)
+    # A `runs:/` input is a step's copy (download's Parquet): messages also name the user's table.
+    origin = source if data_path.startswith("runs:/") and source != data_path else ""
     with tempfile.TemporaryDirectory() as scratch:
         location = fetch_table(data_path, Path(scratch))
-        splits, resolved_task = prepare_splits(location, label_column, test_size, seed, task)
+        splits, resolved_task = prepare_splits(location, label_column, test_size, seed, task, origin)
         staging = Path(scratch) / PROCESSED_ARTIFACT_PATH
         staging.mkdir()
         splits.train.to_parquet(staging / "train.parquet", index=False)
@@ -83,7 +86,7 @@ def process_table(data_path: str, label_column: str, test_size: float, seed: int
             TAG_OUTPUT_URI: output_uri,
             TAG_OUTPUT_DIGEST: output_digest,
             TAG_TASK: resolved_task,
-            TAG_DATA_SOURCE: upstream_source(data_path),
+            TAG_DATA_SOURCE: source,
         }
     )
     log.info(

@@ -85,7 +85,11 @@ CASES = {
         "expected train.csv and test.csv",
     ),
     "main: empty csv": ("main", lambda f: {"data_path": write(f, "empty.csv", b"")}, "is empty"),
-    "main: missing label column": ("main", lambda _: {"label_column": "target"}, "label column 'target' is not in"),
+    "main: missing label column": (
+        "main",
+        lambda _: {"label_column": "target"},
+        "label column 'target' is not in breast_cancer.parquet from data/breast_cancer.csv (likely: label",
+    ),
     "main: not a whole number": (
         "main",
         lambda _: {"cv": "three"},

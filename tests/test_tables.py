@@ -173,6 +173,19 @@ def test_a_missing_label_column_names_the_likely_columns_or_the_last_ones():
         validate_table(pd.DataFrame([range(31)], columns=plain.columns), "label", "t.csv")
 
 
+def test_a_copy_of_the_users_table_is_named_with_where_it_came_from(tmp_path):
+    """`process` reads download's Parquet copy; the message also names the file the user passed."""
+    copy = tmp_path / "breast_cancer.parquet"
+    pd.DataFrame({"x": [1.0, 2.0], "label": [0, 1]}).to_parquet(copy)
+    location = locate_table(copy)
+    with pytest.raises(
+        PipelineError, match=r"^label column 'target' is not in breast_cancer.parquet from data/breast_cancer.csv \("
+    ):
+        prepare_splits(location, "target", 0.5, 0, "auto", origin="data/breast_cancer.csv")
+    with pytest.raises(PipelineError, match=r"^label column 'target' is not in breast_cancer.parquet \("):
+        prepare_splits(location, "target", 0.5, 0, "auto")
+
+
 def test_columns_that_look_like_labels_come_before_close_spellings():
     """The bundled table asked for `target`: its label, `label`, comes before `worst_area`, the
     closest spelling; then a column with two values before one with five, and the closest name last."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 from pandas.api import types as ptypes
@@ -223,7 +224,7 @@ def split_table(table: pd.DataFrame, label_column: str, test_size: float, seed: 
 
 
 def prepare_splits(
-    location: TableLocation, label_column: str, test_size: float, seed: int, task: str
+    location: TableLocation, label_column: str, test_size: float, seed: int, task: str, origin: str = ""
 ) -> tuple[Splits, str]:
     """Load, validate and split the table at `location`, and settle the task.
 
@@ -233,14 +234,20 @@ def prepare_splits(
         test_size: the test fraction when the table is a single file.
         seed: the split's random seed.
         task: "auto" or one of `TASKS`.
+        origin: what the user passed, when `location` holds a copy of it (`download`'s typed
+            copy): messages then name both, since the copy's name is not what the user typed.
 
     Returns:
         The validated splits (dtypes harmonised) and the task.
     """
+
+    def shown(file: Path) -> str:
+        return f"{file.name} from {origin}" if origin else file.name
+
     if location.is_split:
         train, test = read_table(location.train), read_table(location.test)
-        validate_table(train, label_column, location.train.name)
-        validate_table(test, label_column, location.test.name)
+        validate_table(train, label_column, shown(location.train))
+        validate_table(test, label_column, shown(location.test))
         validate_split_columns(train, test)
         train, test = drop_unlabelled_rows(train, label_column), drop_unlabelled_rows(test, label_column)
         resolved = resolve_task(task, train[label_column])
@@ -248,7 +255,7 @@ def prepare_splits(
         splits = Splits(train=train, test=test)
     else:
         table = read_table(location.single)
-        validate_table(table, label_column, location.single.name)
+        validate_table(table, label_column, shown(location.single))
         table = drop_unlabelled_rows(table, label_column)
         resolved = resolve_task(task, table[label_column])
         check_label_for_task(table[label_column], resolved, label_column)
