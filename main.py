@@ -14,7 +14,7 @@ from tabular_pipeline.interpreter import ensure_project_interpreter
 from tabular_pipeline.process_exit import skip_final_collection
 
 ensure_project_interpreter()
-skip_final_collection()
+skip_final_collection("main")
 
 import logging
 import os

@@ -114,6 +114,7 @@ class StartupFloor:
 
     python: float
     import_mlflow: float
+    import_mlflow_frozen: float
     mlflow_cli: float
     noop_project: float
     samples: int
@@ -128,6 +129,7 @@ class StartupFloor:
             [
                 ["`python -c pass`", self.python],
                 ["`python -c 'import mlflow'`", self.import_mlflow],
+                [f"`python -c '{FROZEN_EXIT_COMMAND}'` (exits as the entry points do)", self.import_mlflow_frozen],
                 ["`mlflow run --help` (the CLI's start-up)", self.mlflow_cli],
                 ["floor: the CLI and one process importing MLflow", self.seconds],
                 [f"`mlflow run` of a no-op project (`{NOOP_COMMAND}`)", self.noop_project],
@@ -138,6 +140,8 @@ class StartupFloor:
 
 STARTUP_SAMPLES = 5
 NOOP_COMMAND = "import mlflow; mlflow.start_run(); mlflow.end_run()"
+# What `tabular_pipeline.process_exit` makes of an exit: the heap frozen, so no final collection.
+FROZEN_EXIT_COMMAND = "import mlflow, gc; gc.freeze()"
 
 
 def noop_project(folder: Path) -> Path:
@@ -157,13 +161,15 @@ def startup_floor(bench: Bench, samples: int) -> StartupFloor:
 
     python = [bench.timed([sys.executable, "-c", "pass"])[0] for _ in range(samples)]
     imports = [bench.timed([sys.executable, "-c", "import mlflow"])[0] for _ in range(samples)]
+    frozen = [bench.timed([sys.executable, "-c", FROZEN_EXIT_COMMAND])[0] for _ in range(samples)]
     cli = [bench.timed([str(bench.bin / "mlflow"), "run", "--help"])[0] for _ in range(samples)]
     project = str(noop_project(bench.scratch / "noop-project"))
     experiment = f"bench-noop-{uuid.uuid4().hex[:8]}"
     noop = [bench.timed(project_command("main", None, experiment, uri=project))[0] for _ in range(samples)]
-    floor = StartupFloor(median(python), median(imports), median(cli), median(noop), samples)
+    floor = StartupFloor(median(python), median(imports), median(frozen), median(cli), median(noop), samples)
     log(
-        f"start-up floor: python {floor.python:.2f} s, import mlflow {floor.import_mlflow:.2f} s, "
+        f"start-up floor: python {floor.python:.2f} s, import mlflow {floor.import_mlflow:.2f} s "
+        f"({floor.import_mlflow_frozen:.2f} s ending frozen), "
         f"CLI {floor.mlflow_cli:.2f} s, no-op project {floor.noop_project:.2f} s"
     )
     return floor

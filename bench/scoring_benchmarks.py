@@ -70,20 +70,46 @@ def log_floor_model(bench: Bench, input_schema) -> str:
 # uvicorn's pure-Python event loop and HTTP parser: what it runs on without uvloop and httptools
 # (requirements.txt installs both), chosen through uvicorn's own settings.
 PURE_PYTHON_UVICORN = {"UVICORN_LOOP": "asyncio", "UVICORN_HTTP": "h11"}
+FAST_UVICORN_MODULES = ("uvloop", "httptools")
+
+
+def loaded_modules(pid: int, names: tuple[str, ...]) -> set[str]:
+    """Which of the packages `names` the process `pid` or its children have loaded (their compiled
+    modules among the processes' memory maps): what the server really runs on."""
+    import psutil
+
+    root = psutil.Process(pid)
+    loaded = set()
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            paths = [mapping.path for mapping in process.memory_maps()]
+        except psutil.Error:  # gone, or not ours to read
+            continue
+        loaded |= {name for name in names for path in paths if f"/{name}/" in path}
+    return loaded
 
 
 def served_latencies(
-    bench: Bench, model_uri: str, payload: str, requests_count: int, extra_env: dict[str, str] | None = None
+    bench: Bench,
+    model_uri: str,
+    payload: str,
+    requests_count: int,
+    extra_env: dict[str, str] | None = None,
+    concurrency: bool = True,
 ) -> tuple[list[float], float]:
-    """Serve `model_uri` with `mlflow models serve` (its environment plus `extra_env`) and time
-    one-row requests: the latencies of `requests_count` requests one after another, and the
-    requests per second at concurrency 8."""
+    """Serve `model_uri` with `mlflow models serve` (its environment without uvicorn settings, plus
+    `extra_env`) and time one-row requests: the latencies of `requests_count` requests one after
+    another, and (with `concurrency`) the requests per second at concurrency 8. Stops the run when
+    the server's loop and parser are not the ones `extra_env` asks for."""
+    import click
     import requests
 
     from tests.conftest import free_port, stop_process, wait_until_healthy
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    env = {name: value for name, value in bench.env().items() if not name.startswith("UVICORN_")}
+    pure_python = (extra_env or {}).get("UVICORN_HTTP") == "h11"
     server = subprocess.Popen(
         [
             str(bench.bin / "mlflow"),
@@ -100,12 +126,18 @@ def served_latencies(
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**bench.env(), **(extra_env or {})},
+        env={**env, **(extra_env or {})},
         cwd=bench.scratch,
     )
     headers = {"Content-Type": "application/json"}
     try:
         wait_until_healthy(url, server, 180, path="/ping")
+        loaded = loaded_modules(server.pid, FAST_UVICORN_MODULES)
+        if loaded != (set() if pure_python else set(FAST_UVICORN_MODULES)):
+            raise click.ClickException(
+                f"the server of {model_uri} loaded {sorted(loaded) or 'neither'} of uvloop and httptools; expected "
+                f"{'neither' if pure_python else 'both'}"
+            )
         session = requests.Session()
         for _ in range(10):
             session.post(f"{url}/invocations", data=payload, headers=headers, timeout=30).raise_for_status()
@@ -114,24 +146,27 @@ def served_latencies(
             started = time.perf_counter()
             session.post(f"{url}/invocations", data=payload, headers=headers, timeout=30).raise_for_status()
             latencies.append(time.perf_counter() - started)
-        local = threading.local()
+        rps = float("nan")
+        if concurrency:
+            local = threading.local()
 
-        def one_request(_):
-            local.session = getattr(local, "session", None) or requests.Session()
-            local.session.post(f"{url}/invocations", data=payload, headers=headers, timeout=60).raise_for_status()
+            def one_request(_):
+                local.session = getattr(local, "session", None) or requests.Session()
+                local.session.post(f"{url}/invocations", data=payload, headers=headers, timeout=60).raise_for_status()
 
-        started = time.perf_counter()
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(one_request, range(requests_count * 2)))
-        rps = requests_count * 2 / (time.perf_counter() - started)
+            started = time.perf_counter()
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(one_request, range(requests_count * 2)))
+            rps = requests_count * 2 / (time.perf_counter() - started)
     finally:
         stop_process(server)
     return latencies, rps
 
 
 def serving_latency(bench: Bench, sizes: Sizes, model_uri: str, data: Path) -> str:
-    """Benchmark 4: one-row `/invocations` against in-process `model.predict` on the same row, and
-    MLflow's own floor: the same request to a served model that answers zeros."""
+    """Benchmark 4: one-row `/invocations` against in-process `model.predict` on the same row; the
+    same server on uvicorn's pure-Python loop and parser; and MLflow's own floor: the same request
+    to a served model that answers zeros."""
     model, row = served_row(model_uri, bench.tracking_uri, data)
     in_process = []
     for _ in range(sizes.requests):
@@ -140,7 +175,12 @@ def serving_latency(bench: Bench, sizes: Sizes, model_uri: str, data: Path) -> s
         in_process.append(time.perf_counter() - started)
     payload = json.dumps({"dataframe_split": json.loads(row.to_json(orient="split", index=False))})
     latencies, rps = served_latencies(bench, model_uri, payload, sizes.requests)
-    pure_python, _ = served_latencies(bench, model_uri, payload, sizes.requests, PURE_PYTHON_UVICORN)
+    # The two servers alternate (fast, pure, pure, fast) so that a drifting machine weighs on both;
+    # each row pools its two servers' requests.
+    pure_python = []
+    for _ in range(2):
+        pure_python += served_latencies(bench, model_uri, payload, sizes.requests, PURE_PYTHON_UVICORN, False)[0]
+    latencies += served_latencies(bench, model_uri, payload, sizes.requests, concurrency=False)[0]
     floor_uri = log_floor_model(bench, model.metadata.get_input_schema())
     floor, _ = served_latencies(bench, floor_uri, payload, sizes.requests)
     ms = 1000.0
@@ -176,7 +216,7 @@ def serving_latency(bench: Bench, sizes: Sizes, model_uri: str, data: Path) -> s
         ],
     )
     return (
-        f"### 4. Serving ({model_uri}, {sizes.requests} one-row requests)\n\n{table}\n\n"
+        f"### 4. Serving ({model_uri}, {sizes.requests} one-row requests per server start)\n\n{table}\n\n"
         f"Requests per second at concurrency 8: {rps:,.0f} (in-process, one thread: {1 / median(in_process):,.0f} "
         "predictions/s).\n"
     )

@@ -9,4 +9,4 @@ from tabular_pipeline.interpreter import ensure_project_interpreter
 from tabular_pipeline.process_exit import skip_final_collection
 
 ensure_project_interpreter()
-skip_final_collection()
+skip_final_collection("steps")

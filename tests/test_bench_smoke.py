@@ -78,7 +78,7 @@ def test_benchmarks_run_with_tiny_sizes(tmp_path, tracking_uri):
         rel=0.02,
     ), "the server without uvloop and httptools, against the same in-process p50"
     floor = {name: float(value) for name, value in re.findall(r"^\| (`[^|]+|floor[^|]*) \| ([\d.]+) \|$", text, re.M)}
-    assert len(floor) == 5, text
+    assert len(floor) == 6, text
     # Printed to 3 decimals below 10 s and to 1 above: the sum of the printed parts is within 0.06.
     assert floor["floor: the CLI and one process importing MLflow"] == pytest.approx(
         floor["`python -c 'import mlflow'`"] + floor["`mlflow run --help` (the CLI's start-up)"], abs=0.06

@@ -235,12 +235,16 @@ def report(env, image: str, *names: str) -> dict:
 
 def project_pins() -> dict[str, str]:
     """`name==version` lines of requirements.txt and the tracking server's requirements file."""
+    from packaging.requirements import Requirement
+
     pins = {}
     for file in (PROJECT_DIR / "requirements.txt", TRACKING / "requirements.txt"):
         for line in file.read_text().splitlines():
-            if "==" in line and not line.startswith("#"):
-                name, version = line.split("==")
-                pins[name.split("[")[0].lower()] = version.strip()
+            if line.strip() and not line.startswith(("#", "-")):
+                requirement = Requirement(line)
+                exact = [spec.version for spec in requirement.specifier if spec.operator == "=="]
+                if exact:
+                    pins[requirement.name.lower()] = exact[0]
     return pins
 
 
@@ -249,7 +253,7 @@ def test_tracking_image_refuses_a_wrong_password_and_holds_the_pins(env, team_se
     assert requests.get(api, timeout=30).status_code == 401
     assert requests.get(api, auth=(ADMIN, "wrong-password-123"), timeout=30).status_code == 401
     assert requests.get(api, auth=(ADMIN, PASSWORD), timeout=30).status_code == 200
-    server_packages = ["mlflow", "psycopg", "flask-wtf", "boto3"]
+    server_packages = ["mlflow", "psycopg", "flask-wtf", "boto3", "uvloop", "httptools"]
     installed = report(env, tracking_image, *server_packages)["installed"]
     assert installed == {name: project_pins()[name] for name in server_packages}
 

@@ -1,49 +1,70 @@
-"""Entry points end without the interpreter's last garbage collections (`process_exit`): a fresh
-Python that imports them leaves an object held in a reference cycle uncollected at exit, while
-every exit handler still runs. Times belong in bench/ (the start-up floor's table)."""
+"""Entry points end without the interpreter's last garbage collection (`process_exit`): a Python
+started as one leaves an object held only by a reference cycle unfinalised at exit, while every
+exit handler, and `weakref.finalize` clean-up such as a temporary folder's, still runs. A Python
+that merely imports the package (a test, a notebook) keeps its final collection. Times belong in
+bench/ (the start-up table of bench/RESULTS.md)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import PROJECT_DIR
 
-# A cyclic object whose finalizer reports itself, released just before the process ends: only the
-# interpreter's final collection can reach it. An exit handler registered afterwards still reports.
+# `argv` stands for how the process was started; then a temporary folder and a cyclic object whose
+# finalizer reports itself, both held only by a cycle and released just before the process ends.
 PROBE = """
-import atexit, gc, os
-{imports}
+import atexit, gc, os, sys, tempfile
+sys.orig_argv = {argv!r}
+import {module}
 class Cycle:
     def __del__(self):
         os.write(1, b"collected;")
 atexit.register(lambda: os.write(1, b"handler ran;"))
 gc.disable()  # no collection before exit, whatever the imports allocated
-cycle = Cycle(); cycle.self = cycle; del cycle
+cycle = Cycle(); cycle.self = cycle
+cycle.folder = tempfile.TemporaryDirectory(dir={scratch!r})
+del cycle
 """
 
 
-def exit_report(imports: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE.format(imports=imports)],
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def exit_report(module: str, argv: list[str], scratch: Path) -> tuple[str, list[Path]]:
+    """What the probe printed at exit, and what it left in `scratch`."""
+    code = PROBE.format(argv=argv, module=module, scratch=str(scratch))
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
+    return done.stdout, list(scratch.iterdir())
 
 
-def test_a_plain_python_collects_the_cycle_at_exit():
-    """The control: without the entry points' setting, the final collection finalises the cycle."""
-    assert exit_report("import tabular_pipeline.process_exit") == "handler ran;collected;"
+@pytest.mark.parametrize("module", ["steps", "main"])
+def test_entry_points_skip_the_final_collection_and_keep_their_exit_handlers(module, tmp_path):
+    started_as = ["python3", "-m", f"{module}.download" if module == "steps" else "main", "--help"]
+    printed, left = exit_report(module, started_as, tmp_path)
+    assert printed == "handler ran;", "the cycle's finalizer is skipped; the exit handler is not"
+    assert left == [], "the temporary folder is removed by its weakref.finalize exit handler"
 
 
-@pytest.mark.parametrize("entry_point", ["steps", "main"])
-def test_entry_points_skip_the_final_collection_and_keep_their_exit_handlers(entry_point):
-    assert exit_report(f"import {entry_point}") == "handler ran;"
+@pytest.mark.parametrize("module", ["steps", "main"])
+def test_a_python_that_imports_them_keeps_its_final_collection(module, tmp_path):
+    printed, left = exit_report(module, ["python3", "-c", "import " + module], tmp_path)
+    assert printed == "handler ran;collected;" and left == []
+
+
+def test_started_as_module_reads_the_command_line(monkeypatch):
+    from tabular_pipeline.process_exit import started_as_module
+
+    for argv, expected in (
+        (["python3", "-m", "steps.train_basic", "--data_path", "x"], True),
+        (["/venv/bin/python", "-X", "importtime", "-m", "steps"], True),
+        (["python3", "-m", "stepsister"], False),
+        (["python3", "-c", "import steps"], False),
+        (["python3", "steps/download.py"], False),
+        (["python3", "-m", "pytest", "tests/test_download.py"], False),
+    ):
+        monkeypatch.setattr(sys, "orig_argv", argv)
+        assert started_as_module("steps") is expected, argv
 
 
 def test_the_gates_scorer_ends_by_freezing_the_heap():

@@ -3,6 +3,8 @@
 import sys
 from importlib import metadata
 
+import pytest
+
 from tabular_pipeline.training.model_logging import booster_distributions, distribution_of
 
 
@@ -36,6 +38,7 @@ def test_of_two_distributions_claiming_a_module_the_one_that_installed_it_wins(t
     assert distribution_of("fakeboost") == "fakeboost_cpu"
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="requirements.txt installs uvloop everywhere but Windows")
 def test_uvicorn_serves_on_uvloop_and_httptools():
     """`mlflow models serve` (and `mlflow server`) start uvicorn with its automatic choices, which
     take uvloop and httptools when they import: requirements.txt installs both (bench/RESULTS.md,
@@ -45,7 +48,9 @@ def test_uvicorn_serves_on_uvloop_and_httptools():
     async def app(scope, receive, send):  # a stand-in ASGI app: the choice does not depend on it
         pass
 
-    config = Config(app)  # loop="auto", http="auto": what MLflow's uvicorn command line leaves them
+    # loop="auto", http="auto": what MLflow's uvicorn command lines leave them. No log_config:
+    # uvicorn's own would replace the logging handlers of the process running the tests.
+    config = Config(app, log_config=None)
     config.load()
     assert config.http_protocol_class.__name__ == "HttpToolsProtocol"
     loop = config.get_loop_factory()()
