@@ -9,7 +9,7 @@ from __future__ import annotations
 
 # Standard library only: on a Python without the project's packages, it reruns main on the Python
 # that launched it (or explains in one line) before the imports below could fail; and the process
-# ends without the interpreter's last garbage collections (`tabular_pipeline.process_exit`).
+# ends without the interpreter's last garbage collection (`tabular_pipeline.process_exit`).
 from tabular_pipeline.interpreter import ensure_project_interpreter
 from tabular_pipeline.process_exit import skip_final_collection
 

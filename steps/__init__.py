@@ -2,7 +2,7 @@
 
 Importing this package first checks that the Python running a step has the project's packages
 (`tabular_pipeline.interpreter`), before any step module imports them, and has the step's process
-end without the interpreter's last garbage collections (`tabular_pipeline.process_exit`).
+end without the interpreter's last garbage collection (`tabular_pipeline.process_exit`).
 """
 
 from tabular_pipeline.interpreter import ensure_project_interpreter

@@ -1,9 +1,10 @@
 """Ending an entry point's process without the interpreter's last garbage collection.
 
 When Python shuts down it clears every module and runs the cyclic garbage collector over all the
-objects still alive. After MLflow, pandas, scikit-learn and LightGBM are imported that takes 0.3 to
-0.45 s per process on this project's machine (bench/RESULTS.md, the start-up table), and every
-`mlflow run` of the pipeline starts five such processes, plus one per model the gate scores.
+objects still alive: 0.29 s per process after `import mlflow` on this project's machine
+(bench/RESULTS.md, the start-up table, at 907f04d) and about 0.44 s after what `train_basic`
+loads (by hand, in the same file's reading). Every `mlflow run` of the pipeline starts five such
+processes, plus one per model the gate scores.
 Freezing the heap (`gc.freeze`) as the last exit handler puts every object out of the
 collector's reach.
 
