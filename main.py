@@ -19,6 +19,7 @@ skip_final_collection("main")
 import logging
 import os
 import sys
+import time
 from functools import partial
 from pathlib import Path
 
@@ -39,14 +40,8 @@ from tabular_pipeline.orchestration.pipeline_inputs import (
     training_spec,
 )
 from tabular_pipeline.orchestration.report import format_summary, model_files_location
-from tabular_pipeline.orchestration.step_runs import (
-    STEP_RESOURCE_METRICS,
-    TAG_CODE_VERSION,
-    run_name_tag,
-    run_step,
-    ui_port,
-)
-from tabular_pipeline.orchestration.workflow import StepRunner, StepSpec, parent_env_manager, source_digest
+from tabular_pipeline.orchestration.step_runs import STEP_RESOURCE_METRICS, TAG_CODE_VERSION, run_step, ui_port
+from tabular_pipeline.orchestration.workflow import BackgroundDigest, StepRunner, StepSpec, parent_env_manager
 from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.registry.gate_rule import parse_min_score
 from tabular_pipeline.registry.registration import validate_alias, validate_model_name
@@ -63,21 +58,14 @@ def register_outcome_stands(client, alias: str, register_run) -> bool:
     return register_run_still_current(client, register_run.data.tags, alias)
 
 
-def name_run(options: dict, run) -> None:
-    """Name a run MLflow named at random after the pipeline, before anything can fail."""
-    import mlflow
-
-    if "mlflow.runName" in run_name_tag(run.info.run_name, "main"):
-        mlflow.set_tag("mlflow.runName", pipeline_name(options))
-
-
-def run_pipeline(options: dict, extra_args: list[str], run) -> None:
-    """Run (or reuse) every step in order and print where the results are."""
+def run_pipeline(options: dict, extra_args: list[str], run, input_digest: BackgroundDigest) -> None:
+    """Run (or reuse) every step in order and print where the results are; `input_digest` is the
+    digest of `data_path`, started before MLflow was imported."""
     import mlflow
     from mlflow import MlflowClient
+    from mlflow.entities import Metric, RunTag
 
     client = MlflowClient()
-    name_run(options, run)
     ui_port()  # the links' port, refused here in one line when it is not a port
     fixed, search, from_file = collect_hyperparameters(
         options["params"], options["search_params"], extra_args, options["param_file"]
@@ -96,8 +84,8 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
     model_name = validate_model_name(options["model_name"]) if options["model_name"].strip() else ""
     alias = validate_alias(options["alias"].strip())
     parse_min_score(options["min_score"])  # fail before training, not after it
-    run_tags = client.get_run(run.info.run_id).data.tags
-    env_manager = parent_env_manager(run_tags)
+    # The tags `mlflow run` set before main started, as `start_run` fetched them.
+    env_manager = parent_env_manager(run.data.tags)
     code = code_version(PROJECT_DIR)
     mlflow.set_tags(
         {
@@ -134,15 +122,13 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
                 "process",
                 {"data_path": data_path, **spark_params},
                 spark_params,
-                None if is_glob(data_path) else source_digest(data_path, PROJECT_DIR),
+                None if is_glob(data_path) else input_digest.result(),
                 still_valid=spark_splits_exist,
             )
         )
         results = [process]
     else:
-        download = runner.run(
-            StepSpec("download", {"source": hand_over_source(data_path)}, {}, source_digest(data_path, PROJECT_DIR))
-        )
+        download = runner.run(StepSpec("download", {"source": hand_over_source(data_path)}, {}, input_digest.result()))
         process = runner.run(
             StepSpec(
                 "process", {"data_path": download.output_uri, **split_params}, split_params, download.output_digest
@@ -173,15 +159,20 @@ def run_pipeline(options: dict, extra_args: list[str], run) -> None:
     else:
         log.info("%-12s skipped  (model_name is empty)", "register")
 
-    mlflow.set_tags(
-        {
-            **{f"pipeline.step.{r.entry_point}": f"{r.run_id} ({'reused' if r.reused else 'ran'})" for r in results},
-            "pipeline.steps_reused": str(sum(r.reused for r in results)),
-        }
-    )
-    # One batch: the training step's scores, and how long each step took here (reused ones: the lookup).
+    step_tags = {
+        **{f"pipeline.step.{r.entry_point}": f"{r.run_id} ({'reused' if r.reused else 'ran'})" for r in results},
+        "pipeline.steps_reused": str(sum(r.reused for r in results)),
+    }
+    # One request: which run did each step, the training step's scores, and how long each step
+    # took here (reused ones: the lookup).
     step_times = {f"{r.entry_point}_seconds": r.seconds for r in results}
-    mlflow.log_metrics({**{k: v for k, v in train.metrics.items() if k not in STEP_RESOURCE_METRICS}, **step_times})
+    metrics = {**{k: v for k, v in train.metrics.items() if k not in STEP_RESOURCE_METRICS}, **step_times}
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run.info.run_id,
+        metrics=[Metric(key, value, now, 0) for key, value in metrics.items()],
+        tags=[RunTag(key, value) for key, value in step_tags.items()],
+    )
     summary = format_summary(
         results,
         run,
@@ -229,7 +220,13 @@ HELP = {
 def main(ctx: click.Context, **options) -> None:
     """Run the whole pipeline. Undeclared `-P name=value` pairs arrive as `--name value` and are
     taken as hyperparameter overrides."""
-    run_step("main", lambda run: run_pipeline(options, list(ctx.args), run))
+    # Hashing a local table starts now, while run_step imports MLflow.
+    input_digest = BackgroundDigest(options["data_path"].strip(), PROJECT_DIR)
+    run_step(
+        "main",
+        lambda run: run_pipeline(options, list(ctx.args), run, input_digest),
+        run_name=partial(pipeline_name, options),
+    )
 
 
 if __name__ == "__main__":

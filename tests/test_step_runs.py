@@ -2,6 +2,7 @@
 children on exit): how it ends on bad input, on a bug, on Ctrl-C, and how runs are named."""
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -63,6 +64,67 @@ def test_only_generated_run_names_are_replaced():
     assert GENERATED_RUN_NAME.match("hilarious-turtle-362")
     assert run_name_tag("hilarious-turtle-362", "process") == {"mlflow.runName": "process"}
     assert run_name_tag("nightly churn retrain", "process") == {}, "a name someone chose stays"
+
+
+# Every end of a run is counted (MLflow's own client does the work); the body leaves a library's
+# run active on top of the step's, or ends the step's run itself, as libraries do.
+RUNS_LEFT_BEHIND = """
+import atexit, collections, json
+import mlflow
+from mlflow.tracking.client import MlflowClient
+from tabular_pipeline.errors import PipelineError
+from tabular_pipeline.orchestration.step_runs import run_step
+
+ends = collections.Counter()
+set_terminated = MlflowClient.set_terminated
+
+def counted(self, run_id, status=None, end_time=None):
+    ends[run_id] += 1
+    return set_terminated(self, run_id, status, end_time)
+
+MlflowClient.set_terminated = counted
+atexit.register(lambda: print("ends", json.dumps(ends), flush=True))
+
+def body(run):
+    print("run", run.info.run_id, flush=True)
+    {what}
+    raise PipelineError("the data is bad; expected good data")
+
+run_step("demo", body)
+"""
+
+
+@pytest.mark.parametrize(
+    "what",
+    [
+        'print("library", mlflow.start_run(nested=True).info.run_id, flush=True)',
+        'mlflow.end_run("FINISHED")',
+    ],
+    ids=["a library's run left active", "the step's run ended by a library"],
+)
+def test_a_step_ends_its_run_once_with_its_own_status_whatever_libraries_left(tmp_path, what):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {"MLFLOW_TRACKING_URI": uri, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", RUNS_LEFT_BEHIND.format(what=what)],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    printed = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    step_run = printed["run"]
+    ends = json.loads(printed["ends"])
+    client = MlflowClient(uri)
+    assert client.get_run(step_run).info.status == "FAILED", "the step's status, not the library's"
+    if "library" in printed:
+        assert client.get_run(printed["library"]).info.status == "FAILED"
+        assert ends == {printed["library"]: 1, step_run: 1}, "each run ended in one request"
+    else:  # ended FINISHED by the library, then FAILED by the step, by id
+        assert ends == {step_run: 2}
+    assert client.get_run(step_run).data.metrics.keys() >= {"step_seconds", "peak_memory_mb"}
 
 
 SECOND_CTRL_C = """

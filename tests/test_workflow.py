@@ -7,7 +7,13 @@ import pytest
 
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.orchestration.report import format_summary
-from tabular_pipeline.orchestration.workflow import StepResult, failed_run_id, parent_env_manager, source_digest
+from tabular_pipeline.orchestration.workflow import (
+    BackgroundDigest,
+    StepResult,
+    failed_run_id,
+    parent_env_manager,
+    source_digest,
+)
 
 
 def test_source_digest_by_kind(tmp_path):
@@ -17,6 +23,23 @@ def test_source_digest_by_kind(tmp_path):
     assert source_digest("runs:/abc/raw", tmp_path) == "uri:runs:/abc/raw"
     assert source_digest("https://example.invalid/t.csv", tmp_path) is None
     assert source_digest("missing.csv", tmp_path) is None
+
+
+def test_the_background_digest_is_the_source_digest(tmp_path):
+    (tmp_path / "t.csv").write_text("a,label\n1,0\n")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "train.csv").write_text("a,label\n1,0\n")
+    for source in ("t.csv", str(tmp_path / "folder"), "runs:/abc/raw", "https://example.invalid/t.csv", "missing.csv"):
+        background = BackgroundDigest(source, tmp_path)
+        assert background.result() == source_digest(source, tmp_path), source
+    # On a daemon thread: the interpreter would wait at exit for any other to finish hashing.
+    assert background._thread.daemon
+
+
+def test_the_background_digest_raises_its_error_where_the_result_is_asked_for(tmp_path):
+    background = BackgroundDigest(b"t.csv", tmp_path)  # bytes: source_kind cannot classify them
+    with pytest.raises(TypeError):
+        background.result()
 
 
 def test_children_inherit_the_parent_env_manager():

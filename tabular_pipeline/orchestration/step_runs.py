@@ -237,7 +237,7 @@ def mark_experiment_kind(client, experiment_id: str) -> None:
         )
 
 
-def run_step(entry_point: str, body: Callable[[object], None]) -> None:
+def run_step(entry_point: str, body: Callable[[object], None], run_name: Callable[[], str] | None = None) -> None:
     """Run `body(run)` inside the step's MLflow run and end it FINISHED, FAILED or KILLED.
 
     A `PipelineError` is printed as ``error: <entry point>: <message>`` and exits with 2; any other
@@ -247,6 +247,7 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
     Args:
         entry_point: the step's name, used in logs and tags.
         body: the step's work; it receives the active `mlflow.ActiveRun`.
+        run_name: the name for a run MLflow named at random (default: the entry point).
     """
     import mlflow
 
@@ -268,7 +269,8 @@ def run_step(entry_point: str, body: Callable[[object], None]) -> None:
             file=sys.stderr,
         )
         sys.exit(EXIT_USER_ERROR)
-    mlflow.set_tags({TAG_ENTRY_POINT: entry_point, **run_name_tag(run.info.run_name, entry_point)})
+    name = run_name() if run_name else entry_point  # in the same request as the entry point's tag
+    mlflow.set_tags({TAG_ENTRY_POINT: entry_point, **run_name_tag(run.info.run_name, name)})
     mark_experiment_kind(mlflow.MlflowClient(), run.info.experiment_id)
     log.info("started run %s", run_page_url(mlflow.get_tracking_uri(), run.info.experiment_id, run.info.run_id))
     status, code, message = "FINISHED", 0, ""
@@ -318,12 +320,15 @@ def record_outcome(client, run_id: str, status: str, message: str, seconds: floa
             recorded = True
         except Exception:  # noqa: BLE001 - the message still reaches stderr; a server that is gone fails below
             pass
-    # Libraries may leave runs of their own active (FLAML's MLflow integration does); end those,
-    # then this step's run by id, so it never stays RUNNING or takes another run's status.
-    while mlflow.active_run() is not None:
+    # Libraries may leave runs of their own active (FLAML's does): end every active run with the
+    # step's status, then this step's run by id if it was not among them (one request, never RUNNING).
+    ended_own = False
+    while (active := mlflow.active_run()) is not None:
+        ended_own = ended_own or active.info.run_id == run_id
         mlflow.end_run(status)
     log_step_resources(client, run_id, seconds)
-    client.set_terminated(run_id, status)
+    if not ended_own:
+        client.set_terminated(run_id, status)
     return recorded
 
 

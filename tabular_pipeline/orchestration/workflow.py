@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,6 +82,36 @@ def source_digest(source: str, project_dir: Path) -> str | None:
     if source.startswith("runs:/"):
         return "uri:" + source
     return None
+
+
+class BackgroundDigest:
+    """`source_digest(source, project_dir)`, computed on a thread from the moment it is made.
+
+    `main` makes it before it imports MLflow (about a second), so hashing a large local table
+    overlaps that import instead of following it (0.08 s for 110 MB here; hashlib lets other
+    threads run while it hashes). A daemon thread rather than a `ThreadPoolExecutor`, whose thread
+    the interpreter waits for at exit: main refused on its options must not first finish hashing.
+    """
+
+    def __init__(self, source: str, project_dir: Path):
+        self.source = source
+        self._digest: str | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._compute, args=(project_dir,), name="input-digest", daemon=True)
+        self._thread.start()
+
+    def _compute(self, project_dir: Path) -> None:
+        try:
+            self._digest = source_digest(self.source, project_dir)
+        except BaseException as error:  # noqa: BLE001 - raised again in the caller by `result`
+            self._error = error
+
+    def result(self) -> str | None:
+        """The digest (see `source_digest`), once the thread has it; its error, raised here."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._digest
 
 
 def stopped_by(stop: BaseException) -> str:
