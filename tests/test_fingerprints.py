@@ -1,14 +1,18 @@
 """Unit tests of the fingerprints behind step reuse."""
 
+import hashlib
+import os
 import subprocess
 
 import pytest
 
 from tabular_pipeline.orchestration.fingerprints import (
+    DIGEST_PIECE_BYTES,
     cache_key,
     canonical_params,
     canonical_value,
     code_version,
+    digest_file,
     digest_path,
 )
 
@@ -51,6 +55,15 @@ def test_digest_follows_content_and_names(tmp_path):
     (a / "train.csv").write_text("x\n2\n")
     assert digest_path(a) != first
     assert digest_path(a / "train.csv").startswith("sha256:")
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, DIGEST_PIECE_BYTES - 1, DIGEST_PIECE_BYTES, 2 * DIGEST_PIECE_BYTES + 5], ids=lambda n: f"{n} bytes"
+)
+def test_a_file_digest_is_the_sha256_of_its_bytes_whatever_its_size_against_the_read_piece(tmp_path, size):
+    content = os.urandom(size)
+    (tmp_path / "t.bin").write_bytes(content)
+    assert digest_file(tmp_path / "t.bin") == hashlib.sha256(content).hexdigest()
 
 
 def git(repo, *args):

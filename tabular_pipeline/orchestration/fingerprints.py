@@ -15,10 +15,20 @@ _CODE_NAMES = {"MLproject"}
 _SKIPPED_DIRS = {".git", ".venv", "mlruns", "mlartifacts", "__pycache__", "tests", "data", ".pytest_cache", "bench"}
 
 
+# Read in 8 MiB pieces: hashlib lets other threads run while it hashes a piece, but each piece
+# takes the GIL back, up to 5 ms later while another thread holds it. With `hashlib.file_digest`'s
+# 256 KiB pieces, hashing 110 MB beside `import mlflow` took 0.55 to 0.73 s instead of 0.08 s.
+DIGEST_PIECE_BYTES = 8 << 20
+
+
 def digest_file(path: Path) -> str:
     """Return the SHA-256 hex digest of a file's bytes."""
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+    digest = hashlib.sha256()
+    piece = memoryview(bytearray(DIGEST_PIECE_BYTES))
+    with path.open("rb", buffering=0) as handle:
+        while size := handle.readinto(piece):
+            digest.update(piece[:size])
+    return digest.hexdigest()
 
 
 def digest_path(path: Path) -> str:

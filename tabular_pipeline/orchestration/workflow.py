@@ -88,9 +88,10 @@ class BackgroundDigest:
     """`source_digest(source, project_dir)`, computed on a thread from the moment it is made.
 
     `main` makes it before it imports MLflow (about a second), so hashing a large local table
-    overlaps that import instead of following it (0.08 s for 110 MB here; hashlib lets other
-    threads run while it hashes). A daemon thread rather than a `ThreadPoolExecutor`, whose thread
-    the interpreter waits for at exit: main refused on its options must not first finish hashing.
+    overlaps that import instead of following it (0.08 s for 110 MB here: hashlib lets the import
+    run while it hashes a piece, see `digest_file`). A daemon thread, not a `ThreadPoolExecutor`,
+    whose thread the interpreter waits for at exit: main refused on its options must not first
+    finish hashing.
     """
 
     def __init__(self, source: str, project_dir: Path):
