@@ -55,8 +55,14 @@ def test_benchmarks_run_with_tiny_sizes(tmp_path, tracking_uri):
     assert overhead, "main against the same-work and the minimal script"
     full, same_work_ratio, minimal, minimal_ratio = (float(value.replace(",", "")) for value in overhead.groups())
     assert same_work_ratio > 0 and abs(minimal_ratio - full / minimal) < 0.01 * minimal_ratio, "ratio of the medians"
-    cached = re.search(r"\| generated \| ([\d.,]+) \| [\d.,]+ \| [\d.]+ \| [\d.]+ \| ([\d.]+) \| 4 \|", text)
+    cached = re.search(
+        r"\| generated \| ([\d.,]+) \| [\d.,]+ \| [\d.]+ \| [\d.]+ \| ([\d.]+) \| (-?[\d.]+) \| 4 \|", text
+    )
     assert cached, "the cached rerun reused all four steps"
+    # The paired difference, recomputed from the bench's log of each rerun and the no-op run after it.
+    pairs = re.findall(r"cached generated #\d+: ([\d.]+) s, then the no-op project ([\d.]+) s", done.stderr)
+    assert len(pairs) == 1, done.stderr[-3000:]
+    assert float(cached.group(3)) == pytest.approx(float(pairs[0][0]) - float(pairs[0][1]), abs=0.002)
     served = dict(
         re.findall(
             r"^\| (`mlflow models serve` /invocations|in-process `model.predict`|ratio) \| ([\d.]+) \|", text, re.M
@@ -85,7 +91,7 @@ def test_benchmarks_run_with_tiny_sizes(tmp_path, tracking_uri):
     )
     noop = floor["`mlflow run` of a no-op project (`import mlflow; mlflow.start_run(); mlflow.end_run()`)"]
     assert noop > floor["`mlflow run --help` (the CLI's start-up)"], "the no-op run starts the CLI and more"
-    full, noop_ratio = (float(value.replace(",", "")) for value in cached.groups())
+    full, noop_ratio = (float(value.replace(",", "")) for value in cached.groups()[:2])
     assert noop_ratio == pytest.approx(noop / full, abs=0.002), "the no-op project's share of the full run"
 
 
