@@ -25,6 +25,7 @@ from pathlib import Path
 
 import click
 
+from tabular_pipeline.data.archives import is_archive
 from tabular_pipeline.engines import check_engine
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.orchestration.fingerprints import code_version
@@ -41,7 +42,13 @@ from tabular_pipeline.orchestration.pipeline_inputs import (
 )
 from tabular_pipeline.orchestration.report import format_summary, model_files_location
 from tabular_pipeline.orchestration.step_runs import STEP_RESOURCE_METRICS, TAG_CODE_VERSION, run_step, ui_port
-from tabular_pipeline.orchestration.workflow import BackgroundDigest, StepRunner, StepSpec, parent_env_manager
+from tabular_pipeline.orchestration.workflow import (
+    BackgroundDigest,
+    StepRunner,
+    StepSpec,
+    parent_env_manager,
+    raw_digest_is,
+)
 from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.registry.gate_rule import parse_min_score
 from tabular_pipeline.registry.registration import validate_alias, validate_model_name
@@ -128,7 +135,14 @@ def run_pipeline(options: dict, extra_args: list[str], run, input_digest: Backgr
         )
         results = [process]
     else:
-        download = runner.run(StepSpec("download", {"source": hand_over_source(data_path)}, {}, input_digest.result()))
+        digest = input_digest.result()
+        # A local table file hashed as main started must be what download read, or its run is not
+        # reused (an archive's raw digest is that of the table inside it).
+        table_file = input_digest.hashed_file and not is_archive(Path(data_path))
+        read_as_hashed = partial(raw_digest_is, digest) if table_file else None
+        download = runner.run(
+            StepSpec("download", {"source": hand_over_source(data_path)}, {}, digest, read_as_hashed=read_as_hashed)
+        )
         process = runner.run(
             StepSpec(
                 "process", {"data_path": download.output_uri, **split_params}, split_params, download.output_digest

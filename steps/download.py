@@ -14,14 +14,12 @@ from tabular_pipeline.data.sources import fetch_source
 from tabular_pipeline.data.tables import locate_table, read_table
 from tabular_pipeline.data.uris import redact_source, signed_source_for
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.orchestration.fingerprints import digest_path
+from tabular_pipeline.orchestration.fingerprints import TAG_RAW_DIGEST, digest_path
 from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_DIGEST, TAG_OUTPUT_URI, run_step
 from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.registry.lineage import TAG_DATA_SOURCE
 
 RAW_ARTIFACT_PATH = "raw"
-# The digest of the raw file(s) as fetched: the lineage of the typed copy that `raw/` holds.
-TAG_RAW_DIGEST = "pipeline.raw_digest"
 log = logging.getLogger("download")
 
 

@@ -15,7 +15,7 @@ import pytest
 from conftest import PROJECT_DIR
 from mlflow import MlflowClient
 
-from tabular_pipeline.orchestration.step_runs import GENERATED_RUN_NAME, run_name_tag
+from tabular_pipeline.orchestration.run_names import GENERATED_RUN_NAME, run_name_or_entry_point, run_name_tag
 
 STEP = """
 import sys
@@ -64,6 +64,12 @@ def test_only_generated_run_names_are_replaced():
     assert GENERATED_RUN_NAME.match("hilarious-turtle-362")
     assert run_name_tag("hilarious-turtle-362", "process") == {"mlflow.runName": "process"}
     assert run_name_tag("nightly churn retrain", "process") == {}, "a name someone chose stays"
+
+
+def test_a_run_name_that_cannot_be_made_falls_back_to_the_entry_point():
+    assert run_name_or_entry_point("main", lambda: "main: lightgbm on t.csv") == "main: lightgbm on t.csv"
+    assert run_name_or_entry_point("main", None) == "main"
+    assert run_name_or_entry_point("main", lambda: {}["tool"]) == "main", "naming never fails a step"
 
 
 # Every end of a run is counted (MLflow's own client does the work); the body leaves a library's

@@ -29,17 +29,68 @@ def test_the_background_digest_is_the_source_digest(tmp_path):
     (tmp_path / "t.csv").write_text("a,label\n1,0\n")
     (tmp_path / "folder").mkdir()
     (tmp_path / "folder" / "train.csv").write_text("a,label\n1,0\n")
-    for source in ("t.csv", str(tmp_path / "folder"), "runs:/abc/raw", "https://example.invalid/t.csv", "missing.csv"):
+    sources = ("t.csv", str(tmp_path / "folder"), "runs:/abc/raw", "https://example.invalid/t.csv", "missing.csv")
+    for source in sources:
         background = BackgroundDigest(source, tmp_path)
+        assert background.hashed_file == (source == "t.csv"), "a thread for a local file only"
         assert background.result() == source_digest(source, tmp_path), source
-    # On a daemon thread: the interpreter would wait at exit for any other to finish hashing.
-    assert background._thread.daemon
 
 
-def test_the_background_digest_raises_its_error_where_the_result_is_asked_for(tmp_path):
-    background = BackgroundDigest(b"t.csv", tmp_path)  # bytes: source_kind cannot classify them
-    with pytest.raises(TypeError):
+def test_anything_but_a_local_file_is_hashed_only_when_asked_for_after_mains_checks(tmp_path, monkeypatch):
+    from tabular_pipeline.orchestration import workflow
+
+    asked = []
+    monkeypatch.setattr(workflow, "source_digest", lambda source, _project_dir: asked.append(source) or "digest")
+    (tmp_path / "data").mkdir()
+    # An empty data_path would be the project folder itself: main refuses it before hashing anything.
+    for source in ("", "data/", "~nobody-here/t.csv", "s3://bucket/t.csv", "data/*.parquet"):
+        background = BackgroundDigest(source, tmp_path)
+        assert not background.hashed_file and asked == [], source
+        assert background.result() == background.result() == "digest" and asked == [source], "computed once"
+        asked.clear()
+
+
+@pytest.mark.parametrize("source", ["t.csv", "missing.csv"], ids=["on the thread", "when asked for"])
+def test_an_error_hashing_is_raised_where_the_result_is_asked_for(tmp_path, monkeypatch, source):
+    from tabular_pipeline.orchestration import workflow
+
+    (tmp_path / "t.csv").write_text("a,label\n1,0\n")
+
+    def unreadable(source, _project_dir):
+        raise PipelineError(f"{source} cannot be read")
+
+    monkeypatch.setattr(workflow, "source_digest", unreadable)
+    background = BackgroundDigest(source, tmp_path)  # does not raise
+    with pytest.raises(PipelineError, match=f"^{source} cannot be read$"):
         background.result()
+
+
+SLOW_DIGEST = """
+import sys, time
+from pathlib import Path
+from tabular_pipeline.orchestration import workflow
+
+workflow.source_digest = lambda source, project_dir: time.sleep(120)
+workflow.BackgroundDigest(sys.argv[1], Path("."))
+print("refused before the digest was needed", flush=True)
+"""
+
+
+def test_a_main_refused_before_it_needs_the_digest_does_not_wait_for_the_hash(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import PROJECT_DIR
+
+    (tmp_path / "t.csv").write_text("a,label\n1,0\n")
+    done = subprocess.run(
+        [sys.executable, "-c", SLOW_DIGEST, str(tmp_path / "t.csv")],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,  # a thread the interpreter waits for would keep it 120 s
+    )
+    assert done.returncode == 0 and "refused before" in done.stdout, done.stderr[-2000:]
 
 
 def test_children_inherit_the_parent_env_manager():
@@ -287,6 +338,65 @@ def test_steps_main_ends_for_it_say_they_stopped_with_main_and_why(tmp_path):
     assert runs[finished].info.status == "FINISHED" and TAG_ERROR not in runs[finished].data.tags
     assert runs[killed].info.status == "KILLED" and TAG_ERROR not in runs[killed].data.tags
     assert runs[other].info.status == "RUNNING" and TAG_ERROR not in runs[other].data.tags
+
+
+FAKE_DOWNLOAD = """
+import sys
+import mlflow
+
+with mlflow.start_run():
+    mlflow.set_tags({"pipeline.output_uri": "runs:/fake/raw", "pipeline.raw_digest": sys.argv[1]})
+"""
+
+
+def test_a_download_that_read_other_bytes_than_main_hashed_is_used_but_never_reused(tmp_path, monkeypatch, caplog):
+    """The input changed between main's hash and download's read: the run's raw digest says so,
+    and the run gets neither main's input digest nor a cache key (a later main cannot reuse it).
+    The same step reading what main hashed gets both."""
+    import os
+    import sys
+    from functools import partial
+
+    import mlflow
+    from mlflow import MlflowClient
+
+    from tabular_pipeline.orchestration.step_runs import STEP_OF_MAIN_ENV, TAG_CACHE_KEY, TAG_INPUT_DIGEST
+    from tabular_pipeline.orchestration.workflow import StepRunner, StepSpec, raw_digest_is
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "fake_download.py").write_text(FAKE_DOWNLOAD)
+    (project / "MLproject").write_text(
+        "name: fake\nentry_points:\n  download:\n    parameters:\n      raw: {type: string}\n"
+        "    command: python3 fake_download.py {raw}\n"
+    )
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv(STEP_OF_MAIN_ENV, "1")  # the runner sets it; restored after the test
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("changed input")
+    mlflow.set_tracking_uri(uri)
+    hashed = "sha256:" + "a" * 64
+    try:
+        runner = StepRunner(client, project, experiment, "local", "code", use_cache=True)
+        # The parameter is in the key too, so the second step is not the first one reused.
+        specs = {
+            read: StepSpec(
+                "download", {"raw": read}, {"raw": read}, hashed, read_as_hashed=partial(raw_digest_is, hashed)
+            )
+            for read in (hashed, "sha256:" + "b" * 64)
+        }
+        results = {read: runner.run(spec) for read, spec in specs.items()}
+    finally:
+        mlflow.set_tracking_uri(None)
+    same, changed = (client.get_run(result.run_id).data.tags for result in results.values())
+    assert same[TAG_INPUT_DIGEST] == hashed and same[TAG_CACHE_KEY] == runner.key_for(specs[hashed])
+    assert TAG_INPUT_DIGEST not in changed and TAG_CACHE_KEY not in changed, "never reused under main's key"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"download     read its input after it changed (main had hashed it as it started): run "
+        f"{results['sha256:' + 'b' * 64].run_id} is used now and will not be reused"
+    ]
 
 
 def test_why_main_stopped_when_no_stop_handler_of_its_own_said():

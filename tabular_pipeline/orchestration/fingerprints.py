@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+# On a download run: the digest of the raw file(s) as the step read them, the lineage of its typed copy.
+TAG_RAW_DIGEST = "pipeline.raw_digest"
 # Files that define what the project does, hashed when there is no clean git commit to name it.
 _CODE_SUFFIXES = {".py", ".yaml", ".yml", ".txt", ".cfg", ".toml"}
 _CODE_NAMES = {"MLproject"}
@@ -24,8 +27,9 @@ DIGEST_PIECE_BYTES = 8 << 20
 def digest_file(path: Path) -> str:
     """Return the SHA-256 hex digest of a file's bytes."""
     digest = hashlib.sha256()
-    piece = memoryview(bytearray(DIGEST_PIECE_BYTES))
     with path.open("rb", buffering=0) as handle:
+        # No larger than the file (and 64 KiB at least): a folder of small files stays cheap.
+        piece = memoryview(bytearray(min(DIGEST_PIECE_BYTES, max(os.fstat(handle.fileno()).st_size, 1 << 16))))
         while size := handle.readinto(piece):
             digest.update(piece[:size])
     return digest.hexdigest()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import resource
 import signal
 import sys
@@ -17,6 +16,7 @@ from collections.abc import Callable
 from tabular_pipeline.errors import PipelineError, one_line
 from tabular_pipeline.orchestration.caller_watch import watching_caller
 from tabular_pipeline.orchestration.processes import end_process_tree
+from tabular_pipeline.orchestration.run_names import mark_experiment_kind, run_name_or_entry_point, run_name_tag
 
 TAG_ENTRY_POINT = "pipeline.entry_point"
 TAG_OUTPUT_URI = "pipeline.output_uri"
@@ -214,29 +214,6 @@ def log_step_resources(client, run_id: str, seconds: float) -> None:
         logging.getLogger("step").warning("could not log step_seconds and peak_memory_mb")
 
 
-# MLflow names runs it starts without a name like "hilarious-turtle-362".
-GENERATED_RUN_NAME = re.compile(r"^[a-z]+-[a-z]+-\d{1,4}$")
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-# The MLflow UI opens an experiment of this kind on its runs and models, not on GenAI traces.
-MODEL_TRAINING_KIND = "custom_model_development"
-
-
-def run_name_tag(current: str | None, entry_point: str) -> dict[str, str]:
-    """Rename a run MLflow named at random after its entry point; a name someone chose stays."""
-    return {"mlflow.runName": entry_point} if not current or GENERATED_RUN_NAME.match(current) else {}
-
-
-def mark_experiment_kind(client, experiment_id: str) -> None:
-    """Tag the experiment as model training, unless it already says what it is."""
-    try:
-        if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
-            client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
-    except Exception as error:  # noqa: BLE001 - a view setting must never fail a step
-        logging.getLogger("step").warning(
-            "could not mark experiment %s as model training (%s)", experiment_id, one_line(error)
-        )
-
-
 def run_step(entry_point: str, body: Callable[[object], None], run_name: Callable[[], str] | None = None) -> None:
     """Run `body(run)` inside the step's MLflow run and end it FINISHED, FAILED or KILLED.
 
@@ -269,7 +246,8 @@ def run_step(entry_point: str, body: Callable[[object], None], run_name: Callabl
             file=sys.stderr,
         )
         sys.exit(EXIT_USER_ERROR)
-    name = run_name() if run_name else entry_point  # in the same request as the entry point's tag
+    # The name goes in the same request as the entry point's tag.
+    name = run_name_or_entry_point(entry_point, run_name)
     mlflow.set_tags({TAG_ENTRY_POINT: entry_point, **run_name_tag(run.info.run_name, name)})
     mark_experiment_kind(mlflow.MlflowClient(), run.info.experiment_id)
     log.info("started run %s", run_page_url(mlflow.get_tracking_uri(), run.info.experiment_id, run.info.run_id))

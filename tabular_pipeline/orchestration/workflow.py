@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tabular_pipeline.data.uris import local_path, source_kind
 from tabular_pipeline.errors import PipelineError, one_line
-from tabular_pipeline.orchestration.fingerprints import cache_key, digest_path
+from tabular_pipeline.orchestration.fingerprints import TAG_RAW_DIGEST, cache_key, digest_path
 from tabular_pipeline.orchestration.processes import end_process_tree
 from tabular_pipeline.orchestration.step_cache import find_reusable_run
 from tabular_pipeline.orchestration.step_runs import (
@@ -53,6 +53,13 @@ class StepSpec:
     cacheable: bool = True
     # For steps whose effect lives outside their run (register): is a matching run's effect still in place?
     still_valid: Callable[[object], bool] | None = None
+    # For a step that reads main's input itself (download): did its finished run read what main hashed?
+    read_as_hashed: Callable[[object], bool] | None = None
+
+
+def raw_digest_is(input_digest: str | None, run) -> bool:
+    """Whether a download run read the bytes main hashed: its raw digest is `input_digest`."""
+    return run.data.tags.get(TAG_RAW_DIGEST) == input_digest
 
 
 @dataclass
@@ -85,31 +92,45 @@ def source_digest(source: str, project_dir: Path) -> str | None:
 
 
 class BackgroundDigest:
-    """`source_digest(source, project_dir)`, computed on a thread from the moment it is made.
+    """`source_digest(source, project_dir)`; for a local file, computed on a thread from the
+    moment this is made.
 
     `main` makes it before it imports MLflow (about a second), so hashing a large local table
     overlaps that import instead of following it (0.08 s for 110 MB here: hashlib lets the import
-    run while it hashes a piece, see `digest_file`). A daemon thread, not a `ThreadPoolExecutor`,
-    whose thread the interpreter waits for at exit: main refused on its options must not first
-    finish hashing.
+    run while it hashes a piece, see `digest_file`). Anything else (a folder, a URI, an empty or
+    missing path) is left for `result`, which main calls after its checks, as before.
+    A daemon thread, not a `ThreadPoolExecutor`, whose thread the interpreter waits for at exit:
+    main refused on its options must not first finish hashing.
     """
 
     def __init__(self, source: str, project_dir: Path):
-        self.source = source
+        self.source, self.project_dir = source, project_dir
         self._digest: str | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._compute, args=(project_dir,), name="input-digest", daemon=True)
-        self._thread.start()
-
-    def _compute(self, project_dir: Path) -> None:
+        self._done = False
+        self._thread = threading.Thread(target=self._compute, name="input-digest", daemon=True)
         try:
-            self._digest = source_digest(self.source, project_dir)
+            self.hashed_file = (
+                source_kind(source) == "local" and bool(source) and local_path(source, project_dir).is_file()
+            )
+        except Exception:  # noqa: BLE001 - an odd path (`~nobody/t.csv`) is main's checks' to refuse, in one line
+            self.hashed_file = False
+        if self.hashed_file:
+            self._thread.start()
+
+    def _compute(self) -> None:
+        try:
+            self._digest = source_digest(self.source, self.project_dir)
         except BaseException as error:  # noqa: BLE001 - raised again in the caller by `result`
             self._error = error
+        self._done = True
 
     def result(self) -> str | None:
-        """The digest (see `source_digest`), once the thread has it; its error, raised here."""
-        self._thread.join()
+        """The digest (see `source_digest`); an error computing it is raised here."""
+        if self.hashed_file:
+            self._thread.join()
+        elif not self._done:
+            self._compute()  # not a local file: computed now, after main's checks, as before
         if self._error is not None:
             raise self._error
         return self._digest
@@ -243,7 +264,16 @@ class StepRunner:
             raise
         run = self.client.get_run(submitted.run_id)
         tags = {TAG_CODE_VERSION: self.code}
-        if spec.input_digest:
+        if spec.read_as_hashed is not None and not spec.read_as_hashed(run):
+            # What it read is in its own lineage; main's digest and key would name other bytes.
+            log.warning(
+                "%-12s read its input after it changed (main had hashed it as it started): run %s is used "
+                "now and will not be reused",
+                spec.entry_point,
+                run.info.run_id,
+            )
+            key = None
+        elif spec.input_digest:
             tags[TAG_INPUT_DIGEST] = spec.input_digest
         if key:
             # Tagged only once the step has FINISHED, so a failed or killed run is never reused.
