@@ -25,7 +25,6 @@ from pathlib import Path
 
 import click
 
-from tabular_pipeline.data.archives import is_archive
 from tabular_pipeline.engines import check_engine
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.orchestration.fingerprints import code_version
@@ -47,7 +46,7 @@ from tabular_pipeline.orchestration.workflow import (
     StepRunner,
     StepSpec,
     parent_env_manager,
-    raw_digest_is,
+    read_digest_is,
 )
 from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.registry.gate_rule import parse_min_score
@@ -136,10 +135,8 @@ def run_pipeline(options: dict, extra_args: list[str], run, input_digest: Backgr
         results = [process]
     else:
         digest = input_digest.result()
-        # A local table file hashed as main started must be what download read, or its run is not
-        # reused (an archive's raw digest is that of the table inside it).
-        table_file = input_digest.hashed_file and not is_archive(Path(data_path))
-        read_as_hashed = partial(raw_digest_is, digest) if table_file else None
+        # A local source (a `sha256:` digest) must be what download read, or its run is not reused.
+        read_as_hashed = partial(read_digest_is, digest) if digest and digest.startswith("sha256:") else None
         download = runner.run(
             StepSpec("download", {"source": hand_over_source(data_path)}, {}, digest, read_as_hashed=read_as_hashed)
         )

@@ -26,7 +26,7 @@ def pipeline_overhead(
     rows, models = [], {}
     cached_rows = []
     floor = startup_floor(bench, 1 if quick else STARTUP_SAMPLES)
-    noop = project_command("main", None, f"bench-noop-{uuid.uuid4().hex[:8]}", uri=str(noop_project(bench.scratch)))
+    noop = project_command("main", None, noop_experiment(bench), uri=str(noop_project(bench.scratch)))
     for label, path in datasets.items():
         pipeline, plain, minimal, cached, above_noop = [], [], [], [], []
         experiment = f"bench-{uuid.uuid4().hex[:8]}"
@@ -60,14 +60,18 @@ def pipeline_overhead(
         seconds, _ = bench.mlflow_run("main", {"data_path": path, "model_name": model_name}, experiment)
         if quick:
             pipeline.append(seconds)
-        # Each rerun is paired with a no-op project run right after it, so that a machine drifting
-        # during the session weighs on both: the difference is what main adds to MLflow's floor.
+        # Each rerun is paired with a no-op project run next to it (after it, then before the next),
+        # so that a machine drifting during the session weighs on both: the difference is what
+        # main adds to MLflow's floor, and neither side is always the one a warmer machine helps.
         for repeat in range(1 if quick else max(sizes.repeats, CACHED_SAMPLES)):
+            if repeat % 2:
+                noop_seconds, _ = bench.timed(noop)
             seconds, _ = bench.mlflow_run("main", {"data_path": path, "model_name": model_name}, experiment)
-            noop_seconds, _ = bench.timed(noop)
+            if not repeat % 2:
+                noop_seconds, _ = bench.timed(noop)
             cached.append(seconds)
             above_noop.append(seconds - noop_seconds)
-            log(f"cached {label} #{repeat + 1}: {seconds:.3f} s, then the no-op project {noop_seconds:.3f} s")
+            log(f"cached {label} #{repeat + 1}: {seconds:.3f} s, paired with the no-op project {noop_seconds:.3f} s")
         main_run = bench.latest_run(experiment, "main")
         models[label] = f"models:/{model_name}@production"
         full = median(pipeline)
@@ -155,6 +159,11 @@ NOOP_COMMAND = "import mlflow; mlflow.start_run(); mlflow.end_run()"
 FROZEN_EXIT_COMMAND = "import mlflow, gc; gc.freeze()"
 
 
+def noop_experiment(bench: Bench) -> str:
+    """The experiment of every no-op project run in a session: created once, by the first."""
+    return f"bench-noop-{bench.scratch.name}"
+
+
 def noop_project(scratch: Path) -> Path:
     """An MLflow project (in `scratch`) whose one entry point imports MLflow, opens the run and
     closes it: what every `mlflow run` of an entry point that uses MLflow costs, whatever it does."""
@@ -176,8 +185,7 @@ def startup_floor(bench: Bench, samples: int) -> StartupFloor:
     frozen = [bench.timed([sys.executable, "-c", FROZEN_EXIT_COMMAND])[0] for _ in range(samples)]
     cli = [bench.timed([str(bench.bin / "mlflow"), "run", "--help"])[0] for _ in range(samples)]
     project = str(noop_project(bench.scratch))
-    experiment = f"bench-noop-{uuid.uuid4().hex[:8]}"
-    noop = [bench.timed(project_command("main", None, experiment, uri=project))[0] for _ in range(samples)]
+    noop = [bench.timed(project_command("main", None, noop_experiment(bench), uri=project))[0] for _ in range(samples)]
     floor = StartupFloor(median(python), median(imports), median(frozen), median(cli), median(noop), samples)
     log(
         f"start-up floor: python {floor.python:.2f} s, import mlflow {floor.import_mlflow:.2f} s "

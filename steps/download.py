@@ -10,11 +10,12 @@ from pathlib import Path
 
 import click
 
+from tabular_pipeline.data.archives import is_archive
 from tabular_pipeline.data.sources import fetch_source
 from tabular_pipeline.data.tables import locate_table, read_table
-from tabular_pipeline.data.uris import redact_source, signed_source_for
+from tabular_pipeline.data.uris import local_path, redact_source, signed_source_for, source_kind
 from tabular_pipeline.errors import PipelineError
-from tabular_pipeline.orchestration.fingerprints import TAG_RAW_DIGEST, digest_path
+from tabular_pipeline.orchestration.fingerprints import TAG_RAW_DIGEST, TAG_SOURCE_DIGEST, digest_path
 from tabular_pipeline.orchestration.step_runs import TAG_OUTPUT_DIGEST, TAG_OUTPUT_URI, run_step
 from tabular_pipeline.parameters.entry_points import entry_point_options
 from tabular_pipeline.registry.lineage import TAG_DATA_SOURCE
@@ -56,9 +57,17 @@ def download_table(source: str, timeout_s: float, max_mb: float, run) -> None:
         raise PipelineError(f"timeout_s is {timeout_s:g} and max_mb {max_mb:g}; expected both above 0")
     source = signed_source_for(source)
     recorded = redact_source(source)
+    given = local_path(source, Path.cwd()) if source_kind(source) == "local" else None
     with tempfile.TemporaryDirectory() as scratch:
         staging = Path(scratch) / RAW_ARTIFACT_PATH
         staging.mkdir()
+        # A local folder or archive as given, before it is read or unpacked: what main's cache key
+        # names (a single table file's is its raw digest, below, not read twice).
+        given_digest = (
+            digest_path(given)
+            if given is not None and (given.is_dir() or (given.is_file() and is_archive(given)))
+            else None
+        )
         fetched = fetch_source(source, Path(scratch), Path.cwd(), timeout_s, int(max_mb * 2**20))
         location = locate_table(fetched)
         files = [location.train, location.test] if location.is_split else [location.single]
@@ -74,14 +83,15 @@ def download_table(source: str, timeout_s: float, max_mb: float, run) -> None:
         output_digest = digest_path(staging)
         mlflow.log_artifacts(str(staging), RAW_ARTIFACT_PATH)
     output_uri = f"runs:/{run.info.run_id}/{RAW_ARTIFACT_PATH}"
-    mlflow.set_tags(
-        {
-            TAG_OUTPUT_URI: output_uri,
-            TAG_OUTPUT_DIGEST: output_digest,
-            TAG_DATA_SOURCE: recorded,
-            TAG_RAW_DIGEST: ",".join(raw_digests),
-        }
-    )
+    tags = {
+        TAG_OUTPUT_URI: output_uri,
+        TAG_OUTPUT_DIGEST: output_digest,
+        TAG_DATA_SOURCE: recorded,
+        TAG_RAW_DIGEST: ",".join(raw_digests),
+    }
+    if given is not None:
+        tags[TAG_SOURCE_DIGEST] = given_digest or raw_digests[0]
+    mlflow.set_tags(tags)
     log.info("raw table logged at %s", output_uri)
 
 

@@ -60,7 +60,7 @@ def test_benchmarks_run_with_tiny_sizes(tmp_path, tracking_uri):
     )
     assert cached, "the cached rerun reused all four steps"
     # The paired difference, recomputed from the bench's log of each rerun and the no-op run after it.
-    pairs = re.findall(r"cached generated #\d+: ([\d.]+) s, then the no-op project ([\d.]+) s", done.stderr)
+    pairs = re.findall(r"cached generated #\d+: ([\d.]+) s, paired with the no-op project ([\d.]+) s", done.stderr)
     assert len(pairs) == 1, done.stderr[-3000:]
     assert float(cached.group(3)) == pytest.approx(float(pairs[0][0]) - float(pairs[0][1]), abs=0.002)
     served = dict(

@@ -100,23 +100,38 @@ def zip_bytes(entries: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def test_download_reads_http_archives_and_file_uris(run_project, client, experiment_name):
+def test_download_reads_http_archives_and_file_uris(tmp_path, run_project, client, experiment_name):
+    from tabular_pipeline.orchestration.fingerprints import TAG_SOURCE_DIGEST
+    from tabular_pipeline.orchestration.workflow import source_digest
+
     table = SAMPLE.read_bytes()
     split = zip_bytes({"train.csv": table, "test.csv": table})
     with serve_routes({"/table.csv": table, "/split.zip": split}) as base:
         assert run_project("download", {"source": f"{base}/table.csv"}).returncode == 0
         assert run_project("download", {"source": f"{base}/split.zip"}).returncode == 0
     assert run_project("download", {"source": SAMPLE.as_uri()}).returncode == 0  # a 404: test_e2e_hostile
-    artifacts = sorted(
-        tuple(a.path for a in client.list_artifacts(run.info.run_id, "raw"))
-        for run in runs_of(client, experiment_name, "download")
-        if run.info.status == "FINISHED"
-    )
+    (tmp_path / "local.zip").write_bytes(zip_bytes({"local.csv": table}))
+    (tmp_path / "folder").mkdir()
+    for name in ("train.csv", "test.csv"):
+        (tmp_path / "folder" / name).write_bytes(table)
+    for local in ("local.zip", "folder"):
+        assert run_project("download", {"source": str(tmp_path / local)}).returncode == 0
+    runs = [run for run in runs_of(client, experiment_name, "download") if run.info.status == "FINISHED"]
+    artifacts = sorted(tuple(a.path for a in client.list_artifacts(run.info.run_id, "raw")) for run in runs)
     assert artifacts == [
         ("raw/breast_cancer.parquet",),
+        ("raw/local.parquet",),
         ("raw/table.parquet",),
         ("raw/test.parquet", "raw/train.parquet"),
+        ("raw/test.parquet", "raw/train.parquet"),
     ]
+    # A local source's digest as download read it is main's for the same source (main reuses the
+    # run only when they are equal); an HTTP source has none.
+    read = {run.data.params["source"]: run.data.tags.get(TAG_SOURCE_DIGEST) for run in runs}
+    for source, digest in read.items():
+        expected = source_digest(source, PROJECT_DIR) if source.startswith(("/", "file:")) else None
+        assert digest == expected, source
+    assert sum(digest is not None for digest in read.values()) == 3
 
 
 def test_zip_slip_archive_is_refused(tmp_path, run_project, client, experiment_name):

@@ -58,7 +58,18 @@ def test_digest_follows_content_and_names(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "size", [0, 1, DIGEST_PIECE_BYTES - 1, DIGEST_PIECE_BYTES, 2 * DIGEST_PIECE_BYTES + 5], ids=lambda n: f"{n} bytes"
+    "size",
+    [
+        0,
+        1,
+        (1 << 16) - 1,
+        1 << 16,
+        (1 << 16) + 1,
+        DIGEST_PIECE_BYTES - 1,
+        DIGEST_PIECE_BYTES,
+        2 * DIGEST_PIECE_BYTES + 5,
+    ],
+    ids=lambda n: f"{n} bytes",
 )
 def test_a_file_digest_is_the_sha256_of_its_bytes_whatever_its_size_against_the_read_piece(tmp_path, size):
     content = os.urandom(size)

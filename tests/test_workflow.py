@@ -36,6 +36,19 @@ def test_the_background_digest_is_the_source_digest(tmp_path):
         assert background.result() == source_digest(source, tmp_path), source
 
 
+def test_a_local_file_is_hashed_from_the_moment_the_digest_is_made(tmp_path, monkeypatch):
+    import threading
+
+    from tabular_pipeline.orchestration import workflow
+
+    (tmp_path / "t.csv").write_text("a,label\n1,0\n")
+    started = threading.Event()
+    monkeypatch.setattr(workflow, "source_digest", lambda _source, _project_dir: started.set() or "digest")
+    background = BackgroundDigest("t.csv", tmp_path)
+    assert started.wait(30), "hashing began before anyone asked for the result"
+    assert background.result() == "digest"
+
+
 def test_anything_but_a_local_file_is_hashed_only_when_asked_for_after_mains_checks(tmp_path, monkeypatch):
     from tabular_pipeline.orchestration import workflow
 
@@ -345,7 +358,7 @@ import sys
 import mlflow
 
 with mlflow.start_run():
-    mlflow.set_tags({"pipeline.output_uri": "runs:/fake/raw", "pipeline.raw_digest": sys.argv[1]})
+    mlflow.set_tags({"pipeline.output_uri": "runs:/fake/raw", "pipeline.source_digest": sys.argv[1]})
 """
 
 
@@ -361,7 +374,7 @@ def test_a_download_that_read_other_bytes_than_main_hashed_is_used_but_never_reu
     from mlflow import MlflowClient
 
     from tabular_pipeline.orchestration.step_runs import STEP_OF_MAIN_ENV, TAG_CACHE_KEY, TAG_INPUT_DIGEST
-    from tabular_pipeline.orchestration.workflow import StepRunner, StepSpec, raw_digest_is
+    from tabular_pipeline.orchestration.workflow import StepRunner, StepSpec, read_digest_is
 
     project = tmp_path / "project"
     project.mkdir()
@@ -382,7 +395,7 @@ def test_a_download_that_read_other_bytes_than_main_hashed_is_used_but_never_reu
         # The parameter is in the key too, so the second step is not the first one reused.
         specs = {
             read: StepSpec(
-                "download", {"raw": read}, {"raw": read}, hashed, read_as_hashed=partial(raw_digest_is, hashed)
+                "download", {"raw": read}, {"raw": read}, hashed, read_as_hashed=partial(read_digest_is, hashed)
             )
             for read in (hashed, "sha256:" + "b" * 64)
         }
@@ -392,7 +405,7 @@ def test_a_download_that_read_other_bytes_than_main_hashed_is_used_but_never_reu
     same, changed = (client.get_run(result.run_id).data.tags for result in results.values())
     assert same[TAG_INPUT_DIGEST] == hashed and same[TAG_CACHE_KEY] == runner.key_for(specs[hashed])
     assert TAG_INPUT_DIGEST not in changed and TAG_CACHE_KEY not in changed, "never reused under main's key"
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "main" and r.levelname == "WARNING"]
     assert warnings == [
         f"download     read its input after it changed (main had hashed it as it started): run "
         f"{results['sha256:' + 'b' * 64].run_id} is used now and will not be reused"

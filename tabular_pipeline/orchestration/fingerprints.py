@@ -12,6 +12,9 @@ from pathlib import Path
 
 # On a download run: the digest of the raw file(s) as the step read them, the lineage of its typed copy.
 TAG_RAW_DIGEST = "pipeline.raw_digest"
+# On a download run of a local source: that source's digest as `main` takes it for its cache key
+# (`digest_path` of the file, folder or archive given), as the step read it.
+TAG_SOURCE_DIGEST = "pipeline.source_digest"
 # Files that define what the project does, hashed when there is no clean git commit to name it.
 _CODE_SUFFIXES = {".py", ".yaml", ".yml", ".txt", ".cfg", ".toml"}
 _CODE_NAMES = {"MLproject"}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tabular_pipeline.data.uris import local_path, source_kind
 from tabular_pipeline.errors import PipelineError, one_line
-from tabular_pipeline.orchestration.fingerprints import TAG_RAW_DIGEST, cache_key, digest_path
+from tabular_pipeline.orchestration.fingerprints import TAG_SOURCE_DIGEST, cache_key, digest_path
 from tabular_pipeline.orchestration.processes import end_process_tree
 from tabular_pipeline.orchestration.step_cache import find_reusable_run
 from tabular_pipeline.orchestration.step_runs import (
@@ -57,9 +57,10 @@ class StepSpec:
     read_as_hashed: Callable[[object], bool] | None = None
 
 
-def raw_digest_is(input_digest: str | None, run) -> bool:
-    """Whether a download run read the bytes main hashed: its raw digest is `input_digest`."""
-    return run.data.tags.get(TAG_RAW_DIGEST) == input_digest
+def read_digest_is(input_digest: str | None, run) -> bool:
+    """Whether a download run read the bytes main hashed: its local source's digest, as it read
+    it, is `input_digest`."""
+    return run.data.tags.get(TAG_SOURCE_DIGEST) == input_digest
 
 
 @dataclass
