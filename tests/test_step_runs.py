@@ -30,6 +30,17 @@ run_step("demo", body)
 """
 
 
+def run_in_a_step_process(tmp_path: Path, script: str) -> tuple[str, subprocess.CompletedProcess]:
+    """Run `script` (which calls `run_step`) in a Python of its own on a fresh SQLite store; the
+    store's URI and the finished process."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {"MLFLOW_TRACKING_URI": uri, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300
+    )
+    return uri, done
+
+
 @pytest.mark.parametrize(
     ("error", "code", "status", "message"),
     [
@@ -40,16 +51,7 @@ run_step("demo", body)
     ids=["bad input", "ctrl-c", "bug"],
 )
 def test_a_step_ends_its_run_and_says_why_in_one_line(tmp_path, error, code, status, message):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {"MLFLOW_TRACKING_URI": uri, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-c", STEP.format(error=error)],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    uri, done = run_in_a_step_process(tmp_path, STEP.format(error=error))
     assert done.returncode == code, done.stderr[-2000:]
     assert [line for line in done.stderr.splitlines() if line.startswith("error: ")] == [f"error: demo: {message}"]
     run_id = done.stdout.split()[1]
@@ -109,16 +111,7 @@ run_step("demo", body)
     ids=["a library's run left active", "the step's run ended by a library"],
 )
 def test_a_step_ends_its_run_once_with_its_own_status_whatever_libraries_left(tmp_path, what):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {"MLFLOW_TRACKING_URI": uri, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-c", RUNS_LEFT_BEHIND.format(what=what)],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    uri, done = run_in_a_step_process(tmp_path, RUNS_LEFT_BEHIND.format(what=what))
     assert done.returncode == 2, done.stderr[-2000:]
     printed = dict(line.split(" ", 1) for line in done.stdout.splitlines())
     step_run = printed["run"]
@@ -152,11 +145,7 @@ run_step("demo", body)
 
 
 def test_a_second_ctrl_c_does_not_cut_the_clean_up_short(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {"MLFLOW_TRACKING_URI": uri, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-c", SECOND_CTRL_C], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300
-    )
+    uri, done = run_in_a_step_process(tmp_path, SECOND_CTRL_C)
     assert done.returncode == 130 and "cleaned up" in done.stdout, done.stderr[-2000:]
     assert MlflowClient(uri).get_run(done.stdout.split()[1]).info.status == "KILLED"
 
