@@ -22,7 +22,7 @@ from statistics import median
 import click
 import numpy as np
 
-from bench.session import measured_commit
+from bench.session import measured_commit, scratch_experiment
 
 TASKS = ("binary", "multiclass", "regression")
 # `--presets` for train_automl's default, which names no preset (`BUDGET_DEFAULTS` in autogluon_settings).
@@ -252,6 +252,7 @@ def main(
             tracking_uri = f"sqlite:///{scratch / 'mlflow.db'}"
             os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
             os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+            mlflow.set_experiment(experiment_id=scratch_experiment(tracking_uri, "bench-automl", scratch))
             table_file = scratch / f"{task}.parquet"
             make_mixed_table(rows, columns, task, seed=7).to_parquet(table_file, index=False)
             splits, _ = prepare_splits(locate_table(table_file), "label", 0.25, seed, task)

@@ -25,7 +25,7 @@ from statistics import median
 
 import click
 
-from bench.session import measured_commit
+from bench.session import measured_commit, scratch_experiment
 
 MODES = ("scoring", "drift", "performance")
 
@@ -54,8 +54,9 @@ def trained_model(scratch: Path, columns: int) -> tuple[str, dict]:
     metrics = evaluate_model(model, test.drop(columns=["label", "row_id"]), test["label"], "binary")
     performance = model_performance_profile(model, test.drop(columns=["row_id"]), "label", "binary", metrics, seed=1)
     profile = training_profile(features, performance)
-    mlflow.set_tracking_uri(f"sqlite:///{scratch / 'bench.db'}")
-    mlflow.set_experiment("monitoring-cost")
+    tracking_uri = f"sqlite:///{scratch / 'bench.db'}"
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(experiment_id=scratch_experiment(tracking_uri, "monitoring-cost", scratch))
     with mlflow.start_run():
         info = log_pipeline_model(model, features, "lightgbm", profile=profile)
     return mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(scratch / "model")), profile

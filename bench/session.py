@@ -151,3 +151,18 @@ def measured_commit() -> str:
     except OSError:  # no git: the timings still count
         return "unknown"
     return (commit.stdout.strip() or "unknown") + ("+changes" if changed.stdout.strip() else "")
+
+
+def scratch_experiment(tracking_uri: str, name: str, folder: Path) -> str:
+    """The id of experiment `name` in a local SQLite store, its artifacts under `folder`.
+
+    A SQLite store's experiments otherwise keep their artifacts in `./mlruns` of the working
+    directory, which is the checkout's when a benchmark runs from it.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    return client.create_experiment(name, artifact_location=(folder / "artifacts").as_uri())

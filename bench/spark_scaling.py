@@ -32,7 +32,7 @@ from pathlib import Path
 
 import click
 
-from bench.session import measured_commit
+from bench.session import measured_commit, scratch_experiment
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 COLUMNS = 20
@@ -90,9 +90,12 @@ class TreeMemory:
         self._thread.join()
 
 
-def run_pipeline(engine: str, table: Path, master: str, tracking_uri: str, worker_pid: int | None) -> dict:
+def run_pipeline(
+    engine: str, table: Path, master: str, tracking_uri: str, experiment_id: str, worker_pid: int | None
+) -> dict:
     """One `main` run; returns its wall time, exit code, step times and peak memory."""
     command = [str(Path(sys.executable).parent / "mlflow"), "run", str(PROJECT_DIR), "--env-manager", "local"]
+    command += ["--experiment-id", experiment_id]
     for name, value in {
         "data_path": table,
         "engine": engine,
@@ -271,6 +274,7 @@ def main(rows: str, engines: str, output: Path, master: str, repeats: int, repor
         folder = Path(scratch)
         tables = write_tables(sizes, folder)
         tracking_uri = f"sqlite:///{folder / 'mlflow.db'}"
+        experiment_id = scratch_experiment(tracking_uri, "spark-scaling", folder)
         with spark_master(master, folder) as (url, worker):
             commit = measured_commit()  # the code that is timed, before anything can change under the run
             label = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {commit} {master}"
@@ -281,7 +285,9 @@ def main(rows: str, engines: str, output: Path, master: str, repeats: int, repor
                           "date": day, "commit": commit, "master": master,
                           "session": label, "repeat": repeat}  # fmt: skip
                 record.update(
-                    run_pipeline(engine, tables[size], url, tracking_uri, worker if engine == "spark" else None)
+                    run_pipeline(
+                        engine, tables[size], url, tracking_uri, experiment_id, worker if engine == "spark" else None
+                    )
                 )
                 click.echo(json.dumps(record))
                 with output.open("a") as sink:

@@ -10,7 +10,7 @@ import click
 
 from tabular_pipeline.data.screening import screen_columns
 from tabular_pipeline.data.sources import fetch_table
-from tabular_pipeline.data.splits import prepare_splits
+from tabular_pipeline.data.splits import Splits, prepare_splits
 from tabular_pipeline.engines import check_engine
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.evaluation.card import CARD_FILE, log_card
@@ -78,8 +78,6 @@ def check_not_split_on_spark(data_path: str) -> None:
 
 def train_model(options: dict, run) -> None:  # noqa: ARG001 - same signature as the other steps
     """Fit, evaluate and log the model described by the step's options."""
-    import mlflow
-
     algorithm = normalise_algorithm(options["algorithm"])
     hyperparameters = {
         **parse_param_string(options["params"], "params"),
@@ -90,11 +88,24 @@ def train_model(options: dict, run) -> None:  # noqa: ARG001 - same signature as
 
         train_with_spark(options, algorithm, hyperparameters)
         return
-    label = options["label_column"]
     check_not_split_on_spark(options["data_path"])
     with tempfile.TemporaryDirectory() as scratch:
         location = fetch_table(options["data_path"], Path(scratch))
-        splits, task = prepare_splits(location, label, options["test_size"], options["seed"], options["task"])
+        splits, task = prepare_splits(
+            location, options["label_column"], options["test_size"], options["seed"], options["task"]
+        )
+    train_on_splits(splits, task, algorithm, hyperparameters, options)
+
+
+def train_on_splits(splits: Splits, task: str, algorithm: str, hyperparameters: dict, options: dict):
+    """Fit, evaluate and log the model on prepared splits, in the active run; returns its `ModelInfo`.
+
+    The pipeline-overhead benchmark's same-work script calls this too, so that it does this step's
+    work and nothing else.
+    """
+    import mlflow
+
+    label = options["label_column"]
     check_hyperparameters(hyperparameters, algorithm, task)
     mlflow.set_tags({TAG_TASK: task, "pipeline.algorithm": algorithm})
     mlflow.log_params({"task_detected": task, "n_jobs_used": options["n_jobs"]})
@@ -119,6 +130,7 @@ def train_model(options: dict, run) -> None:  # noqa: ARG001 - same signature as
     mlflow.set_tag(TAG_OUTPUT_URI, model_info.model_uri)
     log_card(mlflow.MlflowClient(), mlflow.active_run().info.run_id)
     log.info("model logged at %s; its card is the run's %s", model_info.model_uri, CARD_FILE)
+    return model_info
 
 
 # Help lines for `--help`; names, types and defaults come from MLproject.

@@ -93,6 +93,42 @@ def test_benchmarks_run_with_tiny_sizes(tmp_path, tracking_uri):
     assert noop > floor["`mlflow run --help` (the CLI's start-up)"], "the no-op run starts the CLI and more"
     full, noop_ratio = (float(value.replace(",", "")) for value in cached.groups()[:2])
     assert noop_ratio == pytest.approx(noop / full, abs=0.002), "the no-op project's share of the full run"
+    check_same_work(tracking_uri)
+
+
+def artifact_paths(client, run_id: str, folder: str | None = None) -> set[str]:
+    """Every artifact file of a run, by its path in the run."""
+    found = set()
+    for item in client.list_artifacts(run_id, folder):
+        found |= artifact_paths(client, run_id, item.path) if item.is_dir else {item.path}
+    return found
+
+
+def check_same_work(tracking_uri: str) -> None:
+    """The same-work script does `train_basic`'s and `register`'s work, as the ratio claims: the same
+    booster threads, test metrics and artifacts as the bench's `train_basic` run (plus the splits
+    `process` logs), and its version was judged by the gate."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    plain_experiments = client.search_experiments(filter_string="name LIKE 'bench-%-plain'")
+    assert len(plain_experiments) == 1, [e.name for e in plain_experiments]
+    main_experiment = client.get_experiment_by_name(plain_experiments[0].name.removesuffix("-plain"))
+    [plain_run] = client.search_runs([plain_experiments[0].experiment_id])
+    [train_run] = client.search_runs(
+        [main_experiment.experiment_id], "tags.`pipeline.entry_point` = 'train_basic'", max_results=1
+    )
+    assert plain_run.data.params["booster_threads"] == train_run.data.params["booster_threads"]
+    tested = {name for name in train_run.data.metrics if name.startswith("test_")}
+    assert tested and tested <= set(plain_run.data.metrics), (tested, plain_run.data.metrics)
+    trained = artifact_paths(client, train_run.info.run_id)
+    assert "evaluation/test.parquet" in trained and "card.html" in trained, trained
+    assert artifact_paths(client, plain_run.info.run_id) == trained | {
+        "processed/train.parquet",
+        "processed/test.parquet",
+    }
+    [version] = client.search_model_versions("name = 'bench-generated-plain'")
+    assert version.tags.get("gate.decision") == "promoted", version.tags
 
 
 @pytest.mark.timeout(300)
@@ -104,10 +140,13 @@ def test_automl_tools_benchmark_runs_with_a_tiny_budget(tmp_path):
     output = tmp_path / "automl_tools.jsonl"
     temp_dir = tmp_path / "tmp"
     temp_dir.mkdir()
+    checkout_runs = PROJECT_DIR / "mlruns"  # where a SQLite store's artifacts go by default
+    before = sorted(checkout_runs.rglob("*"))
     done = run_bench(
         "bench.automl_tools", "--budgets", "8", "--rows", "400", "--columns", "8", "--tasks", "regression",
         "--requests", "20", "--output", str(output), timeout_s=240, temp_dir=temp_dir,
     )  # fmt: skip
+    assert sorted(checkout_runs.rglob("*")) == before, "the benchmark wrote into the checkout's mlruns"
     # Nothing left in the temporary folder (the servers' logs were once), but MLflow's own empty
     # lock file for a SQLite store's first use, which MLflow never removes.
     left = sorted(path.name for path in temp_dir.iterdir() if not path.name.startswith("db_init_lock-"))
@@ -125,6 +164,31 @@ def test_automl_tools_benchmark_runs_with_a_tiny_budget(tmp_path):
     assert re.search(r"^\| regression \| 8 \| test_rmse \| [\d.]+ \| [\d.]+ \| default \| (yes|no) \|", report, re.M), (
         report
     )
+
+
+def test_a_benchmark_experiment_keeps_its_artifacts_in_its_scratch_folder(tmp_path, monkeypatch):
+    """A SQLite store's experiments keep their artifacts in `./mlruns` of the working directory,
+    the checkout's when a benchmark runs from it; the benchmarks' own experiments keep them in
+    their scratch folder."""
+    from mlflow import MlflowClient
+
+    from bench.session import scratch_experiment
+
+    work, scratch = tmp_path / "checkout", tmp_path / "scratch"
+    work.mkdir()
+    scratch.mkdir()
+    monkeypatch.chdir(work)
+    uri = f"sqlite:///{scratch / 'mlflow.db'}"
+    experiment_id = scratch_experiment(uri, "bench", scratch)
+    assert scratch_experiment(uri, "bench", scratch) == experiment_id, "found again, not created twice"
+    client = MlflowClient(uri)
+    run = client.create_run(experiment_id)
+    note = tmp_path / "note.txt"
+    note.write_text("logged")
+    client.log_artifact(run.info.run_id, str(note))
+    client.set_terminated(run.info.run_id)
+    assert list(work.iterdir()) == []
+    assert [path.read_text() for path in (scratch / "artifacts").rglob("note.txt")] == ["logged"]
 
 
 def test_the_spark_scaling_report_compares_engines_on_the_same_rows_and_growth_per_row():

@@ -11,6 +11,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 from fixtures import mixed_frame
 
@@ -19,7 +20,7 @@ from tabular_pipeline.data.splits import harmonise_dtypes, split_table
 from tabular_pipeline.errors import PipelineError
 from tabular_pipeline.evaluation.metrics import metrics_from_served_output
 from tabular_pipeline.registry.gate_rule import GateRules
-from tabular_pipeline.registry.model_scoring import ModelUnusable, missing_requirements, served_output
+from tabular_pipeline.registry.model_scoring import SCORER, ModelUnusable, missing_requirements, served_output
 from tabular_pipeline.serving.model import probability_frame
 from tabular_pipeline.training.model_logging import log_pipeline_model
 from tabular_pipeline.training.pipelines import build_pipeline, split_feature_columns
@@ -222,6 +223,9 @@ def test_a_model_whose_requirements_lack_its_booster_cannot_be_served(tmp_path):
     rows = trained.test.drop(columns=["label"]).head(5)
     with pytest.raises(ModelUnusable, match="it holds lightgbm objects, which its requirements.txt does not name"):
         served_output(trained.model_uri, rows, {"return_probabilities": True})
+    # The requirements are checked while the scorer starts: the refused model's scorer is ended.
+    scorers = [child for child in psutil.Process().children(recursive=True) if SCORER in child.cmdline()]
+    assert not scorers, scorers
 
 
 def test_a_champion_that_cannot_be_scored_keeps_the_alias(store, tmp_path):

@@ -106,6 +106,10 @@ def evaluate_gate(client, model_uri: str, name: str, alias: str, version: str, r
             champion_uri = f"models:/{name}/{holder.version}"
             champion_scoring = scorers.enter_context(started_scoring(champion_uri, features, params))
             rows = compared_rows(client, holder, alias, run, test)
+        # Scoring the answers needs scikit-learn's metrics: loaded while the scorers work (about
+        # 0.8 s), not after them.
+        import sklearn.metrics  # noqa: F401
+
         try:
             try:
                 output = candidate_scoring.answer()

@@ -159,20 +159,11 @@ def served_output(model_uri: str, features: pd.DataFrame, params: dict | None):
 
 
 def start_in_fresh_python(model_dir: Path, features: pd.DataFrame, params: dict | None, scratch: Path) -> PendingAnswer:
-    """Check that the model's requirements name the libraries its pipeline file needs, then start
-    loading and scoring it in a new `python -I` in an empty folder (`SCORER`). Its output goes to
-    files, not pipes: a second scorer running beside it never waits on a full pipe."""
-    try:
-        missing = missing_requirements(pipeline_modules(model_dir), model_dir / "requirements.txt")
-    except (OSError, ValueError) as error:  # an unreadable trusted_types.json or requirements.txt
-        return failed(ModelUnusable(f"its files could not be read ({type(error).__name__}: {one_line(error, 200)})"))
-    if missing:
-        return failed(
-            ModelUnusable(
-                f"it holds {', '.join(missing)} objects, which its requirements.txt does not name, so it would not "
-                "load where it is served from them"
-            )
-        )
+    """Start loading and scoring the model in a new `python -I` in an empty folder (`SCORER`), and
+    check that its requirements name the libraries its pipeline file needs; if they do not, the
+    scorer is ended and the answer is that failure. The check runs while the scorer imports MLflow
+    (reading every installed distribution's metadata takes about 0.6 s). The scorer's output goes
+    to files, not pipes: a second scorer running beside it never waits on a full pipe."""
     rows, answer, empty = scratch / "rows.parquet", scratch / "answer.parquet", scratch / "cwd"
     empty.mkdir()
     features.to_parquet(rows, index=False)
@@ -206,7 +197,31 @@ def start_in_fresh_python(model_dir: Path, features: pd.DataFrame, params: dict 
             end_process_tree(process.pid, include_root=True, grace_s=5)
             process.wait()
 
+    try:
+        unservable = requirements_problem(model_dir)
+    except BaseException:
+        stop()
+        raise
+    if unservable is not None:
+        stop()
+        return failed(unservable)
     return PendingAnswer(wait, stop, beside=True)
+
+
+def requirements_problem(model_dir: Path) -> ModelUnusable | None:
+    """Why the model would not load where it is served from its requirements.txt, if it would not:
+    its pipeline file holds objects of a library those requirements do not name, or the files
+    that say so cannot be read."""
+    try:
+        missing = missing_requirements(pipeline_modules(model_dir), model_dir / "requirements.txt")
+    except (OSError, ValueError) as error:  # an unreadable trusted_types.json or requirements.txt
+        return ModelUnusable(f"its files could not be read ({type(error).__name__}: {one_line(error, 200)})")
+    if missing:
+        return ModelUnusable(
+            f"it holds {', '.join(missing)} objects, which its requirements.txt does not name, so it would not "
+            "load where it is served from them"
+        )
+    return None
 
 
 def pipeline_modules(model_dir: Path) -> list[str]:

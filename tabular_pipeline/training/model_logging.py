@@ -47,17 +47,32 @@ def distribution_of(module: str) -> str:
     """
     import importlib
 
+    origin = Path(importlib.import_module(module).__file__).resolve()
+    # Most libraries are distributed under their import name: that one's file list is read first,
+    # where listing what every installed distribution provides takes about 0.5 s.
+    try:
+        named = metadata.distribution(module)
+    except metadata.PackageNotFoundError:
+        named = None
+    if named is not None and provides(named, origin):
+        return named.metadata["Name"]
     candidates = metadata.packages_distributions().get(module, [])
     if len(candidates) == 1:
         return candidates[0]
-    origin = Path(importlib.import_module(module).__file__).resolve()
     for name in candidates:
-        distribution = metadata.distribution(name)
-        if any(Path(distribution.locate_file(file)).resolve() == origin for file in distribution.files or []):
+        if provides(metadata.distribution(name), origin):
             return name
     if candidates:
         return candidates[0]
     raise LookupError(f"no installed distribution provides the module {module!r}")
+
+
+def provides(distribution: metadata.Distribution, origin: Path) -> bool:
+    """Whether the installed `distribution` recorded the file `origin` among its files."""
+    return any(
+        file.name == origin.name and Path(distribution.locate_file(file)).resolve() == origin
+        for file in distribution.files or []
+    )
 
 
 def booster_distributions(algorithm: str) -> tuple[str, ...]:
