@@ -105,9 +105,9 @@ def artifact_paths(client, run_id: str, folder: str | None = None) -> set[str]:
 
 
 def check_same_work(tracking_uri: str) -> None:
-    """The same-work script does `train_basic`'s and `register`'s work, as the ratio claims: the same
-    booster threads, test metrics and artifacts as the bench's `train_basic` run (plus the splits
-    `process` logs), and its version was judged by the gate."""
+    """The same-work script does `process`'s, `train_basic`'s and `register`'s work, as the ratio
+    claims: the bench's `process` and `train_basic` runs' artifacts, test metrics, booster threads,
+    hyperparameters and datasets, and its version was judged by the gate."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)
@@ -115,18 +115,32 @@ def check_same_work(tracking_uri: str) -> None:
     assert len(plain_experiments) == 1, [e.name for e in plain_experiments]
     main_experiment = client.get_experiment_by_name(plain_experiments[0].name.removesuffix("-plain"))
     [plain_run] = client.search_runs([plain_experiments[0].experiment_id])
-    [train_run] = client.search_runs(
-        [main_experiment.experiment_id], "tags.`pipeline.entry_point` = 'train_basic'", max_results=1
-    )
-    assert plain_run.data.params["booster_threads"] == train_run.data.params["booster_threads"]
+
+    def latest(entry_point: str):
+        query = f"tags.`pipeline.entry_point` = '{entry_point}'"
+        return client.search_runs([main_experiment.experiment_id], query, max_results=1)[0]
+
+    train_run, process_run = latest("train_basic"), latest("process")
+    params = {name: value for name, value in train_run.data.params.items() if name.startswith("hp.")}
+    params["booster_threads"] = train_run.data.params["booster_threads"]
+    assert params.items() <= plain_run.data.params.items(), (params, plain_run.data.params)
     tested = {name for name in train_run.data.metrics if name.startswith("test_")}
     assert tested and tested <= set(plain_run.data.metrics), (tested, plain_run.data.metrics)
-    trained = artifact_paths(client, train_run.info.run_id)
+    trained, processed = artifact_paths(client, train_run.info.run_id), artifact_paths(client, process_run.info.run_id)
     assert "evaluation/test.parquet" in trained and "card.html" in trained, trained
-    assert artifact_paths(client, plain_run.info.run_id) == trained | {
-        "processed/train.parquet",
-        "processed/test.parquet",
-    }
+    assert "processed/profile.json" in processed, processed
+    assert artifact_paths(client, plain_run.info.run_id) == trained | processed
+
+    def datasets(run) -> dict[str, str]:
+        return {
+            tag.value: found.dataset.digest
+            for found in run.inputs.dataset_inputs
+            for tag in found.tags
+            if tag.key == "mlflow.data.context"
+        }
+
+    assert datasets(train_run).keys() == {"training", "testing"}
+    assert datasets(plain_run) == datasets(train_run), "the same rows, split the same way"
     [version] = client.search_model_versions("name = 'bench-generated-plain'")
     assert version.tags.get("gate.decision") == "promoted", version.tags
 
@@ -269,3 +283,19 @@ def test_the_spark_scaling_benchmark_refuses_a_master_it_cannot_start():
     for master in ("localhost", "spark://10.0.0.1:7077", "local[x]"):
         result = CliRunner().invoke(main, ["--master", master, "--rows", "10"])
         assert result.exit_code == 2 and "expected 'standalone' or local[...]" in result.output, result.output
+
+
+@pytest.mark.timeout(300)
+def test_the_dataset_profile_benchmark_logs_both_ways_on_the_same_frame():
+    """bench/spark_dataset_profile.py on a tiny frame: a line without logging, then the project's
+    dataset and MLflow's, each with the count after it; the project's profile is the frame's rows."""
+    import json
+
+    done = run_bench("bench.spark_dataset_profile", "--rows", "3000", "--columns", "2", timeout_s=240)
+    records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [record["way"] for record in records] == ["none", "counted", "mlflow"]
+    assert all(record["rows"] == 3000 and record["count_s"] > 0 for record in records)
+    counted, logged_by_mlflow = records[1], records[2]
+    assert counted["profile_rows"] == 3000, "the row count it was given, as the run records it"
+    assert logged_by_mlflow["profile_rows"] is not None, "MLflow's own profile, computed on the cluster"
+    assert all(record["log_s"] > 0 and record["count_after_s"] > 0 for record in records[1:])

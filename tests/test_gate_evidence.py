@@ -224,7 +224,13 @@ def test_a_model_whose_requirements_lack_its_booster_cannot_be_served(tmp_path):
     with pytest.raises(ModelUnusable, match="it holds lightgbm objects, which its requirements.txt does not name"):
         served_output(trained.model_uri, rows, {"return_probabilities": True})
     # The requirements are checked while the scorer starts: the refused model's scorer is ended.
-    scorers = [child for child in psutil.Process().children(recursive=True) if SCORER in child.cmdline()]
+    scorers = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if SCORER in child.cmdline():
+                scorers.append(child)
+        except psutil.Error:  # another child that ended meanwhile, or a zombie
+            continue
     assert not scorers, scorers
 
 

@@ -49,6 +49,19 @@ def test_a_library_distributed_under_its_import_name_is_found_without_listing_ev
     assert distribution_of("lightgbm") == "lightgbm"
 
 
+def test_a_namespace_package_with_one_provider_is_that_provider(tmp_path, monkeypatch):
+    """A namespace package has no file to compare with the distributions' records: its one
+    provider is the answer, as it was before the lookup by name."""
+    site = tmp_path / "site"
+    (site / "fakespace" / "part").mkdir(parents=True)
+    (site / "fakespace" / "part" / "__init__.py").write_text("")
+    record = ["fakespace/part/__init__.py", "fakespace_dist-1.0.dist-info/METADATA"]
+    dist_info(site, "fakespace_dist", record, "fakespace")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "fakespace", raising=False)
+    assert distribution_of("fakespace") == "fakespace_dist"
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="requirements.txt installs uvloop everywhere but Windows")
 def test_uvicorn_serves_on_uvloop_and_httptools():
     """`mlflow models serve` (and `mlflow server`) start uvicorn with its automatic choices, which

@@ -162,15 +162,21 @@ def start_in_fresh_python(model_dir: Path, features: pd.DataFrame, params: dict 
     """Start loading and scoring the model in a new `python -I` in an empty folder (`SCORER`), and
     check that its requirements name the libraries its pipeline file needs; if they do not, the
     scorer is ended and the answer is that failure. The check runs while the scorer imports MLflow
-    (reading every installed distribution's metadata takes about 0.6 s). The scorer's output goes
-    to files, not pipes: a second scorer running beside it never waits on a full pipe."""
+    (reading every installed distribution's metadata takes about 0.6 s, once per process). The
+    scorer's output goes to files, not pipes: a second scorer running beside it never waits on a
+    full pipe."""
     rows, answer, empty = scratch / "rows.parquet", scratch / "answer.parquet", scratch / "cwd"
     empty.mkdir()
     features.to_parquet(rows, index=False)
     command = [sys.executable, "-I", "-c", SCORER, str(model_dir), str(rows), json.dumps(params or {}), str(answer)]
     deadline = time.monotonic() + SCORING_TIMEOUT_S
-    with open(scratch / "stdout", "wb") as stdout, open(scratch / "stderr", "wb") as stderr:
-        process = subprocess.Popen(command, cwd=empty, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL)
+    process: subprocess.Popen | None = None
+
+    def stop():
+        if process is not None and process.poll() is None:
+            # The scorer and whatever it started: a process it left would outlive the step.
+            end_process_tree(process.pid, include_root=True, grace_s=5)
+            process.wait()
 
     def wait():
         try:
@@ -191,13 +197,9 @@ def start_in_fresh_python(model_dir: Path, features: pd.DataFrame, params: dict 
         frame = pd.read_parquet(answer)
         return frame if report["kind"] == "frame" else frame["prediction"].tolist()
 
-    def stop():
-        if process.poll() is None:
-            # The scorer and whatever it started: a process it left would outlive the step.
-            end_process_tree(process.pid, include_root=True, grace_s=5)
-            process.wait()
-
     try:
+        with open(scratch / "stdout", "wb") as stdout, open(scratch / "stderr", "wb") as stderr:
+            process = subprocess.Popen(command, cwd=empty, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL)
         unservable = requirements_problem(model_dir)
     except BaseException:
         stop()

@@ -45,22 +45,23 @@ def distribution_of(module: str) -> str:
     Several may claim the same import name (`xgboost` and `xgboost-cpu` both ship `xgboost`); the
     one whose recorded files hold the module actually imported wins.
     """
-    import importlib
+    import importlib.util
 
-    origin = Path(importlib.import_module(module).__file__).resolve()
+    spec = importlib.util.find_spec(module)  # where it would load from, without importing it
+    origin = Path(spec.origin).resolve() if spec is not None and spec.origin else None
     # Most libraries are distributed under their import name: that one's file list is read first,
     # where listing what every installed distribution provides takes about 0.5 s.
     try:
         named = metadata.distribution(module)
     except metadata.PackageNotFoundError:
         named = None
-    if named is not None and provides(named, origin):
+    if named is not None and origin is not None and provides(named, origin):
         return named.metadata["Name"]
     candidates = metadata.packages_distributions().get(module, [])
     if len(candidates) == 1:
         return candidates[0]
     for name in candidates:
-        if provides(metadata.distribution(name), origin):
+        if origin is not None and provides(metadata.distribution(name), origin):
             return name
     if candidates:
         return candidates[0]

@@ -1,0 +1,80 @@
+"""What logging a Spark split as an MLflow dataset costs the work after it (the first finding of
+#25). MLflow's own `SparkDataset.profile` starts an approximate count (`rdd.sumApprox`, a 5 s
+timeout) that runs on after `log_input` returns; the project's `CountedSparkDataset` (since
+29d8b58) is given the row count it already has. On one cached frame in one session: a count that
+fills the cache, a count as the fit's first pass would make, then each way of logging followed by
+the same count (the project's first, since MLflow's leaves its job running). One JSON line each.
+
+    python -m bench.spark_dataset_profile --rows 5000000
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from bench.session import measured_commit, scratch_experiment
+
+
+def mixed_frame(spark, rows: int, columns: int):
+    """`rows` rows of `columns` floats, a text category and a 0/1 label, generated on the cluster."""
+    from pyspark.sql import functions as F
+
+    floats = [F.rand(seed).alias(f"num_{seed:02d}") for seed in range(columns)]
+    category = F.concat(F.lit("level_"), (F.col("id") % 100).cast("string")).alias("category")
+    return spark.range(rows).select("id", *floats, category, (F.rand(99) > 0.5).cast("int").alias("label"))
+
+
+def timed(action) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+@click.command()
+@click.option("--rows", type=int, default=5_000_000, show_default=True)
+@click.option("--columns", type=int, default=10, show_default=True)
+@click.option("--master", default="local[2]", show_default=True)
+def main(rows: int, columns: int, master: str) -> None:
+    """Log the same cached frame as a dataset both ways, and time the count after each."""
+    import mlflow
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+
+    from tabular_pipeline.registry.datasets import log_dataset
+    from tabular_pipeline.spark.datasets import CountedSparkDataset
+    from tabular_pipeline.spark.session import start_session, stop_session
+
+    commit = measured_commit()
+    with tempfile.TemporaryDirectory(prefix="bench-dataset-profile-") as scratch:
+        tracking_uri = f"sqlite:///{Path(scratch) / 'mlflow.db'}"
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_experiment(experiment_id=scratch_experiment(tracking_uri, "dataset-profile", Path(scratch)))
+        spark = start_session(master, "bench-dataset-profile")
+        try:
+            frame = mixed_frame(spark, rows, columns).cache()
+            record = {"rows": rows, "columns": columns + 3, "master": master, "commit": commit}
+            record["fill_cache_s"] = timed(frame.count)
+            record["count_s"] = timed(frame.count)
+            click.echo(json.dumps({**record, "way": "none"}))
+            for way in ("counted", "mlflow"):
+                if way == "counted":
+                    dataset = CountedSparkDataset(rows, df=frame, source=CodeDatasetSource({}), targets="label")
+                else:
+                    dataset = mlflow.data.from_spark(frame, path=None, targets="label")
+                with mlflow.start_run(run_name=way) as run:
+                    logged_s = timed(lambda dataset=dataset: log_dataset(dataset, context="training"))
+                    count_s = timed(frame.count)
+                [logged] = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+                profile_rows = json.loads(logged.dataset.profile or "{}").get("num_rows")
+                result = {"way": way, "log_s": logged_s, "count_after_s": count_s, "profile_rows": profile_rows}
+                click.echo(json.dumps({**record, **result}))
+        finally:
+            stop_session(spark)
+
+
+if __name__ == "__main__":
+    main()
