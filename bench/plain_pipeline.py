@@ -39,6 +39,7 @@ def main(data_path: str, label_column: str, algorithm: str, model_name: str, exp
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
+    from bench.session import experiment_beside_store
     from steps.process import log_splits
     from steps.register import register_model
     from steps.train_basic import train_basic, train_on_splits
@@ -50,7 +51,7 @@ def main(data_path: str, label_column: str, algorithm: str, model_name: str, exp
     # The step's own options, parsed as its command line would be (MLproject's defaults).
     arguments = ["--data_path", data_path, "--label_column", label_column, "--algorithm", algorithm]
     options = train_basic.make_context("train_basic", arguments).params
-    mlflow.set_experiment(experiment_name)
+    mlflow.set_experiment(experiment_id=experiment_beside_store(experiment_name))
     with mlflow.start_run():
         mlflow.log_params({name: options[name] for name in declared_parameters("train_basic")})
         table = locate_table(Path(data_path).resolve())

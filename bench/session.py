@@ -166,3 +166,17 @@ def scratch_experiment(tracking_uri: str, name: str, folder: Path) -> str:
     if found is not None:
         return found.experiment_id
     return client.create_experiment(name, artifact_location=(folder / "artifacts").as_uri())
+
+
+def experiment_beside_store(name: str) -> str:
+    """The id of experiment `name` in the current tracking store. A local SQLite store's
+    experiment keeps its artifacts beside the database file (MLflow's default would be `./mlruns`
+    of the working directory, wherever the database is); a tracking server keeps them where it is
+    configured to."""
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        database = Path(uri.removeprefix("sqlite:///")).resolve()
+        return scratch_experiment(uri, name, database.parent)
+    return mlflow.set_experiment(name).experiment_id

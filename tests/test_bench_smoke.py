@@ -205,6 +205,28 @@ def test_a_benchmark_experiment_keeps_its_artifacts_in_its_scratch_folder(tmp_pa
     assert [path.read_text() for path in (scratch / "artifacts").rglob("note.txt")] == ["logged"]
 
 
+def test_the_same_work_script_keeps_a_sqlite_stores_artifacts_beside_its_database(tmp_path):
+    """Run by hand against a SQLite store outside the checkout (found in a new user's trial), the
+    same-work script once wrote its run's and model's artifacts into the checkout's `./mlruns`."""
+    from mlflow import MlflowClient
+
+    store, work = tmp_path / "store", tmp_path / "work"
+    store.mkdir()
+    work.mkdir()
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.plain_pipeline", "--data_path", str(PROJECT_DIR / "data" / "breast_cancer.csv"),
+         "--model_name", "by-hand", "--experiment_name", "by-hand"],
+        capture_output=True, text=True, cwd=work, timeout=300,
+        env={**subprocess_env(uri), "PYTHONPATH": str(PROJECT_DIR)},
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert list(work.iterdir()) == [], "nothing written where it ran"
+    experiment = MlflowClient(uri).get_experiment_by_name("by-hand")
+    assert experiment.artifact_location == (store / "artifacts").as_uri()
+    assert list((store / "artifacts").rglob("MLmodel")), "the model's files are beside the database"
+
+
 def test_the_spark_scaling_report_compares_engines_on_the_same_rows_and_growth_per_row():
     """The Spark benchmark itself needs a cluster and minutes per run; its report is checked here."""
     from bench.spark_scaling import report
