@@ -153,30 +153,38 @@ def measured_commit() -> str:
     return (commit.stdout.strip() or "unknown") + ("+changes" if changed.stdout.strip() else "")
 
 
-def scratch_experiment(tracking_uri: str, name: str, folder: Path) -> str:
-    """The id of experiment `name` in a local SQLite store, its artifacts under `folder`.
+def scratch_experiment(tracking_uri: str, name: str, folder: Path, artifacts_folder: str = "artifacts") -> str:
+    """The id of experiment `name` in a local SQLite store, its artifacts in `folder/artifacts_folder`.
 
     A SQLite store's experiments otherwise keep their artifacts in `./mlruns` of the working
-    directory, which is the checkout's when a benchmark runs from it.
+    directory, which is the checkout's when a benchmark runs from it. An experiment of that name
+    that keeps them elsewhere is refused rather than written into.
     """
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)
+    location = (folder / artifacts_folder).as_uri()
     found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    return client.create_experiment(name, artifact_location=(folder / "artifacts").as_uri())
+    if found is None:
+        return client.create_experiment(name, artifact_location=location)
+    if found.artifact_location != location:
+        raise click.ClickException(
+            f"experiment '{name}' keeps its artifacts at {found.artifact_location}, not {location}; "
+            "expected another experiment name"
+        )
+    return found.experiment_id
 
 
 def experiment_beside_store(name: str) -> str:
     """The id of experiment `name` in the current tracking store. A local SQLite store's
-    experiment keeps its artifacts beside the database file (MLflow's default would be `./mlruns`
-    of the working directory, wherever the database is); a tracking server keeps them where it is
-    configured to."""
+    experiment keeps its artifacts in `mlartifacts` beside the database file (MLflow's default
+    would be `./mlruns` of the working directory, wherever the database is; `mlartifacts` is where
+    `mlflow server` keeps them, and `.gitignore` leaves it out); a tracking server keeps them where
+    it is configured to."""
     import mlflow
 
     uri = mlflow.get_tracking_uri()
     if uri.startswith("sqlite:///"):
         database = Path(uri.removeprefix("sqlite:///")).resolve()
-        return scratch_experiment(uri, name, database.parent)
+        return scratch_experiment(uri, name, database.parent, "mlartifacts")
     return mlflow.set_experiment(name).experiment_id

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from conftest import PROJECT_DIR, subprocess_env
 
@@ -118,7 +119,8 @@ def check_same_work(tracking_uri: str) -> None:
 
     def latest(entry_point: str):
         query = f"tags.`pipeline.entry_point` = '{entry_point}'"
-        return client.search_runs([main_experiment.experiment_id], query, max_results=1)[0]
+        runs = client.search_runs([main_experiment.experiment_id], query, order_by=["start_time DESC"], max_results=1)
+        return runs[0]
 
     train_run, process_run = latest("train_basic"), latest("process")
     params = {name: value for name, value in train_run.data.params.items() if name.startswith("hp.")}
@@ -203,6 +205,9 @@ def test_a_benchmark_experiment_keeps_its_artifacts_in_its_scratch_folder(tmp_pa
     client.set_terminated(run.info.run_id)
     assert list(work.iterdir()) == []
     assert [path.read_text() for path in (scratch / "artifacts").rglob("note.txt")] == ["logged"]
+    client.create_experiment("elsewhere", artifact_location=(tmp_path / "other").as_uri())
+    with pytest.raises(click.ClickException, match="experiment 'elsewhere' keeps its artifacts at"):
+        scratch_experiment(uri, "elsewhere", scratch)
 
 
 def test_the_same_work_script_keeps_a_sqlite_stores_artifacts_beside_its_database(tmp_path):
@@ -223,8 +228,8 @@ def test_the_same_work_script_keeps_a_sqlite_stores_artifacts_beside_its_databas
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert list(work.iterdir()) == [], "nothing written where it ran"
     experiment = MlflowClient(uri).get_experiment_by_name("by-hand")
-    assert experiment.artifact_location == (store / "artifacts").as_uri()
-    assert list((store / "artifacts").rglob("MLmodel")), "the model's files are beside the database"
+    assert experiment.artifact_location == (store / "mlartifacts").as_uri()
+    assert list((store / "mlartifacts").rglob("MLmodel")), "the model's files are beside the database"
 
 
 def test_the_spark_scaling_report_compares_engines_on_the_same_rows_and_growth_per_row():
@@ -318,6 +323,7 @@ def test_the_dataset_profile_benchmark_logs_both_ways_on_the_same_frame():
     assert [record["way"] for record in records] == ["none", "counted", "mlflow"]
     assert all(record["rows"] == 3000 and record["count_s"] > 0 for record in records)
     counted, logged_by_mlflow = records[1], records[2]
-    assert counted["profile_rows"] == 3000, "the row count it was given, as the run records it"
-    assert logged_by_mlflow["profile_rows"] is not None, "MLflow's own profile, computed on the cluster"
+    assert counted["profile"] == {"num_rows": 3000}, "the row count it was given, as the run records it"
+    assert "approx_count" in logged_by_mlflow["profile"], "MLflow's own profile, computed on the cluster"
+    assert "Hint: Inferred schema" not in done.stderr
     assert all(record["log_s"] > 0 and record["count_after_s"] > 0 for record in records[1:])

@@ -224,14 +224,34 @@ def test_a_model_whose_requirements_lack_its_booster_cannot_be_served(tmp_path):
     with pytest.raises(ModelUnusable, match="it holds lightgbm objects, which its requirements.txt does not name"):
         served_output(trained.model_uri, rows, {"return_probabilities": True})
     # The requirements are checked while the scorer starts: the refused model's scorer is ended.
-    scorers = []
+    assert not live_scorers()
+
+
+def live_scorers() -> list:
+    """This process's children running the gate's scorer."""
+    found = []
     for child in psutil.Process().children(recursive=True):
         try:
             if SCORER in child.cmdline():
-                scorers.append(child)
+                found.append(child)
         except psutil.Error:  # another child that ended meanwhile, or a zombie
             continue
-    assert not scorers, scorers
+    return found
+
+
+@pytest.mark.usefixtures("store")
+def test_a_failing_requirements_check_ends_the_scorer_it_started_beside(monkeypatch):
+    import tabular_pipeline.registry.model_scoring as model_scoring
+
+    trained = train(seed=1, algorithm="lightgbm")
+
+    def broken(_model_dir):
+        raise RuntimeError("the check broke")
+
+    monkeypatch.setattr(model_scoring, "requirements_problem", broken)
+    with pytest.raises(RuntimeError, match="the check broke"):
+        served_output(trained.model_uri, trained.test.drop(columns=["label"]).head(5), {"return_probabilities": True})
+    assert not live_scorers()
 
 
 def test_a_champion_that_cannot_be_scored_keeps_the_alias(store, tmp_path):

@@ -38,6 +38,28 @@ def test_of_two_distributions_claiming_a_module_the_one_that_installed_it_wins(t
     assert distribution_of("fakeboost") == "fakeboost_cpu"
 
 
+def test_of_two_distributions_recording_the_same_file_the_one_whose_hash_matches_wins(tmp_path, monkeypatch):
+    """Installing `xgboost-cpu` over `xgboost` leaves both records listing `xgboost/__init__.py`:
+    the file on disk is the last one's, and so is its recorded hash."""
+    import base64
+    import hashlib
+
+    site = tmp_path / "site"
+    (site / "hashboost").mkdir(parents=True)
+    (site / "hashboost" / "__init__.py").write_text("VERSION = 'cpu'\n")
+
+    def sha256(text: str) -> str:
+        return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+
+    for name, content in (("hashboost", "VERSION = 'full'\n"), ("hashboost_cpu", "VERSION = 'cpu'\n")):
+        dist_info(site, name, [f"{name}-1.0.dist-info/METADATA"], "hashboost")
+        with (site / f"{name}-1.0.dist-info" / "RECORD").open("a") as record:
+            record.write(f"hashboost/__init__.py,{sha256(content)},{len(content)}\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "hashboost", raising=False)
+    assert distribution_of("hashboost") == "hashboost_cpu"
+
+
 def test_a_library_distributed_under_its_import_name_is_found_without_listing_every_distribution(monkeypatch):
     """Listing what every installed distribution provides takes about 0.5 s of each training step;
     LightGBM, the default booster, is found from its own file list."""

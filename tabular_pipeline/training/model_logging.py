@@ -42,38 +42,54 @@ def trusted_types_of(model) -> list[str]:
 def distribution_of(module: str) -> str:
     """The installed distribution that provides the importable `module`.
 
-    Several may claim the same import name (`xgboost` and `xgboost-cpu` both ship `xgboost`); the
-    one whose recorded files hold the module actually imported wins.
+    Several may claim the same import name (`xgboost` and `xgboost-cpu` both ship `xgboost`, and
+    installing one over the other leaves both records); the one whose recorded hash matches the
+    module's file on disk wins, then one that records the file at all.
     """
     import importlib.util
 
-    spec = importlib.util.find_spec(module)  # where it would load from, without importing it
-    origin = Path(spec.origin).resolve() if spec is not None and spec.origin else None
+    try:
+        spec = importlib.util.find_spec(module)  # where it would load from, without importing it
+    except (ImportError, ValueError):
+        spec = None
+    origin = Path(spec.origin) if spec is not None and spec.origin else None
     # Most libraries are distributed under their import name: that one's file list is read first,
     # where listing what every installed distribution provides takes about 0.5 s.
     try:
         named = metadata.distribution(module)
     except metadata.PackageNotFoundError:
         named = None
-    if named is not None and origin is not None and provides(named, origin):
+    if named is not None and origin is not None and recorded_file(named, origin, hashed=True):
         return named.metadata["Name"]
     candidates = metadata.packages_distributions().get(module, [])
     if len(candidates) == 1:
         return candidates[0]
-    for name in candidates:
-        if origin is not None and provides(metadata.distribution(name), origin):
-            return name
+    for hashed in (True, False):
+        for name in candidates:
+            if origin is not None and recorded_file(metadata.distribution(name), origin, hashed):
+                return name
     if candidates:
         return candidates[0]
     raise LookupError(f"no installed distribution provides the module {module!r}")
 
 
-def provides(distribution: metadata.Distribution, origin: Path) -> bool:
-    """Whether the installed `distribution` recorded the file `origin` among its files."""
-    return any(
-        file.name == origin.name and Path(distribution.locate_file(file)).resolve() == origin
-        for file in distribution.files or []
-    )
+def recorded_file(distribution: metadata.Distribution, origin: Path, hashed: bool) -> bool:
+    """Whether `distribution` recorded the file `origin` among its files and, with `hashed`, with
+    the SHA-256 of the file now on disk."""
+    import base64
+    import hashlib
+
+    resolved = origin.resolve()
+    for file in distribution.files or []:
+        if file.name != origin.name or Path(distribution.locate_file(file)).resolve() != resolved:
+            continue
+        if not hashed:
+            return True
+        if file.hash is not None and file.hash.mode == "sha256":
+            digest = base64.urlsafe_b64encode(hashlib.sha256(resolved.read_bytes()).digest()).rstrip(b"=")
+            return digest.decode() == file.hash.value
+        return False
+    return False
 
 
 def booster_distributions(algorithm: str) -> tuple[str, ...]:
