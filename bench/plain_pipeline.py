@@ -45,20 +45,26 @@ def main(data_path: str, label_column: str, algorithm: str, model_name: str, exp
     from steps.train_basic import train_basic, train_on_splits
     from tabular_pipeline.data.splits import prepare_splits
     from tabular_pipeline.data.tables import locate_table
+    from tabular_pipeline.errors import PipelineError, one_line
     from tabular_pipeline.parameters.entry_points import declared_parameters
     from tabular_pipeline.training.algorithms import normalise_algorithm
 
     # The step's own options, parsed as its command line would be (MLproject's defaults).
     arguments = ["--data_path", data_path, "--label_column", label_column, "--algorithm", algorithm]
     options = train_basic.make_context("train_basic", arguments).params
-    mlflow.set_experiment(experiment_id=experiment_beside_store(experiment_name))
-    with mlflow.start_run():
-        mlflow.log_params({name: options[name] for name in declared_parameters("train_basic")})
+    try:
+        # Checked before any run exists, as the steps check theirs.
+        algorithm = normalise_algorithm(algorithm)
         table = locate_table(Path(data_path).resolve())
-        splits, task = prepare_splits(table, label_column, options["test_size"], options["seed"], options["task"])
-        log_splits(splits, label_column, task)
-        info = train_on_splits(splits, task, normalise_algorithm(algorithm), {}, options)
-        register_model(info.model_uri, model_name, "production", "", 0.0, False)
+        mlflow.set_experiment(experiment_id=experiment_beside_store(experiment_name))
+        with mlflow.start_run():
+            mlflow.log_params({name: options[name] for name in declared_parameters("train_basic")})
+            splits, task = prepare_splits(table, label_column, options["test_size"], options["seed"], options["task"])
+            log_splits(splits, label_column, task)
+            info = train_on_splits(splits, task, algorithm, {}, options)
+            register_model(info.model_uri, model_name, "production", "", 0.0, False)
+    except PipelineError as error:  # bad input: one line, as the steps say it
+        raise click.ClickException(one_line(error)) from None
     click.echo(info.model_uri)
 
 

@@ -37,11 +37,18 @@ def timed(action) -> float:
 
 
 @click.command()
-@click.option("--rows", type=int, default=5_000_000, show_default=True)
-@click.option("--columns", type=int, default=10, show_default=True)
-@click.option("--master", default="local[2]", show_default=True)
+@click.option("--rows", type=click.IntRange(min=1), default=5_000_000, show_default=True)
+@click.option("--columns", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--master", default="local[2]", show_default=True, help="local[*], local[N] or spark://host:port.")
 def main(rows: int, columns: int, master: str) -> None:
     """Log the same cached frame as a dataset both ways, and time the count after each."""
+    from tabular_pipeline.errors import PipelineError
+    from tabular_pipeline.spark.session import check_master
+
+    try:
+        master = check_master(master)
+    except PipelineError as error:
+        raise click.BadParameter(str(error), param_hint="--master") from None
     import mlflow
     from mlflow.data.code_dataset_source import CodeDatasetSource
 

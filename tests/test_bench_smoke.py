@@ -232,6 +232,28 @@ def test_the_same_work_script_keeps_a_sqlite_stores_artifacts_beside_its_databas
     assert list((store / "mlartifacts").rglob("MLmodel")), "the model's files are beside the database"
 
 
+@pytest.mark.parametrize(
+    ("module", "arguments", "expected"),
+    [
+        ("bench.plain_pipeline", ["--data_path", "no_such_table.csv", "--model_name", "m"], "no_such_table.csv"),
+        ("bench.plain_pipeline", ["--data_path", "data/breast_cancer.csv", "--model_name", "m", "--algorithm", "rf"],
+         "algorithm 'rf' is not supported"),
+        ("bench.spark_dataset_profile", ["--rows", "0"], "Invalid value for '--rows'"),
+        ("bench.spark_dataset_profile", ["--master", "nowhere"], "spark_master 'nowhere' is not a Spark master URL"),
+    ],
+)  # fmt: skip
+def test_the_benchmark_scripts_refuse_bad_input_in_one_line(tmp_path, module, arguments, expected):
+    """Before any run or Spark session: one line naming what is wrong, a non-zero exit, no traceback."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *arguments], capture_output=True, text=True, cwd=PROJECT_DIR, timeout=120,
+        env={**subprocess_env(f"sqlite:///{tmp_path / 'mlflow.db'}"), "PYTHONPATH": str(PROJECT_DIR)},
+    )  # fmt: skip
+    assert done.returncode != 0 and expected in done.stderr, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
+    assert "Traceback" not in done.stderr and len(errors) == 1 and expected in errors[0], done.stderr
+    assert not (tmp_path / "mlflow.db").exists(), "refused before any run was created"
+
+
 def test_the_spark_scaling_report_compares_engines_on_the_same_rows_and_growth_per_row():
     """The Spark benchmark itself needs a cluster and minutes per run; its report is checked here."""
     from bench.spark_scaling import report
